@@ -1,0 +1,459 @@
+//! The one bus: every port I/O and MMIO access from every engine ends here.
+//! Teaches: address decoding (which device answers a port or an address) and interrupt routing.
+//!
+//! A device is a [`BusDevice`] registered for port ranges and/or MMIO ranges. Devices raise
+//! interrupt lines through [`IrqLines`] and ask the machine for things (exit, reset) through
+//! [`MachineEvent`]s; the bus forwards lines to the PIC pair after every access or tick.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+
+use crate::clock::VirtualClock;
+use crate::pic::PicPair;
+
+/// Something a device asks of the machine; the run loop acts on it at the next instruction boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MachineEvent {
+    /// isa-debug-exit (port 0xF4): the guest wrote `value`; QEMU's exit status is `(value << 1) | 1`.
+    DebugExit { value: u32 },
+    /// A reset request from the keyboard controller (0xFE to port 0x64) or port 0xCF9.
+    ResetRequested,
+}
+
+impl MachineEvent {
+    /// The process exit status QEMU would report for this event (`None` for resets).
+    pub fn exit_status(&self) -> Option<i32> {
+        match self {
+            MachineEvent::DebugExit { value } => Some((((*value as u64) << 1) | 1) as i32 & 0xFF),
+            MachineEvent::ResetRequested => None,
+        }
+    }
+}
+
+/// The 16 ISA interrupt lines as the devices drive them.
+#[derive(Debug, Default, Clone)]
+pub struct IrqLines {
+    /// Lines that saw a rising edge since the last sync.
+    edges: u16,
+    /// Current level of level-driven lines.
+    levels: u16,
+}
+
+impl IrqLines {
+    /// A short pulse: the PIC (edge-triggered, as on the PC) latches a request.
+    pub fn pulse(&mut self, irq: u8) {
+        self.edges |= 1 << (irq & 15);
+    }
+
+    /// Drives a line high or low; a low-to-high transition is also an edge.
+    pub fn set_level(&mut self, irq: u8, high: bool) {
+        let bit = 1 << (irq & 15);
+        if high {
+            if self.levels & bit == 0 {
+                self.edges |= bit;
+            }
+            self.levels |= bit;
+        } else {
+            self.levels &= !bit;
+        }
+    }
+
+    fn take_edges(&mut self) -> u16 {
+        std::mem::take(&mut self.edges)
+    }
+}
+
+/// What a device sees while it handles an access: the time, its interrupt lines, the machine.
+pub struct DeviceCtx<'a> {
+    pub now_ns: u64,
+    pub irq: &'a mut IrqLines,
+    pub events: &'a mut Vec<MachineEvent>,
+}
+
+impl DeviceCtx<'_> {
+    pub fn request(&mut self, event: MachineEvent) {
+        self.events.push(event);
+    }
+}
+
+/// All ones for an access of `size` bytes: what a read from nowhere returns on a PC.
+pub fn open_bus(size: u8) -> u64 {
+    match size {
+        1 => 0xFF,
+        2 => 0xFFFF,
+        4 => 0xFFFF_FFFF,
+        _ => u64::MAX,
+    }
+}
+
+/// A device model on the bus. Every method has a default, so a device implements only what it has.
+pub trait BusDevice: Any {
+    /// Short name used in statistics ("uart", "pit", …).
+    fn name(&self) -> &'static str;
+
+    fn pio_read(&mut self, _port: u16, size: u8, _ctx: &mut DeviceCtx) -> u32 {
+        open_bus(size) as u32
+    }
+
+    fn pio_write(&mut self, _port: u16, _size: u8, _value: u32, _ctx: &mut DeviceCtx) {}
+
+    /// `offset` is relative to the start of the MMIO range the device was registered at.
+    fn mmio_read(&mut self, _offset: u64, size: u8, _ctx: &mut DeviceCtx) -> u64 {
+        open_bus(size)
+    }
+
+    fn mmio_write(&mut self, _offset: u64, _size: u8, _value: u64, _ctx: &mut DeviceCtx) {}
+
+    /// Called when virtual time reaches the deadline the device asked for. Returns the next
+    /// deadline in guest nanoseconds, if any. Also called once after registration and after
+    /// every access to the device, so a device can re-arm after a register write.
+    fn tick(&mut self, _ctx: &mut DeviceCtx) -> Option<u64> {
+        None
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+/// Counts of port and MMIO traffic, by device and by port.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IoStats {
+    pub by_device: BTreeMap<&'static str, u64>,
+    /// (reads, writes) per port.
+    pub by_port: BTreeMap<u16, (u64, u64)>,
+    pub mmio_reads: u64,
+    pub mmio_writes: u64,
+    pub unassigned: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Pic,
+    Device(usize),
+}
+
+/// Settings of the standard PC platform built by [`Bus::new_pc`].
+#[derive(Debug, Clone, Copy)]
+pub struct PcPlatformConfig {
+    /// Guest RAM size, reported through the CMOS.
+    pub ram_bytes: u64,
+}
+
+impl Default for PcPlatformConfig {
+    fn default() -> Self {
+        PcPlatformConfig { ram_bytes: 64 << 20 }
+    }
+}
+
+/// The device bus: port and MMIO address decoding, interrupt routing, virtual time.
+pub struct Bus {
+    devices: Vec<Box<dyn BusDevice>>,
+    deadlines: Vec<Option<u64>>,
+    ports: Vec<(u16, u16, Target)>,
+    mmio: Vec<(u64, u64, usize)>,
+    pub pic: PicPair,
+    irq: IrqLines,
+    events: Vec<MachineEvent>,
+    clock: VirtualClock,
+    pub stats: IoStats,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bus {
+    /// An empty bus with only the PIC pair on ports 0x20/0x21, 0xA0/0xA1 and ELCR 0x4D0/0x4D1.
+    pub fn new() -> Self {
+        Bus {
+            devices: Vec::new(),
+            deadlines: Vec::new(),
+            ports: vec![
+                (0x20, 0x21, Target::Pic),
+                (0xA0, 0xA1, Target::Pic),
+                (0x4D0, 0x4D1, Target::Pic),
+            ],
+            mmio: Vec::new(),
+            pic: PicPair::new(),
+            irq: IrqLines::default(),
+            events: Vec::new(),
+            clock: VirtualClock::default(),
+            stats: IoStats::default(),
+        }
+    }
+
+    /// The standard PC: UART at 0x3F8 (IRQ 4), PIT (IRQ 0, port 0x61), CMOS RTC, i8042 reset,
+    /// POST port 0x80, debug console 0xE9 and isa-debug-exit 0xF4.
+    pub fn new_pc(config: PcPlatformConfig) -> Self {
+        let mut bus = Bus::new();
+        bus.add_pio_device(Box::new(crate::uart::Uart::new()), &[(0x3F8, 0x3FF)]);
+        bus.add_pio_device(Box::new(crate::pit::Pit::new()), &[(0x40, 0x43), (0x61, 0x61)]);
+        bus.add_pio_device(
+            Box::new(crate::cmos::Cmos::new(config.ram_bytes)),
+            &[(0x70, 0x71)],
+        );
+        bus.add_pio_device(Box::new(crate::i8042::I8042::new()), &[(0x60, 0x60), (0x64, 0x64)]);
+        bus.add_pio_device(Box::new(crate::debug::PostCodes::default()), &[(0x80, 0x80)]);
+        bus.add_pio_device(Box::new(crate::debug::DebugCon::default()), &[(0xE9, 0xE9)]);
+        bus.add_pio_device(Box::new(crate::debug::DebugExit), &[(0xF4, 0xF4)]);
+        bus
+    }
+
+    /// Registers a device for inclusive port ranges. Later registrations win on overlap.
+    pub fn add_pio_device(&mut self, device: Box<dyn BusDevice>, ranges: &[(u16, u16)]) -> usize {
+        let index = self.push_device(device);
+        for &(first, last) in ranges {
+            self.ports.insert(0, (first, last, Target::Device(index)));
+        }
+        index
+    }
+
+    /// Registers a device for a guest-physical MMIO range `[base, base + len)`.
+    pub fn add_mmio_device(&mut self, device: Box<dyn BusDevice>, base: u64, len: u64) -> usize {
+        let index = self.push_device(device);
+        self.mmio.push((base, len, index));
+        index
+    }
+
+    fn push_device(&mut self, device: Box<dyn BusDevice>) -> usize {
+        self.devices.push(device);
+        self.deadlines.push(None);
+        let index = self.devices.len() - 1;
+        self.tick_device(index);
+        index
+    }
+
+    /// The first device of type `T`, for typed access (serial input, POST codes, tests).
+    pub fn device_mut<T: BusDevice>(&mut self) -> Option<&mut T> {
+        self.devices
+            .iter_mut()
+            .find_map(|d| d.as_any_mut().downcast_mut::<T>())
+    }
+
+    fn find_port(&self, port: u16) -> Option<Target> {
+        self.ports
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&port))
+            .map(|t| t.2)
+    }
+
+    /// Does a device answer at this guest-physical address? (The MMU keeps such pages off its fast path.)
+    pub fn is_mmio(&self, addr: u64) -> bool {
+        self.find_mmio(addr).is_some()
+    }
+
+    fn find_mmio(&self, addr: u64) -> Option<(u64, usize)> {
+        self.mmio
+            .iter()
+            .find(|(base, len, _)| addr >= *base && addr - *base < *len)
+            .map(|(base, _, index)| (addr - base, *index))
+    }
+
+    fn count_port(&mut self, port: u16, write: bool, target: Option<Target>) {
+        let entry = self.stats.by_port.entry(port).or_default();
+        if write {
+            entry.1 += 1;
+        } else {
+            entry.0 += 1;
+        }
+        let name = match target {
+            Some(Target::Pic) => "pic",
+            Some(Target::Device(i)) => self.devices[i].name(),
+            None => {
+                self.stats.unassigned += 1;
+                "unassigned"
+            }
+        };
+        *self.stats.by_device.entry(name).or_default() += 1;
+    }
+
+    /// IN: read `size` (1, 2 or 4) bytes from `port`.
+    pub fn io_in(&mut self, port: u16, size: u8) -> u32 {
+        let target = self.find_port(port);
+        self.count_port(port, false, target);
+        let now_ns = self.clock.now_ns();
+        let value = match target {
+            Some(Target::Pic) => self.pic.pio_read(port),
+            Some(Target::Device(i)) => {
+                let mut ctx = DeviceCtx {
+                    now_ns,
+                    irq: &mut self.irq,
+                    events: &mut self.events,
+                };
+                let v = self.devices[i].pio_read(port, size, &mut ctx);
+                self.tick_device(i);
+                v
+            }
+            None => open_bus(size) as u32,
+        };
+        self.sync_irqs();
+        value & open_bus(size) as u32
+    }
+
+    /// OUT: write the low `size` bytes of `value` to `port`.
+    pub fn io_out(&mut self, port: u16, size: u8, value: u32) {
+        let target = self.find_port(port);
+        self.count_port(port, true, target);
+        let value = value & open_bus(size) as u32;
+        match target {
+            Some(Target::Pic) => self.pic.pio_write(port, value as u8),
+            Some(Target::Device(i)) => {
+                let mut ctx = DeviceCtx {
+                    now_ns: self.clock.now_ns(),
+                    irq: &mut self.irq,
+                    events: &mut self.events,
+                };
+                self.devices[i].pio_write(port, size, value, &mut ctx);
+                self.tick_device(i);
+            }
+            None => {}
+        }
+        self.sync_irqs();
+    }
+
+    /// MMIO read at a guest-physical address; `None` when no device answers there.
+    pub fn mmio_read(&mut self, addr: u64, size: u8) -> Option<u64> {
+        let (offset, i) = self.find_mmio(addr)?;
+        self.stats.mmio_reads += 1;
+        *self.stats.by_device.entry(self.devices[i].name()).or_default() += 1;
+        let mut ctx = DeviceCtx {
+            now_ns: self.clock.now_ns(),
+            irq: &mut self.irq,
+            events: &mut self.events,
+        };
+        let v = self.devices[i].mmio_read(offset, size, &mut ctx);
+        self.tick_device(i);
+        self.sync_irqs();
+        Some(v & open_bus(size))
+    }
+
+    /// MMIO write; returns false when no device answers at `addr`.
+    pub fn mmio_write(&mut self, addr: u64, size: u8, value: u64) -> bool {
+        let Some((offset, i)) = self.find_mmio(addr) else {
+            return false;
+        };
+        self.stats.mmio_writes += 1;
+        *self.stats.by_device.entry(self.devices[i].name()).or_default() += 1;
+        let mut ctx = DeviceCtx {
+            now_ns: self.clock.now_ns(),
+            irq: &mut self.irq,
+            events: &mut self.events,
+        };
+        self.devices[i].mmio_write(offset, size, value & open_bus(size), &mut ctx);
+        self.tick_device(i);
+        self.sync_irqs();
+        true
+    }
+
+    fn tick_device(&mut self, i: usize) {
+        let mut ctx = DeviceCtx {
+            now_ns: self.clock.now_ns(),
+            irq: &mut self.irq,
+            events: &mut self.events,
+        };
+        self.deadlines[i] = self.devices[i].tick(&mut ctx);
+    }
+
+    fn sync_irqs(&mut self) {
+        let edges = self.irq.take_edges();
+        for irq in 0..16u8 {
+            if edges & (1 << irq) != 0 {
+                self.pic.raise_irq(irq);
+            }
+        }
+        self.pic.set_levels(self.irq.levels);
+    }
+
+    // ---- time ----
+
+    pub fn now_ns(&self) -> u64 {
+        self.clock.now_ns()
+    }
+
+    pub fn clock(&self) -> VirtualClock {
+        self.clock
+    }
+
+    /// The earliest time a device wants to be ticked.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadlines.iter().flatten().copied().min()
+    }
+
+    /// Moves virtual time to `ns` and ticks every device whose deadline has come.
+    pub fn advance_time(&mut self, ns: u64) {
+        self.clock.advance_to(ns);
+        let now = self.clock.now_ns();
+        for i in 0..self.devices.len() {
+            if matches!(self.deadlines[i], Some(d) if d <= now) {
+                self.tick_device(i);
+            }
+        }
+        self.sync_irqs();
+    }
+
+    // ---- interrupts and requests ----
+
+    /// Is the PIC asserting INTR to the CPU?
+    pub fn interrupt_pending(&self) -> bool {
+        self.pic.has_interrupt()
+    }
+
+    /// The interrupt-acknowledge cycle: the PIC hands over the vector and marks it in service.
+    pub fn acknowledge_interrupt(&mut self) -> u8 {
+        self.pic.acknowledge()
+    }
+
+    /// Requests devices made since the last call (exit, reset).
+    pub fn take_events(&mut self) -> Vec<MachineEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    // ---- the console side of devices ----
+
+    /// Bytes the guest sent to the UART since the last call.
+    pub fn take_serial_output(&mut self) -> Vec<u8> {
+        self.device_mut::<crate::uart::Uart>()
+            .map(|u| u.take_output())
+            .unwrap_or_default()
+    }
+
+    /// Queues bytes typed by the user into the UART's receive FIFO.
+    pub fn send_serial_input(&mut self, bytes: &[u8]) {
+        let now_ns = self.clock.now_ns();
+        let Some(index) = self
+            .devices
+            .iter_mut()
+            .position(|d| d.as_any_mut().is::<crate::uart::Uart>())
+        else {
+            return;
+        };
+        let mut ctx = DeviceCtx {
+            now_ns,
+            irq: &mut self.irq,
+            events: &mut self.events,
+        };
+        if let Some(uart) = self.devices[index].as_any_mut().downcast_mut::<crate::uart::Uart>() {
+            uart.receive(bytes, &mut ctx);
+        }
+        self.sync_irqs();
+    }
+
+    /// Bytes written to the debug console (port 0xE9) since the last call.
+    pub fn take_console_output(&mut self) -> Vec<u8> {
+        self.device_mut::<crate::debug::DebugCon>()
+            .map(|d| std::mem::take(&mut d.output))
+            .unwrap_or_default()
+    }
+
+    /// Every value written to POST port 0x80, in order.
+    pub fn post_codes(&mut self) -> Vec<u8> {
+        self.device_mut::<crate::debug::PostCodes>()
+            .map(|p| p.codes.clone())
+            .unwrap_or_default()
+    }
+}

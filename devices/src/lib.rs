@@ -1,0 +1,24 @@
+//! Device models of a small PC and the bus they hang on.
+//! Teaches: how a CPU reaches devices (port I/O, MMIO), and how devices reach the CPU (interrupt lines).
+//!
+//! Devices know nothing about engines: the interpreter, the binary translator and KVM all end in the
+//! same [`Bus`] dispatch, and all poll the same interrupt controller ([`pic::PicPair`]).
+//!
+//! ```
+//! use devices::{Bus, PcPlatformConfig};
+//! let mut bus = Bus::new_pc(PcPlatformConfig::default());
+//! bus.io_out(0xE9, 1, b'h' as u32); // the debug console takes one byte
+//! assert_eq!(bus.take_console_output(), b"h");
+//! ```
+
+pub mod bus;
+pub mod clock;
+pub mod cmos;
+pub mod debug;
+pub mod i8042;
+pub mod pic;
+pub mod pit;
+pub mod uart;
+
+pub use bus::{Bus, BusDevice, DeviceCtx, IoStats, IrqLines, MachineEvent, PcPlatformConfig};
+pub use clock::VirtualClock;

@@ -1,0 +1,90 @@
+//! The one door: the `Engine` trait every execution engine implements.
+//! Teaches: an engine is "something that runs the CPU state against the machine for a while".
+//!
+//! The machine never asks which engine it runs. An engine reads and writes `machine.cpu` at the
+//! boundaries of `run`, reaches devices only through `machine.bus`, and stops at an instruction
+//! boundary, so another engine can continue from the same `CpuState`.
+
+use thiserror::Error;
+
+use super::Machine;
+
+/// How long an engine may run before it returns `Exit::LimitReached`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunLimit {
+    /// Stop after this many guest instructions (engines that cannot count them single-step).
+    pub instructions: Option<u64>,
+    /// Stop after this many guest I/O accesses (port or MMIO), counted the same way by every engine.
+    pub io_accesses: Option<u64>,
+}
+
+impl RunLimit {
+    pub const UNLIMITED: RunLimit = RunLimit {
+        instructions: None,
+        io_accesses: None,
+    };
+
+    pub fn instructions(n: u64) -> Self {
+        RunLimit {
+            instructions: Some(n),
+            io_accesses: None,
+        }
+    }
+
+    pub fn io_accesses(n: u64) -> Self {
+        RunLimit {
+            instructions: None,
+            io_accesses: Some(n),
+        }
+    }
+}
+
+/// Why an engine returned. The CPU is always at an instruction boundary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The `RunLimit` was reached.
+    LimitReached,
+    /// The guest wrote `value` to isa-debug-exit; the process exit status is `status`.
+    DebugExit { value: u32, status: i32 },
+    /// The guest asked for a reset (keyboard controller 0xFE, port 0xCF9).
+    ResetRequested,
+    /// A fault while delivering a double fault: the CPU shuts down (on a PC this resets it).
+    TripleFault { detail: String },
+    /// HLT with interrupts disabled and nothing that could wake the CPU.
+    Shutdown,
+}
+
+/// Host-side failures of an engine (never caused by ordinary guest behaviour).
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// the engine cannot run this guest state: {0}
+    #[error("the engine cannot run this guest state: {0}")]
+    Unsupported(String),
+    /// host hypervisor error: {0}
+    #[error("host hypervisor error: {0}")]
+    Host(String),
+}
+
+/// One way of executing guest instructions: interpreter, translator, KVM.
+pub trait Engine {
+    /// Short name used on the command line and in tables ("interp", "kvm").
+    fn name(&self) -> &'static str;
+
+    /// A human description, e.g. "kvm (PVM, software)".
+    fn describe(&self) -> String {
+        self.name().to_string()
+    }
+
+    /// Runs `machine.cpu` until the limit or an event; `machine.cpu` is current on return.
+    fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError>;
+
+    /// Executes exactly one guest instruction (or delivers one pending event).
+    fn step(&mut self, machine: &mut Machine) -> Result<Exit, EngineError> {
+        self.run(machine, RunLimit::instructions(1))
+    }
+
+    /// Can this engine count retired instructions? (KVM cannot, except by single-stepping.)
+    fn counts_instructions(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,1 @@
+//! Image loaders (placeholder while being written).

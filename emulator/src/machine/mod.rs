@@ -1,0 +1,102 @@
+//! The machine: guest RAM, firmware ROM, the device bus, one CPU state and its statistics.
+//! Teaches: what a virtual machine monitor holds on to, independent of how instructions execute.
+
+pub mod engine;
+pub mod loader;
+pub mod stats;
+
+pub use engine::{Engine, EngineError, Exit, RunLimit};
+pub use stats::{MmuStats, Stats};
+
+use devices::{Bus, PcPlatformConfig};
+
+use crate::cpu::CpuState;
+use crate::memory::{GuestRam, MemoryError};
+
+/// Size of the window at the top of the 4 GiB space where the firmware ROM is aliased.
+pub const FOUR_GIB: u64 = 1 << 32;
+
+/// One virtual PC.
+pub struct Machine {
+    pub ram: GuestRam,
+    /// Firmware ROM contents, visible read-only at `[4 GiB - len, 4 GiB)` (and copied at 1 MiB - len).
+    pub rom: Vec<u8>,
+    pub bus: Bus,
+    pub cpu: CpuState,
+    pub stats: Stats,
+}
+
+impl std::fmt::Debug for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Machine")
+            .field("ram", &self.ram)
+            .field("rom_len", &self.rom.len())
+            .field("rip", &format_args!("{:#x}", self.cpu.rip))
+            .finish()
+    }
+}
+
+impl Machine {
+    /// A PC with `ram_bytes` of RAM, the standard devices and a CPU in its reset state.
+    pub fn new(ram_bytes: u64) -> Result<Self, MemoryError> {
+        Ok(Machine {
+            ram: GuestRam::new(ram_bytes)?,
+            rom: Vec::new(),
+            bus: Bus::new_pc(PcPlatformConfig { ram_bytes }),
+            cpu: CpuState::reset(),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Guest-physical start of the high ROM alias, if a ROM is loaded.
+    pub fn rom_base(&self) -> Option<u64> {
+        (!self.rom.is_empty()).then(|| FOUR_GIB - self.rom.len() as u64)
+    }
+
+    /// Reads `size` bytes (1, 2, 4 or 8) at a guest-physical address: RAM, ROM alias, MMIO, or
+    /// open bus (all ones) where nothing answers. Accesses that straddle the end of RAM are split.
+    pub fn phys_read(&mut self, addr: u64, size: usize) -> u64 {
+        if self.ram.contains(addr, size) {
+            return self.ram.read_le(addr, size).unwrap_or(u64::MAX);
+        }
+        if let Some(v) = self.bus.mmio_read(addr, size as u8) {
+            self.stats.count_exit("mmio");
+            return v;
+        }
+        let mut value = 0u64;
+        for i in 0..size {
+            value |= (self.phys_read_byte_slow(addr.wrapping_add(i as u64)) as u64) << (8 * i);
+        }
+        value
+    }
+
+    fn phys_read_byte_slow(&self, addr: u64) -> u8 {
+        if let Ok(v) = self.ram.read_le(addr, 1) {
+            return v as u8;
+        }
+        if let Some(base) = self.rom_base() {
+            if (base..FOUR_GIB).contains(&addr) {
+                return self.rom[(addr - base) as usize];
+            }
+        }
+        0xFF
+    }
+
+    /// Writes `size` bytes at a guest-physical address; writes to ROM or nowhere are dropped.
+    pub fn phys_write(&mut self, addr: u64, size: usize, value: u64) {
+        if self.ram.contains(addr, size) {
+            let _ = self.ram.write_le(addr, size, value);
+            return;
+        }
+        if self.bus.mmio_write(addr, size as u8, value) {
+            self.stats.count_exit("mmio");
+            return;
+        }
+        for i in 0..size {
+            let a = addr.wrapping_add(i as u64);
+            if self.ram.contains(a, 1) {
+                let _ = self.ram.write_le(a, 1, value >> (8 * i));
+            }
+        }
+    }
+}

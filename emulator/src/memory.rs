@@ -1,0 +1,192 @@
+//! Guest RAM: one contiguous block of host memory that every engine shares.
+//! Teaches: a VMM's guest memory is just host memory at an offset; KVM maps the very same pages.
+//!
+//! On 64-bit hosts the block is a `vm-memory` `GuestMemoryMmap` (an anonymous mmap KVM can map with
+//! `KVM_SET_USER_MEMORY_REGION`, so switching engines copies nothing); on wasm32, where vm-memory
+//! does not build, a plain boxed slice.
+
+use thiserror::Error;
+
+/// Errors from guest memory accesses outside RAM.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryError {
+    /// guest physical range {addr:#x}+{len:#x} is outside RAM ({size:#x} bytes)
+    #[error("guest physical range {addr:#x}+{len:#x} is outside RAM ({size:#x} bytes)")]
+    OutOfRange { addr: u64, len: u64, size: u64 },
+    /// could not allocate {0} bytes of guest RAM
+    #[error("could not allocate {0:#x} bytes of guest RAM")]
+    Allocation(u64),
+}
+
+#[cfg(target_pointer_width = "64")]
+mod backing {
+    use vm_memory::{GuestAddress, GuestMemoryBackend as _, GuestMemoryMmap};
+
+    pub struct Backing {
+        mmap: GuestMemoryMmap,
+        ptr: *mut u8,
+    }
+
+    impl Backing {
+        pub fn new(size: usize) -> Option<Self> {
+            let mmap = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), size)]).ok()?;
+            let ptr = mmap.get_host_address(GuestAddress(0)).ok()?;
+            Some(Backing { mmap, ptr })
+        }
+
+        pub fn as_slice(&self, size: usize) -> &[u8] {
+            let _ = &self.mmap;
+            // SAFETY: `ptr` is the start of one anonymous mapping of exactly `size` bytes owned by
+            // `self.mmap`, which lives as long as `self`; the shared borrow of `self` keeps Rust
+            // writers away. KVM writes to it only while this thread is blocked in KVM_RUN.
+            unsafe { std::slice::from_raw_parts(self.ptr, size) }
+        }
+
+        pub fn as_mut_slice(&mut self, size: usize) -> &mut [u8] {
+            // SAFETY: as in `as_slice`; the exclusive borrow of `self` makes this the only view.
+            unsafe { std::slice::from_raw_parts_mut(self.ptr, size) }
+        }
+
+        pub fn host_address(&self) -> *mut u8 {
+            self.ptr
+        }
+    }
+}
+
+#[cfg(not(target_pointer_width = "64"))]
+mod backing {
+    pub struct Backing {
+        buf: Box<[u8]>,
+    }
+
+    impl Backing {
+        pub fn new(size: usize) -> Option<Self> {
+            Some(Backing {
+                buf: vec![0u8; size].into_boxed_slice(),
+            })
+        }
+
+        pub fn as_slice(&self, _size: usize) -> &[u8] {
+            &self.buf
+        }
+
+        pub fn as_mut_slice(&mut self, _size: usize) -> &mut [u8] {
+            &mut self.buf
+        }
+
+        pub fn host_address(&self) -> *mut u8 {
+            self.buf.as_ptr() as *mut u8
+        }
+    }
+}
+
+/// Guest RAM starting at guest-physical address 0.
+pub struct GuestRam {
+    backing: backing::Backing,
+    size: usize,
+}
+
+impl std::fmt::Debug for GuestRam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GuestRam({:#x} bytes)", self.size)
+    }
+}
+
+impl GuestRam {
+    /// Allocates `size` bytes of zeroed RAM (rounded up to 4 KiB).
+    pub fn new(size: u64) -> Result<Self, MemoryError> {
+        let size = size.div_ceil(4096) * 4096;
+        let backing = usize::try_from(size)
+            .ok()
+            .filter(|s| *s > 0)
+            .and_then(backing::Backing::new)
+            .ok_or(MemoryError::Allocation(size))?;
+        Ok(GuestRam {
+            backing,
+            size: size as usize,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size as u64
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.backing.as_slice(self.size)
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.backing.as_mut_slice(self.size)
+    }
+
+    /// Host address of guest-physical 0, for mapping into KVM.
+    pub fn host_address(&self) -> *mut u8 {
+        self.backing.host_address()
+    }
+
+    fn range(&self, addr: u64, len: usize) -> Result<std::ops::Range<usize>, MemoryError> {
+        let end = addr.checked_add(len as u64);
+        match end {
+            Some(end) if end <= self.size as u64 => Ok(addr as usize..end as usize),
+            _ => Err(MemoryError::OutOfRange {
+                addr,
+                len: len as u64,
+                size: self.size as u64,
+            }),
+        }
+    }
+
+    pub fn contains(&self, addr: u64, len: usize) -> bool {
+        self.range(addr, len).is_ok()
+    }
+
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        let r = self.range(addr, buf.len())?;
+        buf.copy_from_slice(&self.as_slice()[r]);
+        Ok(())
+    }
+
+    pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemoryError> {
+        let r = self.range(addr, data.len())?;
+        self.as_mut_slice()[r].copy_from_slice(data);
+        Ok(())
+    }
+
+    /// Reads a little-endian value of `size` bytes (1, 2, 4 or 8).
+    pub fn read_le(&self, addr: u64, size: usize) -> Result<u64, MemoryError> {
+        let r = self.range(addr, size)?;
+        let mut bytes = [0u8; 8];
+        bytes[..size].copy_from_slice(&self.as_slice()[r]);
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    pub fn write_le(&mut self, addr: u64, size: usize, value: u64) -> Result<(), MemoryError> {
+        let r = self.range(addr, size)?;
+        self.as_mut_slice()[r].copy_from_slice(&value.to_le_bytes()[..size]);
+        Ok(())
+    }
+
+    pub fn fill(&mut self, addr: u64, len: usize, byte: u8) -> Result<(), MemoryError> {
+        let r = self.range(addr, len)?;
+        self.as_mut_slice()[r].fill(byte);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_back_what_was_written_and_rejects_out_of_range() {
+        let mut ram = GuestRam::new(8192).unwrap();
+        ram.write_le(0x1000, 4, 0xdead_beef).unwrap();
+        assert_eq!(ram.read_le(0x1000, 2).unwrap(), 0xbeef);
+        assert_eq!(ram.read_le(0x1002, 2).unwrap(), 0xdead);
+        assert!(matches!(
+            ram.read_le(8190, 4),
+            Err(MemoryError::OutOfRange { addr: 8190, .. })
+        ));
+        assert!(ram.write(u64::MAX, &[1]).is_err());
+    }
+}
