@@ -1,0 +1,93 @@
+//! CPUID: the machine's description of itself, identical under every engine.
+//! Teaches: guests discover features through CPUID, so it must list exactly what the engines implement.
+//!
+//! The KVM engine installs these same leaves with `KVM_SET_CPUID2`, so a guest sees one CPU model
+//! whichever engine runs it.
+
+/// Vendor string: we implement the Intel SDM's semantics (e.g. SYSRET, far-branch widths).
+pub const VENDOR: &[u8; 12] = b"GenuineIntel";
+
+/// Highest basic and extended leaves.
+pub const MAX_BASIC_LEAF: u32 = 0x1;
+pub const MAX_EXTENDED_LEAF: u32 = 0x8000_0008;
+
+/// CPUID.1:EDX feature bits we implement.
+pub mod edx1 {
+    pub const PSE: u32 = 1 << 3;
+    pub const TSC: u32 = 1 << 4;
+    pub const MSR: u32 = 1 << 5;
+    pub const PAE: u32 = 1 << 6;
+    pub const CX8: u32 = 1 << 8;
+    pub const PGE: u32 = 1 << 13;
+    pub const CMOV: u32 = 1 << 15;
+}
+
+/// CPUID.80000001h:EDX feature bits we implement.
+pub mod edx81 {
+    pub const SYSCALL: u32 = 1 << 11;
+    pub const NX: u32 = 1 << 20;
+    pub const LM: u32 = 1 << 29;
+}
+
+/// The brand string shown by guests (48 bytes, leaves 0x80000002–4).
+pub const BRAND: &[u8; 48] = b"vmscope virtual CPU (teaching model)\0\0\0\0\0\0\0\0\0\0\0\0";
+
+/// Returns (EAX, EBX, ECX, EDX) for a CPUID leaf/subleaf.
+pub fn cpuid(leaf: u32, _subleaf: u32) -> [u32; 4] {
+    let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    match leaf {
+        0 => [
+            MAX_BASIC_LEAF,
+            word(&VENDOR[0..4]),
+            word(&VENDOR[8..12]),
+            word(&VENDOR[4..8]),
+        ],
+        // Family 6, model 0x0F ("Core 2"-era), stepping 1; one logical CPU, APIC ID 0.
+        1 => [
+            0x0000_06F1,
+            0x0001_0800,
+            0,
+            edx1::PSE | edx1::TSC | edx1::MSR | edx1::PAE | edx1::CX8 | edx1::PGE | edx1::CMOV,
+        ],
+        0x8000_0000 => [MAX_EXTENDED_LEAF, 0, 0, 0],
+        0x8000_0001 => [0, 0, 0, edx81::SYSCALL | edx81::NX | edx81::LM],
+        0x8000_0002..=0x8000_0004 => {
+            let i = (leaf - 0x8000_0002) as usize * 16;
+            let b = &BRAND[i..i + 16];
+            [word(&b[0..]), word(&b[4..]), word(&b[8..]), word(&b[12..])]
+        }
+        // 40-bit physical, 48-bit linear addresses.
+        0x8000_0008 => [0x0000_3028, 0, 0, 0],
+        // Out-of-range leaves: Intel CPUs return the highest basic leaf's values.
+        l if l > MAX_BASIC_LEAF && l < 0x8000_0000 => cpuid(MAX_BASIC_LEAF, 0),
+        _ => [0, 0, 0, 0],
+    }
+}
+
+/// Every leaf we define, for engines that install a CPUID table (KVM).
+pub fn all_leaves() -> Vec<(u32, [u32; 4])> {
+    (0..=MAX_BASIC_LEAF)
+        .chain(0x8000_0000..=MAX_EXTENDED_LEAF)
+        .map(|l| (l, cpuid(l, 0)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_string_reads_in_ebx_edx_ecx_order() {
+        let [_, b, c, d] = cpuid(0, 0);
+        let mut s = Vec::new();
+        for r in [b, d, c] {
+            s.extend_from_slice(&r.to_le_bytes());
+        }
+        assert_eq!(&s, VENDOR);
+    }
+
+    #[test]
+    fn long_mode_is_advertised() {
+        assert_ne!(cpuid(0x8000_0001, 0)[3] & edx81::LM, 0);
+    }
+}
