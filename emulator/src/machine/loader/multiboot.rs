@@ -1,0 +1,276 @@
+//! Multiboot v1 kernels: find the header, load the image, hand over in 32-bit protected mode.
+//! Teaches: the contract between a boot loader and a kernel — one header in, one register pair out.
+//!
+//! The kernel announces itself with a 12-byte header somewhere in its first 8192 bytes, on a
+//! 4-byte boundary: `magic = 0x1BADB002`, `flags`, `checksum`, with
+//! `magic + flags + checksum == 0 (mod 2^32)`. The low 16 flag bits are *requirements*: a loader
+//! that cannot honour one must refuse the kernel. vmscope honours bit 0 (page-align modules —
+//! trivially, it loads no modules) and bit 1 (memory information — always provided) and refuses
+//! bit 2 (a video mode) and the undefined bits 3–15. The high 16 bits are optional; bit 16 says
+//! the header continues with five address fields (the "a.out kludge"), and then they, not the
+//! file's own format, say what to load:
+//!
+//! | header offset | field | meaning |
+//! |---------------|-------|---------|
+//! | 12 | header_addr | physical address the header itself is loaded to |
+//! | 16 | load_addr | physical address of the first byte to load |
+//! | 20 | load_end_addr | end of the loaded data; 0 = up to the end of the file |
+//! | 24 | bss_end_addr | end of the zero-filled bss; 0 = no bss |
+//! | 28 | entry_addr | where to jump |
+//!
+//! The file offset of `load_addr` is `header offset - (header_addr - load_addr)`. Without bit 16
+//! the file must be an ELF32 i386 executable (see [`super::elf32`]).
+//!
+//! At entry the CPU is in 32-bit protected mode with paging off, flat 4 GiB CS/DS/ES/SS,
+//! interrupts off, EAX = 0x2BADB002 and EBX = the information structure (see `boot_info`).
+
+use super::reader::{le32, ImageBytes};
+use super::{boot_info, elf32, ImageKind, LoadError, LoadedImage, Machine, Placement};
+use crate::cpu::CpuState;
+
+/// The value that starts a Multiboot v1 header.
+pub const HEADER_MAGIC: u32 = 0x1BAD_B002;
+/// The value a Multiboot loader leaves in EAX.
+pub const BOOTLOADER_MAGIC: u32 = 0x2BAD_B002;
+/// The header must lie completely within this many bytes from the start of the file.
+pub const HEADER_SEARCH_LIMIT: usize = 8192;
+
+/// Requirement: align modules on 4 KiB boundaries.
+const FLAG_PAGE_ALIGN: u32 = 1 << 0;
+/// Requirement: provide mem_lower/mem_upper (and the memory map).
+const FLAG_MEMORY_INFO: u32 = 1 << 1;
+/// Option: the header carries the a.out-kludge address fields.
+const FLAG_AOUT_KLUDGE: u32 = 1 << 16;
+/// The requirement bits vmscope can satisfy.
+const SUPPORTED_REQUIRED: u32 = FLAG_PAGE_ALIGN | FLAG_MEMORY_INFO;
+
+const HEADER_SIZE: usize = 12;
+const AOUT_HEADER_SIZE: u64 = 32;
+
+/// The a.out-kludge address fields (present when flags bit 16 is set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AoutFields {
+    pub header_addr: u32,
+    pub load_addr: u32,
+    pub load_end_addr: u32,
+    pub bss_end_addr: u32,
+    pub entry_addr: u32,
+}
+
+/// A Multiboot header found in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MultibootHeader {
+    /// File offset of the magic.
+    pub offset: u64,
+    pub flags: u32,
+    pub checksum: u32,
+    pub aout: Option<AoutFields>,
+}
+
+/// File offsets (4-byte aligned) where a whole 12-byte header would fit in the search window
+/// and the magic is present.
+fn magic_offsets(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let window = bytes.len().min(HEADER_SEARCH_LIMIT);
+    (0..window.saturating_sub(HEADER_SIZE - 1))
+        .step_by(4)
+        .filter(move |&o| le32(bytes, o) == HEADER_MAGIC)
+}
+
+/// The offset of the first Multiboot magic in the search window, checksum unchecked.
+pub(crate) fn magic_offset(bytes: &[u8]) -> Option<usize> {
+    magic_offsets(bytes).next()
+}
+
+/// Finds the first Multiboot header with a valid checksum in the first 8192 bytes and reads
+/// its a.out-kludge fields if flag bit 16 asks for them.
+pub fn find_header(name: &str, bytes: &[u8]) -> Result<MultibootHeader, LoadError> {
+    let mut first_bad = None;
+    for o in magic_offsets(bytes) {
+        let flags = le32(bytes, o + 4);
+        let checksum = le32(bytes, o + 8);
+        let sum = HEADER_MAGIC.wrapping_add(flags).wrapping_add(checksum);
+        if sum != 0 {
+            first_bad.get_or_insert((o, sum));
+            continue;
+        }
+        let offset = o as u64;
+        let aout = if flags & FLAG_AOUT_KLUDGE != 0 {
+            let file = ImageBytes::new(name, bytes);
+            let fields = file.slice(
+                offset,
+                AOUT_HEADER_SIZE,
+                "Multiboot header (a.out-kludge fields)",
+            )?;
+            Some(AoutFields {
+                header_addr: le32(fields, 12),
+                load_addr: le32(fields, 16),
+                load_end_addr: le32(fields, 20),
+                bss_end_addr: le32(fields, 24),
+                entry_addr: le32(fields, 28),
+            })
+        } else {
+            None
+        };
+        return Ok(MultibootHeader {
+            offset,
+            flags,
+            checksum,
+            aout,
+        });
+    }
+    Err(match first_bad {
+        Some((o, sum)) => LoadError::BadChecksum {
+            name: name.to_string(),
+            offset: o as u64,
+            sum,
+        },
+        None => LoadError::NoMultibootHeader {
+            name: name.to_string(),
+        },
+    })
+}
+
+fn bad_aout(name: &str, detail: String) -> LoadError {
+    LoadError::BadAoutFields {
+        name: name.to_string(),
+        detail,
+    }
+}
+
+/// Turns the a.out-kludge fields into one placement and an entry point.
+fn aout_placement<'a>(
+    name: &str,
+    bytes: &'a [u8],
+    header_offset: u64,
+    f: &AoutFields,
+) -> Result<(Placement<'a>, u64), LoadError> {
+    let (header_addr, load_addr) = (u64::from(f.header_addr), u64::from(f.load_addr));
+    let load_end = u64::from(f.load_end_addr);
+    let bss_end = u64::from(f.bss_end_addr);
+    let before_header = header_addr.checked_sub(load_addr).ok_or_else(|| {
+        bad_aout(
+            name,
+            format!("load_addr {load_addr:#x} is above header_addr {header_addr:#x}"),
+        )
+    })?;
+    let file_offset = header_offset.checked_sub(before_header).ok_or_else(|| {
+        bad_aout(
+            name,
+            format!(
+                "header_addr - load_addr = {before_header:#x} reaches before the start of the file \
+                 (the header is at offset {header_offset:#x})"
+            ),
+        )
+    })?;
+    let file_len = bytes.len() as u64;
+    let load_len = if load_end == 0 {
+        file_len - file_offset // file_offset <= header_offset < file_len
+    } else {
+        load_end.checked_sub(load_addr).ok_or_else(|| {
+            bad_aout(
+                name,
+                format!("load_end_addr {load_end:#x} is below load_addr {load_addr:#x}"),
+            )
+        })?
+    };
+    let data = ImageBytes::new(name, bytes).slice(
+        file_offset,
+        load_len,
+        "Multiboot a.out-kludge image (load_addr..load_end_addr)",
+    )?;
+    let mem_len = if bss_end == 0 {
+        load_len
+    } else {
+        let loaded_end = load_addr + load_len;
+        bss_end.checked_sub(load_addr).filter(|m| *m >= load_len).ok_or_else(|| {
+            bad_aout(
+                name,
+                format!("bss_end_addr {bss_end:#x} is below the end of the loaded data {loaded_end:#x}"),
+            )
+        })?
+    };
+    let placement = Placement {
+        paddr: load_addr,
+        data,
+        mem_len,
+    };
+    Ok((placement, u64::from(f.entry_addr)))
+}
+
+/// Loads a Multiboot v1 kernel (ELF32 or a.out kludge), writes the information structure with
+/// `cmdline` (passed to the kernel exactly as given) and sets the CPU to the Multiboot entry state.
+/// Needs at least 1 MiB of RAM. Nothing is written unless every check passes.
+pub fn load_multiboot(
+    machine: &mut Machine,
+    name: &str,
+    bytes: &[u8],
+    cmdline: &str,
+) -> Result<LoadedImage, LoadError> {
+    let header = find_header(name, bytes)?;
+    let unsupported = header.flags & 0xFFFF & !SUPPORTED_REQUIRED;
+    if unsupported != 0 {
+        return Err(LoadError::UnsupportedFlags {
+            name: name.to_string(),
+            flags: header.flags,
+            unsupported,
+        });
+    }
+    let ram = machine.ram.size();
+    if ram < boot_info::MIN_RAM {
+        return Err(LoadError::RamTooSmall {
+            name: name.to_string(),
+            need: boot_info::MIN_RAM,
+            ram,
+        });
+    }
+    boot_info::check_cmdline(name, cmdline)?;
+
+    let (format, placements, entry) = match &header.aout {
+        Some(fields) => {
+            let (p, entry) = aout_placement(name, bytes, header.offset, fields)?;
+            ("Multiboot a.out kludge", vec![p], entry)
+        }
+        None => {
+            let elf = elf32::parse(name, bytes)?;
+            ("Multiboot ELF32", elf.segments, elf.entry)
+        }
+    };
+    for p in &placements {
+        p.check_in_ram(name, ram)?;
+        p.check_clear_of(
+            name,
+            "the Multiboot information area",
+            boot_info::INFO_AREA_START,
+            boot_info::INFO_AREA_END,
+        )?;
+        let (hole_start, hole_end) = boot_info::LOW_HOLE;
+        p.check_clear_of(
+            name,
+            "the reserved EBDA/VGA/BIOS range below 1 MiB",
+            hole_start,
+            hole_end,
+        )?;
+    }
+    let entry32 = placements
+        .iter()
+        .any(|p| p.contains(entry))
+        .then_some(entry)
+        .and_then(|e| u32::try_from(e).ok())
+        .ok_or_else(|| LoadError::EntryNotLoaded {
+            name: name.to_string(),
+            entry,
+        })?;
+
+    let segments = super::write_placements(machine, name, &placements)?;
+    let info = boot_info::write(machine, name, cmdline)?;
+    // INFO_ADDR is a constant below 64 KiB.
+    machine.cpu = CpuState::multiboot_entry(entry32, info as u32);
+    Ok(LoadedImage {
+        name: name.to_string(),
+        kind: ImageKind::Multiboot,
+        format,
+        entry,
+        segments,
+        info_addr: Some(info),
+    })
+}
