@@ -58,8 +58,14 @@ impl IrqLines {
         }
     }
 
-    fn take_edges(&mut self) -> u16 {
+    /// Lines that saw a rising edge since the last call, cleared (bit n = line n).
+    pub fn take_edges(&mut self) -> u16 {
         std::mem::take(&mut self.edges)
+    }
+
+    /// Current levels of the level-driven lines (bit n = line n).
+    pub fn levels(&self) -> u16 {
+        self.levels
     }
 }
 
@@ -140,7 +146,9 @@ pub struct PcPlatformConfig {
 
 impl Default for PcPlatformConfig {
     fn default() -> Self {
-        PcPlatformConfig { ram_bytes: 64 << 20 }
+        PcPlatformConfig {
+            ram_bytes: 64 << 20,
+        }
     }
 }
 
@@ -188,13 +196,22 @@ impl Bus {
     pub fn new_pc(config: PcPlatformConfig) -> Self {
         let mut bus = Bus::new();
         bus.add_pio_device(Box::new(crate::uart::Uart::new()), &[(0x3F8, 0x3FF)]);
-        bus.add_pio_device(Box::new(crate::pit::Pit::new()), &[(0x40, 0x43), (0x61, 0x61)]);
+        bus.add_pio_device(
+            Box::new(crate::pit::Pit::new()),
+            &[(0x40, 0x43), (0x61, 0x61)],
+        );
         bus.add_pio_device(
             Box::new(crate::cmos::Cmos::new(config.ram_bytes)),
             &[(0x70, 0x71)],
         );
-        bus.add_pio_device(Box::new(crate::i8042::I8042::new()), &[(0x60, 0x60), (0x64, 0x64)]);
-        bus.add_pio_device(Box::new(crate::debug::PostCodes::default()), &[(0x80, 0x80)]);
+        bus.add_pio_device(
+            Box::new(crate::i8042::I8042::new()),
+            &[(0x60, 0x60), (0x64, 0x64)],
+        );
+        bus.add_pio_device(
+            Box::new(crate::debug::PostCodes::default()),
+            &[(0x80, 0x80)],
+        );
         bus.add_pio_device(Box::new(crate::debug::DebugCon::default()), &[(0xE9, 0xE9)]);
         bus.add_pio_device(Box::new(crate::debug::DebugExit), &[(0xF4, 0xF4)]);
         bus
@@ -316,7 +333,11 @@ impl Bus {
     pub fn mmio_read(&mut self, addr: u64, size: u8) -> Option<u64> {
         let (offset, i) = self.find_mmio(addr)?;
         self.stats.mmio_reads += 1;
-        *self.stats.by_device.entry(self.devices[i].name()).or_default() += 1;
+        *self
+            .stats
+            .by_device
+            .entry(self.devices[i].name())
+            .or_default() += 1;
         let mut ctx = DeviceCtx {
             now_ns: self.clock.now_ns(),
             irq: &mut self.irq,
@@ -334,7 +355,11 @@ impl Bus {
             return false;
         };
         self.stats.mmio_writes += 1;
-        *self.stats.by_device.entry(self.devices[i].name()).or_default() += 1;
+        *self
+            .stats
+            .by_device
+            .entry(self.devices[i].name())
+            .or_default() += 1;
         let mut ctx = DeviceCtx {
             now_ns: self.clock.now_ns(),
             irq: &mut self.irq,
@@ -437,7 +462,10 @@ impl Bus {
             irq: &mut self.irq,
             events: &mut self.events,
         };
-        if let Some(uart) = self.devices[index].as_any_mut().downcast_mut::<crate::uart::Uart>() {
+        if let Some(uart) = self.devices[index]
+            .as_any_mut()
+            .downcast_mut::<crate::uart::Uart>()
+        {
             uart.receive(bytes, &mut ctx);
         }
         self.sync_irqs();

@@ -1,6 +1,846 @@
-//! STUB — being written by the devices helper.
+//! The i8254 programmable interval timer (ports 0x40–0x43) and system control port B (0x61).
+//! Teaches: how guests keep and measure time with a timer chip, and how an emulator derives a counter from virtual time instead of ticking it.
+//!
+//! Three 16-bit down-counters share one 1.193182 MHz input clock:
+//! - counter 0 drives IRQ 0, the classic system tick;
+//! - counter 1 once paced DRAM refresh; we keep it only as a programmable counter;
+//! - counter 2 feeds the PC speaker. Its gate is bit 0 of port 0x61 and its output can be read
+//!   back in bit 5 of port 0x61, which is how kernels calibrate their delay loops and TSC.
+//!
+//! Nothing here counts clock by clock. A counting counter remembers *when* it started; its
+//! current value, its output pin and the time of its next output edge are all computed from
+//! the machine's virtual clock. That keeps the model exact, cheap and deterministic.
+
 use std::any::Any;
-use crate::bus::BusDevice;
-pub struct Pit;
-impl Pit { pub fn new() -> Self { Pit } }
-impl BusDevice for Pit { fn name(&self) -> &'static str { "pit" } fn as_any_mut(&mut self) -> &mut dyn Any { self } }
+
+use crate::bus::{BusDevice, DeviceCtx};
+
+/// The input clock of every counter: the 14.31818 MHz NTSC crystal of the original PC, divided by 12.
+pub const PIT_FREQUENCY_HZ: u64 = 1_193_182;
+const NS_PER_SECOND: u64 = 1_000_000_000;
+
+/// When IRQ 0 is ticked late (a long host pause, a long engine time slice), at most this many
+/// missed periods are delivered afterwards; the rest are dropped as lost ticks, so a pause never
+/// turns into an interrupt storm.
+pub const MAX_CATCH_UP_PULSES: u32 = 16;
+
+/// Missed IRQ 0 pulses are paid back no faster than one per this many nanoseconds (or per half
+/// period, for faster timers), so the guest gets to run its handler between two of them.
+const CATCH_UP_SPACING_NS: u64 = 50_000;
+
+/// Port 0x61 bit 4 toggles on every DRAM refresh request, once per 15.085 µs on a PC/AT.
+const REFRESH_TOGGLE_NS: u64 = 15_085;
+
+/// Whole counter clocks in `ns` nanoseconds.
+fn ns_to_ticks(ns: u64) -> u64 {
+    (ns as u128 * PIT_FREQUENCY_HZ as u128 / NS_PER_SECOND as u128) as u64
+}
+
+/// The first nanosecond at which `ticks` counter clocks have elapsed.
+fn ticks_to_ns(ticks: u64) -> u64 {
+    let ns = (ticks as u128 * NS_PER_SECOND as u128).div_ceil(PIT_FREQUENCY_HZ as u128);
+    ns.min(u64::MAX as u128) as u64
+}
+
+/// How the guest reads and writes a counter's 16-bit value through an 8-bit port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    LowByte,
+    HighByte,
+    /// Low byte first, then high byte, tracked by a flip-flop.
+    LowThenHigh,
+}
+
+impl Access {
+    fn bits(self) -> u8 {
+        match self {
+            Access::LowByte => 1,
+            Access::HighByte => 2,
+            Access::LowThenHigh => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// A control word was written, the count was not (completely) written yet.
+    Unloaded,
+    /// A count is loaded and waits for the gate: a rising edge in modes 1 and 5, a high gate in 2 and 3.
+    WaitingForGate,
+    /// Counting. `held_ticks` clocks were counted before `since_ns`; `since_ns` is `None` while
+    /// a low gate pauses counting (modes 0 and 4).
+    Counting {
+        since_ns: Option<u64>,
+        held_ticks: u64,
+    },
+}
+
+/// One of the three counters.
+#[derive(Debug, Clone)]
+struct Counter {
+    /// Operating mode 0–5 (the control word's 6 and 7 are aliases of 2 and 3).
+    mode: u8,
+    /// The mode bits as written, reported by the read-back status byte.
+    mode_bits: u8,
+    access: Access,
+    bcd: bool,
+    /// The initial count, 1..=65536 (binary) or 1..=10000 (BCD); a written 0 means the maximum.
+    reload: u32,
+    phase: Phase,
+    gate: bool,
+    /// The low byte of a low-then-high count write, waiting for its high byte.
+    pending_low_byte: Option<u8>,
+    /// The read flip-flop of low-then-high access: the next read returns the high byte.
+    read_high_next: bool,
+    count_latch: Option<u16>,
+    status_latch: Option<u8>,
+}
+
+impl Counter {
+    fn new(gate: bool) -> Self {
+        Counter {
+            mode: 0,
+            mode_bits: 0,
+            access: Access::LowThenHigh,
+            bcd: false,
+            reload: 0x1_0000,
+            phase: Phase::Unloaded,
+            gate,
+            pending_low_byte: None,
+            read_high_next: false,
+            count_latch: None,
+            status_latch: None,
+        }
+    }
+
+    fn modulus(&self) -> u32 {
+        if self.bcd {
+            10_000
+        } else {
+            0x1_0000
+        }
+    }
+
+    /// A count of 1 is illegal in modes 2 and 3; treat it as 2 so the period stays meaningful.
+    fn period_ticks(&self) -> u64 {
+        (self.reload as u64).max(2)
+    }
+
+    fn decode(&self, raw: u16) -> u32 {
+        let value = if self.bcd {
+            // Four decimal digits. Invalid nibbles are garbage in, garbage out, but bounded.
+            (0..4).fold(0u32, |acc, digit| {
+                acc + ((raw >> (4 * digit)) & 0xF) as u32 * 10u32.pow(digit)
+            }) % 10_000
+        } else {
+            raw as u32
+        };
+        if value == 0 {
+            self.modulus()
+        } else {
+            value
+        }
+    }
+
+    fn encode(&self, value: u32) -> u16 {
+        let value = value % self.modulus();
+        if self.bcd {
+            (0..4).fold(0u16, |acc, digit| {
+                acc | (((value / 10u32.pow(digit)) % 10) as u16) << (4 * digit)
+            })
+        } else {
+            value as u16
+        }
+    }
+
+    /// Counter clocks counted since the count was loaded, if counting.
+    fn elapsed_ticks(&self, now_ns: u64) -> Option<u64> {
+        match self.phase {
+            Phase::Counting {
+                since_ns,
+                held_ticks,
+            } => Some(held_ticks + since_ns.map_or(0, |s| ns_to_ticks(now_ns.saturating_sub(s)))),
+            _ => None,
+        }
+    }
+
+    /// The value a read of the counting element returns now.
+    fn count_at(&self, now_ns: u64) -> u32 {
+        let Some(t) = self.elapsed_ticks(now_ns) else {
+            return self.reload % self.modulus();
+        };
+        let n = self.reload as u64;
+        let modulus = self.modulus() as u64;
+        let count = match self.mode {
+            // Counts down from the initial count and keeps wrapping after terminal count.
+            0 | 1 | 4 | 5 => (n + modulus - t % modulus) % modulus,
+            // Counts N, N-1, …, 1, then reloads.
+            2 => self.period_ticks() - t % self.period_ticks(),
+            // Counts down by two, twice per period (once per half wave).
+            _ => self.period_ticks() - (2 * t) % self.period_ticks(),
+        };
+        (count % modulus) as u32
+    }
+
+    /// The level of the counter's OUT pin now.
+    fn output_at(&self, now_ns: u64) -> bool {
+        match self.phase {
+            // Mode 0 drives OUT low as soon as it is programmed; every other mode idles high.
+            Phase::Unloaded => self.mode != 0,
+            Phase::WaitingForGate => true,
+            Phase::Counting { .. } => {
+                let t = self.elapsed_ticks(now_ns).unwrap_or(0);
+                let n = self.reload as u64;
+                let period = self.period_ticks();
+                match self.mode {
+                    // Low until terminal count, then high (mode 1: from the gate trigger).
+                    0 | 1 => t >= n,
+                    // High, except low for the one clock before each reload.
+                    2 => t % period != period - 1,
+                    // A square wave: high for the first (rounded-up) half of each period.
+                    3 => t % period < period.div_ceil(2),
+                    // High, except a one-clock low strobe at terminal count.
+                    _ => t != n,
+                }
+            }
+        }
+    }
+
+    /// Rising edges of OUT since counting began (what an edge-triggered IRQ line sees).
+    fn rising_edges(&self, now_ns: u64) -> u64 {
+        let Some(t) = self.elapsed_ticks(now_ns) else {
+            return 0;
+        };
+        let n = self.reload as u64;
+        match self.mode {
+            0 | 1 => (t >= n) as u64,
+            2 | 3 => t / self.period_ticks(),
+            _ => (t > n) as u64,
+        }
+    }
+
+    /// The virtual time of the `k`-th rising edge of OUT (k ≥ 1), if it will happen.
+    fn rising_edge_time(&self, k: u64) -> Option<u64> {
+        let Phase::Counting {
+            since_ns: Some(since),
+            held_ticks,
+        } = self.phase
+        else {
+            return None;
+        };
+        let n = self.reload as u64;
+        let tick = match self.mode {
+            0 | 1 if k == 1 => n,
+            2 | 3 => k.checked_mul(self.period_ticks())?,
+            4 | 5 if k == 1 => n + 1,
+            _ => return None,
+        };
+        Some(since.saturating_add(ticks_to_ns(tick.saturating_sub(held_ticks))))
+    }
+
+    fn status(&self, now_ns: u64) -> u8 {
+        let null_count = !matches!(self.phase, Phase::Counting { .. });
+        ((self.output_at(now_ns) as u8) << 7)
+            | ((null_count as u8) << 6)
+            | (self.access.bits() << 4)
+            | (self.mode_bits << 1)
+            | self.bcd as u8
+    }
+
+    // ---- guest accesses ----
+
+    fn program(&mut self, access: Access, mode_bits: u8, bcd: bool) {
+        self.access = access;
+        self.mode_bits = mode_bits;
+        self.mode = if mode_bits >= 6 {
+            mode_bits - 4
+        } else {
+            mode_bits
+        };
+        self.bcd = bcd;
+        self.phase = Phase::Unloaded;
+        self.pending_low_byte = None;
+        self.read_high_next = false;
+        self.count_latch = None;
+        self.status_latch = None;
+    }
+
+    /// Freezes the current count in the output latch until the guest has read it.
+    fn latch_count(&mut self, now_ns: u64) {
+        if self.count_latch.is_none() {
+            self.count_latch = Some(self.encode(self.count_at(now_ns)));
+        }
+    }
+
+    /// Writes one byte of a new count; returns true when the count was loaded.
+    fn write_count_byte(&mut self, value: u8, now_ns: u64) -> bool {
+        let raw = match self.access {
+            Access::LowByte => value as u16,
+            Access::HighByte => (value as u16) << 8,
+            Access::LowThenHigh => match self.pending_low_byte.take() {
+                Some(low) => low as u16 | (value as u16) << 8,
+                None => {
+                    self.pending_low_byte = Some(value);
+                    // Mode 0 stops counting (and drops OUT) when the first byte arrives.
+                    if self.mode == 0 {
+                        self.phase = Phase::Unloaded;
+                    }
+                    return false;
+                }
+            },
+        };
+        self.reload = self.decode(raw);
+        let start_now = Phase::Counting {
+            since_ns: Some(now_ns),
+            held_ticks: 0,
+        };
+        // Simplification: in modes 2 and 3 a new count restarts the period at once instead of
+        // waiting for the current one to end, as QEMU does too.
+        self.phase = match self.mode {
+            0 | 4 => Phase::Counting {
+                since_ns: self.gate.then_some(now_ns),
+                held_ticks: 0,
+            },
+            1 | 5 => Phase::WaitingForGate,
+            _ if self.gate => start_now,
+            _ => Phase::WaitingForGate,
+        };
+        true
+    }
+
+    fn read_byte(&mut self, now_ns: u64) -> u8 {
+        if let Some(status) = self.status_latch.take() {
+            return status;
+        }
+        let value = self
+            .count_latch
+            .unwrap_or_else(|| self.encode(self.count_at(now_ns)));
+        let [low, high] = value.to_le_bytes();
+        match self.access {
+            Access::LowByte => {
+                self.count_latch = None;
+                low
+            }
+            Access::HighByte => {
+                self.count_latch = None;
+                high
+            }
+            Access::LowThenHigh => {
+                self.read_high_next = !self.read_high_next;
+                if self.read_high_next {
+                    low
+                } else {
+                    self.count_latch = None;
+                    high
+                }
+            }
+        }
+    }
+
+    fn set_gate(&mut self, high: bool, now_ns: u64) {
+        if high == self.gate {
+            return;
+        }
+        self.gate = high;
+        match (self.mode, self.phase) {
+            // Modes 0 and 4: the gate pauses and resumes counting.
+            (
+                0 | 4,
+                Phase::Counting {
+                    since_ns,
+                    held_ticks,
+                },
+            ) => {
+                self.phase = if high {
+                    Phase::Counting {
+                        since_ns: Some(now_ns),
+                        held_ticks,
+                    }
+                } else {
+                    Phase::Counting {
+                        since_ns: None,
+                        held_ticks: held_ticks
+                            + since_ns.map_or(0, |s| ns_to_ticks(now_ns.saturating_sub(s))),
+                    }
+                };
+            }
+            // Modes 1 and 5: a rising gate (re)triggers the count.
+            (1 | 5, Phase::WaitingForGate | Phase::Counting { .. }) if high => {
+                self.phase = Phase::Counting {
+                    since_ns: Some(now_ns),
+                    held_ticks: 0,
+                };
+            }
+            // Modes 2 and 3: a low gate stops the counter (OUT high); a rising gate reloads it.
+            (2 | 3, Phase::Counting { .. }) if !high => self.phase = Phase::WaitingForGate,
+            (2 | 3, Phase::WaitingForGate) if high => {
+                self.phase = Phase::Counting {
+                    since_ns: Some(now_ns),
+                    held_ticks: 0,
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Book-keeping that turns counter 0's output edges into IRQ 0 pulses, one per edge.
+#[derive(Debug, Clone, Default)]
+struct Irq0Delivery {
+    /// Rising edges of counter 0 already accounted for since its count was loaded.
+    edges_seen: u64,
+    /// Edges that happened while nobody ticked us, still to be delivered.
+    owed_pulses: u32,
+    /// The earliest time the next owed pulse may be delivered.
+    next_pulse_ns: u64,
+}
+
+/// The i8254 PIT with its counter-2 gate and speaker bits on port 0x61.
+#[derive(Debug, Clone)]
+pub struct Pit {
+    counters: [Counter; 3],
+    /// Port 0x61 bits 0–3 as written: gate 2, speaker data enable, parity and I/O-check disables.
+    port_b: u8,
+    irq0: Irq0Delivery,
+}
+
+impl Default for Pit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pit {
+    /// A PIT with all counters unprogrammed: no timer runs until the guest starts one.
+    /// (Counters 0 and 1 have their gates tied high on a PC; counter 2's gate starts low.)
+    pub fn new() -> Self {
+        Pit {
+            counters: [Counter::new(true), Counter::new(true), Counter::new(false)],
+            port_b: 0,
+            irq0: Irq0Delivery::default(),
+        }
+    }
+
+    /// The level of counter `index`'s OUT pin at virtual time `now_ns`.
+    pub fn output(&self, index: usize, now_ns: u64) -> bool {
+        self.counters
+            .get(index)
+            .is_some_and(|c| c.output_at(now_ns))
+    }
+
+    /// Is the PC speaker sounding (gate 2 and speaker data both enabled)?
+    pub fn speaker_enabled(&self) -> bool {
+        self.port_b & 0x03 == 0x03
+    }
+
+    /// The frequency counter 2 produces for the speaker, when it runs as a square wave.
+    pub fn speaker_frequency_hz(&self) -> Option<f64> {
+        let counter = &self.counters[2];
+        (counter.mode == 3).then(|| PIT_FREQUENCY_HZ as f64 / counter.period_ticks() as f64)
+    }
+
+    fn write_control(&mut self, value: u8, now_ns: u64) {
+        let select = (value >> 6) as usize;
+        if select == 3 {
+            self.read_back(value, now_ns);
+            return;
+        }
+        let access = match (value >> 4) & 3 {
+            0 => {
+                self.counters[select].latch_count(now_ns);
+                return;
+            }
+            1 => Access::LowByte,
+            2 => Access::HighByte,
+            _ => Access::LowThenHigh,
+        };
+        self.counters[select].program(access, (value >> 1) & 7, value & 1 != 0);
+        if select == 0 {
+            self.irq0 = Irq0Delivery::default();
+        }
+    }
+
+    /// The read-back command (control word 11xxxxxx): latch count and/or status of several
+    /// counters at once. Bit 5 clear = latch counts, bit 4 clear = latch status, bits 1–3 select.
+    fn read_back(&mut self, value: u8, now_ns: u64) {
+        for (index, counter) in self.counters.iter_mut().enumerate() {
+            if value & (2 << index) == 0 {
+                continue;
+            }
+            if value & 0x20 == 0 {
+                counter.latch_count(now_ns);
+            }
+            if value & 0x10 == 0 && counter.status_latch.is_none() {
+                counter.status_latch = Some(counter.status(now_ns));
+            }
+        }
+    }
+
+    fn read_port_b(&self, now_ns: u64) -> u8 {
+        let refresh = ((now_ns / REFRESH_TOGGLE_NS) & 1) as u8;
+        let out2 = self.counters[2].output_at(now_ns) as u8;
+        (self.port_b & 0x0F) | (refresh << 4) | (out2 << 5)
+    }
+}
+
+impl BusDevice for Pit {
+    fn name(&self) -> &'static str {
+        "pit"
+    }
+
+    fn pio_read(&mut self, port: u16, _size: u8, ctx: &mut DeviceCtx) -> u32 {
+        let now = ctx.now_ns;
+        let value = match port {
+            0x40..=0x42 => self.counters[(port - 0x40) as usize].read_byte(now),
+            0x61 => self.read_port_b(now),
+            // The control register is write-only.
+            _ => 0xFF,
+        };
+        value as u32
+    }
+
+    fn pio_write(&mut self, port: u16, _size: u8, value: u32, ctx: &mut DeviceCtx) {
+        let now = ctx.now_ns;
+        let value = value as u8;
+        match port {
+            0x40..=0x42 => {
+                let index = (port - 0x40) as usize;
+                if self.counters[index].write_count_byte(value, now) && index == 0 {
+                    self.irq0 = Irq0Delivery::default();
+                }
+            }
+            0x43 => self.write_control(value, now),
+            0x61 => {
+                self.port_b = value & 0x0F;
+                self.counters[2].set_gate(value & 1 != 0, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Delivers IRQ 0 pulses for counter 0's rising edges and returns when the next one is due.
+    fn tick(&mut self, ctx: &mut DeviceCtx) -> Option<u64> {
+        let now = ctx.now_ns;
+        let counter = &self.counters[0];
+        let edges = counter.rising_edges(now);
+        let new_edges = edges.saturating_sub(self.irq0.edges_seen);
+        self.irq0.edges_seen = edges;
+        self.irq0.owed_pulses =
+            (self.irq0.owed_pulses as u64 + new_edges).min(MAX_CATCH_UP_PULSES as u64) as u32;
+
+        if self.irq0.owed_pulses > 0 && now >= self.irq0.next_pulse_ns {
+            ctx.irq.pulse(0);
+            self.irq0.owed_pulses -= 1;
+            let half_period = ticks_to_ns(counter.period_ticks()) / 2;
+            self.irq0.next_pulse_ns = now + half_period.clamp(1, CATCH_UP_SPACING_NS);
+        }
+
+        let next_edge = counter.rising_edge_time(self.irq0.edges_seen + 1);
+        let next_owed = (self.irq0.owed_pulses > 0).then_some(self.irq0.next_pulse_ns);
+        next_edge.into_iter().chain(next_owed).min()
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{IrqLines, MachineEvent};
+
+    /// A PIT with its own clock and interrupt lines, driven the way the bus drives it.
+    struct Harness {
+        pit: Pit,
+        irq: IrqLines,
+        events: Vec<MachineEvent>,
+        now: u64,
+        deadline: Option<u64>,
+        irq0_times: Vec<u64>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let mut h = Harness {
+                pit: Pit::new(),
+                irq: IrqLines::default(),
+                events: Vec::new(),
+                now: 0,
+                deadline: None,
+                irq0_times: Vec::new(),
+            };
+            h.tick();
+            h
+        }
+
+        fn tick(&mut self) {
+            let mut ctx = DeviceCtx {
+                now_ns: self.now,
+                irq: &mut self.irq,
+                events: &mut self.events,
+            };
+            self.deadline = self.pit.tick(&mut ctx);
+            if self.irq.take_edges() & 1 != 0 {
+                self.irq0_times.push(self.now);
+            }
+        }
+
+        fn out(&mut self, port: u16, value: u8) {
+            let mut ctx = DeviceCtx {
+                now_ns: self.now,
+                irq: &mut self.irq,
+                events: &mut self.events,
+            };
+            self.pit.pio_write(port, 1, value as u32, &mut ctx);
+            self.tick();
+        }
+
+        fn inb(&mut self, port: u16) -> u8 {
+            let mut ctx = DeviceCtx {
+                now_ns: self.now,
+                irq: &mut self.irq,
+                events: &mut self.events,
+            };
+            let v = self.pit.pio_read(port, 1, &mut ctx) as u8;
+            self.tick();
+            v
+        }
+
+        /// Moves time forward like the bus: ticking at every deadline on the way.
+        fn run_until(&mut self, end: u64) {
+            while let Some(d) = self.deadline.filter(|&d| d <= end) {
+                self.now = self.now.max(d);
+                self.tick();
+            }
+            self.now = end;
+            self.tick();
+        }
+
+        /// Moves time forward in one jump, as an engine that overran its deadline would.
+        fn jump_to(&mut self, t: u64) {
+            self.now = t;
+            self.tick();
+        }
+    }
+
+    #[test]
+    fn rate_generator_fires_once_per_period_at_the_right_times() {
+        let mut h = Harness::new();
+        assert_eq!(
+            h.deadline, None,
+            "no timer runs before the guest programs one"
+        );
+        h.out(0x43, 0x34); // counter 0, low then high, mode 2
+        h.out(0x40, (1193 & 0xFF) as u8);
+        h.out(0x40, (1193 >> 8) as u8);
+        h.run_until(NS_PER_SECOND);
+        // 1193182 / 1193 = 1000.15 Hz: exactly 1000 periods fit in one second.
+        assert_eq!(h.irq0_times.len(), 1000);
+        for (k, &t) in h.irq0_times.iter().enumerate() {
+            let ticks = (k as u64 + 1) * 1193;
+            assert_eq!(t, ticks_to_ns(ticks), "pulse {k}");
+        }
+    }
+
+    #[test]
+    fn square_wave_mode_fires_at_the_same_rate_and_shows_its_wave() {
+        let mut h = Harness::new();
+        h.out(0x43, 0x36); // counter 0, low then high, mode 3
+        h.out(0x40, 0x00); // count 0 = 65536: the 18.2 Hz BIOS tick
+        h.out(0x40, 0x00);
+        h.run_until(NS_PER_SECOND);
+        assert_eq!(h.irq0_times.len(), 18);
+        assert!(h.pit.output(0, 1_000)); // first half: high
+        assert!(!h.pit.output(0, ticks_to_ns(40_000))); // second half: low
+    }
+
+    #[test]
+    fn late_ticks_still_deliver_one_pulse_per_period() {
+        let mut h = Harness::new();
+        h.out(0x43, 0x34);
+        h.out(0x40, 0xA9); // 1193 = 0x04A9
+        h.out(0x40, 0x04);
+        h.jump_to(10_500_000); // ten periods passed without a tick
+        assert_eq!(h.irq0_times.len(), 1, "only one pulse at a time");
+        h.run_until(20_000_000);
+        assert_eq!(h.irq0_times.len(), 20, "the missed pulses were paid back");
+        let gaps: Vec<u64> = h.irq0_times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.iter().all(|&g| g > 0),
+            "pulses are spread out: {gaps:?}"
+        );
+    }
+
+    #[test]
+    fn a_long_pause_is_capped_instead_of_storming() {
+        let mut h = Harness::new();
+        h.out(0x43, 0x34);
+        h.out(0x40, 0xA9);
+        h.out(0x40, 0x04);
+        h.jump_to(10 * NS_PER_SECOND); // 10 000 periods missed
+        let end = 10 * NS_PER_SECOND + 2_000_000;
+        h.run_until(end);
+        let missed = ns_to_ticks(10 * NS_PER_SECOND) / 1193;
+        let on_time = ns_to_ticks(end) / 1193 - missed;
+        assert!(missed > 10_000);
+        assert_eq!(
+            h.irq0_times.len() as u64,
+            MAX_CATCH_UP_PULSES as u64 + on_time,
+            "only {MAX_CATCH_UP_PULSES} of the {missed} missed ticks are delivered"
+        );
+    }
+
+    #[test]
+    fn mode0_one_shot_on_counter_0_fires_once() {
+        let mut h = Harness::new();
+        h.out(0x43, 0x30); // counter 0, low then high, mode 0
+        h.out(0x40, 0x9C); // 11932 = 0x2E9C: 10 ms
+        h.out(0x40, 0x2E);
+        assert!(!h.pit.output(0, h.now));
+        h.run_until(NS_PER_SECOND);
+        assert_eq!(h.irq0_times, vec![ticks_to_ns(11932)]);
+        assert!(
+            h.pit.output(0, h.now),
+            "OUT stays high after terminal count"
+        );
+    }
+
+    #[test]
+    fn mode4_strobe_as_a_one_shot_clock_event() {
+        let mut h = Harness::new();
+        h.out(0x43, 0x38); // counter 0, low then high, mode 4 (Linux's one-shot PIT)
+        h.out(0x40, 100);
+        h.out(0x40, 0);
+        assert!(h.pit.output(0, ticks_to_ns(99)));
+        assert!(!h.pit.output(0, ticks_to_ns(100)), "one-clock strobe");
+        h.run_until(NS_PER_SECOND / 100);
+        assert_eq!(h.irq0_times, vec![ticks_to_ns(101)]);
+        // Writing a new count re-arms it.
+        let rearm = h.now;
+        h.out(0x40, 50);
+        h.out(0x40, 0);
+        h.run_until(NS_PER_SECOND / 50);
+        assert_eq!(h.irq0_times[1], rearm + ticks_to_ns(51));
+        assert_eq!(h.irq0_times.len(), 2);
+    }
+
+    #[test]
+    fn counter2_one_shot_and_port_61_bit5_calibration_loop() {
+        let mut h = Harness::new();
+        // The calibration sequence of PC kernels: gate on, speaker off, mode 0, count, poll bit 5.
+        let b = h.inb(0x61);
+        h.out(0x61, (b & !0x02) | 0x01);
+        h.out(0x43, 0xB0); // counter 2, low then high, mode 0
+        h.out(0x42, 0x9C);
+        h.out(0x42, 0x2E); // 11932 clocks = 10 ms
+        let start = h.now;
+        let mut polls = 0u64;
+        while h.inb(0x61) & 0x20 == 0 {
+            polls += 1;
+            h.now += 1_000; // the guest's loop takes 1 µs of virtual time
+        }
+        let waited = h.now - start;
+        assert!(
+            (10_000_000..=10_001_000).contains(&waited),
+            "OUT2 rose after {waited} ns"
+        );
+        assert_eq!(polls, waited / 1_000);
+        // Mode 0 keeps counting down past zero.
+        h.out(0x43, 0x80); // latch counter 2
+        let low = h.inb(0x42);
+        let high = h.inb(0x42);
+        assert!(u16::from_le_bytes([low, high]) > 0xFF00);
+        assert!(h.irq0_times.is_empty(), "counter 2 is not wired to IRQ 0");
+    }
+
+    #[test]
+    fn a_low_gate_pauses_counter2_in_mode0() {
+        let mut h = Harness::new();
+        h.out(0x61, 0x01);
+        h.out(0x43, 0xB0);
+        h.out(0x42, 0xE8); // 1000 clocks
+        h.out(0x42, 0x03);
+        h.now = ticks_to_ns(400);
+        h.out(0x61, 0x00); // gate off: counting pauses at 600
+        h.now = ticks_to_ns(5_000);
+        h.out(0x43, 0x80);
+        let count = u16::from_le_bytes([h.inb(0x42), h.inb(0x42)]);
+        assert_eq!(count, 600);
+        assert_eq!(h.inb(0x61) & 0x20, 0, "terminal count not reached");
+        h.out(0x61, 0x01);
+        h.now += ticks_to_ns(600);
+        assert_eq!(h.inb(0x61) & 0x20, 0x20);
+    }
+
+    #[test]
+    fn counter_latch_freezes_the_value_until_read() {
+        let mut h = Harness::new();
+        h.out(0x43, 0x34);
+        h.out(0x40, 0xE8);
+        h.out(0x40, 0x03); // 1000
+        h.now = ticks_to_ns(250);
+        h.out(0x43, 0x00); // latch counter 0
+        h.now = ticks_to_ns(700);
+        let latched = u16::from_le_bytes([h.inb(0x40), h.inb(0x40)]);
+        assert_eq!(latched, 750);
+        let live = u16::from_le_bytes([h.inb(0x40), h.inb(0x40)]);
+        assert_eq!(live, 300, "after the latch is read, reads are live again");
+    }
+
+    #[test]
+    fn read_back_returns_status_then_count() {
+        let mut h = Harness::new();
+        h.out(0x43, 0xB6); // counter 2, low then high, mode 3
+        h.out(0x43, 0xE8); // read-back: status and count of counter 2
+        assert_eq!(
+            h.inb(0x42),
+            0x80 | 0x40 | 0x36,
+            "OUT high, null count, lo/hi, mode 3"
+        );
+        h.out(0x42, 0x00);
+        h.out(0x42, 0x10); // count 0x1000, gate still low: waits
+        h.out(0x61, 0x01); // gate on: starts
+        h.now += ticks_to_ns(0x100);
+        h.out(0x43, 0xC8); // read-back count and status
+        assert_eq!(h.inb(0x42), 0x36 | 0x80, "counting, OUT high (first half)");
+        let count = u16::from_le_bytes([h.inb(0x42), h.inb(0x42)]);
+        assert_eq!(count, 0x1000 - 2 * 0x100, "mode 3 counts down by two");
+    }
+
+    #[test]
+    fn lobyte_access_and_bcd_counting() {
+        let mut h = Harness::new();
+        h.out(0x43, 0x15); // counter 0, low byte only, mode 2, BCD
+        h.out(0x40, 0x50); // BCD 50
+        h.now = ticks_to_ns(12);
+        assert_eq!(h.inb(0x40), 0x38, "50 - 12 = 38, read as BCD");
+        assert_eq!(h.inb(0x40), 0x38, "low-byte access has no flip-flop");
+        h.run_until(ticks_to_ns(500));
+        assert_eq!(h.irq0_times.len(), 10);
+    }
+
+    #[test]
+    fn refresh_bit_toggles_with_virtual_time() {
+        let mut h = Harness::new();
+        let first = h.inb(0x61) & 0x10;
+        h.now += REFRESH_TOGGLE_NS;
+        let second = h.inb(0x61) & 0x10;
+        assert_ne!(first, second);
+        h.now += REFRESH_TOGGLE_NS;
+        assert_eq!(h.inb(0x61) & 0x10, first);
+    }
+
+    #[test]
+    fn speaker_sounds_a_square_wave() {
+        let mut h = Harness::new();
+        h.out(0x43, 0xB6);
+        h.out(0x42, 0xA9);
+        h.out(0x42, 0x04); // 1193: ~1 kHz tone
+        assert!(!h.pit.speaker_enabled());
+        h.out(0x61, 0x03);
+        assert!(h.pit.speaker_enabled());
+        let hz = h.pit.speaker_frequency_hz().unwrap();
+        assert!((hz - 1000.15).abs() < 0.01, "{hz}");
+    }
+}
