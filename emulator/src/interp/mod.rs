@@ -1,0 +1,317 @@
+//! The interpreter: executes one guest instruction at a time, the project's reference semantics.
+//! Teaches: the fetch–decode–execute loop, and where interrupts and exceptions fit between instructions.
+//!
+//! iced-x86 decodes; everything after decoding is ours, written to be read: `access` (registers,
+//! memory through segments and the MMU), `flags`, `alu`, `control`, `string`, `system`, `segments`
+//! and `exceptions` (delivery through the IVT/IDT, double and triple faults).
+
+mod access;
+mod alu;
+mod alu_muldiv;
+mod alu_shift;
+mod control;
+mod exceptions;
+mod flags;
+mod segments;
+mod string;
+mod system;
+
+use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
+
+use crate::cpu::{flags as fl, CpuState};
+use crate::machine::{Engine, EngineError, Exit, Machine, RunLimit};
+use crate::mmu::{Access, Mmu};
+
+pub use exceptions::vector_name;
+
+/// Why the current instruction could not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// An exception to deliver to the guest (fault: RIP stays at the instruction).
+    Exception {
+        vector: u8,
+        error_code: Option<u32>,
+        /// The faulting linear address, for #PF (goes to CR2).
+        cr2: Option<u64>,
+    },
+    /// Stop running and report to the user (triple fault, device request).
+    Stop(Exit),
+}
+
+pub(crate) type R<T> = Result<T, Fault>;
+
+pub(crate) mod vec {
+    pub const DE: u8 = 0;
+    pub const DB: u8 = 1;
+    pub const BP: u8 = 3;
+    pub const OF: u8 = 4;
+    pub const UD: u8 = 6;
+    pub const DF: u8 = 8;
+    pub const TS: u8 = 10;
+    pub const NP: u8 = 11;
+    pub const SS: u8 = 12;
+    pub const GP: u8 = 13;
+    pub const PF: u8 = 14;
+}
+
+pub(crate) fn exception(vector: u8, error_code: Option<u32>) -> Fault {
+    Fault::Exception {
+        vector,
+        error_code,
+        cr2: None,
+    }
+}
+
+pub(crate) fn gp(code: u32) -> Fault {
+    exception(vec::GP, Some(code))
+}
+
+pub(crate) fn ud() -> Fault {
+    exception(vec::UD, None)
+}
+
+/// The interpreter engine.
+#[derive(Default)]
+pub struct Interpreter {
+    pub(crate) mmu: Mmu,
+}
+
+impl Interpreter {
+    pub fn new() -> Self {
+        Interpreter::default()
+    }
+
+    /// Flushes cached translations, e.g. after another engine ran and may have changed page tables.
+    pub fn flush_caches(&mut self, machine: &mut Machine) {
+        self.mmu.flush(&mut machine.stats, false);
+    }
+}
+
+/// The execution context of one instruction: the machine, the MMU, and where the instruction is.
+pub(crate) struct Cpu<'a> {
+    pub m: &'a mut Machine,
+    pub mmu: &'a mut Mmu,
+    /// RIP of the instruction being executed (faults report it).
+    pub start_rip: u64,
+    /// Guest virtual time in ns, advanced by one per retired instruction.
+    pub now_ns: u64,
+}
+
+impl Cpu<'_> {
+    pub fn s(&self) -> &CpuState {
+        &self.m.cpu
+    }
+
+    pub fn st(&mut self) -> &mut CpuState {
+        &mut self.m.cpu
+    }
+
+    /// Brings the device clock up to the CPU's time (before any device access).
+    pub fn sync_clock(&mut self) {
+        self.m.bus.advance_time(self.now_ns);
+    }
+
+    /// Checks for device requests (debug exit, reset) raised by the last access.
+    pub fn check_device_events(&mut self) -> R<()> {
+        if !self.m.bus.has_events() {
+            return Ok(());
+        }
+        for event in self.m.bus.take_events() {
+            match event {
+                devices::MachineEvent::DebugExit { value } => {
+                    let status = event.exit_status().unwrap_or(1);
+                    return Err(Fault::Stop(Exit::DebugExit { value, status }));
+                }
+                devices::MachineEvent::ResetRequested => {
+                    return Err(Fault::Stop(Exit::ResetRequested));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Engine for Interpreter {
+    fn name(&self) -> &'static str {
+        "interp"
+    }
+
+    fn describe(&self) -> String {
+        "interp (software, one instruction at a time)".to_string()
+    }
+
+    fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError> {
+        let now_ns = machine.bus.now_ns();
+        let mut cpu = Cpu {
+            m: machine,
+            mmu: &mut self.mmu,
+            start_rip: 0,
+            now_ns,
+        };
+        let exit = run_loop(&mut cpu, limit);
+        cpu.sync_clock();
+        Ok(exit)
+    }
+}
+
+fn io_count(m: &Machine) -> u64 {
+    m.stats.exits.get("io").copied().unwrap_or(0) + m.stats.exits.get("mmio").copied().unwrap_or(0)
+}
+
+fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
+    let mut executed: u64 = 0;
+    let io_start = io_count(cpu.m);
+    let mut deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
+    loop {
+        if limit.instructions.is_some_and(|n| executed >= n) {
+            return Exit::LimitReached;
+        }
+        if limit
+            .io_accesses
+            .is_some_and(|n| io_count(cpu.m) - io_start >= n)
+        {
+            return Exit::LimitReached;
+        }
+        if cpu.now_ns >= deadline {
+            cpu.sync_clock();
+            deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
+        }
+        // Between instructions: a hardware interrupt, if the CPU accepts one.
+        let can_interrupt = cpu.s().rflags & fl::IF != 0 && !cpu.s().events.interrupt_shadow;
+        cpu.st().events.interrupt_shadow = false;
+        if can_interrupt && cpu.m.bus.interrupt_pending() {
+            let vector = cpu.m.bus.acknowledge_interrupt();
+            cpu.m.stats.interrupts += 1;
+            cpu.st().events.halted = false;
+            cpu.start_rip = cpu.s().rip;
+            if let Err(Fault::Stop(exit)) = exceptions::deliver_external(cpu, vector) {
+                return exit;
+            }
+            continue;
+        }
+        if cpu.s().events.halted {
+            if cpu.s().rflags & fl::IF == 0 {
+                return Exit::Shutdown;
+            }
+            // Nothing to do until a device fires: jump virtual time to the next deadline.
+            match cpu.m.bus.next_deadline() {
+                Some(d) => {
+                    cpu.now_ns = cpu.now_ns.max(d);
+                    cpu.sync_clock();
+                    deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
+                    if !cpu.m.bus.interrupt_pending() && cpu.m.bus.next_deadline().is_none() {
+                        return Exit::Shutdown;
+                    }
+                    continue;
+                }
+                None => return Exit::Shutdown,
+            }
+        }
+        match step_instruction(cpu) {
+            Ok(()) => {}
+            Err(Fault::Stop(exit)) => {
+                cpu.m.stats.instructions += 1;
+                cpu.now_ns += 1;
+                return exit;
+            }
+            Err(Fault::Exception {
+                vector,
+                error_code,
+                cr2,
+            }) => {
+                if let Err(Fault::Stop(exit)) =
+                    exceptions::deliver_exception(cpu, vector, error_code, cr2)
+                {
+                    return exit;
+                }
+            }
+        }
+        executed += 1;
+        cpu.m.stats.instructions += 1;
+        cpu.now_ns += 1;
+    }
+}
+
+/// Fetches, decodes and executes one instruction at RIP.
+fn step_instruction(cpu: &mut Cpu) -> R<()> {
+    let state = cpu.s();
+    let bits = state.code_bits();
+    let rip = state.rip;
+    cpu.start_rip = rip;
+    let ins = fetch_decode(cpu, bits, rip)?;
+    let ip_mask = match bits {
+        16 => 0xFFFF,
+        32 => 0xFFFF_FFFF,
+        _ => u64::MAX,
+    };
+    cpu.st().rip = ins.next_ip() & ip_mask;
+    let result = execute(cpu, &ins);
+    if result.is_err() {
+        // Faults leave RIP at the faulting instruction; `Stop` after completion keeps next RIP.
+        if let Err(Fault::Exception { .. }) = result {
+            cpu.st().rip = rip;
+        }
+    }
+    result
+}
+
+/// Reads up to 15 instruction bytes at CS:RIP through the MMU and decodes them.
+fn fetch_decode(cpu: &mut Cpu, bits: u32, rip: u64) -> R<Instruction> {
+    let linear = cpu.s().linear_rip();
+    let user = cpu.s().cpl() == 3;
+    let mut bytes = [0u8; 15];
+    // Fetch the first page's part; the next page is touched only if the decoder needs it.
+    let first = (0x1000 - (linear & 0xFFF)).min(15) as usize;
+    fetch_bytes(cpu, linear, &mut bytes[..first], user)?;
+    let mut decoder = Decoder::with_ip(bits, &bytes[..first], rip, DecoderOptions::NONE);
+    let mut ins = decoder.decode();
+    if ins.is_invalid() && first < 15 {
+        fetch_bytes(cpu, linear + first as u64, &mut bytes[first..], user)?;
+        let mut decoder = Decoder::with_ip(bits, &bytes, rip, DecoderOptions::NONE);
+        ins = decoder.decode();
+    }
+    if ins.is_invalid() {
+        return Err(ud());
+    }
+    Ok(ins)
+}
+
+fn fetch_bytes(cpu: &mut Cpu, linear: u64, out: &mut [u8], user: bool) -> R<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let phys = cpu.translate(linear, Access::fetch(user))?;
+    if cpu.m.ram.read(phys, out).is_ok() {
+        return Ok(());
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = cpu.m.phys_read(phys + i as u64, 1) as u8;
+    }
+    Ok(())
+}
+
+/// Executes one decoded instruction. RIP already points at the next instruction.
+fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+    use Mnemonic as M;
+    if ins.has_lock_prefix() && !alu::lockable(ins) {
+        return Err(ud());
+    }
+    match ins.mnemonic() {
+        M::Nop | M::Pause | M::Wbinvd | M::Invd | M::Prefetchnta | M::Prefetcht0 => Ok(()),
+        M::Prefetcht1 | M::Prefetcht2 | M::Lfence | M::Sfence | M::Mfence => Ok(()),
+        m if alu::handles(m) => alu::execute(cpu, ins),
+        m if control::handles(m) => control::execute(cpu, ins),
+        m if string::handles(m) => string::execute(cpu, ins),
+        m if system::handles(m) => system::execute(cpu, ins),
+        m => {
+            // Not implemented: the guest sees #UD, and the user sees the count.
+            *cpu
+                .m
+                .stats
+                .unimplemented
+                .entry(format!("{m:?}").to_lowercase())
+                .or_default() += 1;
+            Err(ud())
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Operand access: registers by width, memory through segmentation and paging, the stack.
+//! Teaches: how an x86 address is formed (segment base + effective address → linear → physical).
+
+use iced_x86::{Instruction, OpKind, Register};
+
+use super::{exception, gp, vec, Cpu, Fault, R};
+use crate::cpu::{CpuMode, Seg};
+use crate::mmu::Access;
+
+/// Mask for an operand of `size` bytes.
+pub(crate) fn mask(size: u32) -> u64 {
+    match size {
+        1 => 0xFF,
+        2 => 0xFFFF,
+        4 => 0xFFFF_FFFF,
+        _ => u64::MAX,
+    }
+}
+
+/// Sign-extends the low `size` bytes of `v` to 64 bits.
+pub(crate) fn sext(v: u64, size: u32) -> u64 {
+    match size {
+        1 => v as u8 as i8 as i64 as u64,
+        2 => v as u16 as i16 as i64 as u64,
+        4 => v as u32 as i32 as i64 as u64,
+        _ => v,
+    }
+}
+
+pub(crate) fn seg_of(r: Register) -> Seg {
+    match r {
+        Register::ES => Seg::Es,
+        Register::CS => Seg::Cs,
+        Register::SS => Seg::Ss,
+        Register::FS => Seg::Fs,
+        Register::GS => Seg::Gs,
+        _ => Seg::Ds,
+    }
+}
+
+impl Cpu<'_> {
+    // ---- general registers ----
+
+    pub fn reg(&self, r: Register) -> u64 {
+        let full = r.full_register();
+        if full == Register::RIP {
+            return self.s().rip;
+        }
+        if r.is_segment_register() {
+            return self.s().seg[seg_of(r) as usize].selector as u64;
+        }
+        let i = full as usize - Register::RAX as usize;
+        let v = self.s().gpr[i & 15];
+        match r {
+            Register::AH | Register::CH | Register::DH | Register::BH => (v >> 8) & 0xFF,
+            _ => v & mask(r.size() as u32),
+        }
+    }
+
+    /// Writes a general register with x86-64 rules: 32-bit writes zero the upper half,
+    /// 8/16-bit writes merge.
+    pub fn set_reg(&mut self, r: Register, value: u64) {
+        let i = (r.full_register() as usize - Register::RAX as usize) & 15;
+        let old = self.s().gpr[i];
+        let new = match r {
+            Register::AH | Register::CH | Register::DH | Register::BH => {
+                (old & !0xFF00) | ((value & 0xFF) << 8)
+            }
+            _ => match r.size() {
+                1 => (old & !0xFF) | (value & 0xFF),
+                2 => (old & !0xFFFF) | (value & 0xFFFF),
+                4 => value & 0xFFFF_FFFF,
+                _ => value,
+            },
+        };
+        self.st().gpr[i] = new;
+    }
+
+    /// Reads general register number `i` (0–15) at `size` bytes.
+    pub fn gpr(&self, i: usize, size: u32) -> u64 {
+        self.s().gpr[i] & mask(size)
+    }
+
+    pub fn set_gpr(&mut self, i: usize, size: u32, value: u64) {
+        let old = self.s().gpr[i];
+        self.st().gpr[i] = match size {
+            1 => (old & !0xFF) | (value & 0xFF),
+            2 => (old & !0xFFFF) | (value & 0xFFFF),
+            4 => value & 0xFFFF_FFFF,
+            _ => value,
+        };
+    }
+
+    // ---- addresses ----
+
+    /// Address size in bytes of the instruction's memory operand.
+    pub fn address_size(&self, ins: &Instruction) -> u32 {
+        let base = ins.memory_base();
+        let index = ins.memory_index();
+        if base != Register::None && base != Register::RIP && base != Register::EIP {
+            base.size() as u32
+        } else if index != Register::None {
+            index.size() as u32
+        } else if base == Register::RIP {
+            8
+        } else if base == Register::EIP {
+            4
+        } else {
+            match ins.memory_displ_size() {
+                2 => 2,
+                4 => 4,
+                8 => 8,
+                _ => self.s().code_bits() / 8,
+            }
+        }
+    }
+
+    /// The effective address (offset within the segment) of the memory operand.
+    pub fn effective_address(&self, ins: &Instruction) -> u64 {
+        let mut ea = ins.memory_displacement64();
+        let base = ins.memory_base();
+        if base != Register::None && base != Register::RIP && base != Register::EIP {
+            ea = ea.wrapping_add(self.reg(base));
+        }
+        let index = ins.memory_index();
+        if index != Register::None {
+            ea = ea.wrapping_add(self.reg(index).wrapping_mul(ins.memory_index_scale() as u64));
+        }
+        ea & mask(self.address_size(ins))
+    }
+
+    /// Segment + offset → linear address, with the limit and type checks of the current mode.
+    pub fn linear(&self, seg: Seg, offset: u64, size: u32, write: bool) -> R<u64> {
+        let s = self.s();
+        let sr = &s.seg[seg as usize];
+        if s.mode() == CpuMode::Long64 {
+            let base = if matches!(seg, Seg::Fs | Seg::Gs) {
+                sr.base
+            } else {
+                0
+            };
+            let lin = base.wrapping_add(offset);
+            if !is_canonical(lin) || !is_canonical(lin.wrapping_add(size as u64 - 1)) {
+                return Err(stack_or_gp(seg, 0));
+            }
+            return Ok(lin);
+        }
+        if s.cr0 & crate::cpu::ctl::CR0_PE != 0 && s.rflags & crate::cpu::flags::VM == 0 {
+            if sr.unusable {
+                return Err(stack_or_gp(seg, 0));
+            }
+            if write && (sr.type_ & 8 != 0 || sr.type_ & 2 == 0) {
+                return Err(stack_or_gp(seg, 0));
+            }
+        }
+        // Limit check (expand-down data segments have the valid range above the limit).
+        let last = offset.wrapping_add(size as u64 - 1);
+        let expand_down = sr.s && sr.type_ & 0xC == 0x4;
+        let ok = if expand_down {
+            let upper = if sr.db { 0xFFFF_FFFF } else { 0xFFFF };
+            offset > sr.limit as u64 && last <= upper && last >= offset
+        } else {
+            last <= sr.limit as u64 && last >= offset
+        };
+        if !ok {
+            return Err(stack_or_gp(seg, 0));
+        }
+        Ok(sr.base.wrapping_add(offset) & 0xFFFF_FFFF)
+    }
+
+    pub fn translate(&mut self, linear: u64, access: Access) -> R<u64> {
+        self.mmu
+            .translate(self.m, linear, access)
+            .map_err(|f| Fault::Exception {
+                vector: vec::PF,
+                error_code: Some(f.error_code),
+                cr2: Some(f.linear),
+            })
+    }
+
+    fn user_access(&self) -> bool {
+        self.s().cpl() == 3
+    }
+
+    // ---- memory by linear address ----
+
+    /// Reads `size` bytes at a linear address (split at page boundaries).
+    pub fn read_linear(&mut self, linear: u64, size: u32, user: bool) -> R<u64> {
+        if (linear & 0xFFF) + size as u64 <= 0x1000 {
+            let phys = self.translate(linear, Access::read(user))?;
+            return Ok(self.m.phys_read(phys, size as usize));
+        }
+        let mut v = 0u64;
+        for i in 0..size as u64 {
+            let phys = self.translate(linear.wrapping_add(i), Access::read(user))?;
+            v |= self.m.phys_read(phys, 1) << (8 * i);
+        }
+        Ok(v)
+    }
+
+    /// Writes `size` bytes at a linear address. Both pages are checked before any byte is written.
+    pub fn write_linear(&mut self, linear: u64, size: u32, value: u64, user: bool) -> R<()> {
+        if (linear & 0xFFF) + size as u64 <= 0x1000 {
+            let phys = self.translate(linear, Access::write(user))?;
+            self.m.phys_write(phys, size as usize, value);
+            return Ok(());
+        }
+        let last = linear.wrapping_add(size as u64 - 1);
+        self.translate(linear, Access::write(user))?;
+        self.translate(last, Access::write(user))?;
+        for i in 0..size as u64 {
+            let phys = self.translate(linear.wrapping_add(i), Access::write(user))?;
+            self.m.phys_write(phys, 1, value >> (8 * i));
+        }
+        Ok(())
+    }
+
+    /// Supervisor-mode ("implicit") read, as for descriptor tables and the TSS.
+    pub fn read_system(&mut self, linear: u64, size: u32) -> R<u64> {
+        self.read_linear(linear, size, false)
+    }
+
+    pub fn write_system(&mut self, linear: u64, size: u32, value: u64) -> R<()> {
+        self.write_linear(linear, size, value, false)
+    }
+
+    // ---- memory by segment:offset ----
+
+    pub fn read_mem(&mut self, seg: Seg, offset: u64, size: u32) -> R<u64> {
+        let lin = self.linear(seg, offset, size, false)?;
+        let user = self.user_access();
+        self.read_linear(lin, size, user)
+    }
+
+    pub fn write_mem(&mut self, seg: Seg, offset: u64, size: u32, value: u64) -> R<()> {
+        let lin = self.linear(seg, offset, size, true)?;
+        let user = self.user_access();
+        self.write_linear(lin, size, value, user)
+    }
+
+    // ---- operands ----
+
+    /// Size in bytes of operand `i`.
+    pub fn op_size(&self, ins: &Instruction, i: u32) -> u32 {
+        match ins.op_kind(i) {
+            OpKind::Register => ins.op_register(i).size() as u32,
+            OpKind::Memory => ins.memory_size().size() as u32,
+            OpKind::Immediate8 | OpKind::Immediate8_2nd => 1,
+            OpKind::Immediate16 => 2,
+            OpKind::Immediate32 => 4,
+            _ => 8,
+        }
+    }
+
+    pub fn read_op(&mut self, ins: &Instruction, i: u32) -> R<u64> {
+        match ins.op_kind(i) {
+            OpKind::Register => Ok(self.reg(ins.op_register(i))),
+            OpKind::Memory => {
+                let size = ins.memory_size().size() as u32;
+                let ea = self.effective_address(ins);
+                self.read_mem(seg_of(ins.memory_segment()), ea, size)
+            }
+            _ => Ok(ins.immediate(i)),
+        }
+    }
+
+    pub fn write_op(&mut self, ins: &Instruction, i: u32, value: u64) -> R<()> {
+        match ins.op_kind(i) {
+            OpKind::Register => {
+                self.set_reg(ins.op_register(i), value);
+                Ok(())
+            }
+            OpKind::Memory => {
+                let size = ins.memory_size().size() as u32;
+                let ea = self.effective_address(ins);
+                self.write_mem(seg_of(ins.memory_segment()), ea, size, value)
+            }
+            _ => Err(super::ud()),
+        }
+    }
+
+    // ---- the stack ----
+
+    /// Stack pointer width in bytes: 8 in 64-bit mode, else SS.B selects 4 or 2.
+    pub fn stack_size(&self) -> u32 {
+        let s = self.s();
+        if s.mode() == CpuMode::Long64 {
+            8
+        } else if s.ss().db {
+            4
+        } else {
+            2
+        }
+    }
+
+    pub fn push(&mut self, size: u32, value: u64) -> R<()> {
+        let ss = self.stack_size();
+        let sp = self.gpr(4, ss).wrapping_sub(size as u64) & mask(ss);
+        self.write_mem(Seg::Ss, sp, size, value)?;
+        self.set_gpr(4, ss, sp);
+        Ok(())
+    }
+
+    pub fn pop(&mut self, size: u32) -> R<u64> {
+        let ss = self.stack_size();
+        let sp = self.gpr(4, ss);
+        let v = self.read_mem(Seg::Ss, sp, size)?;
+        self.set_gpr(4, ss, sp.wrapping_add(size as u64));
+        Ok(v)
+    }
+
+    /// Reads the stack `offset` bytes above the stack pointer without popping.
+    pub fn peek(&mut self, offset: u64, size: u32) -> R<u64> {
+        let ss = self.stack_size();
+        let sp = self.gpr(4, ss).wrapping_add(offset) & mask(ss);
+        self.read_mem(Seg::Ss, sp, size)
+    }
+}
+
+pub(crate) fn is_canonical(a: u64) -> bool {
+    let top = a >> 47;
+    top == 0 || top == 0x1_FFFF
+}
+
+/// Limit violations on SS are #SS; on other segments #GP.
+pub(crate) fn stack_or_gp(seg: Seg, code: u32) -> Fault {
+    if seg == Seg::Ss {
+        exception(vec::SS, Some(code))
+    } else {
+        gp(code)
+    }
+}

@@ -1,0 +1,223 @@
+//! Shifts, rotates and bit instructions.
+//! Teaches: count masking, which flags a shift defines, and bit addressing in registers and memory.
+
+use iced_x86::{Instruction, Mnemonic, OpKind};
+
+use super::access::{mask, seg_of};
+use super::flags::{logic, szp};
+use super::{Cpu, R};
+use crate::cpu::flags::*;
+
+/// SHL/SAL/SHR/SAR/ROL/ROR/RCL/RCR.
+pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+    use Mnemonic as M;
+    let size = cpu.op_size(ins, 0);
+    let bits = size * 8;
+    let count_mask = if size == 8 { 0x3F } else { 0x1F };
+    let count = if ins.op_count() > 1 {
+        (cpu.read_op(ins, 1)? & count_mask) as u32
+    } else {
+        1
+    };
+    if count == 0 {
+        return Ok(()); // no flags change, but the operand is still read (faults happen)
+    }
+    let a = cpu.read_op(ins, 0)? & mask(size);
+    let msb = |v: u64| (v >> (bits - 1)) & 1;
+    let flags_in = cpu.s().rflags;
+    let (r, mut f) = match ins.mnemonic() {
+        M::Shl | M::Sal => {
+            let r = if count >= 64 { 0 } else { (a << count) & mask(size) };
+            let cf = count <= bits && (a >> (bits - count)) & 1 != 0;
+            let mut f = szp(r, size) | if cf { CF } else { 0 };
+            if msb(r) ^ (cf as u64) != 0 {
+                f |= OF;
+            }
+            (r, f)
+        }
+        M::Shr => {
+            let r = if count >= 64 { 0 } else { a >> count };
+            let cf = (a >> (count - 1)) & 1 != 0;
+            let mut f = szp(r, size) | if cf { CF } else { 0 };
+            if msb(a) != 0 {
+                f |= OF;
+            }
+            (r, f)
+        }
+        M::Sar => {
+            let s = super::access::sext(a, size) as i64;
+            let r = (s >> count.min(63)) as u64 & mask(size);
+            let cf = (s >> (count - 1).min(63)) & 1 != 0;
+            (r, szp(r, size) | if cf { CF } else { 0 })
+        }
+        M::Rol | M::Ror => {
+            let c = count % bits;
+            let r = if c == 0 {
+                a
+            } else if ins.mnemonic() == M::Rol {
+                ((a << c) | (a >> (bits - c))) & mask(size)
+            } else {
+                ((a >> c) | (a << (bits - c))) & mask(size)
+            };
+            let mut f = flags_in & (SF | ZF | AF | PF);
+            if ins.mnemonic() == M::Rol {
+                let cf = r & 1;
+                f |= cf * CF;
+                if msb(r) ^ cf != 0 {
+                    f |= OF;
+                }
+            } else {
+                f |= msb(r) * CF;
+                if msb(r) ^ ((r >> (bits - 2)) & 1) != 0 {
+                    f |= OF;
+                }
+            }
+            (r, f)
+        }
+        _ => {
+            // RCL/RCR rotate through CF: a (bits+1)-bit rotation.
+            let c = count % (bits + 1);
+            let mut v = a;
+            let mut cf = flags_in & CF != 0;
+            for _ in 0..c {
+                if ins.mnemonic() == M::Rcl {
+                    let out = msb(v) != 0;
+                    v = ((v << 1) | cf as u64) & mask(size);
+                    cf = out;
+                } else {
+                    let out = v & 1 != 0;
+                    v = (v >> 1) | ((cf as u64) << (bits - 1));
+                    cf = out;
+                }
+            }
+            let mut f = flags_in & (SF | ZF | AF | PF);
+            if cf {
+                f |= CF;
+            }
+            let of = if ins.mnemonic() == M::Rcl {
+                msb(v) ^ cf as u64
+            } else {
+                msb(v) ^ ((v >> (bits - 2)) & 1)
+            };
+            if of != 0 {
+                f |= OF;
+            }
+            (v, f)
+        }
+    };
+    if matches!(ins.mnemonic(), M::Shl | M::Sal | M::Shr | M::Sar) {
+        f &= !AF;
+    }
+    cpu.write_op(ins, 0, r)?;
+    cpu.set_status(f);
+    Ok(())
+}
+
+/// SHLD/SHRD: shift a destination while filling from a second register.
+pub(crate) fn double_shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+    let size = cpu.op_size(ins, 0);
+    let bits = size * 8;
+    let count_mask = if size == 8 { 0x3F } else { 0x1F };
+    let count = (cpu.read_op(ins, 2)? & count_mask) as u32;
+    if count == 0 {
+        return Ok(());
+    }
+    let a = cpu.read_op(ins, 0)? & mask(size);
+    let b = cpu.read_op(ins, 1)? & mask(size);
+    let wide: u128 = if ins.mnemonic() == Mnemonic::Shld {
+        ((a as u128) << bits) | b as u128
+    } else {
+        ((b as u128) << bits) | a as u128
+    };
+    let (r, cf) = if ins.mnemonic() == Mnemonic::Shld {
+        let shifted = wide << count;
+        (
+            (shifted >> bits) as u64 & mask(size),
+            (shifted >> (2 * bits)) & 1 != 0,
+        )
+    } else {
+        let shifted = wide >> count;
+        (shifted as u64 & mask(size), (wide >> (count - 1)) & 1 != 0)
+    };
+    let mut f = szp(r, size);
+    if cf {
+        f |= CF;
+    }
+    if ((r ^ a) >> (bits - 1)) & 1 != 0 {
+        f |= OF;
+    }
+    cpu.write_op(ins, 0, r)?;
+    cpu.set_status(f);
+    Ok(())
+}
+
+/// BT/BTS/BTR/BTC, BSF/BSR, BSWAP.
+pub(crate) fn bits(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+    use Mnemonic as M;
+    let size = cpu.op_size(ins, 0);
+    match ins.mnemonic() {
+        M::Bswap => {
+            let v = cpu.read_op(ins, 0)?;
+            let r = match size {
+                4 => (v as u32).swap_bytes() as u64,
+                8 => v.swap_bytes(),
+                _ => 0, // BSWAP r16 is undefined; current CPUs zero the register
+            };
+            cpu.write_op(ins, 0, r)
+        }
+        M::Bsf | M::Bsr => {
+            let v = cpu.read_op(ins, 1)? & mask(size);
+            if v == 0 {
+                // Destination unchanged (as AMD documents and Intel CPUs do); ZF = 1.
+                cpu.set_flags(ZF, ZF);
+                return Ok(());
+            }
+            let r = if ins.mnemonic() == M::Bsf {
+                v.trailing_zeros() as u64
+            } else {
+                63 - v.leading_zeros() as u64
+            };
+            cpu.write_op(ins, 0, r)?;
+            cpu.set_status(logic(r, size) & !ZF);
+            Ok(())
+        }
+        _ => {
+            let bits = size as u64 * 8;
+            let offset = cpu.read_op(ins, 1)?;
+            let (value, bit, mem) = if ins.op0_kind() == OpKind::Memory {
+                // With a register bit offset, memory is addressed as a bit string: the offset
+                // is signed and may reach outside the operand.
+                let signed = if ins.op1_kind() == OpKind::Register {
+                    super::access::sext(offset, size) as i64
+                } else {
+                    (offset & (bits - 1)) as i64
+                };
+                let byte_off = (signed.div_euclid(bits as i64) * (bits as i64 / 8)) as u64;
+                let ea = cpu
+                    .effective_address(ins)
+                    .wrapping_add(byte_off)
+                    & mask(cpu.address_size(ins));
+                let seg = seg_of(ins.memory_segment());
+                let v = cpu.read_mem(seg, ea, size)?;
+                (v, signed.rem_euclid(bits as i64) as u64, Some((seg, ea)))
+            } else {
+                (cpu.read_op(ins, 0)?, offset & (bits - 1), None)
+            };
+            let was_set = (value >> bit) & 1;
+            let new = match ins.mnemonic() {
+                M::Bts => value | (1 << bit),
+                M::Btr => value & !(1 << bit),
+                M::Btc => value ^ (1 << bit),
+                _ => value,
+            };
+            if ins.mnemonic() != M::Bt {
+                match mem {
+                    Some((seg, ea)) => cpu.write_mem(seg, ea, size, new)?,
+                    None => cpu.write_op(ins, 0, new)?,
+                }
+            }
+            cpu.set_flags(CF, was_set * CF);
+            Ok(())
+        }
+    }
+}
