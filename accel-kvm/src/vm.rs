@@ -1,0 +1,248 @@
+//! Building the VM: memory slots, the firmware ROM, CPUID and the list of MSRs KVM will carry.
+//! Teaches: a KVM VM is a set of guest-physical slots backed by host memory, plus one vCPU per CPU.
+//!
+//! Guest RAM is not copied: slot 0 points KVM at the very pages `GuestRam` owns, so a store by
+//! the guest is immediately visible to the interpreter and back again. The ROM gets its own
+//! host copy at the top of the 4 GiB space, read-only where the host allows.
+
+use emulator::cpu::cpuid::{self, edx1, edx81};
+use emulator::machine::FOUR_GIB;
+use emulator::Machine;
+use kvm_bindings::{
+    kvm_cpuid_entry2, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES, KVM_MEM_READONLY,
+};
+use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
+
+use crate::convert::CARRIED_MSRS;
+use crate::KvmError;
+
+const PAGE: u64 = 4096;
+/// Slot numbers: RAM first, then the high ROM alias.
+pub const RAM_SLOT: u32 = 0;
+pub const ROM_SLOT: u32 = 1;
+
+/// Where guest RAM is mapped into KVM, so a later `run` can tell whether it is the same RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RamMapping {
+    pub host_address: u64,
+    pub size: u64,
+}
+
+/// Maps `machine.ram` at guest-physical 0 as slot 0 (replacing an earlier mapping of that slot).
+pub fn map_ram(vm: &VmFd, machine: &Machine) -> Result<RamMapping, KvmError> {
+    let mapping = RamMapping {
+        host_address: machine.ram.host_address() as u64,
+        size: machine.ram.size(),
+    };
+    let region = kvm_userspace_memory_region {
+        slot: RAM_SLOT,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: mapping.size,
+        userspace_addr: mapping.host_address,
+    };
+    // SAFETY: the region is `machine.ram`'s one anonymous mapping of `size` bytes (GuestRam
+    // rounds to 4 KiB). The engine re-maps or is dropped before that memory could go away: `run`
+    // compares the mapping with the machine it is given before every entry into the guest.
+    unsafe { vm.set_user_memory_region(region) }
+        .map_err(KvmError::ioctl("KVM_SET_USER_MEMORY_REGION (RAM)"))?;
+    Ok(mapping)
+}
+
+/// A page-aligned host copy of the firmware ROM, mapped just below 4 GiB.
+#[derive(Debug)]
+pub struct RomMapping {
+    ptr: *mut u8,
+    len: usize,
+    /// The ROM bytes this copy was made from, to notice a newly loaded ROM.
+    pub source: Vec<u8>,
+    pub read_only: bool,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; nothing else aliases it from Rust.
+unsafe impl Send for RomMapping {}
+
+impl RomMapping {
+    /// Copies `rom` into fresh host pages (padded with 0xFF in front to a page multiple) and maps
+    /// them at `[4 GiB - padded length, 4 GiB)`.
+    pub fn map(vm: &VmFd, rom: &[u8], ram_size: u64, read_only: bool) -> Result<Self, KvmError> {
+        let len = (rom.len() as u64).div_ceil(PAGE) * PAGE;
+        let base = FOUR_GIB - len;
+        if len > FOUR_GIB / 2 || base < ram_size {
+            return Err(KvmError::RomOverlapsRam {
+                rom_len: rom.len() as u64,
+                base,
+                ram_len: ram_size,
+            });
+        }
+        let len = len as usize;
+        // SAFETY: an anonymous private mapping with no address hint; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(KvmError::RomAllocation(len));
+        }
+        let mapping = RomMapping {
+            ptr: ptr as *mut u8,
+            len,
+            source: rom.to_vec(),
+            read_only,
+        };
+        // SAFETY: `ptr` points to `len` writable bytes that only this value owns.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(mapping.ptr, len) };
+        let pad = len - rom.len();
+        bytes[..pad].fill(0xFF);
+        bytes[pad..].copy_from_slice(rom);
+        let region = kvm_userspace_memory_region {
+            slot: ROM_SLOT,
+            flags: if read_only { KVM_MEM_READONLY } else { 0 },
+            guest_phys_addr: base,
+            memory_size: len as u64,
+            userspace_addr: mapping.ptr as u64,
+        };
+        // SAFETY: the pages belong to `mapping`, which the engine keeps until the VM is gone.
+        unsafe { vm.set_user_memory_region(region) }
+            .map_err(KvmError::ioctl("KVM_SET_USER_MEMORY_REGION (ROM)"))?;
+        Ok(mapping)
+    }
+}
+
+impl Drop for RomMapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping created in `map`; the engine drops the VM (and
+        // with it the slot) before this value, see the field order of `KvmEngine`.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// Real mode on VT-x without "unrestricted guest" is run in virtual-8086 mode, which needs a TSS
+/// and an identity-mapped page table somewhere in guest-physical space. We put them in the
+/// pages just below the ROM (or below 4 GiB - 256 KiB), where no RAM is.
+pub fn set_real_mode_helpers(vm: &VmFd, kvm: &Kvm, rom_len: usize) -> Result<(), KvmError> {
+    let top = (FOUR_GIB - (rom_len as u64).div_ceil(PAGE) * PAGE).min(FOUR_GIB - 0x4_0000);
+    let identity = top - 4 * PAGE;
+    if kvm.check_extension(Cap::SetIdentityMapAddr) {
+        vm.set_identity_map_address(identity)
+            .map_err(KvmError::ioctl("KVM_SET_IDENTITY_MAP_ADDR"))?;
+    }
+    if kvm.check_extension(Cap::SetTssAddr) {
+        vm.set_tss_address((identity + PAGE) as usize)
+            .map_err(KvmError::ioctl("KVM_SET_TSS_ADDR"))?;
+    }
+    Ok(())
+}
+
+/// Installs the machine's CPUID model. Feature bits the host cannot provide are cleared (and
+/// reported), so the guest is never promised something KVM would refuse later.
+pub fn install_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<Vec<String>, KvmError> {
+    let supported = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(KvmError::ioctl("KVM_GET_SUPPORTED_CPUID"))?;
+    let host = |leaf: u32| {
+        supported
+            .as_slice()
+            .iter()
+            .find(|e| e.function == leaf && e.index == 0)
+            .copied()
+    };
+    let mut notes = Vec::new();
+    let mut entries = Vec::new();
+    for (leaf, [eax, ebx, ecx, edx]) in cpuid::all_leaves() {
+        let mut e = kvm_cpuid_entry2 {
+            function: leaf,
+            eax,
+            ebx,
+            ecx,
+            edx,
+            ..Default::default()
+        };
+        match leaf {
+            1 | 0x8000_0001 => {
+                let host_edx = host(leaf).map_or(0, |h| h.edx);
+                let missing = e.edx & !host_edx;
+                if missing != 0 {
+                    notes.push(format!(
+                        "CPUID {leaf:#x}: host lacks EDX bits {missing:#x} ({}); not advertised",
+                        feature_names(leaf, missing)
+                    ));
+                    e.edx &= host_edx;
+                }
+            }
+            0x8000_0008 => {
+                let host_bits = host(leaf).map_or(36, |h| h.eax & 0xFF);
+                if e.eax & 0xFF > host_bits {
+                    notes.push(format!(
+                        "CPUID 0x80000008: physical address width lowered from {} to the host's {host_bits} bits",
+                        e.eax & 0xFF
+                    ));
+                    e.eax = (e.eax & !0xFF) | host_bits;
+                }
+            }
+            _ => {}
+        }
+        entries.push(e);
+    }
+    let table = CpuId::from_entries(&entries).map_err(|_| KvmError::Ioctl {
+        what: "building the CPUID table",
+        source: kvm_ioctls::Error::new(libc::E2BIG),
+    })?;
+    vcpu.set_cpuid2(&table)
+        .map_err(KvmError::ioctl("KVM_SET_CPUID2"))?;
+    Ok(notes)
+}
+
+fn feature_names(leaf: u32, bits: u32) -> String {
+    let table: &[(u32, &str)] = if leaf == 1 {
+        &[
+            (edx1::PSE, "PSE"),
+            (edx1::TSC, "TSC"),
+            (edx1::MSR, "MSR"),
+            (edx1::PAE, "PAE"),
+            (edx1::CX8, "CX8"),
+            (edx1::PGE, "PGE"),
+            (edx1::CMOV, "CMOV"),
+        ]
+    } else {
+        &[
+            (edx81::SYSCALL, "SYSCALL"),
+            (edx81::NX, "NX"),
+            (edx81::LM, "LM"),
+        ]
+    };
+    let names: Vec<&str> = table
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    names.join(" ")
+}
+
+/// Every MSR number this host's KVM can save and restore.
+pub fn host_msr_list(kvm: &Kvm) -> Result<Vec<u32>, KvmError> {
+    let list = kvm
+        .get_msr_index_list()
+        .map_err(KvmError::ioctl("KVM_GET_MSR_INDEX_LIST"))?;
+    Ok(list.as_slice().to_vec())
+}
+
+/// The subset of the MSRs `CpuState` carries that `host` (from [`host_msr_list`]) can save and
+/// restore, and a note for each one it cannot.
+pub fn carried_msrs(host: &[u32]) -> (Vec<u32>, Vec<String>) {
+    let (known, unknown): (Vec<u32>, Vec<u32>) =
+        CARRIED_MSRS.iter().partition(|m| host.contains(m));
+    let notes = unknown
+        .iter()
+        .map(|m| {
+            format!("MSR {m:#x} is not saved/restored by this host's KVM; kept in CpuState only")
+        })
+        .collect();
+    (known, notes)
+}
