@@ -28,7 +28,7 @@ pub const ROM_LOW_ALIAS_MAX: u64 = 128 << 10;
 const ONE_MIB: u64 = 1 << 20;
 
 pub(crate) fn valid_rom_size(size: u64) -> bool {
-    (ROM_MIN..=ROM_MAX).contains(&size) && size % ROM_MIN == 0
+    (ROM_MIN..=ROM_MAX).contains(&size) && size.is_multiple_of(ROM_MIN)
 }
 
 /// Installs `rom` as the machine's firmware and puts the CPU in its RESET state, so the first

@@ -477,7 +477,8 @@ fn elf_files_of_the_wrong_kind_are_refused() {
     let mut m = machine(2 * MIB);
     let seg = [ElfSeg::load(0x10_0000, vec![0xF4], 1)];
     let base = elf32(0x10_0000, &seg, Some(0));
-    let mutations: [(&str, fn(&mut Vec<u8>)); 6] = [
+    type Mutation = (&'static str, fn(&mut [u8]));
+    let mutations: [Mutation; 6] = [
         ("ELFCLASS64", |b| b[4] = 2),
         ("little-endian", |b| b[5] = 2),
         ("ET_EXEC", |b| put16(b, 16, 3)),
