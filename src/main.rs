@@ -1,1 +1,209 @@
-fn main() {}
+//! `vmscope`: run one x86 guest on our interpreter or on KVM and watch what happens.
+//! Teaches: the user's side of a VMM — images in, guest output and exit statistics out.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use vmscope::{EngineChoice, RunOptions, SwitchPlan, SwitchUnit};
+
+#[derive(Parser)]
+#[command(name = "vmscope", version, about = "Learn virtualization by doing it: one x86 guest, several engines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a guest image (Multiboot kernel, firmware ROM or flat binary); no IMAGE = the built-in demo.
+    Run {
+        /// Path to the image, or the name of a built-in guest (see `vmscope guests`).
+        image: Option<String>,
+        #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+        engine: EngineChoice,
+        /// Guest RAM, e.g. 64M, 1G, 65536.
+        #[arg(long, default_value = "64M", value_parser = parse_size)]
+        memory: u64,
+        /// Multiboot command line passed to the kernel.
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        /// Print exit/trap/I/O statistics when the guest stops.
+        #[arg(long)]
+        stats: bool,
+        /// Stop after N guest instructions (emulated engines).
+        #[arg(long)]
+        max_instructions: Option<u64>,
+        /// Switch engines after N units (see --switch-unit), keeping the guest running.
+        #[arg(long, requires = "switch_to")]
+        switch_after: Option<u64>,
+        #[arg(long, value_enum)]
+        switch_to: Option<EngineChoice>,
+        #[arg(long, value_enum, default_value_t = SwitchUnit::Io)]
+        switch_unit: SwitchUnit,
+    },
+    /// Execute N instructions one at a time, printing each with the registers it changed.
+    Step {
+        image: Option<String>,
+        #[arg(short = 'n', long, default_value_t = 20)]
+        count: u64,
+        #[arg(long, value_enum, default_value_t = EngineChoice::Interp)]
+        engine: EngineChoice,
+        #[arg(long, default_value = "64M", value_parser = parse_size)]
+        memory: u64,
+        #[arg(long, default_value = "")]
+        cmdline: String,
+        /// Skip this many instructions (run them silently) before printing.
+        #[arg(long, default_value_t = 0)]
+        skip: u64,
+    },
+    /// List the built-in guests.
+    Guests,
+    /// Show which KVM this host has (VT-x, AMD-V, PVM) and whether vmscope can use it.
+    KvmInfo,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?} (try 64M)"))?;
+    let bytes = n.checked_mul(mult).ok_or("size too large")?;
+    if !(1 << 20..=64 << 30).contains(&bytes) {
+        return Err(format!("{s}: guest RAM must be between 1M and 64G"));
+    }
+    Ok(bytes)
+}
+
+/// Reads an image from a path, or returns a built-in guest by name.
+fn read_image(image: Option<&str>) -> Result<(String, Vec<u8>)> {
+    let name = image.unwrap_or("demo");
+    if let Some(g) = guests::by_name(name) {
+        if image.is_none() || !std::path::Path::new(name).exists() {
+            return Ok((format!("{} (built-in)", g.name), g.image.to_vec()));
+        }
+    }
+    let path = PathBuf::from(name);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading image {}", path.display()))?;
+    Ok((path.display().to_string(), bytes))
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("vmscope: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> Result<i32> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            image,
+            engine,
+            memory,
+            cmdline,
+            stats,
+            max_instructions,
+            switch_after,
+            switch_to,
+            switch_unit,
+        } => {
+            let (name, bytes) = read_image(image.as_deref())?;
+            let opts = RunOptions {
+                engine,
+                memory,
+                cmdline,
+                max_instructions,
+                switch: switch_after.zip(switch_to).map(|(after, to)| SwitchPlan {
+                    after,
+                    unit: switch_unit,
+                    to,
+                }),
+            };
+            let mut stdout = std::io::stdout();
+            let mut notice = |s: String| eprintln!("{s}");
+            let outcome = vmscope::run_guest(&name, &bytes, &opts, &mut stdout, &mut notice)?;
+            stdout.flush()?;
+            eprintln!("vmscope: {} on {}", outcome.image, outcome.engines.join(" → "));
+            eprintln!("vmscope: {}", outcome.summary());
+            if stats {
+                let mut m = outcome.machine;
+                eprint!("{}", m.stats.report(&m.bus.stats));
+                let _ = &mut m;
+            }
+            Ok(outcome.status)
+        }
+        Command::Step {
+            image,
+            count,
+            engine,
+            memory,
+            cmdline,
+            skip,
+        } => step(image.as_deref(), count, engine, memory, &cmdline, skip),
+        Command::Guests => {
+            for g in guests::all() {
+                println!("{:<16} {}", g.name, g.description);
+            }
+            Ok(0)
+        }
+        Command::KvmInfo => {
+            let flavour = accel_kvm::detect_flavour();
+            println!("host KVM: {flavour}");
+            match accel_kvm::kvm_available() {
+                Ok(()) => println!("/dev/kvm: usable"),
+                Err(e) => println!("/dev/kvm: not usable: {e}"),
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn step(
+    image: Option<&str>,
+    count: u64,
+    engine: EngineChoice,
+    memory: u64,
+    cmdline: &str,
+    skip: u64,
+) -> Result<i32> {
+    let (name, bytes) = read_image(image)?;
+    let mut machine = emulator::Machine::new(memory)?;
+    let loaded = emulator::machine::loader::load_image(&mut machine, &name, &bytes, cmdline)?;
+    eprintln!("vmscope: {loaded}");
+    let mut notice = |s: String| eprintln!("{s}");
+    let mut engine = vmscope::make_engine(engine, &machine, &mut notice)?;
+    if skip > 0 {
+        let exit = engine.run(&mut machine, emulator::RunLimit::instructions(skip))?;
+        if exit != emulator::Exit::LimitReached {
+            bail!("the guest stopped during --skip: {exit:?}");
+        }
+    }
+    let mut stdout = std::io::stdout();
+    for _ in 0..count {
+        let before = machine.cpu.clone();
+        let (addr, ibytes, text) = vmscope::step::disassemble_current(&mut machine);
+        let exit = engine.step(&mut machine)?;
+        let changes = vmscope::step::changed_registers(&before, &machine.cpu);
+        writeln!(stdout, "{}", vmscope::step::format_step(&addr, &ibytes, &text, &changes))?;
+        let out = machine.bus.take_serial_output();
+        if !out.is_empty() {
+            writeln!(stdout, "  serial: {:?}", String::from_utf8_lossy(&out))?;
+        }
+        if exit != emulator::Exit::LimitReached {
+            writeln!(stdout, "guest stopped: {exit:?}")?;
+            return Ok(vmscope::runner::exit_status(&exit));
+        }
+    }
+    Ok(0)
+}

@@ -7,7 +7,7 @@
 
 pub mod walk;
 
-pub use walk::{walk, Access, PageFault, WalkResult};
+pub use walk::{peek_walk, walk, Access, PageFault, WalkResult};
 
 use crate::cpu::CpuState;
 use crate::machine::Machine;
@@ -98,6 +98,23 @@ impl Mmu {
             }
         }
     }
+}
+
+/// Reads guest memory at a linear address without side effects (no A/D bits, no TLB fill),
+/// as a debugger does. Returns the guest-physical address that failed to translate on error.
+pub fn peek_linear(machine: &mut Machine, linear: u64, out: &mut [u8]) -> Result<(), u64> {
+    for (i, byte) in out.iter_mut().enumerate() {
+        let lin = linear.wrapping_add(i as u64);
+        let phys = if machine.cpu.paging_enabled() {
+            peek_walk(machine, lin, Access::read(false))
+                .map_err(|_| lin)?
+                .phys
+        } else {
+            lin & 0xFFFF_FFFF
+        };
+        *byte = machine.phys_read(phys, 1) as u8;
+    }
+    Ok(())
 }
 
 /// Does a cached entry allow this access without a walk? (Anything doubtful goes to the walker,

@@ -70,6 +70,20 @@ const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 
 /// Walks the guest page tables for `linear`; sets A (and D on writes) like the hardware does.
 pub fn walk(machine: &mut Machine, linear: u64, access: Access) -> Result<WalkResult, PageFault> {
+    walk_with(machine, linear, access, true)
+}
+
+/// A walk that changes nothing (no accessed/dirty updates): for debuggers and disassemblers.
+pub fn peek_walk(machine: &mut Machine, linear: u64, access: Access) -> Result<WalkResult, PageFault> {
+    walk_with(machine, linear, access, false)
+}
+
+fn walk_with(
+    machine: &mut Machine,
+    linear: u64,
+    access: Access,
+    update_ad: bool,
+) -> Result<WalkResult, PageFault> {
     let cpu = machine.cpu.clone();
     let cpu = &cpu;
     let nxe = cpu.efer & ctl::EFER_NXE != 0;
@@ -120,7 +134,7 @@ pub fn walk(machine: &mut Machine, linear: u64, access: Access) -> Result<WalkRe
             if access.write {
                 new |= D;
             }
-            if new != entry {
+            if update_ad && new != entry {
                 machine.phys_write(entry_addr, entry_size as usize, new);
                 entry = new;
             }
@@ -141,7 +155,7 @@ pub fn walk(machine: &mut Machine, linear: u64, access: Access) -> Result<WalkRe
                 page_size,
             });
         }
-        if !is_pdpte && entry & A == 0 {
+        if update_ad && !is_pdpte && entry & A == 0 {
             machine.phys_write(entry_addr, entry_size as usize, entry | A);
         }
         table = if pae { entry & ADDR_MASK } else { entry & 0xFFFF_F000 };

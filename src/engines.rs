@@ -1,0 +1,52 @@
+//! The engine factory: turns `--engine interp|kvm|auto` into a running `Engine`.
+//! Teaches: hardware-assisted virtualization is optional; the machine stays the same without it.
+
+use anyhow::{bail, Result};
+use emulator::interp::Interpreter;
+use emulator::{Engine, Machine};
+
+/// An engine named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineChoice {
+    /// Our interpreter: one instruction at a time, fully observable.
+    Interp,
+    /// Linux KVM: the guest runs on the host CPU (or PVM's software mode).
+    Kvm,
+    /// KVM when /dev/kvm works, else the interpreter (with a one-line notice).
+    Auto,
+}
+
+impl std::fmt::Display for EngineChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineChoice::Interp => "interp",
+            EngineChoice::Kvm => "kvm",
+            EngineChoice::Auto => "auto",
+        })
+    }
+}
+
+/// Creates the engine for `choice` on `machine`. `notice` receives one-line messages for the user
+/// (the auto fallback).
+pub fn make_engine(
+    choice: EngineChoice,
+    machine: &Machine,
+    notice: &mut dyn FnMut(String),
+) -> Result<Box<dyn Engine>> {
+    match choice {
+        EngineChoice::Interp => Ok(Box::new(Interpreter::new())),
+        EngineChoice::Kvm => match accel_kvm::KvmEngine::new(machine) {
+            Ok(kvm) => Ok(Box::new(kvm)),
+            Err(e) => bail!("--engine kvm: {e}"),
+        },
+        EngineChoice::Auto => match accel_kvm::KvmEngine::new(machine) {
+            Ok(kvm) => Ok(Box::new(kvm)),
+            Err(e) => {
+                notice(format!(
+                    "note: KVM is not usable ({e}); falling back to the interpreter"
+                ));
+                Ok(Box::new(Interpreter::new()))
+            }
+        },
+    }
+}

@@ -1,0 +1,9 @@
+//! The `vmscope` command-line tool as a library: choosing engines, running and stepping guests.
+//! Teaches: how a VMM's main loop drives an engine, reacts to its exits, and hands a CPU between engines.
+
+pub mod engines;
+pub mod runner;
+pub mod step;
+
+pub use engines::{make_engine, EngineChoice};
+pub use runner::{run_guest, GuestOutcome, RunOptions, SwitchPlan, SwitchUnit};

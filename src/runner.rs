@@ -1,0 +1,160 @@
+//! The run loop: load a guest, run it on an engine, switch engines mid-run, report how it ended.
+//! Teaches: an engine returns at instruction boundaries with a reason; the VMM decides what next.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use emulator::machine::loader::{load_image, LoadedImage};
+use emulator::{Exit, Machine, RunLimit};
+
+use crate::engines::{make_engine, EngineChoice};
+
+/// What `--switch-after N` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SwitchUnit {
+    /// Guest port and MMIO accesses (counted the same way by every engine).
+    Io,
+    /// Guest instructions (KVM counts them by single-stepping).
+    Instructions,
+}
+
+/// Move the CPU to another engine after `after` units.
+#[derive(Debug, Clone, Copy)]
+pub struct SwitchPlan {
+    pub after: u64,
+    pub unit: SwitchUnit,
+    pub to: EngineChoice,
+}
+
+/// How to run a guest.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub engine: EngineChoice,
+    pub memory: u64,
+    pub cmdline: String,
+    pub max_instructions: Option<u64>,
+    pub switch: Option<SwitchPlan>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            engine: EngineChoice::Interp,
+            memory: 64 << 20,
+            cmdline: String::new(),
+            max_instructions: None,
+            switch: None,
+        }
+    }
+}
+
+/// How a guest run ended.
+#[derive(Debug)]
+pub struct GuestOutcome {
+    pub exit: Exit,
+    /// The process exit status `vmscope run` uses: the debug-exit status, 0 on clean shutdown,
+    /// 3 on a triple fault, 4 when the instruction limit stopped the guest.
+    pub status: i32,
+    /// Engines in the order they ran ("kvm (PVM, software)", …).
+    pub engines: Vec<String>,
+    pub machine: Machine,
+    pub image: LoadedImage,
+}
+
+impl GuestOutcome {
+    /// One line for the user about how the guest ended.
+    pub fn summary(&self) -> String {
+        match &self.exit {
+            Exit::DebugExit { value, status } => {
+                format!("guest wrote {value:#x} to isa-debug-exit: exit status {status}")
+            }
+            Exit::Shutdown => "guest halted with interrupts disabled: clean shutdown".into(),
+            Exit::TripleFault { detail } => format!("triple fault: {detail}; machine stopped"),
+            Exit::ResetRequested => "guest requested a reset; machine stopped".into(),
+            Exit::LimitReached => "instruction limit reached; guest stopped".into(),
+        }
+    }
+}
+
+pub fn exit_status(exit: &Exit) -> i32 {
+    match exit {
+        Exit::DebugExit { status, .. } => *status,
+        Exit::Shutdown | Exit::ResetRequested => 0,
+        Exit::TripleFault { .. } => 3,
+        Exit::LimitReached => 4,
+    }
+}
+
+/// Builds a machine, loads `bytes`, runs it to the end. Serial output goes to `serial`
+/// (as it arrives when `live` is set, which routes the UART straight to stdout).
+pub fn run_guest(
+    name: &str,
+    bytes: &[u8],
+    opts: &RunOptions,
+    serial: &mut dyn Write,
+    notice: &mut dyn FnMut(String),
+) -> Result<GuestOutcome> {
+    let mut machine = Machine::new(opts.memory)
+        .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
+    let image = load_image(&mut machine, name, bytes, &opts.cmdline)?;
+    let mut engine = make_engine(opts.engine, &machine, notice)?;
+    let mut engines = vec![engine.describe()];
+    let mut switch = opts.switch;
+    let start_instructions = machine.stats.instructions;
+    let exit = loop {
+        let mut limit = RunLimit::instructions(1_000_000);
+        if !engine.counts_instructions() {
+            limit = RunLimit::UNLIMITED;
+        }
+        if let Some(max) = opts.max_instructions {
+            let used = machine.stats.instructions - start_instructions;
+            if used >= max {
+                break Exit::LimitReached;
+            }
+            if engine.counts_instructions() {
+                limit.instructions = Some(limit.instructions.unwrap_or(u64::MAX).min(max - used));
+            }
+        }
+        if let Some(plan) = switch {
+            match plan.unit {
+                SwitchUnit::Io => limit.io_accesses = Some(plan.after),
+                SwitchUnit::Instructions => {
+                    limit.instructions = Some(limit.instructions.unwrap_or(u64::MAX).min(plan.after))
+                }
+            }
+        }
+        let before_io = io_count(&machine);
+        let before_ins = machine.stats.instructions;
+        let exit = engine.run(&mut machine, limit)?;
+        serial.write_all(&machine.bus.take_serial_output())?;
+        if exit != Exit::LimitReached {
+            break exit;
+        }
+        if let Some(plan) = switch.as_mut() {
+            let done = match plan.unit {
+                SwitchUnit::Io => io_count(&machine) - before_io,
+                SwitchUnit::Instructions => machine.stats.instructions - before_ins,
+            };
+            plan.after = plan.after.saturating_sub(done);
+            if plan.after == 0 {
+                engine = make_engine(plan.to, &machine, notice)?;
+                machine.stats.engine_switches += 1;
+                engines.push(engine.describe());
+                switch = None;
+            }
+        }
+    };
+    serial.flush()?;
+    let status = exit_status(&exit);
+    Ok(GuestOutcome {
+        exit,
+        status,
+        engines,
+        machine,
+        image,
+    })
+}
+
+fn io_count(m: &Machine) -> u64 {
+    m.stats.exits.get("io").copied().unwrap_or(0) + m.stats.exits.get("mmio").copied().unwrap_or(0)
+}
