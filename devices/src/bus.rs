@@ -191,8 +191,8 @@ impl Bus {
         }
     }
 
-    /// The standard PC: UART at 0x3F8 (IRQ 4), PIT (IRQ 0, port 0x61), CMOS RTC, i8042 reset,
-    /// POST port 0x80, debug console 0xE9 and isa-debug-exit 0xF4.
+    /// The standard PC: UART at 0x3F8 (IRQ 4), PIT (IRQ 0, port 0x61), CMOS RTC (IRQ 8),
+    /// i8042 keyboard controller (IRQ 1, reset, A20) with port 0x92, POST port 0x80, debug console 0xE9 and isa-debug-exit 0xF4.
     pub fn new_pc(config: PcPlatformConfig) -> Self {
         let mut bus = Bus::new();
         bus.add_pio_device(Box::new(crate::uart::Uart::new()), &[(0x3F8, 0x3FF)]);
@@ -206,7 +206,7 @@ impl Bus {
         );
         bus.add_pio_device(
             Box::new(crate::i8042::I8042::new()),
-            &[(0x60, 0x60), (0x64, 0x64)],
+            &[(0x60, 0x60), (0x64, 0x64), (0x92, 0x92)],
         );
         bus.add_pio_device(
             Box::new(crate::debug::PostCodes::default()),
