@@ -192,7 +192,8 @@ impl Bus {
     }
 
     /// The standard PC: UART at 0x3F8 (IRQ 4), PIT (IRQ 0, port 0x61), CMOS RTC (IRQ 8),
-    /// i8042 keyboard controller (IRQ 1, reset, A20) with port 0x92, POST port 0x80, debug console 0xE9 and isa-debug-exit 0xF4.
+    /// i8042 keyboard controller (IRQ 1, reset, A20) with port 0x92, POST port 0x80,
+    /// debug console 0xE9 and isa-debug-exit 0xF4.
     pub fn new_pc(config: PcPlatformConfig) -> Self {
         let mut bus = Bus::new();
         bus.add_pio_device(Box::new(crate::uart::Uart::new()), &[(0x3F8, 0x3FF)]);
@@ -445,6 +446,14 @@ impl Bus {
         self.device_mut::<crate::uart::Uart>()
             .map(|u| u.take_output())
             .unwrap_or_default()
+    }
+
+    /// Sends the UART's output straight to a host writer (a terminal) from now on, instead of
+    /// buffering it for [`Bus::take_serial_output`].
+    pub fn set_serial_sink(&mut self, sink: Box<dyn std::io::Write>) {
+        if let Some(uart) = self.device_mut::<crate::uart::Uart>() {
+            uart.set_output_sink(sink);
+        }
     }
 
     /// Queues bytes typed by the user into the UART's receive FIFO.
