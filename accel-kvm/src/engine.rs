@@ -193,10 +193,6 @@ impl KvmEngine {
         }
     }
 
-    pub(crate) fn describe_mode(&self, machine: &Machine) -> String {
-        format!("{} on KVM ({})", machine.cpu.mode(), self.flavour)
-    }
-
     /// Turns single-stepping (one KVM_EXIT_DEBUG per instruction) on or off.
     fn set_single_step(&self, on: bool) -> Result<(), KvmError> {
         let debug = kvm_guest_debug {

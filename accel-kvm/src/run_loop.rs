@@ -44,9 +44,12 @@ enum GuestExit {
     IrqWindowOpen,
     /// KVM_RUN returned EINTR: our kick, or `immediate_exit`.
     Interrupted,
-    Debug,
+    /// A single-step trap; the RIP after the instruction.
+    Debug(u64),
     Shutdown,
     Reset,
+    /// KVM's instruction emulator could not execute the instruction (its bytes, if known).
+    Unemulated(Vec<u8>),
     Failed(String),
 }
 
@@ -79,86 +82,100 @@ impl KvmEngine {
             limit,
             ..Default::default()
         };
-        // The reason we will return, once KVM has finished the current instruction.
+        // Why we will return; set by a device event, the budget, or an exit.
         let mut stop: Option<Exit> = None;
-        // The last exit left an instruction for KVM to complete (I/O or MMIO).
+        // The last exit left an I/O or MMIO instruction for KVM to complete.
         let mut unfinished = false;
+        // While stepping: where the instruction about to be stepped starts, if known.
+        let mut step_from = Some(machine.cpu.rip);
 
         if self.halted {
-            let can_wake = interrupts_enabled(machine.cpu.rflags);
-            stop = self.wait_for_interrupt(machine, clock, can_wake);
+            stop = self.wait_for_interrupt(machine, clock, interrupts_enabled(machine.cpu.rflags));
         }
         loop {
             if stop.is_none() && budget.exhausted() {
                 stop = Some(Exit::LimitReached);
             }
-            if let Some(exit) = &stop {
-                if !unfinished {
-                    return Ok(exit.clone());
+            if let Some(exit) = stop {
+                if unfinished {
+                    if let Some(worse) = self.finish_instruction(machine)? {
+                        return Ok(worse);
+                    }
                 }
+                return Ok(exit);
             }
 
-            // Before entering: offer a pending interrupt, or (when stopping) ask KVM only to
-            // complete the instruction in flight.
-            if stop.is_none() {
-                self.offer_interrupt(machine)?;
-            } else {
-                let run = self.vcpu.get_kvm_run();
-                run.request_interrupt_window = 0;
-                run.immediate_exit = 1;
+            if self.offer_interrupt(machine)? {
+                step_from = None; // the next instruction is the handler's
+            }
+            if stepping && step_from.is_none() {
+                step_from = self.vcpu.get_regs().ok().map(|r| r.rip);
             }
 
             let exit = self.enter_guest(machine);
             machine.stats.uncounted_runs += 1;
             self.ready_after_push = None;
-            self.vcpu.get_kvm_run().immediate_exit = 0;
             clock.sync(&mut machine.bus);
             unfinished = false;
+            let stepped_from = step_from.take();
 
             match exit {
-                GuestExit::PortIo => {
-                    machine.stats.count_exit("io");
-                    budget.io_accesses += self.port_io(machine)?;
+                GuestExit::PortIo | GuestExit::Mmio => {
+                    let accesses = if matches!(exit, GuestExit::PortIo) {
+                        machine.stats.count_exit("io");
+                        self.port_io(machine)?
+                    } else {
+                        machine.stats.count_exit("mmio");
+                        1
+                    };
+                    budget.io_accesses += accesses;
                     unfinished = true;
-                }
-                GuestExit::Mmio => {
-                    machine.stats.count_exit("mmio");
-                    budget.io_accesses += 1;
-                    unfinished = true;
+                    if stepping {
+                        // The I/O instruction retires when KVM completes it. Complete it now, so
+                        // it counts as exactly one step on every flavour (VT-x reports a Debug
+                        // exit for it, PVM does not).
+                        budget.instructions += 1;
+                        unfinished = false;
+                        if let Some(worse) = self.finish_instruction(machine)? {
+                            return Ok(worse);
+                        }
+                    }
                 }
                 GuestExit::Hlt => {
                     machine.stats.count_exit("hlt");
-                    self.halted = true;
                     if stepping {
                         budget.instructions += 1; // HLT retired; no Debug exit follows it
                     }
-                    let can_wake = self.vcpu.get_kvm_run().if_flag != 0;
-                    if !can_wake {
-                        stop.get_or_insert(Exit::Shutdown);
-                    } else if stop.is_none() && !budget.exhausted() {
-                        stop = self.wait_for_interrupt(machine, clock, true);
-                    }
+                    stop = self.halt(machine, clock, &budget);
                 }
                 GuestExit::IrqWindowOpen => machine.stats.count_exit("irq-window"),
                 GuestExit::Interrupted => machine.stats.count_exit("intr"),
-                GuestExit::Debug => {
+                GuestExit::Debug(rip) => {
                     machine.stats.count_exit("debug");
                     budget.instructions += 1;
+                    step_from = Some(rip);
+                    // PVM single-steps over HLT as if it were a NOP; give it its meaning back.
+                    if stepped_from
+                        .is_some_and(|from| rip == from + 1 && self.is_hlt_at(machine, from))
+                    {
+                        stop = self.halt(machine, clock, &budget);
+                    }
                 }
                 GuestExit::Shutdown => {
                     machine.stats.count_exit("shutdown");
                     return Ok(Exit::TripleFault {
-                        detail: self.triple_fault_detail(machine),
+                        detail: format!(
+                            "KVM_EXIT_SHUTDOWN (triple fault) {}",
+                            self.where_now(machine)
+                        ),
                     });
                 }
-                GuestExit::Reset => {
-                    stop.get_or_insert(Exit::ResetRequested);
-                }
+                GuestExit::Reset => stop = Some(Exit::ResetRequested),
+                GuestExit::Unemulated(bytes) => return Err(self.unemulated(machine, &bytes)),
                 GuestExit::Failed(detail) => {
                     return Err(EngineError::Host(format!(
-                        "{} ({}): {detail}",
-                        self.rip_note(),
-                        self.describe_mode(machine)
+                        "{detail} {}",
+                        self.where_now(machine)
                     )));
                 }
             }
@@ -172,6 +189,81 @@ impl KvmEngine {
             let next = machine.bus.next_deadline().map(|d| clock.host_instant(d));
             self.kicker.set_deadline(next);
         }
+    }
+
+    /// Lets KVM complete an I/O or MMIO instruction without running any further guest code:
+    /// KVM_RUN with `immediate_exit = 1` finishes the pending operation and returns EINTR.
+    /// (String I/O may need more data first; those exits are served on the way.) Returns an exit
+    /// only if something worse than the caller's reason happened meanwhile.
+    fn finish_instruction(&mut self, machine: &mut Machine) -> Result<Option<Exit>, EngineError> {
+        loop {
+            let run = self.vcpu.get_kvm_run();
+            run.request_interrupt_window = 0;
+            run.immediate_exit = 1;
+            let exit = self.enter_guest(machine);
+            self.vcpu.get_kvm_run().immediate_exit = 0;
+            machine.stats.uncounted_runs += 1;
+            match exit {
+                // EINTR: KVM returned before entering the guest; Debug: the completed
+                // instruction's single-step trap (VT-x). Either way the instruction has retired.
+                GuestExit::Interrupted | GuestExit::Debug(_) => return Ok(None),
+                GuestExit::PortIo => {
+                    machine.stats.count_exit("io");
+                    self.port_io(machine)?;
+                }
+                GuestExit::Mmio => machine.stats.count_exit("mmio"),
+                GuestExit::Shutdown => {
+                    return Ok(Some(Exit::TripleFault {
+                        detail: format!(
+                            "KVM_EXIT_SHUTDOWN (triple fault) {}",
+                            self.where_now(machine)
+                        ),
+                    }))
+                }
+                other => {
+                    return Err(EngineError::Host(format!(
+                        "completing an I/O instruction gave {other:?} {}",
+                        self.where_now(machine)
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The CPU halted (HLT retired). With interrupts off nothing can wake it: `Exit::Shutdown`.
+    /// Otherwise wait for an interrupt, unless the budget says stop first.
+    fn halt(&mut self, machine: &mut Machine, clock: &HostClock, budget: &Budget) -> Option<Exit> {
+        self.halted = true;
+        let can_wake = self.vcpu.get_kvm_run().if_flag != 0;
+        if !can_wake {
+            Some(Exit::Shutdown)
+        } else if budget.exhausted() {
+            Some(Exit::LimitReached)
+        } else {
+            self.wait_for_interrupt(machine, clock, true)
+        }
+    }
+
+    /// Is the instruction at `rip` (in the current code segment) a HLT? Used only while stepping.
+    fn is_hlt_at(&self, machine: &Machine, rip: u64) -> bool {
+        let Ok(sregs) = self.vcpu.get_sregs() else {
+            return false;
+        };
+        let long = sregs.efer & emulator::cpu::state::ctl::EFER_LMA != 0 && sregs.cs.l != 0;
+        let linear = if long {
+            rip
+        } else {
+            sregs.cs.base.wrapping_add(rip) & 0xFFFF_FFFF
+        };
+        let physical = if sregs.cr0 & emulator::cpu::state::ctl::CR0_PG != 0 {
+            match self.vcpu.translate_gva(linear) {
+                Ok(t) if t.valid != 0 => t.physical_address,
+                _ => return false,
+            }
+        } else {
+            linear
+        };
+        machine.ram.read_le(physical, 1) == Ok(0xF4)
     }
 
     /// One KVM_RUN. Port I/O is left in `kvm_run` for [`Self::port_io`]; MMIO is done here.
@@ -200,7 +292,7 @@ impl KvmEngine {
             Ok(VcpuExit::Hlt) => GuestExit::Hlt,
             Ok(VcpuExit::IrqWindowOpen) => GuestExit::IrqWindowOpen,
             Ok(VcpuExit::Intr) => GuestExit::Interrupted,
-            Ok(VcpuExit::Debug(_)) => GuestExit::Debug,
+            Ok(VcpuExit::Debug(arch)) => GuestExit::Debug(arch.pc),
             Ok(VcpuExit::Shutdown) => GuestExit::Shutdown,
             Ok(VcpuExit::SystemEvent(kind, _)) if kind == kvm_bindings::KVM_SYSTEM_EVENT_RESET => {
                 GuestExit::Reset
@@ -208,7 +300,7 @@ impl KvmEngine {
             Ok(VcpuExit::FailEntry(reason, cpu)) => GuestExit::Failed(format!(
                 "VM entry failed: hardware reason {reason:#x} on cpu {cpu}"
             )),
-            Ok(VcpuExit::InternalError) => GuestExit::Failed(self.internal_error_detail()),
+            Ok(VcpuExit::InternalError) => self.internal_error(),
             Ok(other) => GuestExit::Failed(format!("unexpected VM exit {other:?}")),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 GuestExit::Interrupted
@@ -239,7 +331,8 @@ impl KvmEngine {
 
     /// Injects the PIC's interrupt if the guest can take it now; otherwise asks KVM for an
     /// "interrupt window" exit, which comes as soon as RFLAGS.IF = 1 and no STI/MOV SS shadow.
-    fn offer_interrupt(&mut self, machine: &mut Machine) -> Result<(), EngineError> {
+    /// Returns whether an interrupt was injected.
+    fn offer_interrupt(&mut self, machine: &mut Machine) -> Result<bool, EngineError> {
         let pending = machine.bus.interrupt_pending();
         let pushed = self.ready_after_push;
         let run = self.vcpu.get_kvm_run();
@@ -251,8 +344,9 @@ impl KvmEngine {
             inject_interrupt(&self.vcpu, vector)?;
             machine.stats.interrupts += 1;
             self.halted = false;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// The CPU is halted with interrupts enabled: sleep on the host until virtual time reaches
@@ -288,39 +382,78 @@ impl KvmEngine {
         }
     }
 
-    fn triple_fault_detail(&mut self, machine: &Machine) -> String {
-        format!(
-            "KVM_EXIT_SHUTDOWN (triple fault) {} ({})",
-            self.rip_note(),
-            self.describe_mode(machine)
-        )
+    /// "at rip 0x… (32-bit protected mode on KVM (PVM, software))", from the vCPU's current state.
+    fn where_now(&self, machine: &Machine) -> String {
+        let mut cpu = machine.cpu.clone();
+        let rip = match (self.vcpu.get_regs(), self.vcpu.get_sregs()) {
+            (Ok(regs), Ok(sregs)) => {
+                crate::convert::apply_regs(&mut cpu, &regs);
+                crate::convert::apply_sregs(&mut cpu, &sregs);
+                format!("{:#x}", regs.rip)
+            }
+            _ => "unknown".into(),
+        };
+        format!("at rip {rip} ({} on KVM ({}))", cpu.mode(), self.flavour())
     }
 
-    fn rip_note(&self) -> String {
-        match self.vcpu.get_regs() {
-            Ok(r) => format!("at rip {:#x}", r.rip),
-            Err(_) => "at an unknown rip".into(),
-        }
+    /// The error for an instruction KVM's emulator could not execute.
+    fn unemulated(&self, machine: &Machine, bytes: &[u8]) -> EngineError {
+        let insn = if bytes.is_empty() {
+            "(bytes not reported)".to_string()
+        } else {
+            format!("{bytes:02x?}")
+        };
+        let hint = if self.flavour() == crate::KvmFlavour::Pvm {
+            "; PVM interprets guest ring-0 code with KVM's instruction emulator, which lacks \
+             some system instructions (e.g. a protected-mode IRET)"
+        } else {
+            ""
+        };
+        EngineError::Unsupported(format!(
+            "KVM could not emulate the instruction {insn} {}{hint}",
+            self.where_now(machine)
+        ))
     }
 
-    fn internal_error_detail(&mut self) -> String {
+    /// KVM_EXIT_INTERNAL_ERROR. The common one is "emulation failed": KVM's own instruction
+    /// emulator met an instruction it does not implement. On PVM all guest ring-0 code goes
+    /// through that emulator, so this is how PVM says "this kernel code cannot run here".
+    fn internal_error(&mut self) -> GuestExit {
         let run = self.vcpu.get_kvm_run();
         // SAFETY: called only for KVM_EXIT_INTERNAL_ERROR, whose union member is `internal`.
         let internal = unsafe { run.__bindgen_anon_1.internal };
         let n = (internal.ndata as usize).min(internal.data.len());
-        format!(
-            "KVM internal error, suberror {} ({}), data {:x?}",
-            internal.suberror,
-            match internal.suberror {
-                1 => "instruction emulation failed",
-                2 => "simultaneous exceptions",
-                3 => "delivery event",
-                4 => "unexpected exit reason",
-                _ => "unknown",
-            },
-            &internal.data[..n]
-        )
+        let data = &internal.data[..n];
+        if internal.suberror == kvm_bindings::KVM_INTERNAL_ERROR_EMULATION {
+            return GuestExit::Unemulated(instruction_bytes(data));
+        }
+        let what = match internal.suberror {
+            kvm_bindings::KVM_INTERNAL_ERROR_SIMUL_EX => "exception while delivering an exception",
+            kvm_bindings::KVM_INTERNAL_ERROR_DELIVERY_EV => "event delivery failed",
+            kvm_bindings::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON => "unexpected exit reason",
+            _ => "unknown",
+        };
+        GuestExit::Failed(format!(
+            "KVM internal error, suberror {} ({what}), data {data:x?}",
+            internal.suberror
+        ))
     }
+}
+
+/// The instruction bytes KVM reports with an emulation failure, if it reports them
+/// (flags bit 0 in data[0], then a length byte and up to 15 bytes in data[1..3]).
+fn instruction_bytes(data: &[u64]) -> Vec<u8> {
+    if data.len() < 3
+        || data[0] & u64::from(kvm_bindings::KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)
+            == 0
+    {
+        return Vec::new();
+    }
+    let mut bytes: Vec<u8> = data[1..3].iter().flat_map(|w| w.to_le_bytes()).collect();
+    let len = usize::from(bytes[0]).min(15);
+    bytes.remove(0);
+    bytes.truncate(len);
+    bytes
 }
 
 /// The first request devices made (isa-debug-exit, reset) as the `Exit` that reports it.
