@@ -9,7 +9,7 @@ use emulator::cpu::state::{msr, DescriptorTable, FpuState, PendingEvents, Seg, S
 use emulator::CpuState;
 use kvm_bindings::{
     kvm_debugregs, kvm_dtable, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs,
-    kvm_vcpu_events, KVM_VCPUEVENT_VALID_NMI_PENDING, KVM_VCPUEVENT_VALID_SHADOW,
+    kvm_vcpu_events, kvm_xsave, KVM_VCPUEVENT_VALID_NMI_PENDING, KVM_VCPUEVENT_VALID_SHADOW,
     KVM_X86_SHADOW_INT_MOV_SS, KVM_X86_SHADOW_INT_STI,
 };
 
@@ -227,6 +227,28 @@ pub fn apply_fpu(f: &mut FpuState, k: &kvm_fpu) {
         b[fx::XMM0 + 16 * i..fx::XMM0 + 16 * (i + 1)].copy_from_slice(x);
     }
 }
+
+/// XSAVE's first 512 bytes are the FXSAVE image, byte for byte; the XSTATE_BV word at byte 512
+/// says which components hold live state (bit 0 x87, bit 1 SSE). Unlike KVM_SET_FPU, which
+/// ignores MXCSR, KVM_SET_XSAVE carries everything, so the engine prefers it. Writes our image
+/// into `x` (fetched from the vCPU, so components we do not model, like AVX, keep their values).
+pub fn fpu_into_xsave(f: &FpuState, x: &mut kvm_xsave) {
+    for (word, bytes) in x.region[..128].iter_mut().zip(f.fxsave.chunks_exact(4)) {
+        *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    }
+    x.region[XSTATE_BV_WORD] |= 0b11;
+}
+
+/// Copies the FXSAVE image out of an XSAVE area. (The kernel fills the legacy area with the
+/// initial values of components that are not live, so all 512 bytes are meaningful.)
+pub fn apply_xsave(f: &mut FpuState, x: &kvm_xsave) {
+    for (bytes, word) in f.fxsave.chunks_exact_mut(4).zip(&x.region[..128]) {
+        bytes.copy_from_slice(&word.to_le_bytes());
+    }
+}
+
+/// Index of the low half of XSTATE_BV (byte 512) in `kvm_xsave::region`.
+const XSTATE_BV_WORD: usize = 512 / 4;
 
 // ---- MSRs -------------------------------------------------------------------------------
 
@@ -486,6 +508,19 @@ mod tests {
         assert_eq!(le32(&f.fxsave, 28), 0xFFFF);
         assert_eq!(f.fxsave[500], 0x5A);
         assert_eq!(f.fcw(), 0);
+    }
+
+    #[test]
+    fn the_xsave_legacy_area_is_the_fxsave_image() {
+        let cpu = busy_state();
+        let mut x = kvm_xsave::default();
+        x.region[XSTATE_BV_WORD] = 0b100; // AVX live: must stay set
+        fpu_into_xsave(&cpu.fpu, &mut x);
+        assert_eq!(x.region[6], 0x1FA0, "MXCSR at byte 24");
+        assert_eq!(x.region[XSTATE_BV_WORD], 0b111);
+        let mut back = FpuState::default();
+        apply_xsave(&mut back, &x);
+        assert_eq!(back, cpu.fpu);
     }
 
     #[test]

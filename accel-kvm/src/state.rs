@@ -8,7 +8,7 @@
 
 use emulator::cpu::state::msr;
 use emulator::CpuState;
-use kvm_bindings::{kvm_msr_entry, Msrs};
+use kvm_bindings::{kvm_msr_entry, kvm_xsave, Msrs};
 use kvm_ioctls::{Cap, Kvm, VcpuFd};
 
 use crate::convert;
@@ -23,6 +23,8 @@ pub struct StateCaps {
     pub msrs: Vec<u32>,
     /// Can the guest's time-stamp counter be written (IA32_TSC)?
     pub tsc: bool,
+    /// Use KVM_GET/SET_XSAVE for the FPU (carries MXCSR, which KVM_SET_FPU ignores).
+    pub xsave: bool,
 }
 
 impl StateCaps {
@@ -32,6 +34,10 @@ impl StateCaps {
             debugregs: kvm.check_extension(Cap::Debugregs),
             msrs,
             tsc: host_msrs.contains(&msr::IA32_TSC),
+            // `kvm_xsave` is 4 KiB; KVM_CAP_XSAVE2 reports how much the kernel would read/write.
+            xsave: kvm.check_extension(Cap::Xsave)
+                && usize::try_from(kvm.check_extension_int(Cap::Xsave2))
+                    .is_ok_and(|n| n <= std::mem::size_of::<kvm_xsave>()),
         }
     }
 }
@@ -54,8 +60,7 @@ pub fn push(
         .map_err(KvmError::ioctl("KVM_SET_SREGS"))?;
     vcpu.set_regs(&convert::regs_to_kvm(cpu))
         .map_err(KvmError::ioctl("KVM_SET_REGS"))?;
-    vcpu.set_fpu(&convert::fpu_to_kvm(&cpu.fpu))
-        .map_err(KvmError::ioctl("KVM_SET_FPU"))?;
+    push_fpu(vcpu, cpu, caps)?;
 
     let mut entries = convert::msrs_to_kvm(cpu, &caps.msrs);
     if let (Some(value), true) = (tsc, caps.tsc) {
@@ -88,6 +93,19 @@ pub fn push(
     Ok(())
 }
 
+fn push_fpu(vcpu: &VcpuFd, cpu: &CpuState, caps: &StateCaps) -> Result<(), KvmError> {
+    if !caps.xsave {
+        return vcpu
+            .set_fpu(&convert::fpu_to_kvm(&cpu.fpu))
+            .map_err(KvmError::ioctl("KVM_SET_FPU"));
+    }
+    let mut x = vcpu.get_xsave().map_err(KvmError::ioctl("KVM_GET_XSAVE"))?;
+    convert::fpu_into_xsave(&cpu.fpu, &mut x);
+    // SAFETY: `caps.xsave` is set only when KVM_CAP_XSAVE2 says the kernel's XSAVE area fits
+    // in `kvm_xsave`, so KVM reads no further than the struct we pass; it came from this vCPU.
+    unsafe { vcpu.set_xsave(&x) }.map_err(KvmError::ioctl("KVM_SET_XSAVE"))
+}
+
 /// Reads the vCPU into `cpu`. `events.halted` is left to the caller (the engine tracks HLT).
 pub fn pull(vcpu: &VcpuFd, cpu: &mut CpuState, caps: &StateCaps) -> Result<(), KvmError> {
     convert::apply_sregs(
@@ -98,10 +116,13 @@ pub fn pull(vcpu: &VcpuFd, cpu: &mut CpuState, caps: &StateCaps) -> Result<(), K
         cpu,
         &vcpu.get_regs().map_err(KvmError::ioctl("KVM_GET_REGS"))?,
     );
-    convert::apply_fpu(
-        &mut cpu.fpu,
-        &vcpu.get_fpu().map_err(KvmError::ioctl("KVM_GET_FPU"))?,
-    );
+    if caps.xsave {
+        let x = vcpu.get_xsave().map_err(KvmError::ioctl("KVM_GET_XSAVE"))?;
+        convert::apply_xsave(&mut cpu.fpu, &x);
+    } else {
+        let f = vcpu.get_fpu().map_err(KvmError::ioctl("KVM_GET_FPU"))?;
+        convert::apply_fpu(&mut cpu.fpu, &f);
+    }
     if !caps.msrs.is_empty() {
         let wanted: Vec<kvm_msr_entry> = caps
             .msrs
