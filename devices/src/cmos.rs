@@ -288,7 +288,11 @@ impl Cmos {
             return self.encode(hour);
         }
         // 12-hour mode: 12, 1, …, 11, with bit 7 meaning PM.
-        let twelve_hour = if hour.is_multiple_of(12) { 12 } else { hour % 12 };
+        let twelve_hour = if hour.is_multiple_of(12) {
+            12
+        } else {
+            hour % 12
+        };
         self.encode(twelve_hour) | if hour >= 12 { 0x80 } else { 0 }
     }
 
