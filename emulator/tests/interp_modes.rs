@@ -49,7 +49,13 @@ fn real_mode_arithmetic_ivt_interrupt_and_debug_exit() {
     );
     let mut m = real_mode(&code);
     let exit = run(&mut m);
-    assert_eq!(exit, Exit::DebugExit { value: 0x10, status: 0x21 });
+    assert_eq!(
+        exit,
+        Exit::DebugExit {
+            value: 0x10,
+            status: 0x21
+        }
+    );
     assert_eq!(m.bus.take_console_output(), b"ok");
     assert_eq!(m.cpu.gpr[reg::RBX] & 0xFFFF, 0x1345);
     assert_eq!(m.stats.exceptions.get("int n (software)"), Some(&1));
@@ -91,7 +97,10 @@ fn protected_mode(code: &[u8]) -> Machine {
     m.cpu = CpuState::multiboot_entry(0x10000, 0);
     m.cpu.seg = [Segment::flat32(0x10, false); 6];
     m.cpu.seg[Seg::Cs as usize] = Segment::flat32(0x08, true);
-    m.cpu.gdtr = DescriptorTable { base: 0x1000, limit: 23 };
+    m.cpu.gdtr = DescriptorTable {
+        base: 0x1000,
+        limit: 23,
+    };
     m.cpu.gpr[reg::RSP] = 0x9000;
     m
 }
@@ -133,7 +142,13 @@ fn unimplemented_instruction_raises_ud_in_the_guest_and_is_counted() {
     let mut m = protected_mode(&code);
     let exit = run(&mut m);
     assert_eq!(m.bus.take_console_output(), b"U");
-    assert_eq!(exit, Exit::DebugExit { value: 0x10, status: 0x21 });
+    assert_eq!(
+        exit,
+        Exit::DebugExit {
+            value: 0x10,
+            status: 0x21
+        }
+    );
     assert_eq!(m.stats.unimplemented.get("fsin"), Some(&1));
     assert_eq!(m.stats.exceptions.get("#UD"), Some(&1));
 }
@@ -187,14 +202,28 @@ fn long_mode_paging_syscall_and_sysret_round_trip() {
     s.cr4 = ctl::CR4_PAE;
     s.cr3 = 0x1000;
     s.efer = ctl::EFER_LME | ctl::EFER_LMA | ctl::EFER_SCE;
-    s.seg[Seg::Cs as usize] = Segment { l: true, db: false, ..Segment::flat32(0x08, true) };
+    s.seg[Seg::Cs as usize] = Segment {
+        l: true,
+        db: false,
+        ..Segment::flat32(0x08, true)
+    };
     s.gpr[reg::RSP] = 0x9000;
     m.cpu = s;
     let exit = run(&mut m);
     assert_eq!(m.bus.take_console_output(), b"S");
-    assert_eq!(exit, Exit::DebugExit { value: 0x10, status: 0x21 });
+    assert_eq!(
+        exit,
+        Exit::DebugExit {
+            value: 0x10,
+            status: 0x21
+        }
+    );
     assert_eq!(m.cpu.gpr[reg::RBX], 0x5555, "user code ran");
     assert_eq!(m.cpu.cpl(), 0);
-    assert_eq!(m.cpu.gpr[11] & flags::FIXED1, flags::FIXED1, "R11 holds user RFLAGS");
+    assert_eq!(
+        m.cpu.gpr[11] & flags::FIXED1,
+        flags::FIXED1,
+        "R11 holds user RFLAGS"
+    );
     assert!(m.stats.mmu.tlb_hits > 0);
 }

@@ -211,7 +211,12 @@ impl Default for FpuState {
 
 impl std::fmt::Debug for FpuState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FpuState {{ fcw: {:#x}, mxcsr: {:#x} }}", self.fcw(), self.mxcsr())
+        write!(
+            f,
+            "FpuState {{ fcw: {:#x}, mxcsr: {:#x} }}",
+            self.fcw(),
+            self.mxcsr()
+        )
     }
 }
 

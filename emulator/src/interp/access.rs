@@ -124,7 +124,10 @@ impl Cpu<'_> {
         }
         let index = ins.memory_index();
         if index != Register::None {
-            ea = ea.wrapping_add(self.reg(index).wrapping_mul(ins.memory_index_scale() as u64));
+            ea = ea.wrapping_add(
+                self.reg(index)
+                    .wrapping_mul(ins.memory_index_scale() as u64),
+            );
         }
         ea & mask(self.address_size(ins))
     }

@@ -205,12 +205,12 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         }
         M::Push => {
             let size = push_size(cpu, ins);
-            let v = if ins.op0_kind() == OpKind::Register && ins.op0_register().is_segment_register()
-            {
-                cpu.reg(ins.op0_register())
-            } else {
-                cpu.read_op(ins, 0)?
-            };
+            let v =
+                if ins.op0_kind() == OpKind::Register && ins.op0_register().is_segment_register() {
+                    cpu.reg(ins.op0_register())
+                } else {
+                    cpu.read_op(ins, 0)?
+                };
             cpu.push(size, v)
         }
         M::Pop => {

@@ -107,7 +107,11 @@ pub(crate) fn cmpxchg_wide(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     if ins.op0_kind() != OpKind::Memory {
         return Err(ud());
     }
-    let half = if ins.mnemonic() == Mnemonic::Cmpxchg16b { 8 } else { 4 };
+    let half = if ins.mnemonic() == Mnemonic::Cmpxchg16b {
+        8
+    } else {
+        4
+    };
     let seg = super::access::seg_of(ins.memory_segment());
     let ea = cpu.effective_address(ins);
     if half == 8 && ea & 15 != 0 {

@@ -27,7 +27,11 @@ pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let flags_in = cpu.s().rflags;
     let (r, mut f) = match ins.mnemonic() {
         M::Shl | M::Sal => {
-            let r = if count >= 64 { 0 } else { (a << count) & mask(size) };
+            let r = if count >= 64 {
+                0
+            } else {
+                (a << count) & mask(size)
+            };
             let cf = count <= bits && (a >> (bits - count)) & 1 != 0;
             let mut f = szp(r, size) | if cf { CF } else { 0 };
             if msb(r) ^ (cf as u64) != 0 {
@@ -193,10 +197,8 @@ pub(crate) fn bits(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                     (offset & (bits - 1)) as i64
                 };
                 let byte_off = (signed.div_euclid(bits as i64) * (bits as i64 / 8)) as u64;
-                let ea = cpu
-                    .effective_address(ins)
-                    .wrapping_add(byte_off)
-                    & mask(cpu.address_size(ins));
+                let ea =
+                    cpu.effective_address(ins).wrapping_add(byte_off) & mask(cpu.address_size(ins));
                 let seg = seg_of(ins.memory_segment());
                 let v = cpu.read_mem(seg, ea, size)?;
                 (v, signed.rem_euclid(bits as i64) as u64, Some((seg, ea)))

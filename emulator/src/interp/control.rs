@@ -113,7 +113,11 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         M::Call => {
             match ins.op0_kind() {
                 OpKind::FarBranch16 | OpKind::FarBranch32 => {
-                    let size = if ins.op0_kind() == OpKind::FarBranch16 { 2 } else { 4 };
+                    let size = if ins.op0_kind() == OpKind::FarBranch16 {
+                        2
+                    } else {
+                        4
+                    };
                     let off = if size == 2 {
                         ins.far_branch16() as u64
                     } else {
@@ -329,7 +333,10 @@ fn iret(cpu: &mut Cpu, size: u32) -> R<()> {
         release_stack(cpu, 3 * size as u64);
         let keep = if size == 2 { !0xFFFF } else { VM | VIF | VIP };
         let f = (cpu.s().rflags & keep) | (flags & !keep) | FIXED1;
-        set_rflags_checked(cpu, f & !(VM | VIF | VIP) | (cpu.s().rflags & (VM | VIF | VIP)));
+        set_rflags_checked(
+            cpu,
+            f & !(VM | VIF | VIP) | (cpu.s().rflags & (VM | VIF | VIP)),
+        );
         return Ok(());
     }
     if mode == CpuMode::Virtual8086 {

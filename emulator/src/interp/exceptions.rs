@@ -218,7 +218,11 @@ fn deliver_protected(
     let offset = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000);
     let target = gate_target(cpu, selector, ext)?;
     let cpl = cpu.s().cpl();
-    let new_cpl = if target.type_ & 4 != 0 { cpl } else { target.dpl };
+    let new_cpl = if target.type_ & 4 != 0 {
+        cpl
+    } else {
+        target.dpl
+    };
     let old = (
         cpu.s().rflags,
         cpu.s().cs().selector,
@@ -286,7 +290,11 @@ fn deliver_long(
         return Err(gp((selector as u32 & !3) + ext));
     }
     let cpl = cpu.s().cpl();
-    let new_cpl = if target.type_ & 4 != 0 { cpl } else { target.dpl };
+    let new_cpl = if target.type_ & 4 != 0 {
+        cpl
+    } else {
+        target.dpl
+    };
     let old_rflags = cpu.s().rflags;
     let (old_cs, old_rip) = (cpu.s().cs().selector, cpu.s().rip);
     let (old_ss, old_rsp) = (cpu.s().ss().selector, cpu.s().gpr[reg::RSP]);

@@ -13,7 +13,7 @@ fn sign_bit(size: u32) -> u64 {
 
 /// PF: set when the low byte of the result has an even number of 1 bits.
 pub(crate) fn parity(result: u64) -> u64 {
-    if (result as u8).count_ones() % 2 == 0 {
+    if (result as u8).count_ones().is_multiple_of(2) {
         PF
     } else {
         0

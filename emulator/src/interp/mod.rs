@@ -116,18 +116,18 @@ impl Cpu<'_> {
         if !self.m.bus.has_events() {
             return Ok(());
         }
-        for event in self.m.bus.take_events() {
-            match event {
-                devices::MachineEvent::DebugExit { value } => {
-                    let status = event.exit_status().unwrap_or(1);
-                    return Err(Fault::Stop(Exit::DebugExit { value, status }));
-                }
-                devices::MachineEvent::ResetRequested => {
-                    return Err(Fault::Stop(Exit::ResetRequested));
-                }
+        // The first request wins; later ones in the same access are moot once the machine stops.
+        match self.m.bus.take_events().first() {
+            Some(event @ devices::MachineEvent::DebugExit { value }) => {
+                let status = event.exit_status().unwrap_or(1);
+                Err(Fault::Stop(Exit::DebugExit {
+                    value: *value,
+                    status,
+                }))
             }
+            Some(devices::MachineEvent::ResetRequested) => Err(Fault::Stop(Exit::ResetRequested)),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -305,8 +305,7 @@ fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         m if system::handles(m) => system::execute(cpu, ins),
         m => {
             // Not implemented: the guest sees #UD, and the user sees the count.
-            *cpu
-                .m
+            *cpu.m
                 .stats
                 .unimplemented
                 .entry(format!("{m:?}").to_lowercase())

@@ -73,7 +73,8 @@ pub(crate) fn check_io_permission(cpu: &mut Cpu, port: u16, size: u32) -> R<()> 
         return Ok(());
     }
     let tr = s.tr;
-    if tr.unusable || tr.type_ & 7 != 3 && tr.type_ & 7 != 1 || tr.type_ & 8 == 0 || tr.limit < 0x67 {
+    if tr.unusable || tr.type_ & 7 != 3 && tr.type_ & 7 != 1 || tr.type_ & 8 == 0 || tr.limit < 0x67
+    {
         return Err(gp(0));
     }
     let map_base = cpu.read_system(tr.base + 0x66, 2)?;
@@ -274,7 +275,10 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             }
             require_cpl0(cpu)?;
             let s = cpu.st();
-            std::mem::swap(&mut s.seg[Seg::Gs as usize].base, &mut s.msrs.kernel_gs_base);
+            std::mem::swap(
+                &mut s.seg[Seg::Gs as usize].base,
+                &mut s.msrs.kernel_gs_base,
+            );
             Ok(())
         }
         M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss => {
@@ -299,7 +303,10 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
 
 impl Cpu<'_> {
     fn op_size_is_16(&self, ins: &Instruction) -> bool {
-        matches!(ins.code(), iced_x86::Code::Lgdt_m1632_16 | iced_x86::Code::Lidt_m1632_16)
+        matches!(
+            ins.code(),
+            iced_x86::Code::Lgdt_m1632_16 | iced_x86::Code::Lidt_m1632_16
+        )
     }
 }
 
@@ -374,7 +381,11 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             cpu.s().dr[i]
         };
         let dst = ins.op0_register();
-        cpu.set_gpr(dst.full_register() as usize - Register::RAX as usize, gsize, v);
+        cpu.set_gpr(
+            dst.full_register() as usize - Register::RAX as usize,
+            gsize,
+            v,
+        );
         return Ok(());
     }
     let r = ins.op0_register();

@@ -53,7 +53,8 @@ impl Stats {
     /// Renders the counters with the bus's I/O counters, as `vmscope run --stats` prints them.
     pub fn report(&self, io: &IoStats) -> String {
         let mut out = String::new();
-        self.write_report(io, &mut out).expect("formatting into a String");
+        self.write_report(io, &mut out)
+            .expect("formatting into a String");
         out
     }
 
@@ -61,13 +62,21 @@ impl Stats {
         use fmt::Write;
         writeln!(out, "instructions (counted): {}", self.instructions)?;
         if self.uncounted_runs > 0 {
-            writeln!(out, "native runs (KVM_RUN, not counted): {}", self.uncounted_runs)?;
+            writeln!(
+                out,
+                "native runs (KVM_RUN, not counted): {}",
+                self.uncounted_runs
+            )?;
         }
         writeln!(out, "exits/traps to the VMM: {}", self.total_exits())?;
         for (reason, n) in &self.exits {
             writeln!(out, "  {reason:<20} {n}")?;
         }
-        writeln!(out, "exceptions delivered: {}", self.exceptions.values().sum::<u64>())?;
+        writeln!(
+            out,
+            "exceptions delivered: {}",
+            self.exceptions.values().sum::<u64>()
+        )?;
         for (name, n) in &self.exceptions {
             writeln!(out, "  {name:<20} {n}")?;
         }
@@ -91,7 +100,11 @@ impl Stats {
             writeln!(out, "  {dev:<20} {n}")?;
         }
         if io.mmio_reads + io.mmio_writes > 0 {
-            writeln!(out, "MMIO: {} reads, {} writes", io.mmio_reads, io.mmio_writes)?;
+            writeln!(
+                out,
+                "MMIO: {} reads, {} writes",
+                io.mmio_reads, io.mmio_writes
+            )?;
         }
         if self.engine_switches > 0 {
             writeln!(out, "engine switches: {}", self.engine_switches)?;

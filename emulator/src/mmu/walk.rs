@@ -74,7 +74,11 @@ pub fn walk(machine: &mut Machine, linear: u64, access: Access) -> Result<WalkRe
 }
 
 /// A walk that changes nothing (no accessed/dirty updates): for debuggers and disassemblers.
-pub fn peek_walk(machine: &mut Machine, linear: u64, access: Access) -> Result<WalkResult, PageFault> {
+pub fn peek_walk(
+    machine: &mut Machine,
+    linear: u64,
+    access: Access,
+) -> Result<WalkResult, PageFault> {
     walk_with(machine, linear, access, false)
 }
 
@@ -99,7 +103,11 @@ fn walk_with(
     let (entry_size, table, levels): (u64, u64, &[(u32, u32)]) = if cpu.cr4 & ctl::CR4_PAE == 0 {
         (4, cpu.cr3 & 0xFFFF_F000, &[(22, 10), (12, 10)])
     } else if cpu.long_mode_active() {
-        (8, cpu.cr3 & ADDR_MASK, &[(39, 9), (30, 9), (21, 9), (12, 9)])
+        (
+            8,
+            cpu.cr3 & ADDR_MASK,
+            &[(39, 9), (30, 9), (21, 9), (12, 9)],
+        )
     } else {
         (8, cpu.cr3 & 0xFFFF_FFE0, &[(30, 2), (21, 9), (12, 9)])
     };
@@ -127,7 +135,8 @@ fn walk_with(
             executable &= entry & NX == 0 || !nxe;
         }
         let last = depth == levels.len() - 1;
-        let large = !last && !is_pdpte && entry & PS != 0 && (pae && shift <= 30 || pse && shift == 22);
+        let large =
+            !last && !is_pdpte && entry & PS != 0 && (pae && shift <= 30 || pse && shift == 22);
         if last || large {
             check(cpu, access, user, writable, executable).map_err(|_| fault(true, false))?;
             let mut new = entry | A;
@@ -158,7 +167,11 @@ fn walk_with(
         if update_ad && !is_pdpte && entry & A == 0 {
             machine.phys_write(entry_addr, entry_size as usize, entry | A);
         }
-        table = if pae { entry & ADDR_MASK } else { entry & 0xFFFF_F000 };
+        table = if pae {
+            entry & ADDR_MASK
+        } else {
+            entry & 0xFFFF_F000
+        };
     }
     unreachable!("the last level always returns")
 }
@@ -231,13 +244,24 @@ mod tests {
         m.phys_write(0x1000 + 4, 4, 0x40_0000 | P | RW | PS); // PDE 1: 4 MiB page
         m.cpu.cr0 = CR0_PE | CR0_PG;
         m.cpu.cr3 = 0x1000;
-        assert_eq!(walk(&mut m, 0x5123, Access::read(true)).unwrap().phys, 0x9123);
+        assert_eq!(
+            walk(&mut m, 0x5123, Access::read(true)).unwrap().phys,
+            0x9123
+        );
         // Without CR4.PSE the PS bit is ignored: the PDE points at a page table at 0x400000.
         m.cpu.cr4 = CR4_PSE;
-        assert_eq!(walk(&mut m, 0x41_0000, Access::read(false)).unwrap().phys, 0x41_0000);
+        assert_eq!(
+            walk(&mut m, 0x41_0000, Access::read(false)).unwrap().phys,
+            0x41_0000
+        );
         // The PDE is read-only: supervisor writes pass without CR0.WP and fault with it.
         assert!(walk(&mut m, 0x5000, Access::write(false)).is_ok());
         m.cpu.cr0 |= CR0_WP;
-        assert_eq!(walk(&mut m, 0x5000, Access::write(false)).unwrap_err().error_code, 0b011);
+        assert_eq!(
+            walk(&mut m, 0x5000, Access::write(false))
+                .unwrap_err()
+                .error_code,
+            0b011
+        );
     }
 }

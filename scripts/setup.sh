@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what vmscope needs on a fresh Debian machine; safe to run again (it skips what is there).
+# Needs: rustup/cargo (the Rust toolchain), apt-get (as root or via sudo) for Debian packages.
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
+
+need_pkgs=()
+command -v as >/dev/null || need_pkgs+=(binutils)
+command -v gcc >/dev/null || need_pkgs+=(gcc)
+command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+    say "installing Debian packages: ${need_pkgs[*]}"
+    $SUDO apt-get update -qq || say "apt-get update failed; trying to install anyway"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+if command -v rustup >/dev/null; then
+    installed=$(rustup target list --installed)
+    for t in wasm32-unknown-unknown; do
+        if ! grep -qx "$t" <<<"$installed"; then
+            say "adding Rust target $t"
+            rustup target add "$t"
+        fi
+    done
+    components=$(rustup component list --installed)
+    for c in clippy rustfmt; do
+        if ! grep -q "^$c" <<<"$components"; then
+            say "adding Rust component $c"
+            rustup component add "$c"
+        fi
+    done
+else
+    say "rustup not found: install Rust from https://rustup.rs first"
+    exit 1
+fi
+say "ready"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every check vmscope has: setup, formatting, lints, the portable-core wasm build, all tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== portable core builds for wasm32-unknown-unknown"
+cargo build -p emulator -p devices --target wasm32-unknown-unknown
+echo "== cargo test"
+cargo test --workspace
