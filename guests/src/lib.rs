@@ -1,0 +1,241 @@
+//! The guest programs vmscope runs, assembled from source (`asm/`) when this crate builds.
+//! Teaches: what a VMM is handed to boot — a firmware ROM or a Multiboot kernel — and what a
+//! correct run of each must print, so every engine can be checked against the same text.
+//!
+//! ```
+//! let demo = guests::by_name("demo").expect("the demo is built in");
+//! assert_eq!(demo.kind, guests::GuestKind::Multiboot);
+//! assert!(demo.expected_serial.contains("Hello from ring 3!"));
+//! for guest in guests::all() {
+//!     println!("{:16} {:>6} bytes  {}", guest.file_name, guest.image.len(), guest.description);
+//! }
+//! ```
+//!
+//! The platform every guest assumes is a PC: a 16550 UART at 0x3F8 (where all output goes),
+//! an i8259 PIC pair at 0x20/0xA0, an i8254 PIT at 0x40-0x43 and an isa-debug-exit device at
+//! port 0xF4. A guest that writes `v` there ends the run; QEMU then exits with status
+//! `(v << 1) | 1` (see [`qemu_exit_status`]). The same images boot on QEMU:
+//! `qemu-system-x86_64 -kernel hello64.elf -serial stdio -display none -no-reboot
+//! -device isa-debug-exit,iobase=0xf4,iosize=0x04 -m 64` (ROMs with `-bios` instead).
+
+/// The real-mode firmware ROM (64 KiB; map it at 0xF0000 and at 0xFFFF0000).
+pub const HELLO_REAL_ROM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello-real.rom"));
+/// 32-bit protected mode with 32-bit paging (Multiboot ELF).
+pub const HELLO32_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello32.elf"));
+/// hello32 as a flat binary with the Multiboot a.out kludge.
+pub const HELLO_AOUT_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello-aout.bin"));
+/// 64-bit long mode, timer interrupts, ring 3 (Multiboot ELF32 with 64-bit code inside).
+pub const HELLO64_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello64.elf"));
+/// hello64 with a narration for students; ends with a clean halt.
+pub const DEMO_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/demo.elf"));
+/// Prints one line, then triple-faults on purpose.
+pub const TRIPLE_FAULT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/triple-fault.elf"));
+/// Executes FSIN and reports whether it raised #UD.
+pub const UD_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ud.elf"));
+
+/// The Multiboot command line the expected outputs assume (only hello32 and hello-aout
+/// print it). It is the whole string the loader stores in the information structure; note
+/// that QEMU's `-kernel` puts the kernel's file name in front of `-append`'s text.
+pub const DEFAULT_CMDLINE: &str = "hello from the command line";
+
+/// The guest RAM size, in MiB, the expected outputs assume. hello32 and hello-aout print
+/// the Multiboot `mem_upper`, which a loader computes as the KiB of RAM above 1 MiB:
+/// 64 MiB gives 64512. (QEMU reports 128 KiB less: its firmware reserves the top of RAM.)
+pub const DEFAULT_MEMORY_MIB: u32 = 64;
+
+/// The I/O port of the isa-debug-exit device the guests report their result to.
+pub const DEBUG_EXIT_PORT: u16 = 0xF4;
+
+/// How a guest image is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestKind {
+    /// A 64 KiB firmware image: mapped at 0xF0000-0xFFFFF and at the top of the 4 GiB
+    /// address space; the CPU starts in real mode at F000:FFF0 (CS base 0xFFFF0000).
+    FirmwareRom,
+    /// A Multiboot v1 kernel (ELF32, or a flat binary using the a.out kludge): loaded at
+    /// 1 MiB and entered in 32-bit protected mode, paging off, EAX = 0x2BADB002,
+    /// EBX = the Multiboot information structure.
+    Multiboot,
+}
+
+/// How a correct run of a guest ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The guest wrote this value to the debug-exit port (then executes CLI; HLT).
+    DebugExit(u32),
+    /// The guest halted with interrupts disabled (CLI; HLT) — a clean shutdown.
+    HaltWithInterruptsDisabled,
+    /// The guest triple-faulted (a real PC resets; QEMU with -no-reboot exits with 0).
+    TripleFault,
+}
+
+/// One guest program and what a correct run of it looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Guest {
+    /// Short name, as typed on the command line (`hello64`).
+    pub name: &'static str,
+    /// The image's file name (`hello64.elf`), as built into `OUT_DIR`.
+    pub file_name: &'static str,
+    pub kind: GuestKind,
+    pub image: &'static [u8],
+    /// One or two sentences on what the guest does and teaches.
+    pub description: &'static str,
+    /// Exactly the bytes the guest prints on the UART in a correct run (with
+    /// [`DEFAULT_CMDLINE`] and [`DEFAULT_MEMORY_MIB`]).
+    pub expected_serial: &'static str,
+    /// The value written to the debug-exit port; `None` = the guest does not exit that way
+    /// (see [`Guest::ending`]).
+    pub exit_value: Option<u32>,
+    /// How the run ends (agrees with `exit_value`).
+    pub ending: Ending,
+}
+
+/// Exit values the guests use.
+pub mod exit {
+    /// Success.
+    pub const OK: u32 = 0x10;
+    /// An unexpected exception (hello64, demo), or a CPU without long mode.
+    pub const UNEXPECTED_EXCEPTION: u32 = 0x11;
+    /// The probe ran when it should not have (ud: FSIN executed without #UD).
+    pub const PROBE_RAN: u32 = 0x12;
+    /// Not started by a Multiboot loader (EAX was not 0x2BADB002).
+    pub const NOT_MULTIBOOT: u32 = 0x13;
+}
+
+/// The exit status QEMU reports for a debug-exit value: `(value << 1) | 1`.
+pub const fn qemu_exit_status(value: u32) -> u32 {
+    (value << 1) | 1
+}
+
+const HELLO64_TEXT: &str = "\
+Hello from 64-bit long mode!
+tick 1
+tick 2
+tick 3
+tick 4
+tick 5
+Hello from ring 3!
+Back in ring 0.
+";
+
+const DEMO_TEXT: &str = "\
+vmscope demo: one small kernel, from the boot loader to user mode and back.
+[1] 32-bit protected mode, paging off: this is how the Multiboot loader started us.
+[2] Building 4-level page tables for the first 4 MiB, then CR4.PAE, EFER.LME, CR0.PG.
+Hello from 64-bit long mode!
+[3] 64-bit long mode. EFER = 0x00000d01: the CPU set LMA (bit 10), long mode is active.
+[4] Loading an IDT (exceptions 0-31, timer 0x20, int 0x80), a TSS and the SYSCALL MSRs.
+[5] Timer: PIC remapped to vectors 0x20-0x2f, PIT counter 0 at 100 Hz; HLT until 5 ticks.
+tick 1
+tick 2
+tick 3
+tick 4
+tick 5
+[6] IRETQ to ring 3. The user program prints with SYSCALL, then returns with INT 0x80:
+Hello from ring 3!
+Back in ring 0.
+[7] Done. Halting with interrupts disabled (CLI; HLT): a clean stop for the VMM.
+";
+
+static GUESTS: [Guest; 7] = [
+    Guest {
+        name: "demo",
+        file_name: "demo.elf",
+        kind: GuestKind::Multiboot,
+        image: DEMO_ELF,
+        description: "The built-in demo: hello64 narrating each step, from the loader's 32-bit \
+                      protected mode through paging and long mode to timer interrupts, ring 3 and \
+                      back; ends with CLI; HLT.",
+        expected_serial: DEMO_TEXT,
+        exit_value: None,
+        ending: Ending::HaltWithInterruptsDisabled,
+    },
+    Guest {
+        name: "hello-real",
+        file_name: "hello-real.rom",
+        kind: GuestKind::FirmwareRom,
+        image: HELLO_REAL_ROM,
+        description: "Firmware ROM started at the reset vector F000:FFF0: sets up a real-mode \
+                      stack, installs an IVT entry for INT 0x60 and prints through it.",
+        expected_serial: "Hello from real mode!\n\
+                          INT 0x60 went through the IVT entry at 0000:0180 -> handler at f000:8000\n",
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "hello32",
+        file_name: "hello32.elf",
+        kind: GuestKind::Multiboot,
+        image: HELLO32_ELF,
+        description: "Multiboot kernel: own GDT, 32-bit paging (page directory + page table \
+                      identity-mapping 4 MiB), then prints the Multiboot command line and mem_upper.",
+        expected_serial: "Hello from 32-bit protected mode with paging!\n\
+                          command line: hello from the command line\n\
+                          mem_upper: 64512 KiB\n",
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "hello-aout",
+        file_name: "hello-aout.bin",
+        kind: GuestKind::Multiboot,
+        image: HELLO_AOUT_BIN,
+        description: "hello32 linked as a flat binary whose Multiboot header uses the a.out \
+                      kludge (load/bss/entry addresses in the header), for the loader's other path.",
+        expected_serial: "Hello from an a.out-kludge kernel!\n\
+                          command line: hello from the command line\n\
+                          mem_upper: 64512 KiB\n",
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "hello64",
+        file_name: "hello64.elf",
+        kind: GuestKind::Multiboot,
+        image: HELLO64_ELF,
+        description: "Switches itself to long mode (4-level paging, EFER.LME), loads IDT and TSS, \
+                      counts 5 PIT interrupts through the PIC, enters ring 3 with IRETQ, prints via \
+                      SYSCALL and comes back with INT 0x80. Exceptions exit with 0x11.",
+        expected_serial: HELLO64_TEXT,
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "triple-fault",
+        file_name: "triple-fault.elf",
+        kind: GuestKind::Multiboot,
+        image: TRIPLE_FAULT_ELF,
+        description: "Loads an IDT with limit 0 and executes INT3: #BP -> #GP -> #DF -> triple \
+                      fault (shutdown).",
+        expected_serial: "about to triple fault\n",
+        exit_value: None,
+        ending: Ending::TripleFault,
+    },
+    Guest {
+        name: "ud",
+        file_name: "ud.elf",
+        kind: GuestKind::Multiboot,
+        image: UD_ELF,
+        description: "Executes the x87 instruction FSIN at 0x100010 with a #UD handler installed. \
+                      The expected text is vmscope's (no x87: #UD, exit 0x10); CPUs with an FPU, \
+                      QEMU included, print \"fsin executed without #UD\" and exit with 0x12.",
+        expected_serial: "caught #UD at 0x00100010\n",
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+];
+
+/// Every guest, the demo first.
+pub fn all() -> &'static [Guest] {
+    &GUESTS
+}
+
+/// Finds a guest by its short name (`hello64`) or its file name (`hello64.elf`).
+pub fn by_name(name: &str) -> Option<&'static Guest> {
+    GUESTS
+        .iter()
+        .find(|g| g.name == name || g.file_name == name)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! build.rs — assembles and links the guest programs in `asm/` with GNU `as` and `ld`.
+//! Teaches: a guest image is just bytes a toolchain produced; rebuilding them from source on
+//! every change keeps the images, their comments and the tests that check them in step.
+//!
+//! Every image is one `.S` file (which may `.include` shared pieces), assembled as 32-bit
+//! code (`as --32`; 16- and 64-bit parts switch with `.code16`/`.code64`) and linked with one
+//! of the scripts in `link/`. Outputs go to `OUT_DIR`; `src/lib.rs` embeds them.
+//!
+//! The tools can be overridden for hosts whose native binutils are not x86 ones:
+//! `VMSCOPE_AS=x86_64-linux-gnu-as VMSCOPE_LD=x86_64-linux-gnu-ld cargo build`.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How an object file becomes an image.
+#[derive(Clone, Copy)]
+enum Link {
+    /// ELF32 at 1 MiB: the loader reads the ELF program headers.
+    MultibootElf,
+    /// Flat binary at 1 MiB: the Multiboot header's a.out-kludge fields say where it goes.
+    MultibootFlat,
+    /// Flat 64 KiB firmware ROM, addresses = offsets in segment F000.
+    Rom,
+}
+
+/// One guest image: the file to produce and the source it comes from.
+struct Image {
+    output: &'static str,
+    source: &'static str,
+    link: Link,
+}
+
+const IMAGES: &[Image] = &[
+    image("hello-real.rom", "hello-real.S", Link::Rom),
+    image("hello32.elf", "hello32.S", Link::MultibootElf),
+    image("hello-aout.bin", "hello-aout.S", Link::MultibootFlat),
+    image("hello64.elf", "hello64.S", Link::MultibootElf),
+    image("demo.elf", "demo.S", Link::MultibootElf),
+    image("triple-fault.elf", "triple-fault.S", Link::MultibootElf),
+    image("ud.elf", "ud.S", Link::MultibootElf),
+];
+
+const fn image(output: &'static str, source: &'static str, link: Link) -> Image {
+    Image {
+        output,
+        source,
+        link,
+    }
+}
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let asm_dir = manifest_dir.join("asm");
+    let link_dir = manifest_dir.join("link");
+
+    // Rebuild when any source, include or linker script changes (or one is added).
+    for dir in [&asm_dir, &link_dir] {
+        println!("cargo:rerun-if-changed={}", dir.display());
+        for entry in
+            fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        {
+            let path = entry.expect("directory entry").path();
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+    println!("cargo:rerun-if-env-changed=VMSCOPE_AS");
+    println!("cargo:rerun-if-env-changed=VMSCOPE_LD");
+
+    let assembler = env::var("VMSCOPE_AS").unwrap_or_else(|_| "as".to_string());
+    let linker = env::var("VMSCOPE_LD").unwrap_or_else(|_| "ld".to_string());
+    require_tool(&assembler, "VMSCOPE_AS", "assembler");
+    require_tool(&linker, "VMSCOPE_LD", "linker");
+
+    for image in IMAGES {
+        let source = asm_dir.join(image.source);
+        let object = out_dir.join(format!("{}.o", image.output));
+        let output = out_dir.join(image.output);
+
+        let mut assemble = Command::new(&assembler);
+        assemble
+            .arg("--32")
+            .arg("--fatal-warnings")
+            .arg("-I")
+            .arg(&asm_dir)
+            .arg("-o")
+            .arg(&object)
+            .arg(&source);
+        run(assemble, image.output);
+
+        let script = match image.link {
+            Link::MultibootElf | Link::MultibootFlat => "multiboot.ld",
+            Link::Rom => "rom.ld",
+        };
+        let mut link = Command::new(&linker);
+        link.args(["-m", "elf_i386", "--fatal-warnings", "--build-id=none"])
+            .args(["-z", "noexecstack", "-z", "max-page-size=0x1000"])
+            .arg("-T")
+            .arg(link_dir.join(script));
+        if let Link::MultibootFlat = image.link {
+            link.args(["--oformat", "binary"]);
+        }
+        link.arg("-o").arg(&output).arg(&object);
+        run(link, image.output);
+
+        check_output(&output, image);
+    }
+}
+
+/// Stops the build with a clear message if a tool cannot be started at all.
+fn require_tool(tool: &str, variable: &str, what: &str) {
+    match Command::new(tool).arg("--version").output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "\n\nguests: `{tool} --version` failed ({}). The guest programs need GNU binutils \
+             (an x86 {what}).\n{}\n",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => panic!(
+            "\n\nguests: cannot run the {what} `{tool}`: {e}.\n\
+             The guest programs are built from source with GNU `as` and `ld` (x86 binutils).\n\
+             Install them (Debian/Ubuntu: `apt-get install binutils`; on non-x86 hosts \
+             `binutils-x86-64-linux-gnu`) or point {variable} at an x86 {what}, e.g. \
+             {variable}=x86_64-linux-gnu-{short}.\n",
+            short = if what == "assembler" { "as" } else { "ld" }
+        ),
+    }
+}
+
+/// Runs one tool invocation and stops the build with its output if it fails.
+fn run(mut command: Command, image: &str) {
+    let shown = format!("{command:?}");
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("guests: cannot run {shown}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "\n\nguests: building {image} failed ({}):\n  {shown}\n{}{}\n",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Cheap sanity checks right after linking, so a broken layout fails the build, not a boot.
+fn check_output(output: &Path, image: &Image) {
+    let bytes = fs::read(output)
+        .unwrap_or_else(|e| panic!("guests: cannot read {}: {e}", output.display()));
+    if let Link::Rom = image.link {
+        assert_eq!(
+            bytes.len(),
+            0x10000,
+            "guests: {} must be exactly 64 KiB",
+            image.output
+        );
+    } else {
+        assert!(!bytes.is_empty(), "guests: {} is empty", image.output);
+    }
+}
