@@ -238,4 +238,6 @@ pub fn by_name(name: &str) -> Option<&'static Guest> {
 }
 
 #[cfg(test)]
+mod qemu_tests;
+#[cfg(test)]
 mod tests;
