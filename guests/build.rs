@@ -60,8 +60,8 @@ fn main() {
     // Rebuild when any source, include or linker script changes (or one is added).
     for dir in [&asm_dir, &link_dir] {
         println!("cargo:rerun-if-changed={}", dir.display());
-        for entry in
-            fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        for entry in fs::read_dir(dir)
+            .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", dir.display())))
         {
             let path = entry.expect("directory entry").path();
             println!("cargo:rerun-if-changed={}", path.display());
@@ -72,8 +72,8 @@ fn main() {
 
     let assembler = env::var("VMSCOPE_AS").unwrap_or_else(|_| "as".to_string());
     let linker = env::var("VMSCOPE_LD").unwrap_or_else(|_| "ld".to_string());
-    require_tool(&assembler, "VMSCOPE_AS", "assembler");
-    require_tool(&linker, "VMSCOPE_LD", "linker");
+    require_tool(&assembler, "VMSCOPE_AS", "assembler", "as");
+    require_tool(&linker, "VMSCOPE_LD", "linker", "ld");
 
     for image in IMAGES {
         let source = asm_dir.join(image.source);
@@ -110,55 +110,56 @@ fn main() {
     }
 }
 
+/// Stops the build with a message (cargo shows a build script's stderr when it fails).
+fn fail(message: String) -> ! {
+    eprintln!("\nguests: {message}\n");
+    std::process::exit(1);
+}
+
 /// Stops the build with a clear message if a tool cannot be started at all.
-fn require_tool(tool: &str, variable: &str, what: &str) {
+fn require_tool(tool: &str, variable: &str, what: &str, short: &str) {
     match Command::new(tool).arg("--version").output() {
         Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "\n\nguests: `{tool} --version` failed ({}). The guest programs need GNU binutils \
-             (an x86 {what}).\n{}\n",
+        Ok(out) => fail(format!(
+            "`{tool} --version` failed ({}); the guest programs need an x86 GNU {what}.\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => panic!(
-            "\n\nguests: cannot run the {what} `{tool}`: {e}.\n\
+        )),
+        Err(e) => fail(format!(
+            "cannot run the {what} `{tool}`: {e}.\n\
              The guest programs are built from source with GNU `as` and `ld` (x86 binutils).\n\
-             Install them (Debian/Ubuntu: `apt-get install binutils`; on non-x86 hosts \
-             `binutils-x86-64-linux-gnu`) or point {variable} at an x86 {what}, e.g. \
-             {variable}=x86_64-linux-gnu-{short}.\n",
-            short = if what == "assembler" { "as" } else { "ld" }
-        ),
+             Install them (Debian/Ubuntu: `apt-get install binutils`; on non-x86 hosts:\n\
+             `binutils-x86-64-linux-gnu`) or point {variable} at one: {variable}=x86_64-linux-gnu-{short}"
+        )),
     }
 }
 
 /// Runs one tool invocation and stops the build with its output if it fails.
 fn run(mut command: Command, image: &str) {
     let shown = format!("{command:?}");
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("guests: cannot run {shown}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "\n\nguests: building {image} failed ({}):\n  {shown}\n{}{}\n",
+    match command.output() {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => fail(format!(
+            "building {image} failed ({}):\n  {shown}\n{}{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
-        );
+        )),
+        Err(e) => fail(format!("cannot run {shown}: {e}")),
     }
 }
 
 /// Cheap sanity checks right after linking, so a broken layout fails the build, not a boot.
 fn check_output(output: &Path, image: &Image) {
-    let bytes = fs::read(output)
-        .unwrap_or_else(|e| panic!("guests: cannot read {}: {e}", output.display()));
-    if let Link::Rom = image.link {
-        assert_eq!(
-            bytes.len(),
-            0x10000,
-            "guests: {} must be exactly 64 KiB",
-            image.output
-        );
-    } else {
-        assert!(!bytes.is_empty(), "guests: {} is empty", image.output);
+    let bytes =
+        fs::read(output).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", output.display())));
+    match image.link {
+        Link::Rom if bytes.len() != 0x10000 => fail(format!(
+            "{} is {} bytes; a ROM must be exactly 64 KiB (see link/rom.ld)",
+            image.output,
+            bytes.len()
+        )),
+        _ if bytes.is_empty() => fail(format!("{} is empty", image.output)),
+        _ => {}
     }
 }
