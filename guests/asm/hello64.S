@@ -250,6 +250,7 @@ setup_syscall:
     wrmsr
     mov $MSR_FMASK, %ecx        # RFLAGS bits to clear on entry: TF, IF, DF
     mov $0x700, %eax
+    xor %edx, %edx
     wrmsr
     ret
 
