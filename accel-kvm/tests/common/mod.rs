@@ -19,6 +19,9 @@ pub const CODE: u64 = 0x1_0000;
 pub const SEL_CODE32: u16 = 0x10;
 pub const SEL_DATA: u16 = 0x18;
 pub const SEL_CODE64: u16 = 0x20;
+pub const SEL_USER_CODE64: u16 = 0x28 | 3;
+pub const SEL_USER_DATA: u16 = 0x30 | 3;
+pub const SEL_USER_CODE32: u16 = 0x38 | 3;
 
 /// Returns false (after saying why) when this host has no usable /dev/kvm.
 pub fn kvm_or_skip(test: &str) -> bool {
@@ -130,7 +133,8 @@ impl Asm {
 }
 
 /// A machine with `code` at `origin` and a flat 32-bit protected-mode CPU (paging off) at `entry`,
-/// with a real GDT (null, null, code32 0x10, data 0x18, code64 0x20), a stack, and an empty IDT.
+/// with a real GDT (null, null, code32 0x10, data 0x18, code64 0x20, and ring-3 code64 0x28,
+/// data 0x30, code32 0x38), a stack, and an empty IDT.
 pub fn protected_machine(code: &[u8], origin: u64, entry: u64) -> Machine {
     let mut m = Machine::new(RAM).unwrap();
     m.ram.write(origin, code).unwrap();
@@ -138,19 +142,22 @@ pub fn protected_machine(code: &[u8], origin: u64, entry: u64) -> Machine {
     m.cpu = CpuState::multiboot_entry(entry as u32, 0);
     m.cpu.gdtr = DescriptorTable {
         base: GDT,
-        limit: 5 * 8 - 1,
+        limit: 8 * 8 - 1,
     };
     m.cpu.gpr[reg::RSP] = STACK_TOP;
     m
 }
 
 pub fn write_gdt(m: &mut Machine) {
-    let entries: [u64; 5] = [
+    let entries: [u64; 8] = [
         0,
         0,
         0x00CF_9A00_0000_FFFF, // 0x10: code, 32-bit, 4 GiB
         0x00CF_9200_0000_FFFF, // 0x18: data, 4 GiB
         0x00AF_9A00_0000_FFFF, // 0x20: code, 64-bit
+        0x00AF_FA00_0000_FFFF, // 0x28: code, 64-bit, DPL 3
+        0x00CF_F200_0000_FFFF, // 0x30: data, 4 GiB, DPL 3
+        0x00CF_FA00_0000_FFFF, // 0x38: code, 32-bit, DPL 3
     ];
     for (i, e) in entries.iter().enumerate() {
         m.ram.write_le(GDT + 8 * i as u64, 8, *e).unwrap();
@@ -173,14 +180,14 @@ pub fn write_idt32(m: &mut Machine, default: u64, gates: &[(u8, u64)]) {
     };
 }
 
-/// Identity-maps the first 1 GiB with 2 MiB pages: PML4 → PDPT → PD at 0x20000.
+/// Identity-maps the first 1 GiB with 2 MiB pages, user-accessible: PML4 → PDPT → PD at 0x20000.
 pub fn write_page_tables(m: &mut Machine) {
     let pdpt = PML4 + 0x1000;
     let pd = PML4 + 0x2000;
-    m.ram.write_le(PML4, 8, pdpt | 0x3).unwrap();
-    m.ram.write_le(pdpt, 8, pd | 0x3).unwrap();
+    m.ram.write_le(PML4, 8, pdpt | 0x7).unwrap();
+    m.ram.write_le(pdpt, 8, pd | 0x7).unwrap();
     for i in 0..512u64 {
-        m.ram.write_le(pd + 8 * i, 8, (i << 21) | 0x83).unwrap();
+        m.ram.write_le(pd + 8 * i, 8, (i << 21) | 0x87).unwrap();
     }
 }
 
