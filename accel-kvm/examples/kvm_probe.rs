@@ -268,6 +268,9 @@ fn probe_cpuid() -> String {
     format!("{line}; vendor {:?}", String::from_utf8_lossy(&vendor))
 }
 
+/// A probe: its name and the function that runs it and describes the outcome.
+type Probe = (&'static str, fn() -> String);
+
 fn main() {
     if let Err(why) = kvm_available() {
         println!("no KVM here: {why}");
@@ -279,7 +282,7 @@ fn main() {
         Ok(k) => k.notes().iter().for_each(|n| println!("note: {n}")),
         Err(e) => println!("engine: {e}"),
     }
-    let probes: [(&str, fn() -> String); 14] = [
+    let probes: [Probe; 14] = [
         ("real mode, OUT", probe_real_mode),
         ("real mode, INT + IRET", probe_real_mode_int_iret),
         ("reset vector in ROM (F000:FFF0)", probe_reset_vector),
