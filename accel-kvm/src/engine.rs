@@ -39,6 +39,9 @@ pub struct KvmEngine {
     /// Right after we load a state they are stale, so this holds "can take an interrupt" as
     /// computed from the loaded state (IF set, no interrupt shadow) until the first KVM_RUN.
     pub(crate) ready_after_push: Option<bool>,
+    /// The guest's TSC when we last read the state back: the next run starts no lower, so the
+    /// guest never sees time stamps go backwards (see `push_state`).
+    last_guest_tsc: u64,
 }
 
 impl std::fmt::Debug for KvmEngine {
@@ -85,6 +88,19 @@ impl KvmEngine {
             notes.push("no KVM_CAP_READONLY_MEM: the ROM is mapped writable".into());
         }
         let caps = StateCaps::probe(&kvm, msrs, &host_msrs);
+        // The machine's clock counts 1 GHz; let the guest TSC tick at that rate where KVM can
+        // scale it. Elsewhere it ticks at the host's rate while the guest runs.
+        let scaled = kvm.check_extension(Cap::TscControl) && vcpu.set_tsc_khz(1_000_000).is_ok();
+        if !scaled {
+            notes.push(format!(
+                "no TSC scaling: the guest TSC ticks at the host's {} while KVM runs it, \
+                 not at the virtual clock's 1 GHz",
+                vcpu.get_tsc_khz().map_or("rate".to_string(), |khz| format!(
+                    "{:.3} GHz",
+                    khz as f64 / 1e6
+                ))
+            ));
+        }
         Ok(KvmEngine {
             vcpu,
             vm,
@@ -98,6 +114,7 @@ impl KvmEngine {
             kicker: Kicker::new().map_err(KvmError::KickThread)?,
             halted: false,
             ready_after_push: None,
+            last_guest_tsc: 0,
         })
     }
 
@@ -174,7 +191,9 @@ impl KvmEngine {
 
     /// Reads the vCPU back into `machine.cpu`.
     pub(crate) fn pull_state(&mut self, machine: &mut Machine) -> Result<(), EngineError> {
-        state::pull(&self.vcpu, &mut machine.cpu, &self.caps)?;
+        if let Some(tsc) = state::pull(&self.vcpu, &mut machine.cpu, &self.caps)? {
+            self.last_guest_tsc = tsc;
+        }
         machine.cpu.events.halted = self.halted;
         Ok(())
     }

@@ -271,12 +271,12 @@ impl KvmEngine {
         match self.vcpu.run() {
             Ok(VcpuExit::IoIn(..)) | Ok(VcpuExit::IoOut(..)) => GuestExit::PortIo,
             Ok(VcpuExit::MmioRead(addr, data)) => {
-                let size = data.len();
+                let size = data.len().min(8);
                 let value = machine
                     .bus
                     .mmio_read(addr, size as u8)
                     .unwrap_or_else(|| open_bus(size as u8));
-                data.copy_from_slice(&value.to_le_bytes()[..size.min(8)]);
+                data[..size].copy_from_slice(&value.to_le_bytes()[..size]);
                 GuestExit::Mmio
             }
             Ok(VcpuExit::MmioWrite(addr, data)) => {

@@ -107,7 +107,8 @@ fn push_fpu(vcpu: &VcpuFd, cpu: &CpuState, caps: &StateCaps) -> Result<(), KvmEr
 }
 
 /// Reads the vCPU into `cpu`. `events.halted` is left to the caller (the engine tracks HLT).
-pub fn pull(vcpu: &VcpuFd, cpu: &mut CpuState, caps: &StateCaps) -> Result<(), KvmError> {
+/// Returns the guest's time-stamp counter, if this host lets us read it.
+pub fn pull(vcpu: &VcpuFd, cpu: &mut CpuState, caps: &StateCaps) -> Result<Option<u64>, KvmError> {
     convert::apply_sregs(
         cpu,
         &vcpu.get_sregs().map_err(KvmError::ioctl("KVM_GET_SREGS"))?,
@@ -123,25 +124,32 @@ pub fn pull(vcpu: &VcpuFd, cpu: &mut CpuState, caps: &StateCaps) -> Result<(), K
         let f = vcpu.get_fpu().map_err(KvmError::ioctl("KVM_GET_FPU"))?;
         convert::apply_fpu(&mut cpu.fpu, &f);
     }
-    if !caps.msrs.is_empty() {
-        let wanted: Vec<kvm_msr_entry> = caps
-            .msrs
-            .iter()
-            .map(|&index| kvm_msr_entry {
-                index,
-                ..Default::default()
-            })
-            .collect();
+    let mut wanted: Vec<kvm_msr_entry> = caps
+        .msrs
+        .iter()
+        .chain(caps.tsc.then_some(&msr::IA32_TSC))
+        .map(|&index| kvm_msr_entry {
+            index,
+            ..Default::default()
+        })
+        .collect();
+    let mut tsc = None;
+    if !wanted.is_empty() {
         let mut table = msr_table(&wanted)?;
         let read = vcpu
             .get_msrs(&mut table)
             .map_err(KvmError::ioctl("KVM_GET_MSRS"))?;
-        convert::apply_msrs(cpu, &table.as_slice()[..read.min(wanted.len())]);
+        let entries = &table.as_slice()[..read.min(wanted.len())];
+        convert::apply_msrs(cpu, entries);
+        tsc = entries
+            .iter()
+            .find(|e| e.index == msr::IA32_TSC)
+            .map(|e| e.data);
         if read < wanted.len() {
             return Err(KvmError::MsrsRefused {
                 accepted: read,
                 wanted: wanted.len(),
-                first_refused: wanted[read].index,
+                first_refused: wanted.swap_remove(read).index,
             });
         }
     }
@@ -161,5 +169,5 @@ pub fn pull(vcpu: &VcpuFd, cpu: &mut CpuState, caps: &StateCaps) -> Result<(), K
                 .map_err(KvmError::ioctl("KVM_GET_VCPU_EVENTS"))?,
         );
     }
-    Ok(())
+    Ok(tsc)
 }

@@ -205,3 +205,32 @@ fn virtual_time_continues_from_where_the_machine_was() {
         "and advances no faster than the host: {now}"
     );
 }
+
+#[test]
+fn the_guest_tsc_starts_at_the_virtual_clock_and_never_goes_back() {
+    if !kvm_or_skip("the_guest_tsc_starts_at_the_virtual_clock_and_never_goes_back") {
+        return;
+    }
+    let mut a = Asm::new(CODE);
+    a.label("again")
+        .b(&[0x0F, 0x31]) // rdtsc
+        .imm32(&[0xA3], 0x8000) // mov [0x8000], eax
+        .imm32(&[0x89, 0x15], 0x8004) // mov [0x8004], edx
+        .out_al(0x80)
+        .j8(0xEB, "again");
+    let code = a.finish();
+    let mut m = protected_machine(&code, CODE, CODE);
+    m.bus.advance_time(3_000_000_000);
+    let mut kvm = engine(&m);
+    let mut last = 0;
+    for _ in 0..4 {
+        assert_eq!(
+            kvm.run(&mut m, RunLimit::io_accesses(1)).unwrap(),
+            Exit::LimitReached
+        );
+        let tsc = m.ram.read_le(0x8000, 8).unwrap();
+        assert!(tsc >= 3_000_000_000, "starts from virtual time: {tsc}");
+        assert!(tsc > last, "monotonic: {tsc} after {last}");
+        last = tsc;
+    }
+}
