@@ -190,3 +190,55 @@ fn an_irq_raised_on_the_bus_reaches_the_guest() {
         a.addr("halt") + 1
     );
 }
+
+/// As after an engine switch: the PIC and PIT were programmed before KVM took over, and the guest
+/// spins from its first instruction without a single exit. Only the kick can deliver the tick.
+#[test]
+fn a_timer_armed_before_the_run_interrupts_a_guest_that_never_exits() {
+    if !kvm_or_skip("a_timer_armed_before_the_run_interrupts_a_guest_that_never_exits") {
+        return;
+    }
+    let mut a = Asm::new(CODE);
+    a.label("handler")
+        .mov_al(0x21)
+        .out_al(0xF4)
+        .label("unexpected")
+        .mov_al(0xEE)
+        .out_al(0xF4)
+        .label("start")
+        .b(&[0xFB]) // sti
+        .imm32(&[0xB9], 2_000_000) // mov ecx, 2000000
+        .label("spin")
+        .b(&[0x49]) // dec ecx
+        .j8(0x75, "spin") // jnz spin
+        .mov_al(0x0F) // the timer never came
+        .out_al(0xF4);
+    let code = a.finish();
+    let mut m = protected_machine(&code, CODE, a.addr("start"));
+    write_idt32(&mut m, a.addr("unexpected"), &[(0x20, a.addr("handler"))]);
+    for (port, value) in [
+        (0x20, 0x11),
+        (0x21, 0x20),
+        (0x21, 0x04),
+        (0x21, 0x01),
+        (0x21, 0xFE),
+    ] {
+        m.bus.io_out(port, 1, value); // PIC: vectors 0x20.., only IRQ 0 unmasked
+    }
+    for (port, value) in [(0x43, 0x34), (0x40, 100), (0x40, 0)] {
+        m.bus.io_out(port, 1, value); // PIT channel 0, mode 2, ≈ 84 µs period
+    }
+    assert!(m.bus.next_deadline().is_some());
+    let mut kvm = engine(&m);
+    let exit = kvm.run(&mut m, RunLimit::UNLIMITED).unwrap();
+    assert_eq!(
+        exit,
+        Exit::DebugExit {
+            value: 0x21,
+            status: 0x43
+        },
+        "exits: {:?}",
+        m.stats.exits
+    );
+    assert_eq!(m.stats.interrupts, 1);
+}
