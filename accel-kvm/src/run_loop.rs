@@ -50,6 +50,8 @@ enum GuestExit {
     Reset,
     /// KVM's instruction emulator could not execute the instruction (its bytes, if known).
     Unemulated(Vec<u8>),
+    /// KVM_RUN rejected the guest state (EINVAL).
+    Refused(String),
     Failed(String),
 }
 
@@ -159,9 +161,9 @@ impl KvmEngine {
                     budget.instructions += 1;
                     step_from = Some(rip);
                     // PVM single-steps over HLT as if it were a NOP; give it its meaning back.
-                    if stepped_from
-                        .is_some_and(|from| rip == from + 1 && self.is_hlt_at(machine, from))
-                    {
+                    if stepped_from.is_some_and(|from| {
+                        rip == from.wrapping_add(1) && self.is_hlt_at(machine, from)
+                    }) {
                         stop = self.halt(machine, clock, &budget);
                     }
                 }
@@ -176,6 +178,12 @@ impl KvmEngine {
                 }
                 GuestExit::Reset => stop = Some(Exit::ResetRequested),
                 GuestExit::Unemulated(bytes) => return Err(self.unemulated(machine, &bytes)),
+                GuestExit::Refused(why) => {
+                    return Err(EngineError::Unsupported(format!(
+                        "KVM_RUN refused to enter the guest ({why}) {}",
+                        self.where_now(machine)
+                    )));
+                }
                 GuestExit::Failed(detail) => {
                     return Err(EngineError::Host(format!(
                         "{detail} {}",
@@ -305,6 +313,9 @@ impl KvmEngine {
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 GuestExit::Interrupted
             }
+            // KVM refuses to enter a guest state the host cannot run (e.g. real mode on VT-x
+            // without "unrestricted guest").
+            Err(e) if e.errno() == libc::EINVAL => GuestExit::Refused(e.to_string()),
             Err(e) => GuestExit::Failed(format!("KVM_RUN failed: {e}")),
         }
     }

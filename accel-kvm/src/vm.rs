@@ -66,16 +66,8 @@ impl RomMapping {
     /// Copies `rom` into fresh host pages (padded with 0xFF in front to a page multiple) and maps
     /// them at `[4 GiB - padded length, 4 GiB)`.
     pub fn map(vm: &VmFd, rom: &[u8], ram_size: u64, read_only: bool) -> Result<Self, KvmError> {
-        let len = (rom.len() as u64).div_ceil(PAGE) * PAGE;
-        let base = FOUR_GIB - len;
-        if len > FOUR_GIB / 2 || base < ram_size {
-            return Err(KvmError::RomOverlapsRam {
-                rom_len: rom.len() as u64,
-                base,
-                ram_len: ram_size,
-            });
-        }
-        let len = len as usize;
+        let base = rom_slot_base(rom.len(), ram_size)?;
+        let len = (FOUR_GIB - base) as usize;
         // SAFETY: an anonymous private mapping with no address hint; the result is checked.
         let ptr = unsafe {
             libc::mmap(
@@ -115,6 +107,21 @@ impl RomMapping {
     }
 }
 
+/// Where the ROM slot starts: the ROM, rounded up to whole pages, ends at 4 GiB. It must not
+/// reach down into RAM (nor take more than half the 4 GiB space).
+pub fn rom_slot_base(rom_len: usize, ram_size: u64) -> Result<u64, KvmError> {
+    let len = (rom_len as u64).div_ceil(PAGE).saturating_mul(PAGE);
+    let base = FOUR_GIB.saturating_sub(len);
+    if len > FOUR_GIB / 2 || base < ram_size {
+        return Err(KvmError::RomOverlapsRam {
+            rom_len: rom_len as u64,
+            base,
+            ram_len: ram_size,
+        });
+    }
+    Ok(base)
+}
+
 impl Drop for RomMapping {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly the mapping created in `map`; the engine drops the VM (and
@@ -127,7 +134,10 @@ impl Drop for RomMapping {
 /// and an identity-mapped page table somewhere in guest-physical space. We put them in the
 /// pages just below the ROM (or below 4 GiB - 256 KiB), where no RAM is.
 pub fn set_real_mode_helpers(vm: &VmFd, kvm: &Kvm, rom_len: usize) -> Result<(), KvmError> {
-    let top = (FOUR_GIB - (rom_len as u64).div_ceil(PAGE) * PAGE).min(FOUR_GIB - 0x4_0000);
+    let rom_pages = (rom_len as u64).div_ceil(PAGE).saturating_mul(PAGE);
+    let top = FOUR_GIB
+        .saturating_sub(rom_pages)
+        .clamp(FOUR_GIB / 2, FOUR_GIB - 0x4_0000);
     let identity = top - 4 * PAGE;
     if kvm.check_extension(Cap::SetIdentityMapAddr) {
         vm.set_identity_map_address(identity)
@@ -245,4 +255,30 @@ pub fn carried_msrs(host: &[u32]) -> (Vec<u32>, Vec<String>) {
         })
         .collect();
     (known, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rom_slot_ends_at_4_gib_and_never_meets_ram() {
+        assert_eq!(rom_slot_base(64 << 10, 64 << 20).unwrap(), 0xFFFF_0000);
+        assert_eq!(
+            rom_slot_base(100, 64 << 20).unwrap(),
+            0xFFFF_F000,
+            "rounded to a page"
+        );
+        assert!(matches!(
+            rom_slot_base(usize::MAX, 0),
+            Err(KvmError::RomOverlapsRam { .. })
+        ));
+        assert!(matches!(
+            rom_slot_base(64 << 10, 0xFFFF_8000),
+            Err(KvmError::RomOverlapsRam {
+                base: 0xFFFF_0000,
+                ..
+            })
+        ));
+    }
 }
