@@ -86,7 +86,7 @@ fn read_image(image: Option<&str>) -> Result<(String, Vec<u8>)> {
     let name = image.unwrap_or("demo");
     if let Some(g) = guests::by_name(name) {
         if image.is_none() || !std::path::Path::new(name).exists() {
-            return Ok((format!("{} (built-in)", g.name), g.image.to_vec()));
+            return Ok((g.file_name.to_string(), g.image.to_vec()));
         }
     }
     let path = PathBuf::from(name);
@@ -134,7 +134,8 @@ fn real_main() -> Result<i32> {
             let mut notice = |s: String| eprintln!("{s}");
             let outcome = vmscope::run_guest(&name, &bytes, &opts, &mut stdout, &mut notice)?;
             stdout.flush()?;
-            eprintln!("vmscope: {} on {}", outcome.image, outcome.engines.join(" → "));
+            eprintln!("vmscope: {}", outcome.image);
+            eprintln!("vmscope: engine: {}", outcome.engines.join(" → "));
             eprintln!("vmscope: {}", outcome.summary());
             if stats {
                 let mut m = outcome.machine;

@@ -238,6 +238,4 @@ pub fn by_name(name: &str) -> Option<&'static Guest> {
 }
 
 #[cfg(test)]
-mod qemu_tests;
-#[cfg(test)]
 mod tests;

@@ -1,0 +1,72 @@
+//! The `vmscope` command line as a user meets it: the demo, exit statuses, errors, statistics.
+//! Teaches: a tool's interface is part of its behaviour and is tested like the rest.
+
+use std::process::Command;
+
+fn vmscope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vmscope"))
+        .args(args)
+        .output()
+        .expect("running vmscope")
+}
+
+#[test]
+fn run_without_arguments_runs_the_demo_and_shuts_down_cleanly() {
+    let out = vmscope(&["run", "--engine", "interp"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let demo = guests::by_name("demo").unwrap();
+    assert_eq!(stdout, demo.expected_serial);
+    assert!(stderr.contains("clean shutdown"), "{stderr}");
+}
+
+#[test]
+fn exit_status_is_the_debug_exit_status() {
+    let out = vmscope(&["run", "hello-real", "--engine", "interp"]);
+    assert_eq!(out.status.code(), Some(0x21));
+    let out = vmscope(&["run", "triple-fault", "--engine", "interp"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("triple fault"));
+}
+
+#[test]
+fn stats_report_instructions_exits_and_devices() {
+    let out = vmscope(&["run", "hello64", "--engine", "interp", "--stats"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("instructions (counted): "), "{stderr}");
+    assert!(stderr.contains("uart"), "{stderr}");
+    assert!(stderr.contains("hardware interrupts delivered: "), "{stderr}");
+}
+
+#[test]
+fn bad_images_are_host_errors_naming_the_file() {
+    let dir = std::env::temp_dir().join(format!("vmscope-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let elf = dir.join("truncated.elf");
+    let demo = guests::by_name("hello32").unwrap().image;
+    std::fs::write(&elf, &demo[..200.min(demo.len())]).unwrap();
+    let out = vmscope(&["run", elf.to_str().unwrap(), "--engine", "interp"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("truncated.elf"), "{stderr}");
+    let out = vmscope(&["run", "/nonexistent/kernel.elf"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kernel.elf"));
+    let out = vmscope(&["run", "hello64", "--memory", "64K"]);
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn step_prints_instructions_and_changed_registers() {
+    let out = vmscope(&["step", "hello-real", "-n", "5"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    // The first instruction is the far jump at the reset vector F000:FFF0.
+    assert!(lines[0].starts_with("f000:0000fff0"), "{}", lines[0]);
+    assert!(lines[0].contains("jmp"), "{}", lines[0]);
+    assert!(lines[0].contains("cs=0xf000"), "{}", lines[0]);
+}
