@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use vmscope::{EngineChoice, RunOptions, SwitchPlan, SwitchUnit};
 
 #[derive(Parser)]
-#[command(name = "vmscope", version, about = "Learn virtualization by doing it: one x86 guest, several engines")]
+#[command(
+    name = "vmscope",
+    version,
+    about = "Learn virtualization by doing it: one x86 guest, several engines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -73,7 +77,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
         Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
         _ => (s, 1),
     };
-    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?} (try 64M)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("not a size: {s:?} (try 64M)"))?;
     let bytes = n.checked_mul(mult).ok_or("size too large")?;
     if !(1 << 20..=64 << 30).contains(&bytes) {
         return Err(format!("{s}: guest RAM must be between 1M and 64G"));
@@ -90,7 +96,8 @@ fn read_image(image: Option<&str>) -> Result<(String, Vec<u8>)> {
         }
     }
     let path = PathBuf::from(name);
-    let bytes = std::fs::read(&path).with_context(|| format!("reading image {}", path.display()))?;
+    let bytes =
+        std::fs::read(&path).with_context(|| format!("reading image {}", path.display()))?;
     Ok((path.display().to_string(), bytes))
 }
 
@@ -196,7 +203,11 @@ fn step(
         let (addr, ibytes, text) = vmscope::step::disassemble_current(&mut machine);
         let exit = engine.step(&mut machine)?;
         let changes = vmscope::step::changed_registers(&before, &machine.cpu);
-        writeln!(stdout, "{}", vmscope::step::format_step(&addr, &ibytes, &text, &changes))?;
+        writeln!(
+            stdout,
+            "{}",
+            vmscope::step::format_step(&addr, &ibytes, &text, &changes)
+        )?;
         let out = machine.bus.take_serial_output();
         if !out.is_empty() {
             writeln!(stdout, "  serial: {:?}", String::from_utf8_lossy(&out))?;

@@ -119,7 +119,8 @@ pub fn run_guest(
             match plan.unit {
                 SwitchUnit::Io => limit.io_accesses = Some(plan.after),
                 SwitchUnit::Instructions => {
-                    limit.instructions = Some(limit.instructions.unwrap_or(u64::MAX).min(plan.after))
+                    limit.instructions =
+                        Some(limit.instructions.unwrap_or(u64::MAX).min(plan.after))
                 }
             }
         }

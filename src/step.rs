@@ -56,7 +56,12 @@ pub fn changed_registers(before: &CpuState, after: &CpuState) -> Vec<String> {
     for seg in Seg::ALL {
         let (b, a) = (before.seg[seg as usize], after.seg[seg as usize]);
         if b != a {
-            out.push(format!("{}={:#06x} (base {:#x})", seg.name(), a.selector, a.base));
+            out.push(format!(
+                "{}={:#06x} (base {:#x})",
+                seg.name(),
+                a.selector,
+                a.base
+            ));
         }
     }
     let crs = [
@@ -72,10 +77,16 @@ pub fn changed_registers(before: &CpuState, after: &CpuState) -> Vec<String> {
         }
     }
     if before.gdtr != after.gdtr {
-        out.push(format!("gdtr={:#x}/{:#x}", after.gdtr.base, after.gdtr.limit));
+        out.push(format!(
+            "gdtr={:#x}/{:#x}",
+            after.gdtr.base, after.gdtr.limit
+        ));
     }
     if before.idtr != after.idtr {
-        out.push(format!("idtr={:#x}/{:#x}", after.idtr.base, after.idtr.limit));
+        out.push(format!(
+            "idtr={:#x}/{:#x}",
+            after.idtr.base, after.idtr.limit
+        ));
     }
     if before.mode() != after.mode() {
         out.push(format!("mode: {}", after.mode()));

@@ -36,7 +36,10 @@ fn stats_report_instructions_exits_and_devices() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("instructions (counted): "), "{stderr}");
     assert!(stderr.contains("uart"), "{stderr}");
-    assert!(stderr.contains("hardware interrupts delivered: "), "{stderr}");
+    assert!(
+        stderr.contains("hardware interrupts delivered: "),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -62,7 +65,12 @@ fn bad_images_are_host_errors_naming_the_file() {
 fn step_prints_instructions_and_changed_registers() {
     let out = vmscope(&["step", "hello-real", "-n", "5"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 5, "{stdout}");
     // The first instruction is the far jump at the reset vector F000:FFF0.

@@ -19,7 +19,12 @@ fn interp_to_interp_switch_is_invisible() {
     let (plain, plain_out) = run_builtin("hello64", opts(EngineChoice::Interp));
     let (sw, sw_out) = run_builtin(
         "hello64",
-        switched(EngineChoice::Interp, EngineChoice::Interp, 1000, SwitchUnit::Instructions),
+        switched(
+            EngineChoice::Interp,
+            EngineChoice::Interp,
+            1000,
+            SwitchUnit::Instructions,
+        ),
     );
     assert_eq!(sw_out, plain_out);
     assert_eq!(sw.status, plain.status);
@@ -42,9 +47,17 @@ fn kvm_to_interp_and_interp_to_kvm_give_identical_output() {
     ] {
         for after in [10, 60, 200] {
             let (sw, out) = run_builtin("hello64", switched(from, to, after, SwitchUnit::Io));
-            assert_eq!(out, reference_out, "{from} → {to} after {after} I/O accesses");
+            assert_eq!(
+                out, reference_out,
+                "{from} → {to} after {after} I/O accesses"
+            );
             assert_eq!(sw.status, reference.status);
-            assert_eq!(sw.engines.len(), 2, "{from} → {to} after {after}: {:?}", sw.engines);
+            assert_eq!(
+                sw.engines.len(),
+                2,
+                "{from} → {to} after {after}: {:?}",
+                sw.engines
+            );
             assert!(sw.engines[1].starts_with(&to.to_string()));
         }
     }

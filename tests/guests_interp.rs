@@ -12,13 +12,22 @@ fn every_guest_prints_its_expected_output_on_the_interpreter() {
     for g in guests::all() {
         let (outcome, serial) = run_builtin(g.name, opts(EngineChoice::Interp));
         if g.name == "triple-fault" {
-            assert!(matches!(outcome.exit, Exit::TripleFault { .. }), "{:?}", outcome.exit);
+            assert!(
+                matches!(outcome.exit, Exit::TripleFault { .. }),
+                "{:?}",
+                outcome.exit
+            );
             assert_eq!(outcome.status, 3);
             assert_eq!(serial, expected_serial(g));
             continue;
         }
         assert_eq!(serial, expected_serial(g), "serial output of {}", g.name);
-        assert_eq!(outcome.status, expected_status(g), "exit status of {}", g.name);
+        assert_eq!(
+            outcome.status,
+            expected_status(g),
+            "exit status of {}",
+            g.name
+        );
         assert!(
             outcome.machine.stats.instructions > 100,
             "{} ran {} instructions",
@@ -42,9 +51,20 @@ fn interpreter_runs_are_deterministic() {
 fn hello64_takes_timer_interrupts_and_system_calls() {
     let (outcome, _) = run_builtin("hello64", opts(EngineChoice::Interp));
     let stats = &outcome.machine.stats;
-    assert!(stats.interrupts >= 5, "timer interrupts: {}", stats.interrupts);
+    assert!(
+        stats.interrupts >= 5,
+        "timer interrupts: {}",
+        stats.interrupts
+    );
     assert!(stats.exceptions.get("syscall").copied().unwrap_or(0) >= 1);
-    assert!(stats.exceptions.get("int n (software)").copied().unwrap_or(0) >= 1);
+    assert!(
+        stats
+            .exceptions
+            .get("int n (software)")
+            .copied()
+            .unwrap_or(0)
+            >= 1
+    );
     assert!(stats.exits.get("io").copied().unwrap_or(0) > 20);
     assert!(stats.mmu.page_walks > 0);
 }

@@ -11,10 +11,15 @@ use vmscope::EngineChoice;
 /// Modes this host's KVM flavour cannot run, by guest, with the reason (see DESIGN.md).
 fn unsupported_here(name: &str, flavour: KvmFlavour) -> Option<&'static str> {
     match (name, flavour) {
-        ("hello32", KvmFlavour::Pvm) | ("hello-aout", KvmFlavour::Pvm) => {
-            Some("PVM refuses 32-bit paging (#GP on CR0.PG)")
+        ("hello32" | "hello-aout", KvmFlavour::Pvm) => {
+            Some("PVM refuses 32-bit paging (#GP on the CR0.PG write)")
         }
-        ("hello-real", KvmFlavour::Pvm) => Some("PVM cannot run real-mode code"),
+        ("triple-fault", KvmFlavour::Pvm) => {
+            Some("PVM interprets ring-0 code and its instruction emulator refuses INT3")
+        }
+        ("ud", KvmFlavour::Pvm) => {
+            Some("PVM interprets ring-0 code and its instruction emulator refuses x87 FSIN")
+        }
         _ => None,
     }
 }
@@ -34,17 +39,35 @@ fn every_guest_matches_the_interpreter_on_kvm() {
         let (outcome, serial) = run_builtin(g.name, opts(EngineChoice::Kvm));
         match g.name {
             "triple-fault" => {
-                assert!(matches!(outcome.exit, Exit::TripleFault { .. }), "{:?}", outcome.exit);
+                assert!(
+                    matches!(outcome.exit, Exit::TripleFault { .. }),
+                    "{:?}",
+                    outcome.exit
+                );
                 assert_eq!(serial, expected_serial(g));
             }
             // The real CPU implements x87, so FSIN does not fault there.
             "ud" => assert!(serial.contains("fsin executed without #UD"), "{serial}"),
             _ => {
-                assert_eq!(serial, expected_serial(g), "serial output of {} on kvm", g.name);
-                assert_eq!(outcome.status, expected_status(g), "exit status of {}", g.name);
+                assert_eq!(
+                    serial,
+                    expected_serial(g),
+                    "serial output of {} on kvm",
+                    g.name
+                );
+                assert_eq!(
+                    outcome.status,
+                    expected_status(g),
+                    "exit status of {}",
+                    g.name
+                );
             }
         }
-        assert!(outcome.engines[0].starts_with("kvm"), "{:?}", outcome.engines);
+        assert!(
+            outcome.engines[0].starts_with("kvm"),
+            "{:?}",
+            outcome.engines
+        );
     }
 }
 

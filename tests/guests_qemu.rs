@@ -28,10 +28,25 @@ fn multiboot_guests_match_on_qemu_tcg() {
                 cmd.arg("-bios").arg(&path);
             }
         }
-        cmd.args(["-accel", "tcg", "-m", "64", "-display", "none", "-no-reboot", "-serial", "stdio"])
-            .args(["-monitor", "none", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "-accel",
+            "tcg",
+            "-m",
+            "64",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+        ])
+        .args([
+            "-monitor",
+            "none",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("starting qemu");
         // The demo guest halts instead of exiting; give it a moment, then stop QEMU.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -60,7 +75,10 @@ fn multiboot_guests_match_on_qemu_tcg() {
             // QEMU's Multiboot loader puts the kernel path before the -append text, and its
             // firmware reserves the top 128 KiB of RAM, which mem_upper then leaves out.
             let expected = expected_serial(g)
-                .replace("command line: ", &format!("command line: {} ", path.display()))
+                .replace(
+                    "command line: ",
+                    &format!("command line: {} ", path.display()),
+                )
                 .replace("mem_upper: 64512 KiB", "mem_upper: 64384 KiB");
             assert_eq!(serial, expected, "{} on QEMU", g.name);
         }

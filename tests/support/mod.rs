@@ -12,8 +12,10 @@ pub const CMDLINE: &str = "hello from the command line";
 pub fn run_builtin(name: &str, opts: RunOptions) -> (GuestOutcome, String) {
     let g = guests::by_name(name).unwrap_or_else(|| panic!("no built-in guest {name}"));
     let mut serial = Vec::new();
-    let outcome = run_guest(g.file_name, g.image, &opts, &mut serial, &mut |n| eprintln!("{n}"))
-        .unwrap_or_else(|e| panic!("{name} on {:?}: {e:#}", opts.engine));
+    let outcome = run_guest(g.file_name, g.image, &opts, &mut serial, &mut |n| {
+        eprintln!("{n}")
+    })
+    .unwrap_or_else(|e| panic!("{name} on {:?}: {e:#}", opts.engine));
     (outcome, String::from_utf8_lossy(&serial).into_owned())
 }
 
