@@ -101,6 +101,13 @@ pub fn run_guest(
     let mut engines = vec![engine.describe()];
     let mut switch = opts.switch;
     let start_instructions = machine.stats.instructions;
+    if opts.max_instructions.is_some() && !engine.counts_instructions() {
+        notice(format!(
+            "note: {} runs guest code natively and cannot count instructions; \
+             --max-instructions applies only while an emulated engine runs",
+            engine.describe()
+        ));
+    }
     let exit = loop {
         let mut limit = RunLimit::instructions(1_000_000);
         if !engine.counts_instructions() {
