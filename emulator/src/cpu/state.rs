@@ -80,6 +80,9 @@ pub mod ctl {
     pub const CR4_PCE: u64 = 1 << 8;
     pub const CR4_OSFXSR: u64 = 1 << 9;
     pub const CR4_OSXMMEXCPT: u64 = 1 << 10;
+    pub const CR4_PCIDE: u64 = 1 << 17;
+    pub const CR4_SMEP: u64 = 1 << 20;
+    pub const CR4_SMAP: u64 = 1 << 21;
     pub const EFER_SCE: u64 = 1 << 0;
     pub const EFER_LME: u64 = 1 << 8;
     pub const EFER_LMA: u64 = 1 << 10;
