@@ -4,11 +4,18 @@
 //! A device is a [`BusDevice`] registered for port ranges and/or MMIO ranges. Devices raise
 //! interrupt lines through [`IrqLines`] and ask the machine for things (exit, reset) through
 //! [`MachineEvent`]s; the bus forwards lines to the PIC pair after every access or tick.
+//!
+//! Interrupts reach the CPU along two paths, as on a PC with an APIC: the ISA lines go both to
+//! the 8259 PIC pair (whose INTR output enters the local APIC's LINT0 pin as ExtINT) and to the
+//! IOAPIC (which sends vectors to the local APIC). [`Bus::interrupt_pending`] and
+//! [`Bus::acknowledge_interrupt`] hide this: engines ask one question and get one vector.
 
 use std::any::Any;
 use std::collections::BTreeMap;
 
 use crate::clock::VirtualClock;
+use crate::ioapic::{IoApic, IOAPIC_BASE, IOAPIC_WINDOW};
+use crate::lapic::{ApicError, LocalApic, LAPIC_WINDOW};
 use crate::pic::PicPair;
 
 /// Something a device asks of the machine; the run loop acts on it at the next instruction boundary.
@@ -132,6 +139,12 @@ pub struct IoStats {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ApicTarget {
+    Local,
+    Io,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Pic,
     Device(usize),
@@ -159,6 +172,10 @@ pub struct Bus {
     ports: Vec<(u16, u16, Target)>,
     mmio: Vec<(u64, u64, usize)>,
     pub pic: PicPair,
+    /// The CPU's local APIC (xAPIC MMIO window, x2APIC MSRs, timer).
+    pub lapic: LocalApic,
+    /// The IOAPIC at 0xFEC00000, fed by the same ISA lines as the PIC.
+    pub ioapic: IoApic,
     irq: IrqLines,
     events: Vec<MachineEvent>,
     clock: VirtualClock,
@@ -172,7 +189,8 @@ impl Default for Bus {
 }
 
 impl Bus {
-    /// An empty bus with only the PIC pair on ports 0x20/0x21, 0xA0/0xA1 and ELCR 0x4D0/0x4D1.
+    /// An empty bus with only the interrupt controllers: the PIC pair on ports 0x20/0x21,
+    /// 0xA0/0xA1 and ELCR 0x4D0/0x4D1, the local APIC at 0xFEE00000 and the IOAPIC at 0xFEC00000.
     pub fn new() -> Self {
         Bus {
             devices: Vec::new(),
@@ -184,6 +202,8 @@ impl Bus {
             ],
             mmio: Vec::new(),
             pic: PicPair::new(),
+            lapic: LocalApic::new(),
+            ioapic: IoApic::new(),
             irq: IrqLines::default(),
             events: Vec::new(),
             clock: VirtualClock::default(),
@@ -258,7 +278,42 @@ impl Bus {
 
     /// Does a device answer at this guest-physical address? (The MMU keeps such pages off its fast path.)
     pub fn is_mmio(&self, addr: u64) -> bool {
-        self.find_mmio(addr).is_some()
+        self.find_apic(addr).is_some() || self.find_mmio(addr).is_some()
+    }
+
+    /// Is `addr` in the local APIC's or the IOAPIC's window? (They are bus fields, not
+    /// registered devices, because interrupt routing needs them at hand.)
+    fn find_apic(&self, addr: u64) -> Option<(ApicTarget, u64)> {
+        if let Some(base) = self.lapic.mmio_base() {
+            if addr >= base && addr - base < LAPIC_WINDOW {
+                return Some((ApicTarget::Local, addr - base));
+            }
+        }
+        (addr >= IOAPIC_BASE && addr - IOAPIC_BASE < IOAPIC_WINDOW)
+            .then(|| (ApicTarget::Io, addr - IOAPIC_BASE))
+    }
+
+    fn apic_mmio(&mut self, target: ApicTarget, offset: u64, size: u8, write: Option<u64>) -> u64 {
+        let name = match target {
+            ApicTarget::Local => "lapic",
+            ApicTarget::Io => "ioapic",
+        };
+        *self.stats.by_device.entry(name).or_default() += 1;
+        let now = self.clock.now_ns();
+        let value = match (target, write) {
+            (ApicTarget::Local, None) => self.lapic.mmio_read(offset, size, now),
+            (ApicTarget::Local, Some(v)) => {
+                self.lapic.mmio_write(offset, size, v, now);
+                0
+            }
+            (ApicTarget::Io, None) => self.ioapic.mmio_read(offset, size),
+            (ApicTarget::Io, Some(v)) => {
+                self.ioapic.mmio_write(offset, size, v, &mut self.lapic);
+                0
+            }
+        };
+        self.sync_irqs();
+        value & open_bus(size)
     }
 
     fn find_mmio(&self, addr: u64) -> Option<(u64, usize)> {
@@ -332,6 +387,10 @@ impl Bus {
 
     /// MMIO read at a guest-physical address; `None` when no device answers there.
     pub fn mmio_read(&mut self, addr: u64, size: u8) -> Option<u64> {
+        if let Some((target, offset)) = self.find_apic(addr) {
+            self.stats.mmio_reads += 1;
+            return Some(self.apic_mmio(target, offset, size, None));
+        }
         let (offset, i) = self.find_mmio(addr)?;
         self.stats.mmio_reads += 1;
         *self
@@ -352,6 +411,11 @@ impl Bus {
 
     /// MMIO write; returns false when no device answers at `addr`.
     pub fn mmio_write(&mut self, addr: u64, size: u8, value: u64) -> bool {
+        if let Some((target, offset)) = self.find_apic(addr) {
+            self.stats.mmio_writes += 1;
+            self.apic_mmio(target, offset, size, Some(value & open_bus(size)));
+            return true;
+        }
         let Some((offset, i)) = self.find_mmio(addr) else {
             return false;
         };
@@ -381,14 +445,26 @@ impl Bus {
         self.deadlines[i] = self.devices[i].tick(&mut ctx);
     }
 
+    /// Forwards the ISA lines to both interrupt paths — the PIC pair and the IOAPIC (IRQ 0 on
+    /// pin 2) — and the local APIC's EOIs of level-triggered vectors to the IOAPIC.
     fn sync_irqs(&mut self) {
         let edges = self.irq.take_edges();
+        let mut pin_levels = 0u32;
         for irq in 0..16u8 {
+            let pin = crate::ioapic::isa_irq_to_pin(irq);
             if edges & (1 << irq) != 0 {
                 self.pic.raise_irq(irq);
+                self.ioapic.edge(pin, &mut self.lapic);
+            }
+            if self.irq.levels & (1 << irq) != 0 {
+                pin_levels |= 1 << pin;
             }
         }
         self.pic.set_levels(self.irq.levels);
+        self.ioapic.set_levels(pin_levels, &mut self.lapic);
+        for vector in self.lapic.take_eoi_broadcasts() {
+            self.ioapic.end_of_interrupt(vector, &mut self.lapic);
+        }
     }
 
     // ---- time ----
@@ -403,7 +479,11 @@ impl Bus {
 
     /// The earliest time a device wants to be ticked.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.deadlines.iter().flatten().copied().min()
+        let devices = self.deadlines.iter().flatten().copied().min();
+        match (devices, self.lapic.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Moves virtual time to `ns` and ticks every device whose deadline has come.
@@ -415,19 +495,49 @@ impl Bus {
                 self.tick_device(i);
             }
         }
+        self.lapic.tick(now);
         self.sync_irqs();
     }
 
     // ---- interrupts and requests ----
 
-    /// Is the PIC asserting INTR to the CPU?
+    /// Does the CPU have an external interrupt to take? Either the local APIC has a vector the
+    /// priority rules (IRR vs. PPR) let through, or the PIC asserts INTR and reaches the CPU
+    /// through LINT0 (ExtINT, or the APIC globally disabled).
     pub fn interrupt_pending(&self) -> bool {
-        self.pic.has_interrupt()
+        self.lapic.has_interrupt() || (self.lapic.accepts_pic() && self.pic.has_interrupt())
     }
 
-    /// The interrupt-acknowledge cycle: the PIC hands over the vector and marks it in service.
+    /// The interrupt-acknowledge cycle: the local APIC's vector goes first (IRR → ISR), else the
+    /// PIC hands over its vector and marks it in service. With neither — the request went away
+    /// between the poll and the acknowledge — the CPU gets a spurious vector.
     pub fn acknowledge_interrupt(&mut self) -> u8 {
-        self.pic.acknowledge()
+        if self.lapic.has_interrupt() {
+            self.lapic.acknowledge()
+        } else if self.lapic.accepts_pic() {
+            self.pic.acknowledge()
+        } else {
+            self.lapic.spurious_vector()
+        }
+    }
+
+    /// RDMSR of an MSR that belongs to the platform: IA32_APIC_BASE (0x1B), IA32_TSC_DEADLINE
+    /// (0x6E0) and the x2APIC registers (0x800–0x8FF). `None`: not a bus MSR, the engine's own;
+    /// `Some(Err(_))`: the CPU raises #GP(0).
+    pub fn msr_read(&mut self, index: u32) -> Option<Result<u64, ApicError>> {
+        let now = self.clock.now_ns();
+        let r = self.lapic.msr_read(index, now)?;
+        *self.stats.by_device.entry("lapic").or_default() += 1;
+        Some(r)
+    }
+
+    /// WRMSR of a platform MSR (see [`Bus::msr_read`]).
+    pub fn msr_write(&mut self, index: u32, value: u64) -> Option<Result<(), ApicError>> {
+        let now = self.clock.now_ns();
+        let r = self.lapic.msr_write(index, value, now)?;
+        *self.stats.by_device.entry("lapic").or_default() += 1;
+        self.sync_irqs();
+        Some(r)
     }
 
     /// Requests devices made since the last call (exit, reset).

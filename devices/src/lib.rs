@@ -16,6 +16,8 @@ pub mod clock;
 pub mod cmos;
 pub mod debug;
 pub mod i8042;
+pub mod ioapic;
+pub mod lapic;
 pub mod pic;
 pub mod pit;
 pub mod uart;
