@@ -8,6 +8,7 @@ use super::control::set_rflags_checked;
 use super::{exception, gp, ud, vec, Cpu, R};
 use crate::cpu::flags::*;
 use crate::cpu::{ctl, msr, reg, CpuMode, Seg, Segment};
+use crate::mmu::{ControlRegs, InvpcidKind};
 
 pub(crate) fn handles(m: Mnemonic) -> bool {
     use Mnemonic as M;
@@ -36,6 +37,9 @@ pub(crate) fn handles(m: Mnemonic) -> bool {
             | M::Lmsw
             | M::Smsw
             | M::Invlpg
+            | M::Invpcid
+            | M::Stac
+            | M::Clac
             | M::Cpuid
             | M::Rdtsc
             | M::Rdmsr
@@ -233,7 +237,20 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             require_cpl0(cpu)?;
             let ea = cpu.effective_address(ins);
             let lin = cpu.linear(seg_of(ins.memory_segment()), ea, 1, false)?;
-            cpu.mmu.invalidate_page(lin);
+            cpu.mmu.invlpg(&mut cpu.m.stats, lin);
+            Ok(())
+        }
+        M::Invpcid => invpcid(cpu, ins),
+        M::Stac | M::Clac => {
+            // SMAP's override switch: RFLAGS.AC; CPL 0 only (#UD otherwise, as the SDM says).
+            if cpu.s().cpl() != 0 || cpu.s().rflags & VM != 0 {
+                return Err(ud());
+            }
+            if ins.mnemonic() == M::Stac {
+                cpu.st().rflags |= AC;
+            } else {
+                cpu.st().rflags &= !AC;
+            }
             Ok(())
         }
         M::Cpuid => {
@@ -308,6 +325,36 @@ impl Cpu<'_> {
             iced_x86::Code::Lgdt_m1632_16 | iced_x86::Code::Lidt_m1632_16
         )
     }
+}
+
+/// INVPCID: invalidate by PCID and/or linear address. The 16-byte descriptor holds the PCID
+/// (bits 11:0, the rest must be 0) and a linear address; the register selects the type (0-3).
+fn invpcid(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+    if !protected(cpu) || cpu.s().rflags & VM != 0 {
+        return Err(ud());
+    }
+    require_cpl0(cpu)?;
+    let kind = cpu.reg(ins.op0_register());
+    let seg = seg_of(ins.memory_segment());
+    let ea = cpu.effective_address(ins);
+    let pcid = cpu.read_mem(seg, ea, 8)?;
+    let linear = cpu.read_mem(seg, ea.wrapping_add(8), 8)?;
+    let kind = match kind {
+        0 => InvpcidKind::Address,
+        1 => InvpcidKind::SingleContext,
+        2 => InvpcidKind::AllIncludingGlobal,
+        3 => InvpcidKind::AllExceptGlobal,
+        _ => return Err(gp(0)),
+    };
+    let pcide = cpu.s().cr4 & ctl::CR4_PCIDE != 0;
+    if pcid > 0xFFF
+        || kind == InvpcidKind::Address && !super::access::is_canonical(linear)
+        || matches!(kind, InvpcidKind::Address | InvpcidKind::SingleContext) && !pcide && pcid != 0
+    {
+        return Err(gp(0));
+    }
+    cpu.mmu.invpcid(&mut cpu.m.stats, kind, pcid as u16, linear);
+    Ok(())
 }
 
 /// LLDT/LTR: load a system segment from the GDT.
@@ -408,12 +455,8 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             cpu.st().cr2 = v;
             Ok(())
         }
-        Register::CR3 => {
-            cpu.st().cr3 = v;
-            let keep_global = cpu.s().cr4 & ctl::CR4_PGE != 0;
-            cpu.mmu.flush(&mut cpu.m.stats, keep_global);
-            Ok(())
-        }
+        // The MMU checks reserved bits, loads PAE PDPTEs and switches the shadow.
+        Register::CR3 => cpu.mmu.write_cr3(cpu.m, v).map_err(|_| gp(0)),
         Register::CR4 => {
             const SUPPORTED: u64 = ctl::CR4_VME
                 | ctl::CR4_PVI
@@ -425,13 +468,16 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                 | ctl::CR4_PGE
                 | ctl::CR4_PCE
                 | ctl::CR4_OSFXSR
-                | ctl::CR4_OSXMMEXCPT;
+                | ctl::CR4_OSXMMEXCPT
+                | ctl::CR4_PCIDE
+                | ctl::CR4_SMEP
+                | ctl::CR4_SMAP;
             if v & !SUPPORTED != 0 || cpu.s().long_mode_active() && v & ctl::CR4_PAE == 0 {
                 return Err(gp(0));
             }
+            let old = ControlRegs::of(cpu.s());
             cpu.st().cr4 = v;
-            cpu.mmu.flush(&mut cpu.m.stats, false);
-            Ok(())
+            cpu.mmu.control_changed(cpu.m, old).map_err(|_| gp(0))
         }
         Register::CR8 => {
             if v > 15 {
@@ -453,6 +499,7 @@ fn write_cr0(cpu: &mut Cpu, v: u64) -> R<()> {
         return Err(gp(0));
     }
     let old = cpu.s().cr0;
+    let before = ControlRegs::of(cpu.s());
     let s = cpu.st();
     let turning_on_paging = v & ctl::CR0_PG != 0 && old & ctl::CR0_PG == 0;
     let turning_off_paging = v & ctl::CR0_PG == 0 && old & ctl::CR0_PG != 0;
@@ -469,10 +516,8 @@ fn write_cr0(cpu: &mut Cpu, v: u64) -> R<()> {
         s.efer &= !ctl::EFER_LMA;
     }
     s.cr0 = v | ctl::CR0_ET;
-    if (old ^ v) & (ctl::CR0_PG | ctl::CR0_WP | ctl::CR0_PE) != 0 {
-        cpu.mmu.flush(&mut cpu.m.stats, false);
-    }
-    Ok(())
+    // Paging rules (PCIDE, PAE PDPTE loads) and invalidations live in the MMU.
+    cpu.mmu.control_changed(cpu.m, before).map_err(|_| gp(0))
 }
 
 fn read_msr(cpu: &mut Cpu, index: u32) -> R<u64> {
@@ -510,8 +555,9 @@ fn write_msr(cpu: &mut Cpu, index: u32, v: u64) -> R<()> {
             if s.cr0 & ctl::CR0_PG != 0 && (v ^ s.efer) & ctl::EFER_LME != 0 {
                 return Err(gp(0));
             }
+            let before = ControlRegs::of(s);
             s.efer = (v & !ctl::EFER_LMA) | (s.efer & ctl::EFER_LMA);
-            cpu.mmu.flush(&mut cpu.m.stats, false);
+            cpu.mmu.control_changed(cpu.m, before).map_err(|_| gp(0))?;
         }
         msr::IA32_TSC => {}
         msr::IA32_APIC_BASE => s.msrs.apic_base = v,

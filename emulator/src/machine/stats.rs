@@ -30,11 +30,38 @@ pub struct Stats {
 /// Counters of the software MMU (the shadow page tables).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct MmuStats {
+    /// Translations answered by a shadow entry (no walk).
     pub tlb_hits: u64,
+    /// Translations that had to walk the guest page tables.
     pub tlb_misses: u64,
     pub page_walks: u64,
+    /// Page faults the MMU raised (delivered to the guest as #PF).
     pub page_faults: u64,
+    /// Whole-shadow flushes (mode changes, another engine ran, capacity).
     pub flushes: u64,
+    /// New shadow entries made from a walk.
+    pub shadow_fills: u64,
+    /// Accessed and dirty bits the walker set in guest entries.
+    pub accessed_set: u64,
+    pub dirty_set: u64,
+    /// Translations to non-RAM (MMIO, ROM) pages, kept off the fast path (never cached).
+    pub mmio_bypass: u64,
+    /// MOV to CR3 executed.
+    pub cr3_writes: u64,
+    /// CR3 writes that found the new address space's shadow retained.
+    pub space_reuses: u64,
+    pub spaces_created: u64,
+    pub spaces_evicted: u64,
+    /// Guest writes that hit a page holding page-table entries a shadow was built from.
+    pub pt_write_traps: u64,
+    /// Shadow entries invalidated, by cause.
+    pub inval_cr3: u64,
+    pub inval_invlpg: u64,
+    pub inval_invpcid: u64,
+    pub inval_pt_write: u64,
+    pub inval_mode_change: u64,
+    /// Dropped because another engine ran, or the dependency table was full.
+    pub inval_other: u64,
 }
 
 impl Stats {
@@ -93,6 +120,27 @@ impl Stats {
                 out,
                 "software MMU: {} TLB hits, {} misses, {} walks, {} page faults, {} flushes",
                 m.tlb_hits, m.tlb_misses, m.page_walks, m.page_faults, m.flushes
+            )?;
+            writeln!(
+                out,
+                "  shadow: {} fills, {} MMIO bypasses, {} A bits + {} D bits set",
+                m.shadow_fills, m.mmio_bypass, m.accessed_set, m.dirty_set
+            )?;
+            writeln!(
+                out,
+                "  address spaces: {} CR3 writes, {} reused a retained shadow, {} created, {} evicted",
+                m.cr3_writes, m.space_reuses, m.spaces_created, m.spaces_evicted
+            )?;
+            writeln!(out, "  page-table write traps: {}", m.pt_write_traps)?;
+            writeln!(
+                out,
+                "  entries invalidated by: CR3 {}, INVLPG {}, INVPCID {}, PT write {}, mode change {}, other {}",
+                m.inval_cr3,
+                m.inval_invlpg,
+                m.inval_invpcid,
+                m.inval_pt_write,
+                m.inval_mode_change,
+                m.inval_other
             )?;
         }
         writeln!(out, "I/O by device:")?;

@@ -1,47 +1,106 @@
 //! The page walker: follows 32-bit, PAE and 4-level page tables exactly as the CPU does.
-//! Teaches: paging structures, large pages, accessed/dirty bits, and how a #PF error code is built.
+//! Teaches: paging structures, large pages, reserved bits, accessed/dirty bits, and how a #PF error code is built.
 
-use crate::cpu::{ctl, CpuState};
+use super::fault::{pf, Access, PageFault};
+use super::mode::{load_pdptes, ControlRegs, PagingMode, ADDR_MASK, HIGH_RESERVED};
+use super::permission::{check, Denial, Rights};
 use crate::machine::Machine;
 
-/// What kind of access is being translated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Access {
-    pub write: bool,
-    /// A user-mode access (CPL 3, not an implicit supervisor access like a descriptor-table read).
-    pub user: bool,
-    pub fetch: bool,
+/// Bits of a paging-structure entry.
+pub mod pte {
+    pub const P: u64 = 1 << 0;
+    pub const RW: u64 = 1 << 1;
+    pub const US: u64 = 1 << 2;
+    pub const PWT: u64 = 1 << 3;
+    pub const PCD: u64 = 1 << 4;
+    pub const A: u64 = 1 << 5;
+    pub const D: u64 = 1 << 6;
+    /// Page size in a PDE/PDPTE (PAT in a PTE).
+    pub const PS: u64 = 1 << 7;
+    pub const G: u64 = 1 << 8;
+    /// PAT bit of a large-page entry.
+    pub const PAT_LARGE: u64 = 1 << 12;
+    pub const XD: u64 = 1 << 63;
 }
 
-impl Access {
-    pub const fn read(user: bool) -> Self {
-        Access {
-            write: false,
-            user,
-            fetch: false,
-        }
-    }
-    pub const fn write(user: bool) -> Self {
-        Access {
-            write: true,
-            user,
-            fetch: false,
-        }
-    }
-    pub const fn fetch(user: bool) -> Self {
-        Access {
-            write: false,
-            user,
-            fetch: true,
-        }
-    }
-}
-
-/// A page fault: the linear address (for CR2) and the error code pushed by the CPU.
+/// A level of the paging hierarchy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageFault {
-    pub linear: u64,
-    pub error_code: u32,
+pub enum Level {
+    Pml4,
+    Pdpt,
+    Pd,
+    Pt,
+}
+
+impl Level {
+    /// The entry's name as the SDM spells it.
+    pub fn entry_name(self) -> &'static str {
+        match self {
+            Level::Pml4 => "PML4E",
+            Level::Pdpt => "PDPTE",
+            Level::Pd => "PDE",
+            Level::Pt => "PTE",
+        }
+    }
+}
+
+/// One paging-structure entry the walk read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub level: Level,
+    /// Physical address of the table this entry sits in.
+    pub table: u64,
+    pub index: u64,
+    /// Guest-physical address of the entry (for PAE PDPTEs: where the register was loaded from).
+    pub entry_addr: u64,
+    /// A PAE PDPTE comes from a register loaded at the last MOV to CR3, not from memory.
+    pub from_register: bool,
+    /// Entry size in bytes (4 or 8).
+    pub size: u8,
+    /// The entry as read.
+    pub raw: u64,
+    /// The entry after the walk's accessed/dirty update (equal to `raw` if none).
+    pub after: u64,
+    /// log2 of the linear region this entry maps (39, 30, 22, 21 or 12).
+    pub region_shift: u8,
+    /// This entry maps the page (PTE, or a PDE/PDPTE with PS = 1).
+    pub leaf: bool,
+    /// Reserved bits that are set (non-zero = RSVD fault).
+    pub reserved: u64,
+}
+
+/// The entries one walk read, top level first (at most four).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Steps {
+    items: [Option<Step>; 4],
+    len: usize,
+}
+
+impl Steps {
+    fn push(&mut self, s: Step) {
+        self.items[self.len] = Some(s);
+        self.len += 1;
+    }
+    fn last_mut(&mut self) -> &mut Step {
+        self.items[self.len - 1].as_mut().expect("pushed")
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Step> {
+        self.items[..self.len].iter().flatten()
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Why a walk stopped without a translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultCause {
+    NotPresent(Level),
+    Reserved(Level),
+    Denied(Denial),
 }
 
 /// The result of a successful walk.
@@ -58,19 +117,24 @@ pub struct WalkResult {
     pub page_size: u64,
 }
 
-const P: u64 = 1 << 0;
-const RW: u64 = 1 << 1;
-const US: u64 = 1 << 2;
-const A: u64 = 1 << 5;
-const D: u64 = 1 << 6;
-const PS: u64 = 1 << 7;
-const G: u64 = 1 << 8;
-const NX: u64 = 1 << 63;
-const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+/// Everything one walk found: the entries, and the translation or the fault.
+#[derive(Debug, Clone, Copy)]
+pub struct WalkDetail {
+    pub mode: PagingMode,
+    pub steps: Steps,
+    pub rights: Rights,
+    pub outcome: Result<WalkResult, (PageFault, FaultCause)>,
+    /// Accessed bits and dirty bits this walk set.
+    pub accessed_set: u32,
+    pub dirty_set: u32,
+}
 
 /// Walks the guest page tables for `linear`; sets A (and D on writes) like the hardware does.
+/// PAE PDPTEs are read from memory at CR3 (what a MOV to CR3 would load).
 pub fn walk(machine: &mut Machine, linear: u64, access: Access) -> Result<WalkResult, PageFault> {
-    walk_with(machine, linear, access, true)
+    walk_detail(machine, None, linear, access, true)
+        .outcome
+        .map_err(|(f, _)| f)
 }
 
 /// A walk that changes nothing (no accessed/dirty updates): for debuggers and disassemblers.
@@ -79,189 +143,209 @@ pub fn peek_walk(
     linear: u64,
     access: Access,
 ) -> Result<WalkResult, PageFault> {
-    walk_with(machine, linear, access, false)
+    walk_detail(machine, None, linear, access, false)
+        .outcome
+        .map_err(|(f, _)| f)
 }
 
-fn walk_with(
+/// The walk itself. `pdptes`: the PAE PDPTE registers (None = load them from CR3 now).
+pub fn walk_detail(
     machine: &mut Machine,
+    pdptes: Option<&[u64; 4]>,
     linear: u64,
     access: Access,
     update_ad: bool,
-) -> Result<WalkResult, PageFault> {
-    let cpu = machine.cpu.clone();
-    let cpu = &cpu;
-    let nxe = cpu.efer & ctl::EFER_NXE != 0;
-    let fault = |present: bool, rsvd: bool| PageFault {
+) -> WalkDetail {
+    let regs = ControlRegs::of(&machine.cpu);
+    let rflags = machine.cpu.rflags;
+    let mode = regs.mode();
+    let nxe = regs.nxe();
+    let mut d = WalkDetail {
+        mode,
+        steps: Steps::default(),
+        rights: Rights::ALL,
+        outcome: Ok(WalkResult {
+            phys: linear & 0xFFFF_FFFF,
+            user: true,
+            writable: true,
+            executable: true,
+            dirty: true,
+            global: false,
+            page_size: 4096,
+        }),
+        accessed_set: 0,
+        dirty_set: 0,
+    };
+    let id = access.fetch && (regs.smep() || nxe);
+    let fault = |p: bool, rsvd: bool| PageFault {
         linear,
-        error_code: present as u32
-            | (access.write as u32) << 1
-            | (access.user as u32) << 2
-            | (rsvd as u32) << 3
-            | ((access.fetch && nxe) as u32) << 4,
+        error_code: if p { pf::P } else { 0 }
+            | if access.write { pf::W } else { 0 }
+            | if access.user { pf::U } else { 0 }
+            | if rsvd { pf::RSVD | pf::P } else { 0 }
+            | if id { pf::ID } else { 0 },
     };
-    // (entry size, levels as (shift, index bits)) for the current mode.
-    let (entry_size, table, levels): (u64, u64, &[(u32, u32)]) = if cpu.cr4 & ctl::CR4_PAE == 0 {
-        (4, cpu.cr3 & 0xFFFF_F000, &[(22, 10), (12, 10)])
-    } else if cpu.long_mode_active() {
-        (
-            8,
-            cpu.cr3 & ADDR_MASK,
-            &[(39, 9), (30, 9), (21, 9), (12, 9)],
-        )
-    } else {
-        (8, cpu.cr3 & 0xFFFF_FFE0, &[(30, 2), (21, 9), (12, 9)])
-    };
-    let pae = entry_size == 8;
-    let legacy_pdpte = pae && levels.len() == 3;
-    let pse = cpu.cr4 & ctl::CR4_PSE != 0;
-    let pge = cpu.cr4 & ctl::CR4_PGE != 0;
-
-    let mut table = table;
-    let (mut user, mut writable, mut executable) = (true, true, true);
-    for (depth, &(shift, bits)) in levels.iter().enumerate() {
-        let index = (linear >> shift) & ((1 << bits) - 1);
-        let entry_addr = table + index * entry_size;
-        let mut entry = machine.phys_read(entry_addr, entry_size as usize);
-        if entry & P == 0 {
-            return Err(fault(false, false));
-        }
-        if pae && !nxe && entry & NX != 0 {
-            return Err(fault(true, true));
-        }
-        let is_pdpte = legacy_pdpte && depth == 0;
-        if !is_pdpte {
-            user &= entry & US != 0;
-            writable &= entry & RW != 0;
-            executable &= entry & NX == 0 || !nxe;
-        }
-        let last = depth == levels.len() - 1;
-        let large =
-            !last && !is_pdpte && entry & PS != 0 && (pae && shift <= 30 || pse && shift == 22);
-        if last || large {
-            check(cpu, access, user, writable, executable).map_err(|_| fault(true, false))?;
-            let mut new = entry | A;
-            if access.write {
-                new |= D;
-            }
-            if update_ad && new != entry {
-                machine.phys_write(entry_addr, entry_size as usize, new);
-                entry = new;
-            }
-            let page_size = 1u64 << shift;
-            let base = if large && !pae {
-                // 4 MiB page: bits 31:22 of the PDE (PSE-36 high bits ignored).
-                entry & 0xFFC0_0000
-            } else {
-                entry & ADDR_MASK & !(page_size - 1)
+    let xd_reserved = if nxe { 0 } else { pte::XD };
+    // (level, shift, index bits, entry size) from the top; PAE starts below its PDPTE register.
+    let (levels, mut table): (&[(Level, u32, u32, u8)], u64) = match mode {
+        PagingMode::Off => return d,
+        PagingMode::Bits32 => (&[(Level::Pd, 22, 10, 4), (Level::Pt, 12, 10, 4)], regs.root()),
+        PagingMode::FourLevel => (
+            &[
+                (Level::Pml4, 39, 9, 8),
+                (Level::Pdpt, 30, 9, 8),
+                (Level::Pd, 21, 9, 8),
+                (Level::Pt, 12, 9, 8),
+            ],
+            regs.root(),
+        ),
+        PagingMode::Pae => {
+            let loaded;
+            let regs_pdptes = match pdptes {
+                Some(p) => p,
+                None => {
+                    loaded = load_pdptes(machine, regs.cr3).unwrap_or([0; 4]);
+                    &loaded
+                }
             };
-            return Ok(WalkResult {
-                phys: base | (linear & (page_size - 1)),
-                user,
-                writable,
-                executable,
-                dirty: entry & D != 0,
-                global: pge && entry & G != 0,
-                page_size,
+            let index = (linear >> 30) & 3;
+            let raw = regs_pdptes[index as usize];
+            d.steps.push(Step {
+                level: Level::Pdpt,
+                table: regs.root(),
+                index,
+                entry_addr: regs.root() + index * 8,
+                from_register: true,
+                size: 8,
+                raw,
+                after: raw,
+                region_shift: 30,
+                leaf: false,
+                reserved: 0,
             });
+            if raw & pte::P == 0 {
+                d.outcome = Err((fault(false, false), FaultCause::NotPresent(Level::Pdpt)));
+                return d;
+            }
+            (
+                &[(Level::Pd, 21, 9, 8), (Level::Pt, 12, 9, 8)],
+                raw & ADDR_MASK,
+            )
         }
-        if update_ad && !is_pdpte && entry & A == 0 {
-            machine.phys_write(entry_addr, entry_size as usize, entry | A);
+    };
+    let mut rights = Rights::ALL;
+    for &(level, shift, bits, size) in levels {
+        let index = (linear >> shift) & ((1 << bits) - 1);
+        let entry_addr = table + index * size as u64;
+        let raw = machine.phys_read(entry_addr, size as usize);
+        let last = level == Level::Pt;
+        let large = !last
+            && raw & pte::PS != 0
+            && match mode {
+                PagingMode::Bits32 => regs.pse(),
+                PagingMode::Pae => level == Level::Pd,
+                _ => level == Level::Pd || level == Level::Pdpt,
+            };
+        let leaf = last || large;
+        let reserved = raw & reserved_bits(mode, level, large, xd_reserved);
+        d.steps.push(Step {
+            level,
+            table,
+            index,
+            entry_addr,
+            from_register: false,
+            size,
+            raw,
+            after: raw,
+            region_shift: shift as u8,
+            leaf,
+            reserved,
+        });
+        if raw & pte::P == 0 {
+            d.outcome = Err((fault(false, false), FaultCause::NotPresent(level)));
+            return d;
         }
-        table = if pae {
-            entry & ADDR_MASK
-        } else {
-            entry & 0xFFFF_F000
+        if reserved != 0 {
+            d.outcome = Err((fault(true, true), FaultCause::Reserved(level)));
+            return d;
+        }
+        rights.user &= raw & pte::US != 0;
+        rights.writable &= raw & pte::RW != 0;
+        rights.executable &= !(nxe && raw & pte::XD != 0);
+        d.rights = rights;
+        if !leaf {
+            if update_ad && raw & pte::A == 0 {
+                machine.phys_write(entry_addr, size as usize, raw | pte::A);
+                d.steps.last_mut().after = raw | pte::A;
+                d.accessed_set += 1;
+            }
+            table = if size == 4 {
+                raw & 0xFFFF_F000
+            } else {
+                raw & ADDR_MASK
+            };
+            continue;
+        }
+        if let Err(denial) = check(&regs, rflags, access, rights) {
+            d.outcome = Err((fault(true, false), FaultCause::Denied(denial)));
+            return d;
+        }
+        let mut new = raw | pte::A;
+        if access.write {
+            new |= pte::D;
+        }
+        if update_ad && new != raw {
+            machine.phys_write(entry_addr, size as usize, new);
+            d.steps.last_mut().after = new;
+            d.accessed_set += (raw & pte::A == 0) as u32;
+            d.dirty_set += (new & pte::D != raw & pte::D) as u32;
+        }
+        let entry = if update_ad { new } else { raw };
+        let page_size = 1u64 << shift;
+        let base = match (mode, large) {
+            // 4 MiB page: bits 31:22 from the PDE, bits 39:32 from PDE bits 20:13 (PSE-36).
+            (PagingMode::Bits32, true) => (raw & 0xFFC0_0000) | ((raw >> 13) & 0xFF) << 32,
+            (PagingMode::Bits32, false) => raw & 0xFFFF_F000,
+            _ => raw & ADDR_MASK & !(page_size - 1),
         };
+        d.outcome = Ok(WalkResult {
+            phys: base | (linear & (page_size - 1)),
+            user: rights.user,
+            writable: rights.writable,
+            executable: rights.executable,
+            dirty: entry & pte::D != 0,
+            global: regs.pge() && raw & pte::G != 0,
+            page_size,
+        });
+        return d;
     }
-    unreachable!("the last level always returns")
+    unreachable!("the PT level is always a leaf")
 }
 
-fn check(cpu: &CpuState, access: Access, user: bool, writable: bool, exec: bool) -> Result<(), ()> {
-    if access.user && !user {
-        return Err(());
-    }
-    if access.write && !writable && (access.user || cpu.cr0 & ctl::CR0_WP != 0) {
-        return Err(());
-    }
-    if access.fetch && !exec {
-        return Err(());
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cpu::ctl::*;
-
-    fn machine() -> Machine {
-        Machine::new(8 << 20).unwrap()
-    }
-
-    #[test]
-    fn four_level_walk_maps_and_sets_accessed_and_dirty() {
-        let mut m = machine();
-        // PML4 at 0x1000 → PDPT 0x2000 → PD 0x3000 → PT 0x4000 → page 0x7000 for linear 0x40_1000.
-        m.phys_write(0x1000, 8, 0x2000 | P | RW | US);
-        m.phys_write(0x2000, 8, 0x3000 | P | RW | US);
-        m.phys_write(0x3000 + 2 * 8, 8, 0x4000 | P | RW | US);
-        m.phys_write(0x4000 + 8, 8, 0x7000 | P | RW);
-        m.cpu.cr0 = CR0_PE | CR0_PG;
-        m.cpu.cr4 = CR4_PAE;
-        m.cpu.efer = EFER_LME | EFER_LMA;
-        m.cpu.cr3 = 0x1000;
-        let r = walk(&mut m, 0x40_1234, Access::write(false)).unwrap();
-        assert_eq!(r.phys, 0x7234);
-        assert_eq!(m.phys_read(0x4008, 8) & (A | D), A | D);
-        assert_eq!(m.phys_read(0x1000, 8) & A, A);
-        // A user read is refused: the PTE is supervisor-only; error code P|U.
-        let f = walk(&mut m, 0x40_1234, Access::read(true)).unwrap_err();
-        assert_eq!(f.error_code, 0b101);
-        // Unmapped: not-present write from supervisor.
-        let f = walk(&mut m, 0x40_3000, Access::write(false)).unwrap_err();
-        assert_eq!((f.linear, f.error_code), (0x40_3000, 0b010));
-    }
-
-    #[test]
-    fn two_mib_page_in_long_mode() {
-        let mut m = machine();
-        m.phys_write(0x1000, 8, 0x2000 | P | RW);
-        m.phys_write(0x2000, 8, 0x3000 | P | RW);
-        m.phys_write(0x3000 + 8, 8, 0x40_0000 | P | RW | PS);
-        m.cpu.cr0 = CR0_PE | CR0_PG;
-        m.cpu.cr4 = CR4_PAE;
-        m.cpu.efer = EFER_LME | EFER_LMA;
-        m.cpu.cr3 = 0x1000;
-        let r = walk(&mut m, 0x2F_FFF8, Access::read(false)).unwrap();
-        assert_eq!((r.phys, r.page_size), (0x4F_FFF8, 2 << 20));
-    }
-
-    #[test]
-    fn thirty_two_bit_walk_with_4k_and_4m_pages_and_write_protect() {
-        let mut m = machine();
-        m.phys_write(0x1000, 4, 0x2000 | P | US); // PDE 0 → PT, read-only
-        m.phys_write(0x2000 + 5 * 4, 4, 0x9000 | P | RW | US);
-        m.phys_write(0x1000 + 4, 4, 0x40_0000 | P | RW | PS); // PDE 1: 4 MiB page
-        m.cpu.cr0 = CR0_PE | CR0_PG;
-        m.cpu.cr3 = 0x1000;
-        assert_eq!(
-            walk(&mut m, 0x5123, Access::read(true)).unwrap().phys,
-            0x9123
-        );
-        // Without CR4.PSE the PS bit is ignored: the PDE points at a page table at 0x400000.
-        m.cpu.cr4 = CR4_PSE;
-        assert_eq!(
-            walk(&mut m, 0x41_0000, Access::read(false)).unwrap().phys,
-            0x41_0000
-        );
-        // The PDE is read-only: supervisor writes pass without CR0.WP and fault with it.
-        assert!(walk(&mut m, 0x5000, Access::write(false)).is_ok());
-        m.cpu.cr0 |= CR0_WP;
-        assert_eq!(
-            walk(&mut m, 0x5000, Access::write(false))
-                .unwrap_err()
-                .error_code,
-            0b011
-        );
+/// Reserved bits of an entry (must be 0, else #PF with RSVD = 1).
+fn reserved_bits(mode: PagingMode, level: Level, large: bool, xd_reserved: u64) -> u64 {
+    match mode {
+        PagingMode::Off => 0,
+        // 32-bit paging: only a 4 MiB PDE has one (bit 21; bits 20:13 are PSE-36 address bits).
+        PagingMode::Bits32 => {
+            if large {
+                1 << 21
+            } else {
+                0
+            }
+        }
+        PagingMode::Pae | PagingMode::FourLevel => {
+            let mut r = HIGH_RESERVED | xd_reserved;
+            if level == Level::Pml4 {
+                r |= pte::PS;
+            }
+            if large {
+                // Address bits below the page size, except the large-page PAT bit (12).
+                let page = 1u64 << if level == Level::Pdpt { 30 } else { 21 };
+                r |= (page - 1) & !0x1FFF;
+            }
+            r
+        }
     }
 }
+
