@@ -189,13 +189,18 @@ impl Cpu<'_> {
 
     /// Reads `size` bytes at a linear address (split at page boundaries).
     pub fn read_linear(&mut self, linear: u64, size: u32, user: bool) -> R<u64> {
+        self.read_linear_as(linear, size, Access::read(user))
+    }
+
+    /// `read_linear` for a given kind of access (implicit supervisor reads matter to SMAP).
+    pub fn read_linear_as(&mut self, linear: u64, size: u32, access: Access) -> R<u64> {
         if (linear & 0xFFF) + size as u64 <= 0x1000 {
-            let phys = self.translate(linear, Access::read(user))?;
+            let phys = self.translate(linear, access)?;
             return Ok(self.m.phys_read(phys, size as usize));
         }
         let mut v = 0u64;
         for i in 0..size as u64 {
-            let phys = self.translate(linear.wrapping_add(i), Access::read(user))?;
+            let phys = self.translate(linear.wrapping_add(i), access)?;
             v |= self.m.phys_read(phys, 1) << (8 * i);
         }
         Ok(v)
@@ -203,16 +208,21 @@ impl Cpu<'_> {
 
     /// Writes `size` bytes at a linear address. Both pages are checked before any byte is written.
     pub fn write_linear(&mut self, linear: u64, size: u32, value: u64, user: bool) -> R<()> {
+        self.write_linear_as(linear, size, value, Access::write(user))
+    }
+
+    /// `write_linear` for a given kind of access.
+    pub fn write_linear_as(&mut self, linear: u64, size: u32, value: u64, access: Access) -> R<()> {
         if (linear & 0xFFF) + size as u64 <= 0x1000 {
-            let phys = self.translate(linear, Access::write(user))?;
+            let phys = self.translate(linear, access)?;
             self.m.phys_write(phys, size as usize, value);
             return Ok(());
         }
         let last = linear.wrapping_add(size as u64 - 1);
-        self.translate(linear, Access::write(user))?;
-        self.translate(last, Access::write(user))?;
+        self.translate(linear, access)?;
+        self.translate(last, access)?;
         for i in 0..size as u64 {
-            let phys = self.translate(linear.wrapping_add(i), Access::write(user))?;
+            let phys = self.translate(linear.wrapping_add(i), access)?;
             self.m.phys_write(phys, 1, value >> (8 * i));
         }
         Ok(())
@@ -220,11 +230,11 @@ impl Cpu<'_> {
 
     /// Supervisor-mode ("implicit") read, as for descriptor tables and the TSS.
     pub fn read_system(&mut self, linear: u64, size: u32) -> R<u64> {
-        self.read_linear(linear, size, false)
+        self.read_linear_as(linear, size, Access::implicit(false))
     }
 
     pub fn write_system(&mut self, linear: u64, size: u32, value: u64) -> R<()> {
-        self.write_linear(linear, size, value, false)
+        self.write_linear_as(linear, size, value, Access::implicit(true))
     }
 
     // ---- memory by segment:offset ----

@@ -81,6 +81,19 @@ impl Interpreter {
         Interpreter::default()
     }
 
+    /// An interpreter whose shadow MMU uses `config` (e.g. without address-space retention).
+    pub fn with_mmu_config(config: crate::mmu::ShadowConfig) -> Self {
+        Interpreter {
+            mmu: Mmu::with_config(config),
+            ..Interpreter::default()
+        }
+    }
+
+    /// The software MMU (its shadow address spaces can be listed and explained).
+    pub fn mmu(&self) -> &Mmu {
+        &self.mmu
+    }
+
     /// Flushes cached translations, e.g. after another engine ran and may have changed page tables.
     pub fn flush_caches(&mut self, machine: &mut Machine) {
         self.mmu.flush(&mut machine.stats, false);
