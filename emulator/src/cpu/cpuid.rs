@@ -8,7 +8,7 @@
 pub const VENDOR: &[u8; 12] = b"GenuineIntel";
 
 /// Highest basic and extended leaves.
-pub const MAX_BASIC_LEAF: u32 = 0x1;
+pub const MAX_BASIC_LEAF: u32 = 0x7;
 pub const MAX_EXTENDED_LEAF: u32 = 0x8000_0008;
 
 /// CPUID.1:EDX feature bits we implement.
@@ -20,12 +20,29 @@ pub mod edx1 {
     pub const CX8: u32 = 1 << 8;
     pub const PGE: u32 = 1 << 13;
     pub const CMOV: u32 = 1 << 15;
+    /// 4 MiB pages reach 40-bit physical addresses (PDE bits 20:13).
+    pub const PSE36: u32 = 1 << 17;
+}
+
+/// CPUID.1:ECX feature bits we implement.
+pub mod ecx1 {
+    /// Process-context identifiers (CR4.PCIDE).
+    pub const PCID: u32 = 1 << 17;
+}
+
+/// CPUID.7.0:EBX feature bits we implement.
+pub mod ebx7 {
+    pub const SMEP: u32 = 1 << 7;
+    pub const INVPCID: u32 = 1 << 10;
+    pub const SMAP: u32 = 1 << 20;
 }
 
 /// CPUID.80000001h:EDX feature bits we implement.
 pub mod edx81 {
     pub const SYSCALL: u32 = 1 << 11;
     pub const NX: u32 = 1 << 20;
+    /// 1 GiB pages (PS in a 4-level PDPTE).
+    pub const PAGE1GB: u32 = 1 << 26;
     pub const LM: u32 = 1 << 29;
 }
 
@@ -33,7 +50,7 @@ pub mod edx81 {
 pub const BRAND: &[u8; 48] = b"vmscope virtual CPU (teaching model)\0\0\0\0\0\0\0\0\0\0\0\0";
 
 /// Returns (EAX, EBX, ECX, EDX) for a CPUID leaf/subleaf.
-pub fn cpuid(leaf: u32, _subleaf: u32) -> [u32; 4] {
+pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
     let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     match leaf {
         0 => [
@@ -46,11 +63,28 @@ pub fn cpuid(leaf: u32, _subleaf: u32) -> [u32; 4] {
         1 => [
             0x0000_06F1,
             0x0001_0800,
-            0,
-            edx1::PSE | edx1::TSC | edx1::MSR | edx1::PAE | edx1::CX8 | edx1::PGE | edx1::CMOV,
+            ecx1::PCID,
+            edx1::PSE
+                | edx1::TSC
+                | edx1::MSR
+                | edx1::PAE
+                | edx1::CX8
+                | edx1::PGE
+                | edx1::CMOV
+                | edx1::PSE36,
         ],
+        // Leaves 2-6 (caches, MONITOR, power) describe nothing here.
+        2..=6 => [0, 0, 0, 0],
+        // Structured extended features, subleaf 0 (the only one): the paging protections.
+        7 if subleaf == 0 => [0, ebx7::SMEP | ebx7::INVPCID | ebx7::SMAP, 0, 0],
+        7 => [0, 0, 0, 0],
         0x8000_0000 => [MAX_EXTENDED_LEAF, 0, 0, 0],
-        0x8000_0001 => [0, 0, 0, edx81::SYSCALL | edx81::NX | edx81::LM],
+        0x8000_0001 => [
+            0,
+            0,
+            0,
+            edx81::SYSCALL | edx81::NX | edx81::PAGE1GB | edx81::LM,
+        ],
         0x8000_0002..=0x8000_0004 => {
             let i = (leaf - 0x8000_0002) as usize * 16;
             let b = &BRAND[i..i + 16];
@@ -84,6 +118,14 @@ mod tests {
             s.extend_from_slice(&r.to_le_bytes());
         }
         assert_eq!(&s, VENDOR);
+    }
+
+    #[test]
+    fn paging_protections_are_in_leaf_7_subleaf_0_only() {
+        assert!(cpuid(0, 0)[0] >= 7);
+        let ebx = cpuid(7, 0)[1];
+        assert_eq!(ebx & (ebx7::SMEP | ebx7::SMAP), ebx7::SMEP | ebx7::SMAP);
+        assert_eq!(cpuid(7, 1), [0; 4]);
     }
 
     #[test]
