@@ -37,8 +37,14 @@
 //! - Guest ring 0 is interpreted by KVM's instruction emulator at ≈ 1 M instructions/s; it
 //!   cannot execute a protected-mode IRET, INT3 or x87 instructions such as FSIN
 //!   (`EngineError::Unsupported` with the bytes). IRETQ and SYSRETQ in long mode work.
-//! - Guest ring 3 runs natively (≈ 5 G simple instructions/s), but SYSCALL from ring 3 arrives
-//!   at LSTAR still in user mode (PVM expects PVM-aware guests).
+//! - Guest ring 3 runs natively (≈ 5 G simple instructions/s), and exceptions from ring 3
+//!   reach the ring-0 IDT handler. But PVM enters a guest kernel from user mode only its own
+//!   paravirtual way (a PVM vCPU struct and event entry registered through PVM MSRs), so an
+//!   ordinary kernel sees: SYSCALL sets RCX, R11 and RIP = LSTAR but stays at CPL 3 (a user
+//!   #PF on the kernel's entry page follows), and INT 0x80 through a DPL-3 gate raises #UD.
+//!   The VMM cannot change this: `KVM_GET_MSR_INDEX_LIST` lists no PVM MSRs, and the only
+//!   ones `KVM_GET_MSRS` answers (0x4b564d10-0x4b564d13, signature "PVM") refuse writes.
+//!   `tests/system_calls.rs` pins both behaviours; hello64 recognises them and carries on.
 //! - A port-I/O exit costs ≈ 14 µs from ring 0 and ≈ 40 µs from ring 3.
 //! - Under single-stepping, HLT retires like a NOP and an I/O instruction gets no trap of its
 //!   own; the run loop restores both meanings. A ring-0 VMCALL spins inside KVM_RUN forever.

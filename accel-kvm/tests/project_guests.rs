@@ -68,27 +68,22 @@ fn hello_real_rom_boots_from_the_reset_vector() {
 }
 
 #[test]
-fn hello64_reaches_long_mode_and_counts_timer_ticks() {
-    if !kvm_or_skip("hello64_reaches_long_mode_and_counts_timer_ticks") {
+fn hello64_and_the_demo_visit_ring_3_and_come_back() {
+    if !kvm_or_skip("hello64_and_the_demo_visit_ring_3_and_come_back") {
         return;
     }
-    check("hello64", |guest, serial, exit| {
-        // Long mode set up by the guest, IDT, TSS and five PIT interrupts through our PIC all
-        // work on PVM. SYSCALL from ring 3 then arrives at LSTAR still in user mode (PVM expects
-        // PVM-aware guests), so the kernel reports a #PF and exits with 0x11 — or, should PVM
-        // learn it, the whole run is right.
-        let ticks_end = guest.expected_serial.find("Hello from ring 3").unwrap();
+    // Long mode set up by the guest, IDT, TSS, five PIT interrupts through our PIC, IRETQ to
+    // ring 3, SYSCALL/SYSRETQ and INT 0x80. On PVM the last two do not reach ring 0 the
+    // architectural way (tests/system_calls.rs); the kernel recognises the faults they become
+    // and finishes them, so the run is exactly right on every flavour.
+    for name in ["hello64", "demo"] {
+        let (guest, serial, exit) = boot(name);
+        assert_eq!(serial, guest.expected_serial, "{name}: serial output");
         assert!(
-            serial.starts_with(&guest.expected_serial[..ticks_end]),
-            "{serial}"
+            ended_as_expected(&guest, &exit),
+            "{name}: ended with {exit:?}"
         );
-        if serial != guest.expected_serial {
-            assert!(
-                matches!(exit, Ok(Exit::DebugExit { value: 0x11, .. })),
-                "{exit:?}"
-            );
-        }
-    });
+    }
 }
 
 #[test]
