@@ -213,7 +213,8 @@ impl Bus {
 
     /// The standard PC: UART at 0x3F8 (IRQ 4), PIT (IRQ 0, port 0x61), CMOS RTC (IRQ 8),
     /// i8042 keyboard controller (IRQ 1, reset, A20) with port 0x92, POST port 0x80,
-    /// debug console 0xE9 and isa-debug-exit 0xF4.
+    /// debug console 0xE9, isa-debug-exit 0xF4, ACPI PM registers 0x600–0x60B (PM timer
+    /// 0x608) and QEMU's fw_cfg at 0x510/0x511 (one CPU, the ACPI tables as files).
     pub fn new_pc(config: PcPlatformConfig) -> Self {
         let mut bus = Bus::new();
         bus.add_pio_device(Box::new(crate::uart::Uart::new()), &[(0x3F8, 0x3FF)]);
@@ -235,6 +236,17 @@ impl Bus {
         );
         bus.add_pio_device(Box::new(crate::debug::DebugCon::default()), &[(0xE9, 0xE9)]);
         bus.add_pio_device(Box::new(crate::debug::DebugExit), &[(0xF4, 0xF4)]);
+        bus.add_pio_device(
+            Box::new(crate::pm_timer::PmTimer::new()),
+            &[(crate::pm_timer::PM_BASE, crate::pm_timer::PM_LAST)],
+        );
+        let fw_cfg = crate::fwcfg::FwCfg::new(crate::fwcfg::FwCfgConfig {
+            ram_bytes: config.ram_bytes,
+            cpus: 1,
+            files: crate::acpi::build().fw_cfg_files(),
+        });
+        use crate::fwcfg::{FW_CFG_PORT_DATA, FW_CFG_PORT_SEL};
+        bus.add_pio_device(Box::new(fw_cfg), &[(FW_CFG_PORT_SEL, FW_CFG_PORT_DATA)]);
         bus
     }
 

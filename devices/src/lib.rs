@@ -2,7 +2,9 @@
 //! Teaches: how a CPU reaches devices (port I/O, MMIO), and how devices reach the CPU (interrupt lines).
 //!
 //! Devices know nothing about engines: the interpreter, the binary translator and KVM all end in the
-//! same [`Bus`] dispatch, and all poll the same interrupt controller ([`pic::PicPair`]).
+//! same [`Bus`] dispatch, and all poll the same interrupt controllers (the [`pic::PicPair`]
+//! behind the [`lapic::LocalApic`], fed also by the [`ioapic::IoApic`]) through one pair of
+//! calls, [`Bus::interrupt_pending`] and [`Bus::acknowledge_interrupt`].
 //!
 //! ```
 //! use devices::{Bus, PcPlatformConfig};
@@ -11,15 +13,18 @@
 //! assert_eq!(bus.take_console_output(), b"h");
 //! ```
 
+pub mod acpi;
 pub mod bus;
 pub mod clock;
 pub mod cmos;
 pub mod debug;
+pub mod fwcfg;
 pub mod i8042;
 pub mod ioapic;
 pub mod lapic;
 pub mod pic;
 pub mod pit;
+pub mod pm_timer;
 pub mod uart;
 
 pub use bus::{Bus, BusDevice, DeviceCtx, IoStats, IrqLines, MachineEvent, PcPlatformConfig};
