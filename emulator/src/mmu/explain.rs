@@ -87,7 +87,10 @@ fn rules(regs: &ControlRegs, rflags: u64, a: Access, r: Rights) -> Vec<Check> {
         }
     } else if a.fetch {
         if regs.smep() {
-            rule(!r.user, "CR4.SMEP=1: supervisor fetches from user pages are refused");
+            rule(
+                !r.user,
+                "CR4.SMEP=1: supervisor fetches from user pages are refused",
+            );
         }
     } else {
         if regs.smap() {
@@ -102,7 +105,10 @@ fn rules(regs: &ControlRegs, rflags: u64, a: Access, r: Rights) -> Vec<Check> {
         }
         if a.write {
             if regs.wp() {
-                rule(r.writable, "CR0.WP=1: supervisor writes need R/W=1 at every level");
+                rule(
+                    r.writable,
+                    "CR0.WP=1: supervisor writes need R/W=1 at every level",
+                );
             } else {
                 rule(true, "CR0.WP=0: supervisor writes ignore R/W");
             }
@@ -110,12 +116,18 @@ fn rules(regs: &ControlRegs, rflags: u64, a: Access, r: Rights) -> Vec<Check> {
     }
     if a.fetch {
         if regs.nxe() {
-            rule(r.executable, "EFER.NXE=1: instruction fetches need XD=0 at every level");
+            rule(
+                r.executable,
+                "EFER.NXE=1: instruction fetches need XD=0 at every level",
+            );
         } else {
-            rule(true, "no XD bit in this mode (EFER.NXE=0 or 32-bit paging): fetches allowed");
+            rule(
+                true,
+                "no XD bit in this mode (EFER.NXE=0 or 32-bit paging): fetches allowed",
+            );
         }
     }
-    if !a.fetch && !a.write && !(regs.smap() && !a.user) && !a.user {
+    if !a.fetch && !a.write && !a.user && !regs.smap() {
         rule(true, "supervisor reads are allowed from every present page");
     }
     v
@@ -269,7 +281,11 @@ impl fmt::Display for Explanation {
                     bits.push("D");
                 }
                 if !bits.is_empty() {
-                    would_set.push(format!("{} in the {}", bits.join("+"), s.level.entry_name()));
+                    would_set.push(format!(
+                        "{} in the {}",
+                        bits.join("+"),
+                        s.level.entry_name()
+                    ));
                 }
             }
         }
@@ -280,7 +296,11 @@ impl fmt::Display for Explanation {
                 "rights over all levels: {}, {}, {}",
                 if rt.user { "user" } else { "supervisor" },
                 if rt.writable { "writable" } else { "read-only" },
-                if rt.executable { "executable" } else { "no-execute" }
+                if rt.executable {
+                    "executable"
+                } else {
+                    "no-execute"
+                }
             )?;
             for c in &self.checks {
                 writeln!(f, "   [{}] {}", if c.ok { "ok" } else { "FAIL" }, c.rule)?;
@@ -306,7 +326,9 @@ impl fmt::Display for Explanation {
             Err((pf, cause)) => {
                 let why = match cause {
                     FaultCause::NotPresent(l) => format!("{} not present", l.entry_name()),
-                    FaultCause::Reserved(l) => format!("reserved bit set in the {}", l.entry_name()),
+                    FaultCause::Reserved(l) => {
+                        format!("reserved bit set in the {}", l.entry_name())
+                    }
                     FaultCause::Denied(d) => d.explain().to_string(),
                 };
                 writeln!(f, "result: #PF — {why}")?;

@@ -179,10 +179,7 @@ impl Mmu {
             let space = &mut self.spaces[self.current];
             space.fill(linear >> 12, frame | flags);
             machine.stats.mmu.shadow_fills += 1;
-            if !self
-                .tracer
-                .record(&machine.ram, space.id, linear, &d.steps)
-            {
+            if !self.tracer.record(&machine.ram, space.id, linear, &d.steps) {
                 self.drop_all(&mut machine.stats.mmu, Cause::Other);
                 self.select_space(machine, true);
             }
@@ -344,8 +341,7 @@ impl Mmu {
             m.cpu.cr4 = old.cr4;
             m.cpu.efer = old.efer;
         };
-        if new.pcide() && !old.pcide() && (new.efer & ctl::EFER_LMA == 0 || new.cr3 & 0xFFF != 0)
-        {
+        if new.pcide() && !old.pcide() && (new.efer & ctl::EFER_LMA == 0 || new.cr3 & 0xFFF != 0) {
             restore(machine);
             return Err(PagingGp::PcideNotAllowed);
         }

@@ -43,8 +43,12 @@ impl Denial {
     pub fn explain(&self) -> &'static str {
         match self {
             Denial::SupervisorPage => "user-mode access to a supervisor page (U/S=0 at some level)",
-            Denial::ReadOnly => "write to a read-only page (R/W=0 at some level; user mode or CR0.WP=1)",
-            Denial::NoExecute => "instruction fetch from a no-execute page (XD=1 at some level, EFER.NXE=1)",
+            Denial::ReadOnly => {
+                "write to a read-only page (R/W=0 at some level; user mode or CR0.WP=1)"
+            }
+            Denial::NoExecute => {
+                "instruction fetch from a no-execute page (XD=1 at some level, EFER.NXE=1)"
+            }
             Denial::Smep => "SMEP: supervisor-mode instruction fetch from a user page",
             Denial::Smap => {
                 "SMAP: supervisor-mode data access to a user page (implicit access, or RFLAGS.AC=0)"

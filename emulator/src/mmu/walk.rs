@@ -189,7 +189,10 @@ pub fn walk_detail(
     // (level, shift, index bits, entry size) from the top; PAE starts below its PDPTE register.
     let (levels, mut table): (&[(Level, u32, u32, u8)], u64) = match mode {
         PagingMode::Off => return d,
-        PagingMode::Bits32 => (&[(Level::Pd, 22, 10, 4), (Level::Pt, 12, 10, 4)], regs.root()),
+        PagingMode::Bits32 => (
+            &[(Level::Pd, 22, 10, 4), (Level::Pt, 12, 10, 4)],
+            regs.root(),
+        ),
         PagingMode::FourLevel => (
             &[
                 (Level::Pml4, 39, 9, 8),
@@ -348,4 +351,3 @@ fn reserved_bits(mode: PagingMode, level: Level, large: bool, xd_reserved: u64) 
         }
     }
 }
-

@@ -59,14 +59,28 @@ fn two_mib_and_one_gib_pages_in_long_mode() {
     let r = walk(&mut m, 0x4123_4567, Access::write(false)).unwrap();
     assert_eq!((r.phys, r.page_size), (0x8123_4567, 1 << 30));
     assert!(!r.global, "G counts only with CR4.PGE");
-    assert_eq!(m.phys_read(0x2008, 8) & (A | D), A | D, "D lands in the PDPTE");
+    assert_eq!(
+        m.phys_read(0x2008, 8) & (A | D),
+        A | D,
+        "D lands in the PDPTE"
+    );
     m.cpu.cr4 |= CR4_PGE;
-    assert!(walk(&mut m, 0x4000_0000, Access::read(false)).unwrap().global);
+    assert!(
+        walk(&mut m, 0x4000_0000, Access::read(false))
+            .unwrap()
+            .global
+    );
     // Bits 20:13 of a 2 MiB PDE are reserved; so is PS in a PML4E.
     m.phys_write(0x3000 + 8, 8, 0x40_0000 | P | RW | PS | 1 << 13);
-    assert_eq!(code(&mut m, 0x20_0000, Access::read(false)), pf::P | pf::RSVD);
+    assert_eq!(
+        code(&mut m, 0x20_0000, Access::read(false)),
+        pf::P | pf::RSVD
+    );
     m.phys_write(0x1000, 8, 0x2000 | P | RW | PS);
-    assert_eq!(code(&mut m, 0x0, Access::read(true)), pf::P | pf::RSVD | pf::U);
+    assert_eq!(
+        code(&mut m, 0x0, Access::read(true)),
+        pf::P | pf::RSVD | pf::U
+    );
 }
 
 #[test]
@@ -78,10 +92,7 @@ fn reserved_bits_above_maxphyaddr_and_xd_without_nxe() {
     assert_eq!(code(&mut m, 0x6000, Access::read(false)), pf::P | pf::RSVD);
     map4(&mut m, &mut next, 0x6000, 0x6000 | XD, P | RW);
     // With NXE the XD bit makes the page no-execute: a fetch faults with I/D set.
-    assert_eq!(
-        code(&mut m, 0x6000, Access::fetch(false)),
-        pf::P | pf::ID
-    );
+    assert_eq!(code(&mut m, 0x6000, Access::fetch(false)), pf::P | pf::ID);
     assert!(walk(&mut m, 0x6000, Access::read(false)).is_ok());
     // Without NXE the same bit is reserved, for every kind of access.
     m.cpu.efer &= !EFER_NXE;
@@ -96,10 +107,15 @@ fn thirty_two_bit_walk_with_4k_and_4m_pages_and_write_protect() {
     m.phys_write(0x1000 + 4, 4, 0x40_0000 | P | RW | PS); // PDE 1: 4 MiB page
     m.cpu.cr0 = CR0_PE | CR0_PG;
     m.cpu.cr3 = 0x1000;
-    assert_eq!(walk(&mut m, 0x5123, Access::read(true)).unwrap().phys, 0x9123);
+    assert_eq!(
+        walk(&mut m, 0x5123, Access::read(true)).unwrap().phys,
+        0x9123
+    );
     // Without CR4.PSE the PS bit is ignored: the PDE points at a page table at 0x400000.
     assert_eq!(
-        walk(&mut m, 0x40_0000, Access::read(false)).unwrap_err().error_code,
+        walk(&mut m, 0x40_0000, Access::read(false))
+            .unwrap_err()
+            .error_code,
         0,
         "the 'page table' at 4 MiB is all zeroes: not present"
     );
@@ -115,7 +131,10 @@ fn thirty_two_bit_walk_with_4k_and_4m_pages_and_write_protect() {
     m.phys_write(0x2000 + 6 * 4, 4, 0x9000 | P | RW);
     assert_eq!(code(&mut m, 0x6000, Access::fetch(true)), pf::P | pf::U);
     m.cpu.cr4 |= CR4_SMEP;
-    assert_eq!(code(&mut m, 0x6000, Access::fetch(true)), pf::P | pf::U | pf::ID);
+    assert_eq!(
+        code(&mut m, 0x6000, Access::fetch(true)),
+        pf::P | pf::U | pf::ID
+    );
 }
 
 #[test]
@@ -129,7 +148,10 @@ fn pse36_4m_pages_reach_above_4g_and_bit_21_is_reserved() {
     let r = walk(&mut m, 0x80_1234, Access::read(false)).unwrap();
     assert_eq!(r.phys, 0x3_0080_1234);
     m.phys_write(0x1000 + 2 * 4, 4, 0x80_0000 | 1 << 21 | P | PS);
-    assert_eq!(code(&mut m, 0x80_1234, Access::read(false)), pf::P | pf::RSVD);
+    assert_eq!(
+        code(&mut m, 0x80_1234, Access::read(false)),
+        pf::P | pf::RSVD
+    );
 }
 
 #[test]
@@ -146,7 +168,11 @@ fn pae_walk_uses_pdptes_and_2m_pages() {
     let r = walk(&mut m, 0x4000_3010, Access::write(true)).unwrap();
     assert_eq!(r.phys, 0x8010);
     assert!(!r.executable);
-    assert_eq!(m.phys_read(0x1028, 8), 0x3000 | P, "PDPTEs never get A bits");
+    assert_eq!(
+        m.phys_read(0x1028, 8),
+        0x3000 | P,
+        "PDPTEs never get A bits"
+    );
     let r = walk(&mut m, 0x4030_0000, Access::read(false)).unwrap();
     assert_eq!((r.phys, r.page_size), (0x70_0000, 2 << 20));
     // PDPTE 0 is not present.
@@ -168,7 +194,10 @@ fn smep_and_smap_follow_cpl_ac_and_implicit_accesses() {
     assert_eq!(code(&mut m, 0x7000, Access::fetch(false)), pf::P | pf::ID);
     assert_eq!(code(&mut m, 0x7000, Access::read(false)), pf::P);
     assert_eq!(code(&mut m, 0x7000, Access::write(false)), pf::P | pf::W);
-    assert!(walk(&mut m, 0x7000, Access::read(true)).is_ok(), "CPL 3 is not affected");
+    assert!(
+        walk(&mut m, 0x7000, Access::read(true)).is_ok(),
+        "CPL 3 is not affected"
+    );
     m.cpu.rflags |= AC; // STAC
     assert!(walk(&mut m, 0x7000, Access::write(false)).is_ok());
     assert_eq!(
@@ -190,8 +219,14 @@ fn supervisor_writes_to_read_only_user_pages_depend_on_wp() {
     let mut next = 0x10_000;
     map4(&mut m, &mut next, 0x7000, 0x7000, P | US);
     assert_eq!(code(&mut m, 0x7000, Access::write(false)), pf::P | pf::W);
-    assert_eq!(code(&mut m, 0x7000, Access::write(true)), pf::P | pf::W | pf::U);
+    assert_eq!(
+        code(&mut m, 0x7000, Access::write(true)),
+        pf::P | pf::W | pf::U
+    );
     m.cpu.cr0 &= !CR0_WP;
     assert!(walk(&mut m, 0x7000, Access::write(false)).is_ok());
-    assert_eq!(code(&mut m, 0x7000, Access::write(true)), pf::P | pf::W | pf::U);
+    assert_eq!(
+        code(&mut m, 0x7000, Access::write(true)),
+        pf::P | pf::W | pf::U
+    );
 }
