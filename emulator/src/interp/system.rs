@@ -521,6 +521,12 @@ fn write_cr0(cpu: &mut Cpu, v: u64) -> R<()> {
 }
 
 fn read_msr(cpu: &mut Cpu, index: u32) -> R<u64> {
+    // Platform MSRs (IA32_APIC_BASE, IA32_TSC_DEADLINE, x2APIC 0x800-0x8FF) belong to the
+    // local APIC on the bus, so every engine sees the same APIC.
+    cpu.sync_clock();
+    if let Some(result) = cpu.m.bus.msr_read(index) {
+        return result.map_err(|_| gp(0));
+    }
     let s = cpu.s();
     Ok(match index {
         msr::IA32_TSC => cpu.now_ns,
@@ -543,6 +549,13 @@ fn read_msr(cpu: &mut Cpu, index: u32) -> R<u64> {
 }
 
 fn write_msr(cpu: &mut Cpu, index: u32, v: u64) -> R<()> {
+    cpu.sync_clock();
+    if let Some(result) = cpu.m.bus.msr_write(index, v) {
+        result.map_err(|_| gp(0))?;
+        // CpuState keeps a copy of IA32_APIC_BASE for engines that load it (KVM's sregs).
+        cpu.st().msrs.apic_base = cpu.m.bus.lapic.apic_base();
+        return Ok(());
+    }
     let canonical = super::access::is_canonical(v);
     let s = cpu.st();
     match index {

@@ -37,10 +37,13 @@ impl std::fmt::Debug for Machine {
 }
 
 impl Machine {
-    /// A PC with `ram_bytes` of RAM, the standard devices and a CPU in its reset state.
+    /// A PC with `ram_bytes` of RAM, the standard devices and a CPU in its reset state. The
+    /// ACPI tables are already in RAM, where a BIOS would have left them (`devices::acpi`).
     pub fn new(ram_bytes: u64) -> Result<Self, MemoryError> {
+        let mut ram = GuestRam::new(ram_bytes)?;
+        install_acpi_tables(&mut ram);
         Ok(Machine {
-            ram: GuestRam::new(ram_bytes)?,
+            ram,
             rom: Vec::new(),
             bus: Bus::new_pc(PcPlatformConfig { ram_bytes }),
             cpu: CpuState::reset(),
@@ -98,5 +101,17 @@ impl Machine {
                 let _ = self.ram.write_le(a, 1, value >> (8 * i));
             }
         }
+    }
+}
+
+/// Writes the ACPI tables (RSDP at 0xE0000, the rest just above it) into RAM that reaches past
+/// them; smaller machines go without. The boot memory map reserves `devices::acpi::RESERVED`.
+fn install_acpi_tables(ram: &mut GuestRam) {
+    if ram.size() < devices::acpi::RESERVED.1 {
+        return;
+    }
+    for (addr, bytes) in devices::acpi::build_tables() {
+        // In range by the check above; a failure would only leave the tables out.
+        let _ = ram.write(addr, &bytes);
     }
 }

@@ -23,8 +23,9 @@
 //! | 0x8200 | the command line, exactly as given (like QEMU's `-append`), NUL-terminated |
 //!
 //! The memory map describes the classic PC: usable 0–0x9FC00 (639 KiB), the extended BIOS data
-//! area 0x9FC00–0xA0000 reserved, a hole for VGA memory and option ROMs, the BIOS
-//! 0xF0000–0x100000 reserved, and usable RAM from 1 MiB to the end of guest RAM.
+//! area 0x9FC00–0xA0000 reserved, a hole for VGA memory and option ROMs, the ACPI tables
+//! 0xE0000–0xF0000 reserved (see `devices::acpi`), the BIOS 0xF0000–0x100000 reserved, and
+//! usable RAM from 1 MiB to the end of guest RAM.
 
 use super::{LoadError, Machine};
 use crate::machine::FOUR_GIB;
@@ -87,6 +88,11 @@ pub fn memory_map(ram: u64) -> Vec<MemoryRegion> {
         MemoryRegion {
             base: LOW_RAM_END,
             len: EBDA_END - LOW_RAM_END,
+            kind: MEMORY_RESERVED,
+        },
+        MemoryRegion {
+            base: devices::acpi::RESERVED.0,
+            len: devices::acpi::RESERVED.1 - devices::acpi::RESERVED.0,
             kind: MEMORY_RESERVED,
         },
         MemoryRegion {

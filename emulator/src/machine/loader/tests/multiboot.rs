@@ -87,6 +87,7 @@ fn information_structure_reads_back_from_guest_ram() {
         vec![
             (0, 0x9_FC00, MEMORY_AVAILABLE),
             (0x9_FC00, 0x400, MEMORY_RESERVED),
+            (0xE_0000, 0x1_0000, MEMORY_RESERVED),
             (0xF_0000, 0x1_0000, MEMORY_RESERVED),
             (0x10_0000, 3 * MIB, MEMORY_AVAILABLE),
         ]
