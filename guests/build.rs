@@ -40,6 +40,8 @@ const IMAGES: &[Image] = &[
     image("demo.elf", "demo.S", Link::MultibootElf),
     image("triple-fault.elf", "triple-fault.S", Link::MultibootElf),
     image("ud.elf", "ud.S", Link::MultibootElf),
+    image("paging-matrix.elf", "paging-matrix.S", Link::MultibootElf),
+    image("platform.elf", "platform.S", Link::MultibootElf),
 ];
 
 const fn image(output: &'static str, source: &'static str, link: Link) -> Image {

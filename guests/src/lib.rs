@@ -32,6 +32,12 @@ pub const DEMO_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/demo.elf")
 pub const TRIPLE_FAULT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/triple-fault.elf"));
 /// Executes FSIN and reports whether it raised #UD.
 pub const UD_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ud.elf"));
+/// Checks paging from inside: rights matrix (U/S, R/W, XD, WP, SMEP, SMAP, CPL), A/D bits,
+/// INVLPG, CR3 switches, large pages and reserved bits.
+pub const PAGING_MATRIX_ELF: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/paging-matrix.elf"));
+/// Checks fw_cfg, ACPI, the local APIC, its timer, the PM timer and the IOAPIC like a QEMU kernel.
+pub const PLATFORM_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/platform.elf"));
 
 /// The Multiboot command line the expected outputs assume (only hello32 and hello-aout
 /// print it). It is the whole string the loader stores in the information structure; note
@@ -100,6 +106,10 @@ pub mod exit {
     pub const PROBE_RAN: u32 = 0x12;
     /// Not started by a Multiboot loader (EAX was not 0x2BADB002).
     pub const NOT_MULTIBOOT: u32 = 0x13;
+    /// A paging check failed (paging-matrix: the FAIL lines say which).
+    pub const PAGING_CHECK_FAILED: u32 = 0x15;
+    /// A platform check failed (platform: the line before says which).
+    pub const PLATFORM_CHECK_FAILED: u32 = 0x14;
 }
 
 /// The exit status QEMU reports for a debug-exit value: `(value << 1) | 1`.
@@ -137,7 +147,52 @@ Back in ring 0.
 [7] Done. Halting with interrupts disabled (CLI; HLT): a clean stop for the VMM.
 ";
 
-static GUESTS: [Guest; 7] = [
+/// What `platform` prints on vmscope. On QEMU 7.2 (TCG) the last two checks print
+/// [`PLATFORM_QEMU_DIFFERENCES`] instead: its TCG CPU offers neither TSC-deadline nor x2APIC.
+pub const PLATFORM_TEXT: &str = "\
+platform: the PC as a QEMU-targeted kernel finds it
+cpuid: local APIC present
+apic base msr: 0xfee00000, enabled, bootstrap processor
+fw_cfg: signature QEMU, port interface, 1 cpu
+fw_cfg: files etc/acpi/rsdp (an RSDP), etc/acpi/tables, etc/table-loader
+acpi: RSDP in the BIOS area, RSDT with valid MADT and FADT
+acpi: madt: 1 local APIC (id 0), IOAPIC at 0xfec00000 (GSI base 0), IRQ 0 -> GSI 2
+acpi: fadt: PM timer at port 0x608, 24-bit
+acpi: fadt: FACS and DSDT present, DSDT checksum valid
+lapic: id 0, version 0x14, 6 LVT entries, enabled with spurious vector 0xff
+self-ipi: vector 0x40 went IRR -> ISR -> EOI, PPR followed
+tpr: vector 0x45 held in IRR while TPR = 0x50, delivered at TPR 0
+timer one-shot: fired once, then the count stayed at 0
+timer periodic: 3 interrupts 100 us apart; masked in the LVT it counts on silently
+pm timer: 3.579545 MHz, measured against PIT counter 2
+lapic timer: 1 GHz bus clock, measured against PIT counter 2
+ioapic: version 0x20, 24 inputs; PIT IRQ 0 arrived on GSI 2 as vector 0x50
+ioapic: UART IRQ 4 level-triggered as vector 0x51: TMR set, remote IRR until EOI
+tsc-deadline: fired at the deadline, then IA32_TSC_DEADLINE read 0
+x2apic: MSRs 0x802/0x803 read id 0 and version 0x14; self-IPI 0x83f, EOI 0x80b
+platform: all checks passed
+";
+
+/// The documented differences of `platform` on QEMU 7.2 TCG: (vmscope's line, QEMU's line).
+/// The XSDT is checked only when the RSDP is ACPI 2.0 (ours is; QEMU's pc machine has an
+/// ACPI 1.0 RSDP), which prints nothing either way; OEM IDs are never printed.
+pub const PLATFORM_QEMU_DIFFERENCES: [(&str, &str); 2] = [
+    (
+        "tsc-deadline: fired at the deadline, then IA32_TSC_DEADLINE read 0\n",
+        "tsc-deadline: not offered by CPUID\n",
+    ),
+    (
+        "x2apic: MSRs 0x802/0x803 read id 0 and version 0x14; self-IPI 0x83f, EOI 0x80b\n",
+        "x2apic: not offered by CPUID\n",
+    ),
+];
+
+/// What `paging-matrix` prints when every case passes (interpreter, QEMU with `-cpu max`).
+pub const PAGING_MATRIX_TEXT: &str = "\
+paging-matrix: placeholder
+";
+
+static GUESTS: [Guest; 9] = [
     Guest {
         name: "demo",
         file_name: "demo.elf",
@@ -220,6 +275,33 @@ static GUESTS: [Guest; 7] = [
                       The expected text is vmscope's (no x87: #UD, exit 0x10); CPUs with an FPU, \
                       QEMU included, print \"fsin executed without #UD\" and exit with 0x12.",
         expected_serial: "caught #UD at 0x00100010\n",
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "paging-matrix",
+        file_name: "paging-matrix.elf",
+        kind: GuestKind::Multiboot,
+        image: PAGING_MATRIX_ELF,
+        description: "Checks the MMU from inside: 32-bit (4 MiB PSE) and PAE paging (skipped with \
+                      the command line nolegacy), then in long mode every combination of U/S, \
+                      R/W, XD, CR0.WP, SMEP, SMAP, RFLAGS.AC and CPL for reads, writes and \
+                      fetches, A/D bits, INVLPG, CR3 switches, 2 MiB/1 GiB pages, a reserved \
+                      bit. Exits 0x15 if a case fails.",
+        expected_serial: PAGING_MATRIX_TEXT,
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "platform",
+        file_name: "platform.elf",
+        kind: GuestKind::Multiboot,
+        image: PLATFORM_ELF,
+        description: "Uses the PC platform as kernels written for QEMU do: fw_cfg (signature, CPU \
+                      count, file directory), the ACPI tables (RSDP scan, RSDT/XSDT, MADT, FADT, \
+                      DSDT), the local APIC (self-IPI, TPR, one-shot/periodic/TSC-deadline timer, \
+                      x2APIC), the PM timer and the IOAPIC (edge and level). Exits 0x14 on a failure.",
+        expected_serial: PLATFORM_TEXT,
         exit_value: Some(exit::OK),
         ending: Ending::DebugExit(exit::OK),
     },

@@ -18,6 +18,8 @@ pub mod edx1 {
     pub const MSR: u32 = 1 << 5;
     pub const PAE: u32 = 1 << 6;
     pub const CX8: u32 = 1 << 8;
+    /// An on-chip local APIC (devices::lapic: xAPIC MMIO at IA32_APIC_BASE).
+    pub const APIC: u32 = 1 << 9;
     pub const PGE: u32 = 1 << 13;
     pub const CMOV: u32 = 1 << 15;
     /// 4 MiB pages reach 40-bit physical addresses (PDE bits 20:13).
@@ -28,6 +30,10 @@ pub mod edx1 {
 pub mod ecx1 {
     /// Process-context identifiers (CR4.PCIDE).
     pub const PCID: u32 = 1 << 17;
+    /// x2APIC mode: the local APIC as MSRs 0x800-0x8FF (IA32_APIC_BASE bit 10).
+    pub const X2APIC: u32 = 1 << 21;
+    /// The APIC timer's TSC-deadline mode (IA32_TSC_DEADLINE, MSR 0x6E0).
+    pub const TSC_DEADLINE: u32 = 1 << 24;
 }
 
 /// CPUID.7.0:EBX feature bits we implement.
@@ -63,12 +69,13 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
         1 => [
             0x0000_06F1,
             0x0001_0800,
-            ecx1::PCID,
+            ecx1::PCID | ecx1::X2APIC | ecx1::TSC_DEADLINE,
             edx1::PSE
                 | edx1::TSC
                 | edx1::MSR
                 | edx1::PAE
                 | edx1::CX8
+                | edx1::APIC
                 | edx1::PGE
                 | edx1::CMOV
                 | edx1::PSE36,
