@@ -150,7 +150,7 @@ Back in ring 0.
 /// What `platform` prints on vmscope. On QEMU 7.2 (TCG) the last two checks print
 /// [`PLATFORM_QEMU_DIFFERENCES`] instead: its TCG CPU offers neither TSC-deadline nor x2APIC.
 pub const PLATFORM_TEXT: &str = "\
-platform: the PC as a QEMU-targeted kernel finds it
+platform: the PC as a QEMU-targeted kernel finds it (64-bit long mode)
 cpuid: local APIC present
 apic base msr: 0xfee00000, enabled, bootstrap processor
 fw_cfg: signature QEMU, port interface, 1 cpu
@@ -164,9 +164,9 @@ self-ipi: vector 0x40 went IRR -> ISR -> EOI, PPR followed
 tpr: vector 0x45 held in IRR while TPR = 0x50, delivered at TPR 0
 timer one-shot: fired once, then the count stayed at 0
 timer periodic: 3 interrupts 100 us apart; masked in the LVT it counts on silently
-pm timer: 3.579545 MHz, measured against PIT counter 2
-lapic timer: 1 GHz bus clock, measured against PIT counter 2
 ioapic: version 0x20, 24 inputs; PIT IRQ 0 arrived on GSI 2 as vector 0x50
+pm timer: 3.579545 MHz, measured against 50 ms of the PIT
+lapic timer: 1 GHz bus clock, measured against 50 ms of the PIT
 ioapic: UART IRQ 4 level-triggered as vector 0x51: TMR set, remote IRR until EOI
 tsc-deadline: fired at the deadline, then IA32_TSC_DEADLINE read 0
 x2apic: MSRs 0x802/0x803 read id 0 and version 0x14; self-IPI 0x83f, EOI 0x80b
