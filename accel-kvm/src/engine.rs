@@ -42,6 +42,9 @@ pub struct KvmEngine {
     /// The guest's TSC when we last read the state back: the next run starts no lower, so the
     /// guest never sees time stamps go backwards (see `push_state`).
     last_guest_tsc: u64,
+    /// IA32_TSC_DEADLINE as the guest wrote it, in guest TSC ticks (the bus holds it in
+    /// virtual ns; see `apic_msr.rs`).
+    pub(crate) guest_tsc_deadline: u64,
 }
 
 impl std::fmt::Debug for KvmEngine {
@@ -80,7 +83,13 @@ impl KvmEngine {
         let vcpu = vm
             .create_vcpu(0)
             .map_err(KvmError::ioctl("KVM_CREATE_VCPU"))?;
-        let mut notes = vm::install_cpuid(&kvm, &vcpu)?;
+        // The local APIC's MSRs must reach our bus (see apic_msr.rs); where KVM cannot route
+        // them, CPUID does not offer x2APIC and TSC-deadline.
+        let apic_msrs = crate::apic_msr::route_apic_msrs(&kvm, &vm);
+        let mut notes = vm::install_cpuid_with(&kvm, &vcpu, apic_msrs.is_ok())?;
+        if let Err(why) = apic_msrs {
+            notes.push(format!("{why}: x2APIC and TSC-deadline not advertised"));
+        }
         let host_msrs = vm::host_msr_list(&kvm)?;
         let (msrs, msr_notes) = vm::carried_msrs(&host_msrs);
         notes.extend(msr_notes);
@@ -115,6 +124,7 @@ impl KvmEngine {
             halted: false,
             ready_after_push: None,
             last_guest_tsc: 0,
+            guest_tsc_deadline: 0,
         })
     }
 

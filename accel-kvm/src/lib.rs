@@ -51,6 +51,7 @@
 //! - KVM_SET_FPU ignores MXCSR (upstream KVM too), so the FPU travels through KVM_SET_XSAVE.
 //! - There is no TSC scaling: the guest TSC ticks at the host rate while KVM runs it.
 
+mod apic_msr;
 pub mod clock;
 pub mod convert;
 mod engine;

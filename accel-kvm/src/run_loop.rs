@@ -40,6 +40,11 @@ enum GuestExit {
     PortIo,
     /// An MMIO access, already forwarded to the bus.
     Mmio,
+    /// An RDMSR (`value` None) or WRMSR KVM left to us (the local APIC's MSRs), for the bus.
+    Msr {
+        index: u32,
+        value: Option<u64>,
+    },
     Hlt,
     IrqWindowOpen,
     /// KVM_RUN returned EINTR: our kick, or `immediate_exit`.
@@ -146,6 +151,11 @@ impl KvmEngine {
                             return Ok(worse);
                         }
                     }
+                }
+                GuestExit::Msr { index, value } => {
+                    machine.stats.count_exit("msr");
+                    self.platform_msr(machine, index, value)?;
+                    unfinished = true; // KVM completes RDMSR/WRMSR on the next entry
                 }
                 GuestExit::Hlt => {
                     machine.stats.count_exit("hlt");
@@ -297,6 +307,14 @@ impl KvmEngine {
                     .mmio_write(addr, n as u8, u64::from_le_bytes(bytes));
                 GuestExit::Mmio
             }
+            Ok(VcpuExit::X86Rdmsr(exit)) => GuestExit::Msr {
+                index: exit.index,
+                value: None,
+            },
+            Ok(VcpuExit::X86Wrmsr(exit)) => GuestExit::Msr {
+                index: exit.index,
+                value: Some(exit.data),
+            },
             Ok(VcpuExit::Hlt) => GuestExit::Hlt,
             Ok(VcpuExit::IrqWindowOpen) => GuestExit::IrqWindowOpen,
             Ok(VcpuExit::Intr) => GuestExit::Interrupted,

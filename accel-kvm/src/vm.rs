@@ -5,7 +5,7 @@
 //! the guest is immediately visible to the interpreter and back again. The ROM gets its own
 //! host copy at the top of the 4 GiB space, read-only where the host allows.
 
-use emulator::cpu::cpuid::{self, edx1, edx81};
+use emulator::cpu::cpuid::{self, ecx1, edx1, edx81};
 use emulator::machine::FOUR_GIB;
 use emulator::Machine;
 use kvm_bindings::{
@@ -153,6 +153,16 @@ pub fn set_real_mode_helpers(vm: &VmFd, kvm: &Kvm, rom_len: usize) -> Result<(),
 /// Installs the machine's CPUID model. Feature bits the host cannot provide are cleared (and
 /// reported), so the guest is never promised something KVM would refuse later.
 pub fn install_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<Vec<String>, KvmError> {
+    install_cpuid_with(kvm, vcpu, true)
+}
+
+/// [`install_cpuid`]; without `apic_msrs` (the local APIC's MSRs routed to the bus, see
+/// `apic_msr.rs`) x2APIC and TSC-deadline are not advertised either.
+pub fn install_cpuid_with(
+    kvm: &Kvm,
+    vcpu: &VcpuFd,
+    apic_msrs: bool,
+) -> Result<Vec<String>, KvmError> {
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
         .map_err(KvmError::ioctl("KVM_GET_SUPPORTED_CPUID"))?;
@@ -174,6 +184,9 @@ pub fn install_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<Vec<String>, KvmError> 
             edx,
             ..Default::default()
         };
+        if leaf == 1 && !apic_msrs {
+            e.ecx &= !(ecx1::X2APIC | ecx1::TSC_DEADLINE);
+        }
         match leaf {
             1 | 0x8000_0001 => {
                 let host_edx = host(leaf).map_or(0, |h| h.edx);

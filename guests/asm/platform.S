@@ -798,8 +798,8 @@ check_tsc_deadline:
     ret
 1:  movl $(TIMER_TSC_DEADLINE | V_DEADLINE), LAPIC_LVT_TIMER
     rdtsc
-    add $100000, %eax           # 100 us of a 1 GHz TSC from now
-    adc $0, %edx
+    add $100000000, %eax        # 10^8 TSC ticks from now: 100 ms at 1 GHz, long enough that
+    adc $0, %edx                # the deadline is still ahead when we read it back
     mov $MSR_TSC_DEADLINE, %ecx
     wrmsr
     rdmsr
