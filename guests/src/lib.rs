@@ -34,8 +34,7 @@ pub const TRIPLE_FAULT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tr
 pub const UD_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ud.elf"));
 /// Checks paging from inside: rights matrix (U/S, R/W, XD, WP, SMEP, SMAP, CPL), A/D bits,
 /// INVLPG, CR3 switches, large pages and reserved bits.
-pub const PAGING_MATRIX_ELF: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/paging-matrix.elf"));
+pub const PAGING_MATRIX_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/paging-matrix.elf"));
 /// Checks fw_cfg, ACPI, the local APIC, its timer, the PM timer and the IOAPIC like a QEMU kernel.
 pub const PLATFORM_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/platform.elf"));
 
