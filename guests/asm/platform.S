@@ -639,24 +639,33 @@ pm_read:
     in %dx, %eax
     and pm_mask(%rip), %eax
     ret
+# (A million reads without reaching the count means the port does not count: a FAIL, not a hang.)
 pm_wait:
     call pm_read
     mov %eax, %esi
+    mov $1000000, %edi
     sti
-1:  call pm_read
+1:  dec %edi
+    jz 2f
+    call pm_read
     sub %esi, %eax
     and pm_mask(%rip), %eax
     cmp %ecx, %eax
     jb 1b
     cli
     ret
+2:  cli
+    FAIL "the PM timer does not count"
 
-# Time 50 ms of the PIT (counter 0, mode 0: one interrupt at terminal count, through IOAPIC
-# input 2) with the PM timer and the APIC timer, the way kernels calibrate their clocks.
-# Expected: 178977 PM ticks, and 50,000,000 APIC timer ticks at divide 1 (a 1 GHz bus clock);
-# both are accepted within +-5%. (Waiting with HLT keeps this cheap for an emulator; a VMM's
-# interrupt latency is small against 50 ms.) Like real kernels, it tries up to three times:
-# a host that deschedules QEMU or a VM for milliseconds spoils one measurement, not three.
+# Calibrate the PM timer and the APIC timer against the PIT, the way kernels do: start PIT
+# counter 0 (mode 0, 59659 ticks = 50 ms, interrupt at terminal count through IOAPIC input 2)
+# together with the other two, sleep with HLT until the interrupt, then read all three in quick
+# succession. In mode 0 the PIT keeps counting down after terminal count (from 0 to 0xFFFF,
+# ...), so the latched count also tells how late we woke: PIT ticks = 59659 + (0x10000 - count).
+# Wake-up latency (a busy host, a VMM's injection) therefore cancels out. Expected per PIT
+# tick (1.193182 MHz): 3.0 PM ticks (3.579545 MHz) and 838 APIC timer ticks at divide 1 (a
+# 1 GHz bus clock); both are accepted within +-5%. Like real kernels it tries up to three
+# times, in case the host stalls between two of the reads.
 check_calibration:
     movl $3, calibration_tries(%rip)
 calibrate:
@@ -672,26 +681,54 @@ calibrate:
     COUNT V_PIT
     lea 1(%eax), %ebx           # wait_for: one more PIT interrupt
     call pm_read
-    mov %eax, scratch(%rip)
+    mov %eax, scratch(%rip)     # PM at the start
     movl $0xFFFFFFFF, LAPIC_TIMER_INIT
     mov $(59659 >> 8), %al
     out %al, $0x40              # the high byte starts the count
     mov $V_PIT, %eax
     call wait_for
+    mov $0x00, %al              # latch counter 0
+    out %al, $0x43
     mov LAPIC_TIMER_CUR, %ecx
+    mov $0xFFFFFFFF, %ebx
+    sub %ecx, %ebx              # EBX = APIC timer ticks
+    movl $0, LAPIC_TIMER_INIT
     call pm_read
     sub scratch(%rip), %eax
     and pm_mask(%rip), %eax
-    mov $0xFFFFFFFF, %ebx
-    sub %ecx, %ebx              # EBX = APIC timer ticks (PRINT keeps EBX)
-    movl $0, LAPIC_TIMER_INIT
-    cmp $170028, %eax
+    mov %eax, scratch(%rip)     # scratch = PM ticks
+    in $0x40, %al
+    mov %al, %cl
+    in $0x40, %al
+    mov %al, %ch
+    movzwl %cx, %ecx
+    neg %ecx
+    and $0xFFFF, %ecx           # ticks since terminal count: (0x10000 - count) mod 0x10000
+    add $59659, %ecx            # ECX = PIT ticks
+    mov %ecx, scratch + 4(%rip)
+    mov $(IOAPIC_REDIR + 2 * 2), %eax
+    mov $(LVT_MASKED | V_PIT), %edx
+    call ioapic_write
+    # PM: 2.85 .. 3.15 per PIT tick.
+    imul $57, %ecx, %eax
+    shr $1, %eax
+    mov $10, %esi
+    xor %edx, %edx
+    div %esi                    # EAX = PIT x 2.85
+    cmp %eax, scratch(%rip)
     jb 1f
-    cmp $187926, %eax
+    imul $63, %ecx, %eax
+    shr $1, %eax
+    xor %edx, %edx
+    div %esi                    # EAX = PIT x 3.15
+    cmp %eax, scratch(%rip)
     ja 1f
-    cmp $47500000, %ebx
+    # APIC timer: 796 .. 880 per PIT tick.
+    imul $796, %ecx, %eax
+    cmp %eax, %ebx
     jb 2f
-    cmp $52500000, %ebx
+    imul $880, %ecx, %eax
+    cmp %eax, %ebx
     jbe 3f
 2:  decl calibration_tries(%rip)
     jnz calibrate
@@ -701,9 +738,6 @@ calibrate:
     FAIL "PM timer not 3.579545 MHz against the PIT"
 3:  PRINT "pm timer: 3.579545 MHz, measured against 50 ms of the PIT\n"
     PRINT "lapic timer: 1 GHz bus clock, measured against 50 ms of the PIT\n"
-    mov $(IOAPIC_REDIR + 2 * 2), %eax
-    mov $(LVT_MASKED | V_PIT), %edx
-    call ioapic_write
     ret
 
 # ---- IOAPIC ------------------------------------------------------------------------------------
