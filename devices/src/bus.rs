@@ -247,6 +247,13 @@ impl Bus {
         });
         use crate::fwcfg::{FW_CFG_PORT_DATA, FW_CFG_PORT_SEL};
         bus.add_pio_device(Box::new(fw_cfg), &[(FW_CFG_PORT_SEL, FW_CFG_PORT_DATA)]);
+        // The null device (port 0x700, MMIO at 3 GiB): what the `portio` and `mmio` workloads hit.
+        use crate::null::{NullDevice, NULL_MMIO_BASE, NULL_MMIO_LEN, NULL_PORT};
+        let null = bus.add_pio_device(
+            Box::new(NullDevice::default()),
+            &[(NULL_PORT, NULL_PORT + 3)],
+        );
+        bus.mmio.push((NULL_MMIO_BASE, NULL_MMIO_LEN, null)); // the same device, also as MMIO
         bus
     }
 

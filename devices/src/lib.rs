@@ -22,6 +22,7 @@ pub mod fwcfg;
 pub mod i8042;
 pub mod ioapic;
 pub mod lapic;
+pub mod null;
 pub mod pic;
 pub mod pit;
 pub mod pm_timer;
