@@ -42,6 +42,8 @@ const IMAGES: &[Image] = &[
     image("ud.elf", "ud.S", Link::MultibootElf),
     image("paging-matrix.elf", "paging-matrix.S", Link::MultibootElf),
     image("platform.elf", "platform.S", Link::MultibootElf),
+    // The teaching kernel: one unit of many files in kernel/ (found through `-I kernel/`).
+    image("kernel.elf", "../kernel/kernel.S", Link::MultibootElf),
 ];
 
 const fn image(output: &'static str, source: &'static str, link: Link) -> Image {
@@ -57,10 +59,11 @@ fn main() {
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let asm_dir = manifest_dir.join("asm");
+    let kernel_dir = manifest_dir.join("kernel");
     let link_dir = manifest_dir.join("link");
 
     // Rebuild when any source, include or linker script changes (or one is added).
-    for dir in [&asm_dir, &link_dir] {
+    for dir in [&asm_dir, &link_dir, &kernel_dir] {
         println!("cargo:rerun-if-changed={}", dir.display());
         for entry in fs::read_dir(dir)
             .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", dir.display())))
@@ -88,6 +91,8 @@ fn main() {
             .arg("--fatal-warnings")
             .arg("-I")
             .arg(&asm_dir)
+            .arg("-I")
+            .arg(&kernel_dir)
             .arg("-o")
             .arg(&object)
             .arg(&source);

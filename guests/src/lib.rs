@@ -37,6 +37,8 @@ pub const UD_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ud.elf"));
 pub const PAGING_MATRIX_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/paging-matrix.elf"));
 /// Checks fw_cfg, ACPI, the local APIC, its timer, the PM timer and the IOAPIC like a QEMU kernel.
 pub const PLATFORM_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/platform.elf"));
+/// The teaching kernel (`kernel/`): runs the workload suite named on its command line.
+pub const KERNEL_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.elf"));
 
 /// The Multiboot command line the expected outputs assume (only hello32 and hello-aout
 /// print it). It is the whole string the loader stores in the information structure; note
@@ -109,6 +111,10 @@ pub mod exit {
     pub const PAGING_CHECK_FAILED: u32 = 0x15;
     /// A platform check failed (platform: the line before says which).
     pub const PLATFORM_CHECK_FAILED: u32 = 0x14;
+    /// The teaching kernel: an unknown workload or a malformed count on the command line.
+    pub const KERNEL_BAD_CMDLINE: u32 = 0x16;
+    /// The teaching kernel: its pool of page frames ran out.
+    pub const KERNEL_NO_MEMORY: u32 = 0x17;
 }
 
 /// The exit status QEMU reports for a debug-exit value: `(value << 1) | 1`.
@@ -172,6 +178,14 @@ x2apic: MSRs 0x802/0x803 read id 0 and version 0x14; self-IPI 0x83f, EOI 0x80b
 platform: all checks passed
 ";
 
+/// What the teaching kernel prints without `workloads=` on its command line (its usage).
+pub const KERNEL_TEXT: &str = "\
+vmscope teaching kernel: long mode, ring 3 in own address spaces, SYSCALL + INT 0x80, demand-zero paging, PIT at 100 Hz
+usage: workloads=NAME[:N][,NAME[:N]...] or workloads=all; iterations=N (default 100)
+workloads: compute syscall int80 portio mmio pagefault ptemod cr3switch divzero cpuid rdtsc cli_sti
+nothing to run: no workloads= on the command line
+";
+
 /// The documented differences of `platform` on QEMU 7.2 TCG: (vmscope's line, QEMU's line).
 /// The XSDT is checked only when the RSDP is ACPI 2.0 (ours is; QEMU's pc machine has an
 /// ACPI 1.0 RSDP), which prints nothing either way; OEM IDs are never printed.
@@ -230,7 +244,7 @@ pub const PAGING_MATRIX_QEMU_DIFFERENCE: (&str, &str) = (
     "FAIL reserved bit (PS in a PML4E): #PF 0x9 (P+RSVD)\n     got #PF code 0x00000008\npaging-matrix: 28 passed, 1 failed\n",
 );
 
-static GUESTS: [Guest; 9] = [
+static GUESTS: [Guest; 10] = [
     Guest {
         name: "demo",
         file_name: "demo.elf",
@@ -340,6 +354,19 @@ static GUESTS: [Guest; 9] = [
                       DSDT), the local APIC (self-IPI, TPR, one-shot/periodic/TSC-deadline timer, \
                       x2APIC), the PM timer and the IOAPIC (edge and level). Exits 0x14 on a failure.",
         expected_serial: PLATFORM_TEXT,
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "kernel",
+        file_name: "kernel.elf",
+        kind: GuestKind::Multiboot,
+        image: KERNEL_ELF,
+        description: "The teaching kernel behind `vmscope compare`: long mode, GDT/IDT/TSS, PIT \
+                      interrupts, ring-3 tasks in their own address spaces, SYSCALL and INT 0x80, \
+                      demand-zero page faults; runs the workloads named by \
+                      `workloads=NAME[:N],... iterations=N` and prints one RESULT line each.",
+        expected_serial: KERNEL_TEXT,
         exit_value: Some(exit::OK),
         ending: Ending::DebugExit(exit::OK),
     },

@@ -1,0 +1,44 @@
+# print.S — 64-bit numbers on the serial port, in decimal and hexadecimal.
+# Teaches: turning a number into digits is repeated division (or shifting, for hex); the
+# digits come out backwards, so decimal goes through a small buffer on the stack.
+
+    .code64
+    .text
+# print_u64: RAX = unsigned value, printed in decimal. Clobbers RAX, RCX, RDX, RSI, RDI, R8.
+print_u64:
+    sub $32, %rsp                   # 20 digits at most, plus a terminating zero
+    lea 31(%rsp), %r8
+    movb $0, (%r8)
+    mov $10, %ecx
+1:  xor %edx, %edx
+    div %rcx                        # RAX = RAX / 10, RDX = the last digit
+    add $'0', %dl
+    dec %r8
+    mov %dl, (%r8)
+    test %rax, %rax
+    jnz 1b
+    mov %r8, %rsi
+    call serial_puts
+    add $32, %rsp
+    ret
+
+# print_hex64: RAX = value, printed as exactly 16 hexadecimal digits. Clobbers RAX, RCX, RDX,
+# RSI, RDI, R8.
+print_hex64:
+    mov %rax, %r8
+    mov $16, %esi
+1:  rol $4, %r8                     # the next digit into the low nibble
+    mov %r8d, %eax
+    and $0xF, %eax
+    add $'0', %al
+    cmp $'9', %al
+    jbe 2f
+    add $('a' - '0' - 10), %al
+2:  push %rsi
+    call serial_putc
+    pop %rsi
+    dec %esi
+    jnz 1b
+    ret
+
+    SERIAL_ROUTINES                 # serial_puts, serial_putc, ... as 64-bit code (serial.inc)
