@@ -67,6 +67,8 @@ enum Command {
     Guests,
     /// Show which KVM this host has (VT-x, AMD-V, PVM) and whether vmscope can use it.
     KvmInfo,
+    /// Run the teaching kernel's workloads on every engine (interp, kvm, qemu-tcg, qemu-kvm) and compare.
+    Compare(vmscope::compare::cli::CompareArgs),
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -165,6 +167,7 @@ fn real_main() -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Compare(args) => vmscope::compare::cli::compare(args),
         Command::KvmInfo => {
             let flavour = accel_kvm::detect_flavour();
             println!("host KVM: {flavour}");

@@ -1,0 +1,300 @@
+//! The workload suite as the host knows it: names, what one operation is, how many to run on
+//! each engine, the checksum each must produce, and the `RESULT` lines the kernel prints.
+//! Teaches: a benchmark is only trustworthy if its answer is checked — here against values
+//! computed independently in Rust, mirroring the guest code in `guests/kernel/`.
+
+use super::engines::EngineId;
+
+/// One workload of the teaching kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workload {
+    pub name: &'static str,
+    /// The privilege level its hot loop runs at (0 or 3).
+    pub ring: u8,
+    /// What one operation is, in a few words.
+    pub op: &'static str,
+    /// Default iterations on interp, kvm, qemu-tcg and qemu-kvm: about 0.3 s each on the
+    /// machines this was tuned on (KVM = PVM, where ring-0 code is interpreted by the host).
+    pub iterations: [u64; 4],
+}
+
+const fn w(name: &'static str, ring: u8, op: &'static str, iterations: [u64; 4]) -> Workload {
+    Workload {
+        name,
+        ring,
+        op,
+        iterations,
+    }
+}
+
+/// The suite, in the kernel's table order (`guests/kernel/workloads.S`).
+pub const SUITE: &[Workload] = &[
+    w(
+        "compute",
+        3,
+        "sieve + CRC-32 + xorshift round",
+        [100, 2_000, 2_000, 500],
+    ),
+    w(
+        "syscall",
+        3,
+        "SYSCALL/SYSRET round trip",
+        [200_000, 3_000, 100_000, 3_000],
+    ),
+    w(
+        "int80",
+        3,
+        "INT 0x80/IRETQ round trip",
+        [200_000, 3_000, 100_000, 1_000],
+    ),
+    w(
+        "portio",
+        0,
+        "OUT + IN on a null port",
+        [300_000, 10_000, 100_000, 10_000],
+    ),
+    w(
+        "mmio",
+        0,
+        "read of a null MMIO register",
+        [300_000, 20_000, 100_000, 20_000],
+    ),
+    w(
+        "pagefault",
+        3,
+        "demand-zero page fault",
+        [50_000, 500, 50_000, 300],
+    ),
+    w(
+        "ptemod",
+        0,
+        "PTE change + INVLPG + read",
+        [300_000, 30_000, 100_000, 20_000],
+    ),
+    w(
+        "cr3switch",
+        0,
+        "CR3 write + read",
+        [300_000, 30_000, 100_000, 20_000],
+    ),
+    w(
+        "divzero",
+        3,
+        "#DE to ring 0 and back",
+        [100_000, 4_000, 50_000, 1_000],
+    ),
+    w(
+        "cpuid",
+        0,
+        "CPUID leaf 0x80000001",
+        [300_000, 30_000, 100_000, 20_000],
+    ),
+    w("rdtsc", 3, "RDTSC", [300_000, 15_000, 1_000_000, 10_000]),
+    w(
+        "cli_sti",
+        0,
+        "CLI + STI",
+        [500_000, 30_000, 1_000_000, 30_000],
+    ),
+];
+
+/// Finds a workload of the suite by name.
+pub fn workload(name: &str) -> Option<&'static Workload> {
+    SUITE.iter().find(|w| w.name == name)
+}
+
+impl Workload {
+    /// The default iteration count on `engine`.
+    pub fn default_iterations(&self, engine: EngineId) -> u64 {
+        self.iterations[match engine {
+            EngineId::Interp => 0,
+            EngineId::Kvm => 1,
+            EngineId::QemuTcg => 2,
+            EngineId::QemuKvm => 3,
+        }]
+    }
+}
+
+/// One `RESULT workload=… ops=… guest_tsc=… checksum=0x…` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultLine {
+    pub workload: String,
+    pub ops: u64,
+    pub guest_tsc: u64,
+    pub checksum: u64,
+}
+
+/// Every RESULT line in `serial`, in order. Lines that start with `RESULT` but are malformed
+/// are errors: a kernel that prints them is broken, and silently dropping them would hide it.
+pub fn parse_results(serial: &str) -> Result<Vec<ResultLine>, String> {
+    serial
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| l.starts_with("RESULT "))
+        .map(parse_result_line)
+        .collect()
+}
+
+fn parse_result_line(line: &str) -> Result<ResultLine, String> {
+    let field = |key: &str| {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .ok_or_else(|| format!("RESULT line without {key}=: {line:?}"))
+    };
+    let number = |key: &str| {
+        field(key)?
+            .parse::<u64>()
+            .map_err(|e| format!("{key}= in {line:?}: {e}"))
+    };
+    let checksum = field("checksum")?;
+    let hex = checksum
+        .strip_prefix("0x")
+        .ok_or_else(|| format!("checksum= is not 0x-hexadecimal in {line:?}"))?;
+    Ok(ResultLine {
+        workload: field("workload")?.to_string(),
+        ops: number("ops")?,
+        guest_tsc: number("guest_tsc")?,
+        checksum: u64::from_str_radix(hex, 16)
+            .map_err(|e| format!("checksum= in {line:?}: {e}"))?,
+    })
+}
+
+/// The checksum the kernel must report for `name` after `n` operations, computed here from
+/// the definition in the guest source; `None` for a workload this host does not know.
+pub fn expected_checksum(name: &str, n: u64) -> Option<u64> {
+    let sum_i = |f: &dyn Fn(u64) -> u64| (0..n).fold(0u64, |acc, i| acc.wrapping_add(f(i)));
+    // Two values read alternately, the first at op 0: ceil(n/2) of one, floor(n/2) of the other.
+    let alternate = |a: u64, b: u64| a * n.div_ceil(2) + b * (n / 2);
+    Some(match name {
+        "compute" => (0..n).fold(0u64, |acc, i| acc.rotate_left(7) ^ compute_round(i)),
+        "syscall" | "int80" => sum_i(&|i| i + 1),
+        // The null device reads 0, so only the count of ops is implicit in the time.
+        "portio" | "mmio" => 0,
+        // Each fault reads 0 (XOR i), plus PF_PAGES for every release after a full window.
+        "pagefault" => sum_i(&|i| i).wrapping_add(PF_PAGES * (n.saturating_sub(1) / PF_PAGES)),
+        "ptemod" => alternate(0x1111, 0x2222),
+        "cr3switch" => alternate(0x3333, 0x4444),
+        "divzero" => sum_i(&|i| i ^ 0xDEDE),
+        "cpuid" | "rdtsc" | "cli_sti" => n,
+        _ => return None,
+    })
+}
+
+/// pagefault's window (`PF_PAGES` in `guests/kernel/layout.inc`).
+const PF_PAGES: u64 = 128;
+
+/// One round of `compute` for iteration `i` (`user_compute` in `guests/kernel/user.S`).
+pub fn compute_round(i: u64) -> u64 {
+    (sieve_primes(8192) as u64)
+        .wrapping_add(crc32_round(i) as u64)
+        .wrapping_add(xorshift_round(i))
+}
+
+/// How many primes are below `limit` (Eratosthenes, as `u_sieve`).
+fn sieve_primes(limit: usize) -> u32 {
+    let mut crossed = vec![false; limit];
+    let mut count = 0;
+    for p in 2..limit {
+        if !crossed[p] {
+            count += 1;
+            (p * p..limit).step_by(p).for_each(|m| crossed[m] = true);
+        }
+    }
+    count
+}
+
+/// CRC-32 (IEEE, reflected 0xEDB88320) of the 1 KiB buffer `(k * 31 + i) mod 256`.
+fn crc32_round(i: u64) -> u32 {
+    let mut crc = u32::MAX;
+    for k in 0..1024u32 {
+        crc ^= k.wrapping_mul(31).wrapping_add(i as u32) & 0xFF;
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// 4096 steps of xorshift64 (13, 7, 17) from `i + 1`.
+fn xorshift_round(i: u64) -> u64 {
+    let mut x = i.wrapping_add(1);
+    for _ in 0..4096 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pieces_of_compute_are_the_textbook_algorithms() {
+        assert_eq!(sieve_primes(8192), 1028);
+        assert_eq!(sieve_primes(100), 25);
+        // The standard check value of CRC-32 is over "123456789"; our buffer differs, so
+        // check the bitwise loop on that input through the same step.
+        let mut crc = u32::MAX;
+        for b in b"123456789" {
+            crc ^= *b as u32;
+            for _ in 0..8 {
+                crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+            }
+        }
+        assert_eq!(!crc, 0xCBF4_3926);
+    }
+
+    #[test]
+    fn checksums_match_values_the_kernel_printed_on_every_engine() {
+        // Seen from interp, kvm, qemu-tcg and qemu-kvm with iterations=10 (and 3 for compute).
+        assert_eq!(expected_checksum("compute", 10), Some(0x83080fcc67c96207));
+        assert_eq!(expected_checksum("compute", 3), Some(0x45c4127ea6529233));
+        assert_eq!(expected_checksum("syscall", 10), Some(0x37));
+        assert_eq!(expected_checksum("pagefault", 10), Some(0x2d));
+        assert_eq!(expected_checksum("ptemod", 10), Some(0xffff));
+        assert_eq!(expected_checksum("cr3switch", 3), Some(0xaaaa));
+        assert_eq!(expected_checksum("divzero", 10), Some(0x8b489));
+        assert_eq!(expected_checksum("cli_sti", 7), Some(7));
+        assert_eq!(expected_checksum("no-such-workload", 1), None);
+        // pagefault adds each release's count: the first after op 128, the next after 256.
+        let base = |n: u64| (0..n).sum::<u64>();
+        assert_eq!(expected_checksum("pagefault", 128), Some(base(128)));
+        assert_eq!(expected_checksum("pagefault", 129), Some(base(129) + 128));
+        assert_eq!(expected_checksum("pagefault", 257), Some(base(257) + 256));
+    }
+
+    #[test]
+    fn result_lines_parse_and_malformed_ones_are_errors() {
+        let serial = "boot banner\r\nRESULT workload=syscall ops=10 guest_tsc=416 checksum=0x0000000000000037\r\nkernel: done\n";
+        let lines = parse_results(serial).unwrap();
+        assert_eq!(
+            lines,
+            vec![ResultLine {
+                workload: "syscall".into(),
+                ops: 10,
+                guest_tsc: 416,
+                checksum: 0x37
+            }]
+        );
+        assert!(parse_results("RESULT workload=x ops=1 guest_tsc=2 checksum=37\n").is_err());
+        assert!(parse_results("RESULT workload=x ops=-1 guest_tsc=2 checksum=0x1\n").is_err());
+        assert!(parse_results("RESULT workload=x guest_tsc=2 checksum=0x1\n").is_err());
+    }
+
+    #[test]
+    fn every_suite_workload_has_a_reference_and_defaults() {
+        for w in SUITE {
+            assert!(expected_checksum(w.name, 5).is_some(), "{}", w.name);
+            assert!(w.iterations.iter().all(|&n| n > 0), "{}", w.name);
+            assert!(w.ring == 0 || w.ring == 3);
+        }
+        assert_eq!(
+            workload("cpuid")
+                .unwrap()
+                .default_iterations(EngineId::Interp),
+            300_000
+        );
+    }
+}
