@@ -517,6 +517,14 @@ syscall_entry:                      # from user_recover: back onto the kernel st
 # pf_handler: record the error code and CR2, resume at recover_rip (same privilege level).
 pf_handler:
     push %rax
+    # PVM (KVM without VT-x) runs SYSCALL from ring 3 without entering ring 0: the fetch of
+    # syscall_entry then faults in ring 3. That is our way back, not a probe's fault.
+    push %rdx
+    mov %cr2, %rax
+    lea syscall_entry(%rip), %rdx
+    cmp %rdx, %rax
+    pop %rdx
+    je syscall_entry
     mov 8(%rsp), %rax               # error code
     mov %eax, probe_code(%rip)
     mov %cr2, %rax
