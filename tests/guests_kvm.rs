@@ -17,6 +17,9 @@ fn unsupported_here(name: &str, flavour: KvmFlavour) -> Option<&'static str> {
         ("triple-fault", KvmFlavour::Pvm) => {
             Some("PVM interprets ring-0 code and its instruction emulator refuses INT3")
         }
+        ("paging-matrix", KvmFlavour::Pvm) => {
+            Some("PVM refuses 32-bit and PAE paging; tests/mmu_guest.rs runs it with `nolegacy`")
+        }
         ("ud", KvmFlavour::Pvm) => {
             Some("PVM interprets ring-0 code and its instruction emulator refuses x87 FSIN")
         }
