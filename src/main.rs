@@ -69,6 +69,13 @@ enum Command {
     KvmInfo,
     /// Run the teaching kernel's workloads on every engine (interp, kvm, qemu-tcg, qemu-kvm) and compare.
     Compare(vmscope::compare::cli::CompareArgs),
+    /// Check the interpreter against hardware-captured tests (see `vmscope conformance sst --help`).
+    Conformance {
+        #[command(subcommand)]
+        suite: vmscope::cli_isa::ConformanceSuite,
+    },
+    /// List, per iced-x86 mnemonic and CPU mode, whether the interpreter implements it.
+    Isa(vmscope::cli_isa::IsaArgs),
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -167,6 +174,8 @@ fn real_main() -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Conformance { suite } => vmscope::cli_isa::conformance(suite),
+        Command::Isa(args) => vmscope::cli_isa::isa(args),
         Command::Compare(args) => vmscope::compare::cli::compare(args),
         Command::KvmInfo => {
             let flavour = accel_kvm::detect_flavour();

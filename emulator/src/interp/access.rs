@@ -215,7 +215,7 @@ impl Cpu<'_> {
     pub fn write_linear_as(&mut self, linear: u64, size: u32, value: u64, access: Access) -> R<()> {
         if (linear & 0xFFF) + size as u64 <= 0x1000 {
             let phys = self.translate(linear, access)?;
-            self.m.phys_write(phys, size as usize, value);
+            self.phys_write(phys, size, value);
             return Ok(());
         }
         let last = linear.wrapping_add(size as u64 - 1);
@@ -223,7 +223,7 @@ impl Cpu<'_> {
         self.translate(last, access)?;
         for i in 0..size as u64 {
             let phys = self.translate(linear.wrapping_add(i), access)?;
-            self.m.phys_write(phys, 1, value >> (8 * i));
+            self.phys_write(phys, 1, value >> (8 * i));
         }
         Ok(())
     }

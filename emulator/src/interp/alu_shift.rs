@@ -19,10 +19,11 @@ pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     } else {
         1
     };
-    if count == 0 {
-        return Ok(()); // no flags change, but the operand is still read (faults happen)
-    }
+    // The operand is read even for a zero count, so its faults happen; then nothing changes.
     let a = cpu.read_op(ins, 0)? & mask(size);
+    if count == 0 {
+        return Ok(());
+    }
     let msb = |v: u64| (v >> (bits - 1)) & 1;
     let flags_in = cpu.s().rflags;
     let (r, mut f) = match ins.mnemonic() {
@@ -123,10 +124,10 @@ pub(crate) fn double_shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let bits = size * 8;
     let count_mask = if size == 8 { 0x3F } else { 0x1F };
     let count = (cpu.read_op(ins, 2)? & count_mask) as u32;
+    let a = cpu.read_op(ins, 0)? & mask(size);
     if count == 0 {
         return Ok(());
     }
-    let a = cpu.read_op(ins, 0)? & mask(size);
     let b = cpu.read_op(ins, 1)? & mask(size);
     let wide: u128 = if ins.mnemonic() == Mnemonic::Shld {
         ((a as u128) << bits) | b as u128

@@ -10,18 +10,21 @@ mod alu;
 mod alu_muldiv;
 mod alu_shift;
 mod control;
+mod decode_cache;
 mod exceptions;
 mod flags;
+mod legacy;
 mod segments;
 mod string;
 mod system;
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
 
-use crate::cpu::{flags as fl, CpuState};
+use crate::cpu::{flags as fl, CpuMode, CpuState};
 use crate::machine::{Engine, EngineError, Exit, Machine, RunLimit};
 use crate::mmu::{Access, Mmu};
 
+pub use decode_cache::DecodeCacheStats;
 pub use exceptions::vector_name;
 
 /// Why the current instruction could not complete.
@@ -45,7 +48,9 @@ pub(crate) mod vec {
     pub const DB: u8 = 1;
     pub const BP: u8 = 3;
     pub const OF: u8 = 4;
+    pub const BR: u8 = 5;
     pub const UD: u8 = 6;
+    pub const NM: u8 = 7;
     pub const DF: u8 = 8;
     pub const TS: u8 = 10;
     pub const NP: u8 = 11;
@@ -74,6 +79,9 @@ pub(crate) fn ud() -> Fault {
 #[derive(Default)]
 pub struct Interpreter {
     pub(crate) mmu: Mmu,
+    code: decode_cache::DecodeCache,
+    /// When recording: every guest-physical write (address, size) the interpreter made.
+    write_log: Option<Vec<(u64, u32)>>,
 }
 
 impl Interpreter {
@@ -94,9 +102,30 @@ impl Interpreter {
         &self.mmu
     }
 
-    /// Flushes cached translations, e.g. after another engine ran and may have changed page tables.
+    /// Flushes cached translations and decoded instructions, e.g. after another engine ran or a
+    /// loader or debugger wrote guest memory behind the interpreter's back.
     pub fn flush_caches(&mut self, machine: &mut Machine) {
         self.mmu.flush(&mut machine.stats, false);
+        self.code.flush();
+    }
+
+    /// Counters of the decoded-instruction cache.
+    pub fn decode_cache_stats(&self) -> DecodeCacheStats {
+        self.code.stats
+    }
+
+    /// Starts (or stops) recording the guest-physical writes the interpreter makes, as a
+    /// conformance harness needs to check that nothing else changed.
+    pub fn record_writes(&mut self, on: bool) {
+        self.write_log = on.then(Vec::new);
+    }
+
+    /// The writes recorded since the last call, as (guest-physical address, size in bytes).
+    pub fn take_recorded_writes(&mut self) -> Vec<(u64, u32)> {
+        self.write_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 }
 
@@ -104,6 +133,8 @@ impl Interpreter {
 pub(crate) struct Cpu<'a> {
     pub m: &'a mut Machine,
     pub mmu: &'a mut Mmu,
+    pub code: &'a mut decode_cache::DecodeCache,
+    pub write_log: &'a mut Option<Vec<(u64, u32)>>,
     /// RIP of the instruction being executed (faults report it).
     pub start_rip: u64,
     /// Guest virtual time in ns, advanced by one per retired instruction.
@@ -117,6 +148,17 @@ impl Cpu<'_> {
 
     pub fn st(&mut self) -> &mut CpuState {
         &mut self.m.cpu
+    }
+
+    /// Every guest-physical write the interpreter makes ends here: the decoded-instruction cache
+    /// drops the instructions it overlaps (self-modifying code), a recording logs it.
+    #[inline]
+    pub fn phys_write(&mut self, phys: u64, size: u32, value: u64) {
+        self.code.note_write(phys, size);
+        if let Some(log) = self.write_log.as_mut() {
+            log.push((phys, size));
+        }
+        self.m.phys_write(phys, size as usize, value);
     }
 
     /// Brings the device clock up to the CPU's time (before any device access).
@@ -158,6 +200,8 @@ impl Engine for Interpreter {
         let mut cpu = Cpu {
             m: machine,
             mmu: &mut self.mmu,
+            code: &mut self.code,
+            write_log: &mut self.write_log,
             start_rip: 0,
             now_ns,
         };
@@ -268,20 +312,29 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
     result
 }
 
-/// Reads up to 15 instruction bytes at CS:RIP through the MMU and decodes them.
+/// The instruction at CS:RIP: from the decoded-instruction cache, or fetched through the MMU and
+/// decoded by iced-x86 (then cached if it lies within one page of RAM or ROM).
 fn fetch_decode(cpu: &mut Cpu, bits: u32, rip: u64) -> R<Instruction> {
     let linear = cpu.s().linear_rip();
     let user = cpu.s().cpl() == 3;
+    let phys = cpu.translate(linear, Access::fetch(user))?;
+    if let Some(ins) = cpu.code.lookup(phys, bits, rip) {
+        return Ok(ins);
+    }
+    if bits == 16 && rip > 0xFFF0 && cpu.s().mode() == CpuMode::Real {
+        return decode_wrapping(cpu, rip);
+    }
     let mut bytes = [0u8; 15];
     // Fetch the first page's part; the next page is touched only if the decoder needs it.
     let first = (0x1000 - (linear & 0xFFF)).min(15) as usize;
-    fetch_bytes(cpu, linear, &mut bytes[..first], user)?;
-    let mut decoder = Decoder::with_ip(bits, &bytes[..first], rip, DecoderOptions::NONE);
-    let mut ins = decoder.decode();
+    fetch_bytes(cpu, phys, &mut bytes[..first]);
+    let mut ins = Decoder::with_ip(bits, &bytes[..first], rip, DecoderOptions::NONE).decode();
     if ins.is_invalid() && first < 15 {
-        fetch_bytes(cpu, linear + first as u64, &mut bytes[first..], user)?;
-        let mut decoder = Decoder::with_ip(bits, &bytes, rip, DecoderOptions::NONE);
-        ins = decoder.decode();
+        let next = cpu.translate(linear + first as u64, Access::fetch(user))?;
+        fetch_bytes(cpu, next, &mut bytes[first..]);
+        ins = Decoder::with_ip(bits, &bytes, rip, DecoderOptions::NONE).decode();
+    } else if (ins.len() as u64) <= first as u64 && cacheable(cpu.m, phys) {
+        cpu.code.insert(phys, bits, &ins);
     }
     if ins.is_invalid() {
         return Err(ud());
@@ -289,30 +342,83 @@ fn fetch_decode(cpu: &mut Cpu, bits: u32, rip: u64) -> R<Instruction> {
     Ok(ins)
 }
 
-fn fetch_bytes(cpu: &mut Cpu, linear: u64, out: &mut [u8], user: bool) -> R<()> {
-    if out.is_empty() {
-        return Ok(());
+/// Real mode, IP near the end of the segment: the bytes after offset FFFF come from offset 0
+/// (the 286 wraps instruction fetch within the 64 KiB segment). Never cached.
+fn decode_wrapping(cpu: &mut Cpu, rip: u64) -> R<Instruction> {
+    let base = cpu.s().cs().base;
+    let mut bytes = [0u8; 15];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        let linear = base.wrapping_add((rip + i as u64) & 0xFFFF) & 0xFFFF_FFFF;
+        let phys = cpu.translate(linear, Access::fetch(false))?;
+        *b = cpu.m.phys_read(phys, 1) as u8;
     }
-    let phys = cpu.translate(linear, Access::fetch(user))?;
-    if cpu.m.ram.read(phys, out).is_ok() {
-        return Ok(());
+    let ins = Decoder::with_ip(16, &bytes, rip, DecoderOptions::NONE).decode();
+    if ins.is_invalid() {
+        return Err(ud());
+    }
+    Ok(ins)
+}
+
+/// RAM and ROM hold code that only changes through writes we see; MMIO may change any time.
+fn cacheable(m: &Machine, phys: u64) -> bool {
+    m.ram.contains(phys, 1)
+        || m.rom_base()
+            .is_some_and(|b| phys >= b && phys < crate::machine::FOUR_GIB)
+}
+
+fn fetch_bytes(cpu: &mut Cpu, phys: u64, out: &mut [u8]) {
+    if out.is_empty() || cpu.m.ram.read(phys, out).is_ok() {
+        return;
     }
     for (i, b) in out.iter_mut().enumerate() {
         *b = cpu.m.phys_read(phys + i as u64, 1) as u8;
     }
-    Ok(())
+}
+
+/// Instructions with no architectural effect on this machine (no caches, one CPU).
+fn is_no_op(m: Mnemonic) -> bool {
+    use Mnemonic as M;
+    matches!(
+        m,
+        M::Nop
+            | M::Pause
+            | M::Wbinvd
+            | M::Invd
+            | M::Prefetchnta
+            | M::Prefetcht0
+            | M::Prefetcht1
+            | M::Prefetcht2
+            | M::Lfence
+            | M::Sfence
+            | M::Mfence
+    )
+}
+
+/// Does the interpreter execute `m` (in the modes where it is valid)? This reads the same
+/// dispatch `execute` uses, so `vmscope isa` cannot drift from the code.
+pub fn implements(m: Mnemonic) -> bool {
+    is_no_op(m)
+        || alu::handles(m)
+        || legacy::handles(m)
+        || control::handles(m)
+        || string::handles(m)
+        || system::handles(m)
+}
+
+/// May this instruction carry a LOCK prefix? (Otherwise LOCK raises #UD, as on the 386 and later.)
+pub fn lock_allowed(ins: &Instruction) -> bool {
+    !ins.is_invalid() && (!ins.has_lock_prefix() || alu::lockable(ins))
 }
 
 /// Executes one decoded instruction. RIP already points at the next instruction.
 fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
-    use Mnemonic as M;
     if ins.has_lock_prefix() && !alu::lockable(ins) {
         return Err(ud());
     }
     match ins.mnemonic() {
-        M::Nop | M::Pause | M::Wbinvd | M::Invd | M::Prefetchnta | M::Prefetcht0 => Ok(()),
-        M::Prefetcht1 | M::Prefetcht2 | M::Lfence | M::Sfence | M::Mfence => Ok(()),
+        m if is_no_op(m) => Ok(()),
         m if alu::handles(m) => alu::execute(cpu, ins),
+        m if legacy::handles(m) => legacy::execute(cpu, ins),
         m if control::handles(m) => control::execute(cpu, ins),
         m if string::handles(m) => string::execute(cpu, ins),
         m if system::handles(m) => system::execute(cpu, ins),
