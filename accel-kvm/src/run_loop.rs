@@ -40,6 +40,16 @@ enum GuestExit {
     PortIo,
     /// An MMIO access, already forwarded to the bus.
     Mmio,
+    /// An MMIO read or write still to be forwarded (only between `run_vcpu` and `enter_guest`).
+    MmioRead {
+        addr: u64,
+        len: usize,
+    },
+    MmioWrite {
+        addr: u64,
+        len: usize,
+        value: u64,
+    },
     /// An RDMSR (`value` None) or WRMSR KVM left to us (the local APIC's MSRs), for the bus.
     Msr {
         index: u32,
@@ -131,7 +141,11 @@ impl KvmEngine {
             let stepped_from = step_from.take();
 
             match exit {
-                GuestExit::PortIo | GuestExit::Mmio => {
+                // (MmioRead/MmioWrite never get here: enter_guest has served them.)
+                GuestExit::PortIo
+                | GuestExit::Mmio
+                | GuestExit::MmioRead { .. }
+                | GuestExit::MmioWrite { .. } => {
                     let accesses = if matches!(exit, GuestExit::PortIo) {
                         machine.stats.count_exit("io");
                         self.port_io(machine)?
@@ -286,26 +300,55 @@ impl KvmEngine {
 
     /// One KVM_RUN. Port I/O is left in `kvm_run` for [`Self::port_io`]; MMIO is done here.
     fn enter_guest(&mut self, machine: &mut Machine) -> GuestExit {
-        match self.vcpu.run() {
-            Ok(VcpuExit::IoIn(..)) | Ok(VcpuExit::IoOut(..)) => GuestExit::PortIo,
-            Ok(VcpuExit::MmioRead(addr, data)) => {
-                let size = data.len().min(8);
+        // Without an in-kernel APIC, KVM loads CR8 from kvm_run before entry and stores it back
+        // after the exit: CR8 is our local APIC's task priority (TPR bits 7:4). A MOV to CR8 by
+        // the guest shows as a changed value; the exit itself (an MMIO write to the TPR, say)
+        // was served by the bus meanwhile and must not be undone, so compare with what went in.
+        let entered = machine.bus.lapic.tpr() >> 4;
+        self.vcpu.get_kvm_run().cr8 = entered as u64;
+        let exit = self.run_vcpu();
+        let cr8 = (self.vcpu.get_kvm_run().cr8 & 0xF) as u8;
+        if cr8 != entered {
+            machine.bus.lapic.set_tpr(cr8 << 4);
+        }
+        // Only now, with the guest's CR8 in the APIC, serve an MMIO access (it may read the TPR).
+        match exit {
+            GuestExit::MmioRead { addr, len } => {
                 let value = machine
                     .bus
-                    .mmio_read(addr, size as u8)
-                    .unwrap_or_else(|| open_bus(size as u8));
-                data[..size].copy_from_slice(&value.to_le_bytes()[..size]);
+                    .mmio_read(addr, len as u8)
+                    .unwrap_or_else(|| open_bus(len as u8));
+                // The exit was KVM_EXIT_MMIO: `mmio` is the union member KVM reads the first
+                // `len` bytes of back. (Assigning a whole union field is safe Rust.)
+                self.vcpu.get_kvm_run().__bindgen_anon_1.mmio.data = value.to_le_bytes();
                 GuestExit::Mmio
             }
+            GuestExit::MmioWrite { addr, len, value } => {
+                // Writes nowhere (or to the read-only ROM) are dropped, as on a real bus.
+                machine.bus.mmio_write(addr, len as u8, value);
+                GuestExit::Mmio
+            }
+            other => other,
+        }
+    }
+
+    /// The KVM_RUN itself, with the exit decoded (MMIO is left for [`Self::enter_guest`]).
+    fn run_vcpu(&mut self) -> GuestExit {
+        match self.vcpu.run() {
+            Ok(VcpuExit::IoIn(..)) | Ok(VcpuExit::IoOut(..)) => GuestExit::PortIo,
+            Ok(VcpuExit::MmioRead(addr, data)) => GuestExit::MmioRead {
+                addr,
+                len: data.len().min(8),
+            },
             Ok(VcpuExit::MmioWrite(addr, data)) => {
                 let mut bytes = [0u8; 8];
                 let n = data.len().min(8);
                 bytes[..n].copy_from_slice(&data[..n]);
-                // Writes nowhere (or to the read-only ROM) are dropped, as on a real bus.
-                machine
-                    .bus
-                    .mmio_write(addr, n as u8, u64::from_le_bytes(bytes));
-                GuestExit::Mmio
+                GuestExit::MmioWrite {
+                    addr,
+                    len: n,
+                    value: u64::from_le_bytes(bytes),
+                }
             }
             Ok(VcpuExit::X86Rdmsr(exit)) => GuestExit::Msr {
                 index: exit.index,

@@ -262,6 +262,17 @@ impl LocalApic {
         !self.hardware_enabled() || (lint0 & LVT_MASKED == 0 && (lint0 >> 8) & 7 == DELIVERY_EXTINT)
     }
 
+    /// The task-priority register (0x80); CR8 in 64-bit mode is its bits 7:4.
+    pub fn tpr(&self) -> u8 {
+        self.tpr as u8
+    }
+
+    /// Writes the task priority (what MOV to CR8 does, with the value shifted left by 4).
+    pub fn set_tpr(&mut self, tpr: u8) {
+        self.tpr = tpr as u32;
+        self.update();
+    }
+
     /// The processor priority: TPR, or the class of the highest vector in service if higher.
     pub fn ppr(&self) -> u32 {
         let isrv = self.isr.highest().unwrap_or(0) as u32;

@@ -79,6 +79,7 @@
 .set V_DEADLINE, 0x42
 .set V_X2IPI,    0x43
 .set V_TPR,      0x45
+.set V_CR8,      0x46
 .set V_PIT,      0x50
 .set V_UART,     0x51
 .set V_SPURIOUS, 0xFF
@@ -186,6 +187,7 @@ long_mode:
     call check_lapic
     call check_self_ipi
     call check_tpr
+    call check_cr8
     call check_timer_one_shot
     call check_timer_periodic
     call check_ioapic_edge
@@ -573,6 +575,30 @@ check_tpr:
     cmp $1, %eax
     EXPECT je, "vector 0x45 was not delivered after TPR went to 0"
     PRINT "tpr: vector 0x45 held in IRR while TPR = 0x50, delivered at TPR 0\n"
+    ret
+
+# In 64-bit mode CR8 is the task priority's upper nibble: the same register, another door.
+check_cr8:
+    mov $5, %eax
+    mov %rax, %cr8              # TPR = 0x50
+    cmpl $0x50, LAPIC_TPR
+    EXPECT je, "CR8 = 5 did not make TPR 0x50"
+    movl $(ICR_SELF | V_CR8), LAPIC_ICR_LOW
+    TAKE_PENDING
+    COUNT V_CR8
+    test %eax, %eax
+    EXPECT jz, "vector 0x46 was delivered despite CR8 = 5"
+    movl $0x20, LAPIC_TPR
+    mov %cr8, %rax
+    cmp $2, %rax
+    EXPECT je, "CR8 does not read TPR bits 7:4"
+    TAKE_PENDING
+    COUNT V_CR8
+    cmp $1, %eax
+    EXPECT je, "vector 0x46 was not delivered at TPR 0x20"
+    xor %eax, %eax
+    mov %rax, %cr8
+    PRINT "cr8: is TPR bits 7:4 (vector 0x46 held at CR8 = 5, taken at TPR 0x20)\n"
     ret
 
 # ---- the local APIC timer ---------------------------------------------------------------------

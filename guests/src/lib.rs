@@ -167,6 +167,7 @@ acpi: fadt: FACS and DSDT present, DSDT checksum valid
 lapic: id 0, version 0x14, 6 LVT entries, enabled with spurious vector 0xff
 self-ipi: vector 0x40 went IRR -> ISR -> EOI, PPR followed
 tpr: vector 0x45 held in IRR while TPR = 0x50, delivered at TPR 0
+cr8: is TPR bits 7:4 (vector 0x46 held at CR8 = 5, taken at TPR 0x20)
 timer one-shot: fired once, then the count stayed at 0
 timer periodic: 3 interrupts 100 us apart; masked in the LVT it counts on silently
 ioapic: version 0x20, 24 inputs; PIT IRQ 0 arrived on GSI 2 as vector 0x50
@@ -351,7 +352,7 @@ static GUESTS: [Guest; 10] = [
         image: PLATFORM_ELF,
         description: "Uses the PC platform as kernels written for QEMU do: fw_cfg (signature, CPU \
                       count, file directory), the ACPI tables (RSDP scan, RSDT/XSDT, MADT, FADT, \
-                      DSDT), the local APIC (self-IPI, TPR, one-shot/periodic/TSC-deadline timer, \
+                      DSDT), the local APIC (self-IPI, TPR and CR8, one-shot/periodic/TSC-deadline timer, \
                       x2APIC), the PM timer and the IOAPIC (edge and level). Exits 0x14 on a failure.",
         expected_serial: PLATFORM_TEXT,
         exit_value: Some(exit::OK),

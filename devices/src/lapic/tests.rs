@@ -102,6 +102,18 @@ fn tpr_blocks_equal_and_lower_classes() {
 }
 
 #[test]
+fn set_tpr_is_the_same_register_cr8_writes() {
+    let mut l = enabled();
+    l.set_tpr(0x70);
+    assert_eq!(read(&mut l, reg::TPR, 0), 0x70);
+    self_ipi(&mut l, 0x65);
+    assert!(!l.has_interrupt());
+    l.set_tpr(0);
+    assert_eq!(l.tpr(), 0);
+    assert_eq!(l.acknowledge(), 0x65);
+}
+
+#[test]
 fn nested_interrupts_end_highest_first() {
     let mut l = enabled();
     self_ipi(&mut l, 0x30);

@@ -417,7 +417,8 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                 Register::CR2 => cpu.s().cr2,
                 Register::CR3 => cpu.s().cr3,
                 Register::CR4 => cpu.s().cr4,
-                Register::CR8 => cpu.s().cr8,
+                // CR8 is the local APIC's task priority, bits 7:4 (SDM 10.8.6.1).
+                Register::CR8 => (cpu.m.bus.lapic.tpr() >> 4) as u64,
                 _ => return Err(ud()),
             }
         } else {
@@ -484,6 +485,7 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                 return Err(gp(0));
             }
             cpu.st().cr8 = v;
+            cpu.m.bus.lapic.set_tpr((v as u8) << 4);
             Ok(())
         }
         _ => Err(ud()),
