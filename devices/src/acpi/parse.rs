@@ -103,11 +103,17 @@ pub fn find_rsdp(read: ReadMem, start: u64, end: u64) -> Option<u64> {
         .find(|&a| read(a, 20).is_some_and(|b| &b[..8] == b"RSD PTR " && checksum(&b) == 0))
 }
 
-/// Reads a whole table at `addr` and checks its signature and checksum.
-fn table(read: ReadMem, addr: u64, signature: &[u8; 4]) -> Result<Vec<u8>, ParseError> {
+/// Reads a whole table at `addr` and checks its signature, its checksum and that it is at
+/// least `min_len` bytes long (so every fixed field read later exists).
+fn table(
+    read: ReadMem,
+    addr: u64,
+    signature: &[u8; 4],
+    min_len: usize,
+) -> Result<Vec<u8>, ParseError> {
     let head = read(addr, 36).ok_or(ParseError::Truncated { addr })?;
     let len = u32_at(&head, 4) as usize;
-    if &head[..4] != signature || !(36..=1 << 20).contains(&len) {
+    if &head[..4] != signature || !(min_len.max(36)..=1 << 20).contains(&len) {
         return Err(ParseError::Truncated { addr });
     }
     let t = read(addr, len).ok_or(ParseError::Truncated { addr })?;
@@ -180,7 +186,7 @@ pub fn parse(read: ReadMem) -> Result<AcpiInfo, ParseError> {
     let rsdp_addr = find_rsdp(read, 0xE_0000, 0x10_0000).ok_or(ParseError::NoRsdp)?;
     let rsdp = read(rsdp_addr, 36).ok_or(ParseError::NoRsdp)?;
     let revision = rsdp[15];
-    let rsdt = table(read, u32_at(&rsdp, 16) as u64, b"RSDT")?;
+    let rsdt = table(read, u32_at(&rsdp, 16) as u64, b"RSDT", 36)?;
     let rsdt = listed(read, &rsdt, 4);
     let xsdt = if revision >= 2 {
         if checksum(&rsdp[..36]) != 0 {
@@ -189,7 +195,7 @@ pub fn parse(read: ReadMem) -> Result<AcpiInfo, ParseError> {
                 addr: rsdp_addr,
             });
         }
-        listed(read, &table(read, u64_at(&rsdp, 24), b"XSDT")?, 8)
+        listed(read, &table(read, u64_at(&rsdp, 24), b"XSDT", 36)?, 8)
     } else {
         Vec::new()
     };
@@ -199,8 +205,8 @@ pub fn parse(read: ReadMem) -> Result<AcpiInfo, ParseError> {
             .map(|&(_, a)| a)
             .ok_or(ParseError::Missing(sig))
     };
-    let madt = table(read, find("APIC")?, b"APIC")?;
-    let f = table(read, find("FACP")?, b"FACP")?;
+    let madt = table(read, find("APIC")?, b"APIC", 44)?;
+    let f = table(read, find("FACP")?, b"FACP", 116)?;
     let fadt = Fadt {
         revision: f[8],
         facs: u32_at(&f, 36),
@@ -212,7 +218,7 @@ pub fn parse(read: ReadMem) -> Result<AcpiInfo, ParseError> {
         pm_tmr_blk: u32_at(&f, 76),
         flags: u32_at(&f, 112),
     };
-    let dsdt = table(read, fadt.dsdt as u64, b"DSDT")?;
+    let dsdt = table(read, fadt.dsdt as u64, b"DSDT", 36)?;
     Ok(AcpiInfo {
         rsdp_addr,
         rsdp_revision: revision,

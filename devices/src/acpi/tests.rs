@@ -110,6 +110,21 @@ fn a_corrupted_table_is_reported_not_followed() {
 }
 
 #[test]
+fn a_table_too_short_for_its_fields_is_truncated_not_a_panic() {
+    let mut mem = memory();
+    let info = parse(&reader(&mem)).unwrap();
+    let madt = info.rsdt[1].1 as usize;
+    // A 40-byte "MADT" with a valid checksum: no room for its flags field.
+    mem[madt + 4..madt + 8].copy_from_slice(&40u32.to_le_bytes());
+    mem[madt + 9] = 0;
+    mem[madt + 9] = loader::checksum(&mem[madt..madt + 40]);
+    assert_eq!(
+        parse(&reader(&mem)),
+        Err(ParseError::Truncated { addr: madt as u64 })
+    );
+}
+
+#[test]
 fn the_fw_cfg_files_with_the_loader_script_give_the_same_bytes() {
     // A firmware reading fw_cfg would decode the script and run it; it must get our tables.
     let blobs = build();
