@@ -219,3 +219,69 @@ fn the_guest_notices_a_pm_timer_that_does_not_count() {
         "{exit:?}"
     );
 }
+
+#[test]
+fn an_apic_timer_armed_before_a_spin_loop_interrupts_it_on_the_interpreter() {
+    // 32-bit code, no I/O while it waits: arm a 1 µs one-shot APIC timer, then spin on a flag
+    // that only the timer's handler sets. The interpreter must notice the timer it armed.
+    let mut code = Vec::new();
+    let mov_mmio = |code: &mut Vec<u8>, addr: u32, value: u32| {
+        code.extend_from_slice(&[0xC7, 0x05]); // mov dword [addr], value
+        code.extend_from_slice(&addr.to_le_bytes());
+        code.extend_from_slice(&value.to_le_bytes());
+    };
+    code.extend_from_slice(&[0xBC, 0x00, 0x80, 0x01, 0x00]); // mov esp, 0x18000
+    code.extend_from_slice(&[0x0F, 0x01, 0x15, 0x20, 0x20, 0x01, 0x00]); // lgdt [0x12020]
+    code.extend_from_slice(&[0x0F, 0x01, 0x1D, 0x00, 0x20, 0x01, 0x00]); // lidt [0x12000]
+    mov_mmio(&mut code, 0xFEE0_00F0, 0x1FF); // SVR: enabled
+    mov_mmio(&mut code, 0xFEE0_03E0, 0xB); // divide by 1
+    mov_mmio(&mut code, 0xFEE0_0320, 0x30); // LVT timer: one-shot, vector 0x30
+    mov_mmio(&mut code, 0xFEE0_0380, 1000); // 1000 ns
+    code.push(0xFB); // sti
+    code.extend_from_slice(&[0x80, 0x3D, 0x10, 0x20, 0x01, 0x00, 0x00]); // spin: cmp byte [flag], 0
+    code.extend_from_slice(&[0x74, 0xF7]); // je spin
+    code.extend_from_slice(&[0xB0, 0x10, 0xE6, 0xF4, 0xF4]); // mov al, 0x10; out 0xF4, al; hlt
+    let mut handler = vec![0xC6, 0x05, 0x10, 0x20, 0x01, 0x00, 0x01]; // mov byte [flag], 1
+    handler.extend_from_slice(&[0xC7, 0x05, 0xB0, 0x00, 0xE0, 0xFE, 0, 0, 0, 0]); // EOI
+    handler.push(0xCF); // iret
+
+    let mut m = Machine::new(1 << 20).unwrap();
+    m.ram.write(0x1_0000, &code).unwrap();
+    m.ram.write(0x1_0100, &handler).unwrap();
+    // IDT gate 0x30 -> 0x10100, selector 0x10, 32-bit interrupt gate; IDTR and GDTR.
+    m.ram
+        .write(
+            0x1_1000 + 0x30 * 8,
+            &[0x00, 0x01, 0x10, 0x00, 0x00, 0x8E, 0x01, 0x00],
+        )
+        .unwrap();
+    m.ram
+        .write(0x1_2000, &[0x87, 0x01, 0x00, 0x10, 0x01, 0x00])
+        .unwrap();
+    m.ram
+        .write(0x1_2020, &[0x1F, 0x00, 0x00, 0x21, 0x01, 0x00])
+        .unwrap();
+    m.ram
+        .write(0x1_2110, &0x00CF_9A00_0000_FFFFu64.to_le_bytes())
+        .unwrap();
+    m.ram
+        .write(0x1_2118, &0x00CF_9200_0000_FFFFu64.to_le_bytes())
+        .unwrap();
+    m.cpu = emulator::cpu::state::CpuState::multiboot_entry(0x1_0000, 0);
+    let mut interp = emulator::interp::Interpreter::new();
+    let limit = RunLimit {
+        instructions: Some(1_000_000),
+        ..Default::default()
+    };
+    let exit = interp.run(&mut m, limit).unwrap();
+    assert!(
+        matches!(exit, Exit::DebugExit { value: 0x10, .. }),
+        "{exit:?}"
+    );
+    assert_eq!(m.stats.interrupts, 1);
+    assert!(
+        m.stats.instructions < 5_000,
+        "{} instructions",
+        m.stats.instructions
+    );
+}

@@ -179,6 +179,8 @@ pub struct Bus {
     irq: IrqLines,
     events: Vec<MachineEvent>,
     clock: VirtualClock,
+    /// Bumped whenever a device was accessed or ticked, i.e. may have armed a new deadline.
+    deadline_epoch: u64,
     pub stats: IoStats,
 }
 
@@ -207,6 +209,7 @@ impl Bus {
             irq: IrqLines::default(),
             events: Vec::new(),
             clock: VirtualClock::default(),
+            deadline_epoch: 0,
             stats: IoStats::default(),
         }
     }
@@ -318,6 +321,7 @@ impl Bus {
             ApicTarget::Io => "ioapic",
         };
         *self.stats.by_device.entry(name).or_default() += 1;
+        self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
         let now = self.clock.now_ns();
         let value = match (target, write) {
             (ApicTarget::Local, None) => self.lapic.mmio_read(offset, size, now),
@@ -455,7 +459,15 @@ impl Bus {
         true
     }
 
+    /// Changes whenever [`Bus::next_deadline`] may have changed: an engine that caches the
+    /// next deadline (the interpreter does, to stay fast) re-reads it when this moves. A timer
+    /// armed by a register write must fire on time even if the guest then only computes.
+    pub fn deadline_epoch(&self) -> u64 {
+        self.deadline_epoch
+    }
+
     fn tick_device(&mut self, i: usize) {
+        self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
         let mut ctx = DeviceCtx {
             now_ns: self.clock.now_ns(),
             irq: &mut self.irq,
@@ -554,6 +566,7 @@ impl Bus {
     pub fn msr_write(&mut self, index: u32, value: u64) -> Option<Result<(), ApicError>> {
         let now = self.clock.now_ns();
         let r = self.lapic.msr_write(index, value, now)?;
+        self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
         *self.stats.by_device.entry("lapic").or_default() += 1;
         self.sync_irqs();
         Some(r)

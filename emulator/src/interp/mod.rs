@@ -219,6 +219,8 @@ fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
     let mut executed: u64 = 0;
     let io_start = io_count(cpu.m);
     let mut deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
+    // Device accesses can arm a nearer deadline (a timer register write): re-read it then.
+    let mut epoch = cpu.m.bus.deadline_epoch();
     loop {
         if limit.instructions.is_some_and(|n| executed >= n) {
             return Exit::LimitReached;
@@ -228,6 +230,10 @@ fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
             .is_some_and(|n| io_count(cpu.m) - io_start >= n)
         {
             return Exit::LimitReached;
+        }
+        if cpu.m.bus.deadline_epoch() != epoch {
+            epoch = cpu.m.bus.deadline_epoch();
+            deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
         }
         if cpu.now_ns >= deadline {
             cpu.sync_clock();
