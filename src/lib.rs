@@ -5,6 +5,7 @@ pub mod cli_isa;
 pub mod compare;
 pub mod conformance;
 pub mod engines;
+pub mod mmu_cmd;
 pub mod runner;
 pub mod step;
 

@@ -67,6 +67,11 @@ enum Command {
     Guests,
     /// Show which KVM this host has (VT-x, AMD-V, PVM) and whether vmscope can use it.
     KvmInfo,
+    /// Explain a page walk of a guest step by step, or list the interpreter's shadow page tables.
+    Mmu {
+        #[command(subcommand)]
+        command: vmscope::mmu_cmd::MmuCommand,
+    },
     /// Run the teaching kernel's workloads on every engine (interp, kvm, qemu-tcg, qemu-kvm) and compare.
     Compare(vmscope::compare::cli::CompareArgs),
     /// Check the interpreter against hardware-captured tests (see `vmscope conformance sst --help`).
@@ -177,6 +182,7 @@ fn real_main() -> Result<i32> {
         Command::Conformance { suite } => vmscope::cli_isa::conformance(suite),
         Command::Isa(args) => vmscope::cli_isa::isa(args),
         Command::Compare(args) => vmscope::compare::cli::compare(args),
+        Command::Mmu { command } => mmu(command),
         Command::KvmInfo => {
             let flavour = accel_kvm::detect_flavour();
             println!("host KVM: {flavour}");
@@ -187,6 +193,36 @@ fn real_main() -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `vmscope mmu walk` and `vmscope mmu shadow`.
+fn mmu(command: vmscope::mmu_cmd::MmuCommand) -> Result<i32> {
+    use vmscope::mmu_cmd::{shadow_report, walk_report, MmuCommand};
+    let text = match command {
+        MmuCommand::Walk {
+            image,
+            va,
+            after,
+            access,
+            user,
+            engine,
+            cmdline,
+        } => {
+            let (name, bytes) = read_image(Some(&image))?;
+            walk_report(&name, &bytes, &cmdline, engine, after, va, access, user)?
+        }
+        MmuCommand::Shadow {
+            image,
+            after,
+            limit,
+            cmdline,
+        } => {
+            let (name, bytes) = read_image(Some(&image))?;
+            shadow_report(&name, &bytes, &cmdline, after, limit)?
+        }
+    };
+    print!("{text}");
+    Ok(0)
 }
 
 fn step(
