@@ -108,6 +108,13 @@ pub struct Measurement {
     pub instructions_per_op: Option<f64>,
 }
 
+/// An engine `compare` could not run here.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub engine: String,
+    pub reason: String,
+}
+
 /// Everything `compare` measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -118,7 +125,7 @@ pub struct Report {
     pub workloads: Vec<String>,
     pub results: Vec<Measurement>,
     /// Engines left out, with why.
-    pub skipped: Vec<(String, String)>,
+    pub skipped: Vec<Skipped>,
     pub mismatches: Vec<Mismatch>,
 }
 
@@ -161,7 +168,10 @@ pub fn run(opts: &CompareOptions, progress: &mut dyn FnMut(String)) -> Result<Re
                 Ok(()) => true,
                 Err(why) => {
                     progress(format!("compare: skipping {}: {why}", e.name()));
-                    skipped.push((e.name().to_string(), why));
+                    skipped.push(Skipped {
+                        engine: e.name().to_string(),
+                        reason: why,
+                    });
                     false
                 }
             })

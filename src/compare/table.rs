@@ -117,8 +117,8 @@ fn notes(report: &Report, out: &mut String) {
         };
         let _ = writeln!(out, "  {}: time from the {how}", e.label);
     }
-    for (engine, why) in &report.skipped {
-        let _ = writeln!(out, "  {engine}: skipped, {why}");
+    for s in &report.skipped {
+        let _ = writeln!(out, "  {}: skipped, {}", s.engine, s.reason);
     }
     let with_ref = report
         .results

@@ -1,0 +1,317 @@
+//! `vmscope compare` and the teaching kernel: every workload's RESULT line on the interpreter,
+//! checksum agreement across engines, a corrupted result caught, the table and JSON shapes.
+//! Teaches: a benchmark's numbers are only as good as the proof that each engine did the work.
+
+use vmscope::compare::{self, suite, verify, CompareOptions, EngineId, Report};
+use vmscope::{run_guest, EngineChoice, RunOptions};
+
+/// Each workload with its own small count; pagefault passes 128 to cover a window release.
+const COUNTS: [(&str, u64); 12] = [
+    ("compute", 3),
+    ("syscall", 11),
+    ("int80", 12),
+    ("portio", 13),
+    ("mmio", 14),
+    ("pagefault", 130),
+    ("ptemod", 15),
+    ("cr3switch", 16),
+    ("divzero", 17),
+    ("cpuid", 18),
+    ("rdtsc", 19),
+    ("cli_sti", 20),
+];
+
+fn interp_only(iterations: u64, workloads: &[&str]) -> CompareOptions {
+    CompareOptions {
+        engines: vec![EngineId::Interp],
+        iterations: Some(iterations),
+        workloads: workloads.iter().map(|w| w.to_string()).collect(),
+        ..CompareOptions::for_builtin_kernel()
+    }
+}
+
+#[test]
+fn every_workload_prints_the_count_asked_for_and_the_host_computed_checksum() {
+    let list: Vec<String> = COUNTS.iter().map(|(w, n)| format!("{w}:{n}")).collect();
+    let opts = RunOptions {
+        engine: EngineChoice::Interp,
+        cmdline: format!("workloads={} iterations=999", list.join(",")),
+        ..RunOptions::default()
+    };
+    let mut serial = Vec::new();
+    let outcome = run_guest(
+        "kernel.elf",
+        guests::KERNEL_ELF,
+        &opts,
+        &mut serial,
+        &mut |_| {},
+    )
+    .expect("the kernel runs on the interpreter");
+    let serial = String::from_utf8(serial).unwrap();
+    assert_eq!(outcome.status, 33, "exit 0x10 expected:\n{serial}");
+    let lines = suite::parse_results(&serial).unwrap();
+    assert_eq!(lines.len(), COUNTS.len(), "{serial}");
+    for ((name, n), line) in COUNTS.iter().zip(&lines) {
+        assert_eq!(line.workload, *name);
+        assert_eq!(line.ops, *n, "{name}: ops");
+        assert_eq!(
+            Some(line.checksum),
+            suite::expected_checksum(name, *n),
+            "{name} × {n}: checksum"
+        );
+        assert!(line.guest_tsc > 0, "{name}: the TSC must advance");
+    }
+    // The kernel's machinery did its work: faults, spaces, I/O on the null device.
+    let stats = &outcome.machine.stats;
+    assert!(
+        stats.exceptions.get("#PF").copied().unwrap_or(0) >= 130,
+        "{stats:?}"
+    );
+    assert!(
+        stats.exceptions.get("#DE").copied().unwrap_or(0) >= 17,
+        "{stats:?}"
+    );
+    assert_eq!(
+        outcome.machine.bus.stats.by_device.get("null"),
+        Some(&(2 * 13 + 14))
+    );
+    assert!(serial.ends_with(" timer interrupts\n"), "{serial}");
+}
+
+#[test]
+fn a_bad_command_line_stops_the_kernel_with_its_own_exit_value() {
+    for cmdline in [
+        "workloads=syscall,nosuch",
+        "workloads=cpuid:12x",
+        "iterations=3 workloads=cpuid:",
+    ] {
+        let opts = RunOptions {
+            cmdline: cmdline.into(),
+            ..RunOptions::default()
+        };
+        let mut serial = Vec::new();
+        let outcome = run_guest(
+            "kernel.elf",
+            guests::KERNEL_ELF,
+            &opts,
+            &mut serial,
+            &mut |_| {},
+        )
+        .unwrap();
+        let expected = guests::qemu_exit_status(guests::exit::KERNEL_BAD_CMDLINE) as i32;
+        assert_eq!(
+            outcome.status,
+            expected,
+            "{cmdline}: {}",
+            String::from_utf8_lossy(&serial)
+        );
+        assert!(suite::parse_results(&String::from_utf8_lossy(&serial))
+            .unwrap()
+            .is_empty());
+    }
+}
+
+#[test]
+fn compare_on_the_interpreter_checks_every_checksum_against_the_host() {
+    let report = compare::run(&interp_only(6, &[]), &mut |_| {}).unwrap();
+    assert_eq!(report.results.len(), suite::SUITE.len());
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+    for m in &report.results {
+        assert_eq!(m.ops, 6);
+        assert_eq!(
+            Some(&m.checksum),
+            m.expected_checksum.as_ref(),
+            "{}",
+            m.workload
+        );
+        assert!(
+            m.instructions_per_op.unwrap() > 0.0,
+            "{}: interp counts",
+            m.workload
+        );
+    }
+    // compute's round is about 217 thousand guest instructions (it is deterministic).
+    let compute = report.cell("compute", "interp").unwrap();
+    assert!((200_000.0..240_000.0).contains(&compute.instructions_per_op.unwrap()));
+    // The portio op is an OUT and an IN: two traps to the bus per op, and nothing else.
+    assert_eq!(
+        report.cell("portio", "interp").unwrap().exits_per_op,
+        Some(2.0)
+    );
+}
+
+#[test]
+fn a_corrupted_engine_result_is_caught() {
+    let report = compare::run(&interp_only(4, &["syscall", "cpuid"]), &mut |_| {}).unwrap();
+    assert!(report.mismatches.is_empty());
+    // Pretend a second engine ran the same counts and got one checksum wrong.
+    let mut results = report.results.clone();
+    let mut other: Vec<_> = report
+        .results
+        .iter()
+        .map(|m| compare::Measurement {
+            engine: "kvm".into(),
+            ..m.clone()
+        })
+        .collect();
+    other[1].checksum = "0x00000000deadbeef".into();
+    results.extend(other);
+    let mismatches = verify(&results);
+    assert_eq!(mismatches.len(), 1, "{mismatches:?}");
+    assert_eq!(
+        (
+            mismatches[0].workload.as_str(),
+            mismatches[0].engine.as_str()
+        ),
+        ("cpuid", "kvm")
+    );
+    assert_eq!(mismatches[0].against, "host reference");
+    assert!(mismatches[0].to_string().contains("0x00000000deadbeef"));
+
+    // A workload the host has no reference for is still checked engine against engine.
+    for m in &mut results {
+        m.workload = "custom".into();
+        m.expected_checksum = None;
+    }
+    results.truncate(3);
+    results[2].engine = "qemu-tcg".into();
+    results[2].ops = results[0].ops;
+    results[2].checksum = "0x0000000000000001".into();
+    let mismatches = verify(&results);
+    assert_eq!(mismatches.len(), 2, "{mismatches:?}"); // interp's two results differ, and qemu-tcg
+    assert_eq!(mismatches[1].against, "interp");
+
+    // The table says so loudly.
+    let mut bad = report;
+    bad.mismatches = verify(&{
+        let mut r = bad.results.clone();
+        r[0].checksum = "0x0000000000000bad".into();
+        r
+    });
+    assert!(compare::table::render(&bad).contains("CHECKSUM MISMATCH: syscall on interp"));
+}
+
+#[test]
+fn every_available_engine_agrees_with_the_interpreter() {
+    let report = compare::run(
+        &CompareOptions {
+            iterations: Some(40),
+            ..CompareOptions::for_builtin_kernel()
+        },
+        &mut |line| eprintln!("{line}"),
+    )
+    .unwrap();
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+    let ran: Vec<&str> = report.engines.iter().map(|e| e.engine.as_str()).collect();
+    eprintln!("engines here: {ran:?}, skipped: {:?}", report.skipped);
+    assert_eq!(report.results.len(), ran.len() * suite::SUITE.len());
+    for e in &report.engines {
+        if e.engine.starts_with("kvm") || e.engine.starts_with("qemu") {
+            assert_eq!(e.method, "guest_tsc");
+            if e.engine.contains("kvm") {
+                assert!(
+                    e.label.contains(&accel_kvm::detect_flavour().to_string()),
+                    "{}",
+                    e.label
+                );
+            }
+        }
+    }
+}
+
+/// The report with every measured number replaced by a fixed one, so the layout can be
+/// snapshotted: numbers change from run to run, the shape must not.
+fn with_fixed_numbers(mut report: Report) -> Report {
+    report.host.cpu = "CPU".into();
+    report.host.tsc_ghz = 2.5;
+    report.host.kvm = "KVM".into();
+    for m in &mut report.results {
+        m.ns_per_op = Some(1234.5);
+        m.guest_ips = m.instructions_per_op.map(|_| 98_765_432.1);
+        m.exits_per_op = m.exits_per_op.map(|_| 1.5);
+        m.instructions_per_op = m.instructions_per_op.map(|_| 42.0);
+        m.guest_tsc = 7;
+    }
+    report
+}
+
+#[test]
+fn the_table_layout() {
+    let mut report = with_fixed_numbers(compare::run(&interp_only(2, &[]), &mut |_| {}).unwrap());
+    // A second column as an outside engine reports it: no exits, no instruction count.
+    report.engines.push(compare::EngineColumn {
+        engine: "qemu-kvm".into(),
+        label: "qemu-kvm (KVM flavour)".into(),
+        method: "guest_tsc".into(),
+    });
+    let outside: Vec<_> = report
+        .results
+        .iter()
+        .map(|m| compare::Measurement {
+            engine: "qemu-kvm".into(),
+            ns_per_op: Some(98_765.4),
+            guest_ips: None,
+            exits_per_op: None,
+            instructions_per_op: None,
+            ..m.clone()
+        })
+        .collect();
+    report.results.extend(outside);
+    report.skipped.push(compare::Skipped {
+        engine: "kvm".into(),
+        reason: "KVM is not usable: /dev/kvm does not exist".into(),
+    });
+    insta::assert_snapshot!(compare::table::render(&report));
+}
+
+/// Keys whose value may be null (where an engine cannot report it), with their other type.
+const NULLABLE: [(&str, &str); 6] = [
+    ("ns_per_op", "number | null"),
+    ("guest_ips", "number | null"),
+    ("exits_per_op", "number | null"),
+    ("instructions_per_op", "number | null"),
+    ("expected_checksum", "string | null"),
+    ("qemu", "string | null"),
+];
+
+/// The JSON's shape: every key with the type of its value.
+fn schema(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let field = |k: &String, v| match NULLABLE.iter().find(|(n, _)| n == k) {
+        Some((_, t)) => Value::from(*t),
+        None => schema(v),
+    };
+    match v {
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), field(k, v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.first().map(schema).into_iter().collect()),
+        Value::Number(n) if n.is_f64() => "number".into(),
+        Value::Number(_) => "integer".into(),
+        Value::String(_) => "string".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Null => "null".into(),
+    }
+}
+
+#[test]
+fn the_json_schema() {
+    let report = compare::run(&interp_only(2, &["syscall"]), &mut |_| {}).unwrap();
+    let mut json = compare::json::to_value(&report);
+    // Keys other tools read keep their names and meanings; this pins them.
+    let first = &json["results"][0];
+    for key in [
+        "workload",
+        "engine",
+        "ops",
+        "ns_per_op",
+        "guest_ips",
+        "exits_per_op",
+        "checksum",
+    ] {
+        assert!(first.get(key).is_some(), "results[].{key} missing");
+    }
+    json["skipped"] = serde_json::json!([{"engine": "qemu-kvm", "reason": "why"}]);
+    json["mismatches"] = serde_json::json!([]);
+    insta::assert_json_snapshot!(schema(&json));
+}
