@@ -186,12 +186,16 @@ impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = &self.regs;
         let b = |x: bool| x as u8;
+        let cpl = if self.access.user && self.cpl != 3 {
+            format!("as if from CPL 3 (the CPU is at CPL {})", self.cpl)
+        } else {
+            format!("at CPL {}", self.cpl)
+        };
         writeln!(
             f,
-            "linear address {:#018x}: {} at CPL {}",
+            "linear address {:#018x}: {} {cpl}",
             self.linear,
             self.access.describe(),
-            self.cpl
         )?;
         writeln!(
             f,
