@@ -267,3 +267,18 @@ fn fast_masks_agree_with_the_full_permission_check() {
         }
     }
 }
+
+#[test]
+fn flush_all_forgets_every_space_after_another_engine_ran() {
+    let (mut m, _) = two_spaces();
+    let mut mmu = Mmu::default();
+    read(&mut mmu, &mut m, 0x40_0000);
+    mmu.write_cr3(&mut m, 0x8000).unwrap();
+    read(&mut mmu, &mut m, 0x40_0000);
+    let mut stats = m.stats.clone();
+    mmu.flush_all(&mut stats);
+    assert_eq!(stats.mmu.inval_other, 2);
+    assert!(mmu.spaces().is_empty());
+    m.stats = stats;
+    assert_eq!(read(&mut mmu, &mut m, 0x40_0000), 0x30_0000, "CR3 0x8000 is still current");
+}
