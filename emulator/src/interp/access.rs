@@ -196,12 +196,12 @@ impl Cpu<'_> {
     pub fn read_linear_as(&mut self, linear: u64, size: u32, access: Access) -> R<u64> {
         if (linear & 0xFFF) + size as u64 <= 0x1000 {
             let phys = self.translate(linear, access)?;
-            return Ok(self.m.phys_read(phys, size as usize));
+            return Ok(self.phys_read(phys, size));
         }
         let mut v = 0u64;
         for i in 0..size as u64 {
             let phys = self.translate(linear.wrapping_add(i), access)?;
-            v |= self.m.phys_read(phys, 1) << (8 * i);
+            v |= self.phys_read(phys, 1) << (8 * i);
         }
         Ok(v)
     }

@@ -172,6 +172,8 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                 || ins.op1_kind() == OpKind::Register
                     && (ins.op1_register().is_cr() || ins.op1_register().is_dr())
             {
+                // CR8 is the local APIC's task priority: it can unmask a pending interrupt.
+                cpu.bus_touched = true;
                 return super::system::mov_control(cpu, ins);
             }
             // A segment register stored to a 32/64-bit register zero-extends; to memory it is 16 bits.

@@ -76,17 +76,20 @@ fn tag(phys: u64, bits: u32) -> u64 {
 }
 
 impl DecodeCache {
-    /// The cached instruction at `phys` for this code size, if it was decoded at the same RIP
-    /// (iced-x86 stores absolute branch targets, so the same bytes at another RIP re-decode).
+    /// Copies the cached instruction at `phys` for this code size into `out`, if it was decoded
+    /// at the same RIP (iced-x86 stores absolute branch targets, so the same bytes at another RIP
+    /// decode again). Copying into the caller's slot, rather than returning the 40-byte
+    /// `Instruction` by value, keeps the hot path free of large moves.
     #[inline]
-    pub fn lookup(&mut self, phys: u64, bits: u32, rip: u64) -> Option<Instruction> {
+    pub fn lookup(&mut self, phys: u64, bits: u32, rip: u64, out: &mut Instruction) -> bool {
         let e = &self.entries[phys as usize & (SLOTS - 1)];
         if e.tag == tag(phys, bits) && e.ins.ip() == rip {
             self.stats.hits += 1;
-            Some(e.ins)
+            *out = e.ins;
+            true
         } else {
             self.stats.misses += 1;
-            None
+            false
         }
     }
 
@@ -157,13 +160,15 @@ mod tests {
         // mov eax, 0x12345678 (5 bytes) at 0x1000
         let ins = decode(&[0xB8, 0x78, 0x56, 0x34, 0x12], 0x1000);
         c.insert(0x1000, 32, &ins);
-        assert!(c.lookup(0x1000, 32, 0x1000).is_some());
-        assert!(c.lookup(0x1000, 16, 0x1000).is_none(), "other code size");
-        assert!(c.lookup(0x1000, 32, 0x2000).is_none(), "other RIP");
+        let mut out = Instruction::default();
+        assert!(c.lookup(0x1000, 32, 0x1000, &mut out));
+        assert_eq!(out, ins);
+        assert!(!c.lookup(0x1000, 16, 0x1000, &mut out), "other code size");
+        assert!(!c.lookup(0x1000, 32, 0x2000, &mut out), "other RIP");
         c.note_write(0x1005, 4); // just after the instruction
-        assert!(c.lookup(0x1000, 32, 0x1000).is_some());
+        assert!(c.lookup(0x1000, 32, 0x1000, &mut out));
         c.note_write(0x0FFE, 4); // overlaps its first two bytes
-        assert!(c.lookup(0x1000, 32, 0x1000).is_none());
+        assert!(!c.lookup(0x1000, 32, 0x1000, &mut out));
         assert_eq!(c.stats.invalidations, 1);
     }
 
@@ -174,8 +179,9 @@ mod tests {
         c.insert(0x5000, 32, &ins);
         // 0x9000 maps to the same slot as 0x5000 but its page holds no code.
         c.note_write(0x9000, 1);
-        assert!(c.lookup(0x5000, 32, 0x5000).is_some());
+        let mut out = Instruction::default();
+        assert!(c.lookup(0x5000, 32, 0x5000, &mut out));
         c.flush();
-        assert!(c.lookup(0x5000, 32, 0x5000).is_none());
+        assert!(!c.lookup(0x5000, 32, 0x5000, &mut out));
     }
 }

@@ -139,6 +139,12 @@ pub(crate) struct Cpu<'a> {
     pub start_rip: u64,
     /// Guest virtual time in ns, advanced by one per retired instruction.
     pub now_ns: u64,
+    /// Did anything reach the bus (I/O, MMIO, MSRs, time) since interrupts were last polled?
+    /// Only then can the answer of `Bus::interrupt_pending` have changed, so the run loop asks
+    /// the interrupt controllers again only then instead of before every instruction.
+    pub bus_touched: bool,
+    /// `Bus::interrupt_pending` as of the last poll.
+    irq_pending: bool,
 }
 
 impl Cpu<'_> {
@@ -158,12 +164,36 @@ impl Cpu<'_> {
         if let Some(log) = self.write_log.as_mut() {
             log.push((phys, size));
         }
+        if !self.m.ram.contains(phys, size as usize) {
+            self.bus_touched = true;
+        }
         self.m.phys_write(phys, size as usize, value);
+    }
+
+    /// Reads guest-physical memory; anything but RAM may be a device, which counts as a bus access.
+    #[inline]
+    pub fn phys_read(&mut self, phys: u64, size: u32) -> u64 {
+        if !self.m.ram.contains(phys, size as usize) {
+            self.bus_touched = true;
+        }
+        self.m.phys_read(phys, size as usize)
     }
 
     /// Brings the device clock up to the CPU's time (before any device access).
     pub fn sync_clock(&mut self) {
         self.m.bus.advance_time(self.now_ns);
+        self.bus_touched = true;
+    }
+
+    /// Is an interrupt request pending at the controllers? Asks the bus only after the CPU
+    /// touched it (see `bus_touched`); the answer cannot change otherwise.
+    #[inline]
+    fn interrupt_requested(&mut self) -> bool {
+        if self.bus_touched {
+            self.irq_pending = self.m.bus.interrupt_pending();
+            self.bus_touched = false;
+        }
+        self.irq_pending
     }
 
     /// Checks for device requests (debug exit, reset) raised by the last access.
@@ -204,6 +234,8 @@ impl Engine for Interpreter {
             write_log: &mut self.write_log,
             start_rip: 0,
             now_ns,
+            bus_touched: true,
+            irq_pending: false,
         };
         let exit = run_loop(&mut cpu, limit);
         cpu.sync_clock();
@@ -242,8 +274,9 @@ fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
         // Between instructions: a hardware interrupt, if the CPU accepts one.
         let can_interrupt = cpu.s().rflags & fl::IF != 0 && !cpu.s().events.interrupt_shadow;
         cpu.st().events.interrupt_shadow = false;
-        if can_interrupt && cpu.m.bus.interrupt_pending() {
+        if can_interrupt && cpu.interrupt_requested() {
             let vector = cpu.m.bus.acknowledge_interrupt();
+            cpu.bus_touched = true;
             cpu.m.stats.interrupts += 1;
             cpu.st().events.halted = false;
             cpu.start_rip = cpu.s().rip;
@@ -301,7 +334,8 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
     let bits = state.code_bits();
     let rip = state.rip;
     cpu.start_rip = rip;
-    let ins = fetch_decode(cpu, bits, rip)?;
+    let mut ins = Instruction::default();
+    fetch_decode(cpu, bits, rip, &mut ins)?;
     let ip_mask = match bits {
         16 => 0xFFFF,
         32 => 0xFFFF_FFFF,
@@ -320,49 +354,49 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
 
 /// The instruction at CS:RIP: from the decoded-instruction cache, or fetched through the MMU and
 /// decoded by iced-x86 (then cached if it lies within one page of RAM or ROM).
-fn fetch_decode(cpu: &mut Cpu, bits: u32, rip: u64) -> R<Instruction> {
+fn fetch_decode(cpu: &mut Cpu, bits: u32, rip: u64, ins: &mut Instruction) -> R<()> {
     let linear = cpu.s().linear_rip();
     let user = cpu.s().cpl() == 3;
     let phys = cpu.translate(linear, Access::fetch(user))?;
-    if let Some(ins) = cpu.code.lookup(phys, bits, rip) {
-        return Ok(ins);
+    if cpu.code.lookup(phys, bits, rip, ins) {
+        return Ok(());
     }
     if bits == 16 && rip > 0xFFF0 && cpu.s().mode() == CpuMode::Real {
-        return decode_wrapping(cpu, rip);
+        return decode_wrapping(cpu, rip, ins);
     }
     let mut bytes = [0u8; 15];
     // Fetch the first page's part; the next page is touched only if the decoder needs it.
     let first = (0x1000 - (linear & 0xFFF)).min(15) as usize;
     fetch_bytes(cpu, phys, &mut bytes[..first]);
-    let mut ins = Decoder::with_ip(bits, &bytes[..first], rip, DecoderOptions::NONE).decode();
+    Decoder::with_ip(bits, &bytes[..first], rip, DecoderOptions::NONE).decode_out(ins);
     if ins.is_invalid() && first < 15 {
         let next = cpu.translate(linear + first as u64, Access::fetch(user))?;
         fetch_bytes(cpu, next, &mut bytes[first..]);
-        ins = Decoder::with_ip(bits, &bytes, rip, DecoderOptions::NONE).decode();
-    } else if (ins.len() as u64) <= first as u64 && cacheable(cpu.m, phys) {
-        cpu.code.insert(phys, bits, &ins);
+        Decoder::with_ip(bits, &bytes, rip, DecoderOptions::NONE).decode_out(ins);
+    } else if ins.len() <= first && cacheable(cpu.m, phys) {
+        cpu.code.insert(phys, bits, ins);
     }
     if ins.is_invalid() {
         return Err(ud());
     }
-    Ok(ins)
+    Ok(())
 }
 
 /// Real mode, IP near the end of the segment: the bytes after offset FFFF come from offset 0
 /// (the 286 wraps instruction fetch within the 64 KiB segment). Never cached.
-fn decode_wrapping(cpu: &mut Cpu, rip: u64) -> R<Instruction> {
+fn decode_wrapping(cpu: &mut Cpu, rip: u64, ins: &mut Instruction) -> R<()> {
     let base = cpu.s().cs().base;
     let mut bytes = [0u8; 15];
     for (i, b) in bytes.iter_mut().enumerate() {
         let linear = base.wrapping_add((rip + i as u64) & 0xFFFF) & 0xFFFF_FFFF;
         let phys = cpu.translate(linear, Access::fetch(false))?;
-        *b = cpu.m.phys_read(phys, 1) as u8;
+        *b = cpu.phys_read(phys, 1) as u8;
     }
-    let ins = Decoder::with_ip(16, &bytes, rip, DecoderOptions::NONE).decode();
+    Decoder::with_ip(16, &bytes, rip, DecoderOptions::NONE).decode_out(ins);
     if ins.is_invalid() {
         return Err(ud());
     }
-    Ok(ins)
+    Ok(())
 }
 
 /// RAM and ROM hold code that only changes through writes we see; MMIO may change any time.
@@ -377,7 +411,7 @@ fn fetch_bytes(cpu: &mut Cpu, phys: u64, out: &mut [u8]) {
         return;
     }
     for (i, b) in out.iter_mut().enumerate() {
-        *b = cpu.m.phys_read(phys + i as u64, 1) as u8;
+        *b = cpu.phys_read(phys + i as u64, 1) as u8;
     }
 }
 
@@ -418,6 +452,7 @@ pub fn lock_allowed(ins: &Instruction) -> bool {
 
 /// Executes one decoded instruction. RIP already points at the next instruction.
 fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+    use Mnemonic as M;
     if ins.has_lock_prefix() && !alu::lockable(ins) {
         return Err(ud());
     }
@@ -426,8 +461,19 @@ fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         m if alu::handles(m) => alu::execute(cpu, ins),
         m if legacy::handles(m) => legacy::execute(cpu, ins),
         m if control::handles(m) => control::execute(cpu, ins),
-        m if string::handles(m) => string::execute(cpu, ins),
-        m if system::handles(m) => system::execute(cpu, ins),
+        m if string::handles(m) => {
+            // INS/OUTS reach devices (the interrupt poll must look again).
+            cpu.bus_touched |= matches!(
+                m,
+                M::Insb | M::Insw | M::Insd | M::Outsb | M::Outsw | M::Outsd
+            );
+            string::execute(cpu, ins)
+        }
+        m if system::handles(m) => {
+            // I/O, MSRs, CR8 and HLT/STI can change what the interrupt controllers report.
+            cpu.bus_touched = true;
+            system::execute(cpu, ins)
+        }
         m => {
             // Not implemented: the guest sees #UD, and the user sees the count.
             *cpu.m
