@@ -30,6 +30,8 @@ pub mod edx1 {
 pub mod ecx1 {
     /// Process-context identifiers (CR4.PCIDE).
     pub const PCID: u32 = 1 << 17;
+    /// POPCNT (interpreter: `alu_shift::bits`).
+    pub const POPCNT: u32 = 1 << 23;
     /// x2APIC mode: the local APIC as MSRs 0x800-0x8FF (IA32_APIC_BASE bit 10).
     pub const X2APIC: u32 = 1 << 21;
     /// The APIC timer's TSC-deadline mode (IA32_TSC_DEADLINE, MSR 0x6E0).
@@ -44,11 +46,26 @@ pub mod ebx7 {
 }
 
 /// CPUID.80000001h:EDX feature bits we implement.
+/// CPUID.7.0:ECX feature bits we implement.
+pub mod ecx7 {
+    /// RDPID (reads IA32_TSC_AUX).
+    pub const RDPID: u32 = 1 << 22;
+}
+
+/// CPUID.80000001h:ECX feature bits we implement.
+pub mod ecx81 {
+    /// LZCNT ("ABM" on AMD). TZCNT is BMI1, which we do not advertise: without it the F3 0F BC
+    /// encoding executes as BSF, as on real CPUs without BMI1.
+    pub const LZCNT: u32 = 1 << 5;
+}
+
 pub mod edx81 {
     pub const SYSCALL: u32 = 1 << 11;
     pub const NX: u32 = 1 << 20;
     /// 1 GiB pages (PS in a 4-level PDPTE).
     pub const PAGE1GB: u32 = 1 << 26;
+    /// RDTSCP (EDX:EAX = TSC, ECX = IA32_TSC_AUX).
+    pub const RDTSCP: u32 = 1 << 27;
     pub const LM: u32 = 1 << 29;
 }
 
@@ -69,7 +86,7 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
         1 => [
             0x0000_06F1,
             0x0001_0800,
-            ecx1::PCID | ecx1::X2APIC | ecx1::TSC_DEADLINE,
+            ecx1::PCID | ecx1::POPCNT | ecx1::X2APIC | ecx1::TSC_DEADLINE,
             edx1::PSE
                 | edx1::TSC
                 | edx1::MSR
@@ -83,14 +100,14 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
         // Leaves 2-6 (caches, MONITOR, power) describe nothing here.
         2..=6 => [0, 0, 0, 0],
         // Structured extended features, subleaf 0 (the only one): the paging protections.
-        7 if subleaf == 0 => [0, ebx7::SMEP | ebx7::INVPCID | ebx7::SMAP, 0, 0],
+        7 if subleaf == 0 => [0, ebx7::SMEP | ebx7::INVPCID | ebx7::SMAP, ecx7::RDPID, 0],
         7 => [0, 0, 0, 0],
         0x8000_0000 => [MAX_EXTENDED_LEAF, 0, 0, 0],
         0x8000_0001 => [
             0,
             0,
-            0,
-            edx81::SYSCALL | edx81::NX | edx81::PAGE1GB | edx81::LM,
+            ecx81::LZCNT,
+            edx81::SYSCALL | edx81::NX | edx81::PAGE1GB | edx81::RDTSCP | edx81::LM,
         ],
         0x8000_0002..=0x8000_0004 => {
             let i = (leaf - 0x8000_0002) as usize * 16;

@@ -58,6 +58,9 @@ pub(crate) fn handles(m: Mnemonic) -> bool {
             | M::Btc
             | M::Bsf
             | M::Bsr
+            | M::Popcnt
+            | M::Lzcnt
+            | M::Tzcnt
             | M::Bswap
             | M::Xadd
             | M::Cmpxchg
@@ -306,6 +309,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         M::Bt | M::Bts | M::Btr | M::Btc | M::Bsf | M::Bsr | M::Bswap => {
             super::alu_shift::bits(cpu, ins)
         }
+        M::Popcnt | M::Lzcnt | M::Tzcnt => super::alu_shift::bits(cpu, ins),
         M::Xadd => {
             let size = cpu.op_size(ins, 0);
             let a = cpu.read_op(ins, 0)?;

@@ -170,14 +170,37 @@ pub(crate) fn bits(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             };
             cpu.write_op(ins, 0, r)
         }
-        M::Bsf | M::Bsr => {
+        M::Popcnt | M::Lzcnt => {
+            let v = cpu.read_op(ins, 1)? & mask(size);
+            let r = if ins.mnemonic() == M::Popcnt {
+                v.count_ones() as u64
+            } else {
+                (v.leading_zeros() - (64 - size * 8)) as u64
+            };
+            cpu.write_op(ins, 0, r)?;
+            // POPCNT: ZF = (source == 0), the rest cleared. LZCNT: CF = (source == 0),
+            // ZF = (result == 0); OF, SF, PF, AF undefined (we clear them).
+            let f = if ins.mnemonic() == M::Popcnt {
+                if v == 0 {
+                    ZF
+                } else {
+                    0
+                }
+            } else {
+                (if v == 0 { CF } else { 0 }) | if r == 0 { ZF } else { 0 }
+            };
+            cpu.set_status(f);
+            Ok(())
+        }
+        // TZCNT needs BMI1, which CPUID does not offer: like CPUs without it, execute BSF.
+        M::Bsf | M::Bsr | M::Tzcnt => {
             let v = cpu.read_op(ins, 1)? & mask(size);
             if v == 0 {
                 // Destination unchanged (as AMD documents and Intel CPUs do); ZF = 1.
                 cpu.set_flags(ZF, ZF);
                 return Ok(());
             }
-            let r = if ins.mnemonic() == M::Bsf {
+            let r = if ins.mnemonic() != M::Bsr {
                 v.trailing_zeros() as u64
             } else {
                 63 - v.leading_zeros() as u64

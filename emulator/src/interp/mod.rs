@@ -10,7 +10,9 @@ mod alu;
 mod alu_muldiv;
 mod alu_shift;
 mod control;
+mod debug;
 mod decode_cache;
+mod descriptors;
 mod exceptions;
 mod flags;
 mod legacy;
@@ -333,7 +335,12 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
     let state = cpu.s();
     let bits = state.code_bits();
     let rip = state.rip;
+    let single_step = state.rflags & fl::TF != 0;
+    let breakpoints = state.dr[7] & 0xFF != 0;
     cpu.start_rip = rip;
+    if breakpoints {
+        debug::instruction_breakpoint(cpu)?;
+    }
     let mut ins = Instruction::default();
     fetch_decode(cpu, bits, rip, &mut ins)?;
     let ip_mask = match bits {
@@ -343,13 +350,28 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
     };
     cpu.st().rip = ins.next_ip() & ip_mask;
     let result = execute(cpu, &ins);
-    if result.is_err() {
+    match result {
         // Faults leave RIP at the faulting instruction; `Stop` after completion keeps next RIP.
-        if let Err(Fault::Exception { .. }) = result {
+        Err(Fault::Exception { .. }) => {
             cpu.st().rip = rip;
+            result
+        }
+        Err(_) => result,
+        Ok(()) => {
+            // RF suppresses instruction breakpoints until an instruction completes; IRET is
+            // how a debug handler sets it, so IRET's own RF survives.
+            if !matches!(
+                ins.mnemonic(),
+                Mnemonic::Iret | Mnemonic::Iretd | Mnemonic::Iretq
+            ) {
+                cpu.st().rflags &= !fl::RF;
+            }
+            if single_step {
+                return debug::single_step(cpu, &ins);
+            }
+            Ok(())
         }
     }
-    result
 }
 
 /// The instruction at CS:RIP: from the decoded-instruction cache, or fetched through the MMU and
@@ -440,6 +462,7 @@ pub fn implements(m: Mnemonic) -> bool {
     is_no_op(m)
         || alu::handles(m)
         || legacy::handles(m)
+        || descriptors::handles(m)
         || control::handles(m)
         || string::handles(m)
         || system::handles(m)
@@ -460,6 +483,7 @@ fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         m if is_no_op(m) => Ok(()),
         m if alu::handles(m) => alu::execute(cpu, ins),
         m if legacy::handles(m) => legacy::execute(cpu, ins),
+        m if descriptors::handles(m) => descriptors::execute(cpu, ins),
         m if control::handles(m) => control::execute(cpu, ins),
         m if string::handles(m) => {
             // INS/OUTS reach devices (the interrupt poll must look again).

@@ -42,6 +42,8 @@ pub(crate) fn handles(m: Mnemonic) -> bool {
             | M::Clac
             | M::Cpuid
             | M::Rdtsc
+            | M::Rdtscp
+            | M::Rdpid
             | M::Rdmsr
             | M::Wrmsr
             | M::Syscall
@@ -263,14 +265,24 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             cpu.set_gpr(reg::RDX, 4, d as u64);
             Ok(())
         }
-        M::Rdtsc => {
+        M::Rdtsc | M::Rdtscp => {
             if cpu.s().cr4 & ctl::CR4_TSD != 0 && cpu.s().cpl() != 0 && protected(cpu) {
                 return Err(gp(0));
             }
             let tsc = cpu.now_ns;
             cpu.set_gpr(reg::RAX, 4, tsc & 0xFFFF_FFFF);
             cpu.set_gpr(reg::RDX, 4, tsc >> 32);
+            if ins.mnemonic() == M::Rdtscp {
+                // RDTSCP also names the CPU: ECX = IA32_TSC_AUX (the OS stores the CPU number).
+                let aux = cpu.s().msrs.tsc_aux;
+                cpu.set_gpr(reg::RCX, 4, aux);
+            }
             Ok(())
+        }
+        M::Rdpid => {
+            // RDPID r32/r64: IA32_TSC_AUX, zero-extended, at any privilege level.
+            let aux = cpu.s().msrs.tsc_aux;
+            cpu.write_op(ins, 0, aux)
         }
         M::Rdmsr => {
             require_cpl0(cpu)?;

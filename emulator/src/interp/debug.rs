@@ -1,0 +1,52 @@
+//! Debug exceptions: RFLAGS.TF single-stepping and DR0–DR3 instruction breakpoints (DR6, DR7).
+//! Teaches: how a debugger stops a CPU — a trap after each instruction, or a fault before one.
+//!
+//! - Single-step: if TF was set when an instruction started, #DB is raised as a *trap* after it
+//!   completes (DR6.BS = 1, the saved RIP is the next instruction). INT n/INT3/INTO/INT1 clear TF
+//!   on the way into their handler, so they are not followed by a step trap.
+//! - Instruction breakpoints: DR7 enables DRi (L/G bits) with R/W = 00 (execute); when RIP's
+//!   linear address equals DRi and RFLAGS.RF = 0, #DB is raised as a *fault* before the
+//!   instruction runs (DR6.Bi = 1). A handler returns with RF = 1 in the saved flags to run the
+//!   instruction once without re-triggering; RF clears after every completed instruction.
+//!   Data breakpoints (R/W = 01 or 11) are not implemented yet.
+
+use iced_x86::{Instruction, Mnemonic};
+
+use super::{exception, exceptions, vec, Cpu, R};
+
+/// DR6.BS: the #DB came from a single-step trap.
+pub(crate) const DR6_BS: u64 = 1 << 14;
+
+/// Checks the enabled execute breakpoints against the instruction at CS:RIP.
+pub(crate) fn instruction_breakpoint(cpu: &mut Cpu) -> R<()> {
+    let s = cpu.s();
+    if s.rflags & crate::cpu::flags::RF != 0 {
+        return Ok(());
+    }
+    let dr7 = s.dr[7];
+    let linear = s.linear_rip();
+    let mut hits = 0;
+    for i in 0..4 {
+        let enabled = dr7 & (3 << (2 * i)) != 0;
+        let rw = (dr7 >> (16 + 4 * i)) & 3;
+        if enabled && rw == 0 && s.dr[i] == linear {
+            hits |= 1 << i;
+        }
+    }
+    if hits == 0 {
+        return Ok(());
+    }
+    let st = cpu.st();
+    st.dr[6] = (st.dr[6] & !0xF) | hits;
+    Err(exception(vec::DB, None))
+}
+
+/// After an instruction that started with TF = 1: the single-step trap.
+pub(crate) fn single_step(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+    use Mnemonic as M;
+    if matches!(ins.mnemonic(), M::Int | M::Int3 | M::Into | M::Int1) {
+        return Ok(());
+    }
+    cpu.st().dr[6] |= DR6_BS;
+    exceptions::deliver_exception(cpu, vec::DB, None, None)
+}

@@ -1,0 +1,288 @@
+//! Interpreter tests for instruction-set pieces: self-modifying code through the decode cache,
+//! single-step and breakpoint #DB, LAR/LSL/VERR/VERW/ARPL, POPCNT/LZCNT/TZCNT, RDTSCP/RDPID.
+//! Teaches: each test is a tiny guest whose final registers prove one rule of the architecture.
+
+mod support;
+
+use emulator::cpu::{cpuid, flags, reg, CpuState, DescriptorTable, Seg, Segment};
+use emulator::interp::Interpreter;
+use emulator::{Engine, Exit, Machine, RunLimit};
+use support::assemble;
+
+fn run(m: &mut Machine) -> Exit {
+    Interpreter::new()
+        .run(m, RunLimit::instructions(1_000_000))
+        .unwrap()
+}
+
+fn real_mode(code: &[u8]) -> Machine {
+    let mut m = Machine::new(2 << 20).unwrap();
+    m.ram.write(0x7C00, code).unwrap();
+    m.cpu.seg = [Segment::real_mode(0, false); 6];
+    m.cpu.seg[Seg::Cs as usize] = Segment::real_mode(0, true);
+    m.cpu.rip = 0x7C00;
+    m.cpu.gpr[reg::RSP] = 0x7000;
+    m.cpu.rflags = flags::FIXED1;
+    m
+}
+
+/// Flat 32-bit protected mode, GDT at 0x1000: null, code 0x08, data 0x10, and a DPL-3 read-only
+/// byte-granular data segment 0x18 with limit 0xFFF.
+fn protected_mode(code: &[u8]) -> Machine {
+    let mut m = Machine::new(4 << 20).unwrap();
+    m.ram.write(0x10000, code).unwrap();
+    m.ram.write_le(0x1008, 8, 0x00CF_9A00_0000_FFFF).unwrap();
+    m.ram.write_le(0x1010, 8, 0x00CF_9200_0000_FFFF).unwrap();
+    m.ram.write_le(0x1018, 8, 0x0000_F000_0000_0FFF).unwrap();
+    m.cpu = CpuState::multiboot_entry(0x10000, 0);
+    m.cpu.seg = [Segment::flat32(0x10, false); 6];
+    m.cpu.seg[Seg::Cs as usize] = Segment::flat32(0x08, true);
+    m.cpu.gdtr = DescriptorTable {
+        base: 0x1000,
+        limit: 31,
+    };
+    m.cpu.gpr[reg::RSP] = 0x9000;
+    m
+}
+
+#[test]
+fn code_rewritten_by_the_guest_runs_in_its_new_form() {
+    // The loop body `mov eax, imm32` is executed (and cached), then its immediate is rewritten
+    // by a store; the second pass must see the new immediate, not the cached decode.
+    let code = assemble(
+        32,
+        0x10000,
+        r#"
+        xor ecx, ecx
+    again:
+    patched:
+        mov eax, 0x11111111
+        add ebx, eax
+        inc ecx
+        mov dword ptr [patched + 1], 0x22222222
+        cmp ecx, 2
+        jb again
+        hlt
+        "#,
+    );
+    let mut m = protected_mode(&code);
+    m.cpu.gpr[reg::RBX] = 0;
+    let mut interp = Interpreter::new();
+    assert_eq!(
+        interp.run(&mut m, RunLimit::instructions(1000)).unwrap(),
+        Exit::Shutdown
+    );
+    assert_eq!(m.cpu.gpr[reg::RAX], 0x2222_2222);
+    assert_eq!(m.cpu.gpr[reg::RBX], 0x3333_3333);
+    let stats = interp.decode_cache_stats();
+    assert!(stats.invalidations >= 1, "{stats:?}");
+    assert!(stats.hits > 0, "the loop ran from the cache: {stats:?}");
+}
+
+#[test]
+fn trap_flag_raises_a_debug_trap_after_each_instruction() {
+    let code = assemble(
+        16,
+        0x7C00,
+        r#"
+        mov word ptr [1*4], offset handler
+        mov word ptr [1*4+2], 0
+        xor bx, bx
+        pushf
+        pop ax
+        or ax, 0x100
+        push ax
+        popf            # sets TF: no trap after POPF itself (TF was clear when it started)
+        nop             # 1
+        nop             # 2
+        pushf           # 3
+        pop ax          # 4
+        and ax, 0xFEFF  # 5
+        push ax         # 6
+        popf            # 7: TF was set when it started, so it traps; TF is clear afterwards
+        nop
+        hlt
+    handler:
+        inc bx          # the handler runs with TF cleared by the delivery
+        iret
+        "#,
+    );
+    let mut m = real_mode(&code);
+    assert_eq!(run(&mut m), Exit::Shutdown);
+    assert_eq!(m.cpu.gpr[reg::RBX] & 0xFFFF, 7);
+    assert_ne!(m.cpu.dr[6] & (1 << 14), 0, "DR6.BS");
+    assert_eq!(m.stats.exceptions.get("#DB"), Some(&7));
+}
+
+#[test]
+fn execute_breakpoint_faults_before_the_instruction() {
+    let code = assemble(
+        16,
+        0x7C00,
+        r#"
+        mov word ptr [1*4], offset handler
+        mov word ptr [1*4+2], 0
+        xor bx, bx
+        xor cx, cx
+        mov eax, offset target
+        mov dr0, eax
+        mov eax, 1              # L0, R/W0 = 00 (execute), LEN0 = 00
+        mov dr7, eax
+        nop
+    target:
+        inc cx                  # runs once, after the handler disarmed the breakpoint
+        hlt
+    handler:
+        inc bx
+        mov dx, cx              # the fault comes before `inc cx`: DX = 0
+        xor eax, eax
+        mov dr7, eax
+        iret
+        "#,
+    );
+    let mut m = real_mode(&code);
+    assert_eq!(run(&mut m), Exit::Shutdown);
+    assert_eq!(m.cpu.gpr[reg::RBX] & 0xFFFF, 1);
+    assert_eq!(m.cpu.gpr[reg::RCX] & 0xFFFF, 1);
+    assert_eq!(m.cpu.gpr[reg::RDX] & 0xFFFF, 0);
+    assert_eq!(m.cpu.dr[6] & 0xF, 1, "DR6.B0");
+}
+
+#[test]
+fn descriptor_queries_answer_in_zf_without_faulting() {
+    // ESI collects ZF of each query (bit i = query i), EDI/EBP/EDX hold results.
+    let code = assemble(
+        32,
+        0x10000,
+        r#"
+        xor esi, esi
+        mov ecx, 0x18
+        lsl edi, ecx            # 0: DPL-3 data, limit 0xFFF
+        setz al
+        or esi, eax
+        lar ebp, ecx            # 1: access rights
+        setz al
+        shl eax, 1
+        or esi, eax
+        verr cx                 # 2: readable: yes
+        setz al
+        movzx eax, al
+        shl eax, 2
+        or esi, eax
+        verw cx                 # 3: read-only: ZF = 0
+        setz al
+        movzx eax, al
+        shl eax, 3
+        or esi, eax
+        mov edx, 0x5555
+        mov ecx, 0x40
+        lsl edx, ecx            # 4: beyond the GDT limit: ZF = 0, EDX unchanged
+        setz al
+        movzx eax, al
+        shl eax, 4
+        or esi, eax
+        mov ax, 0x10
+        mov cx, 3
+        arpl ax, cx             # 5: RPL raised to 3, ZF = 1
+        mov ebx, eax
+        setz al
+        movzx eax, al
+        shl eax, 5
+        or esi, eax
+        hlt
+        "#,
+    );
+    let mut m = protected_mode(&code);
+    assert_eq!(run(&mut m), Exit::Shutdown);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_eq!(g(reg::RSI) & 0x3F, 0b10_0111, "ZF per query");
+    assert_eq!(g(reg::RDI), 0xFFF, "LSL");
+    assert_eq!(g(reg::RBP), 0x0000_F000, "LAR: type 0 data, DPL 3, present");
+    assert_eq!(g(reg::RDX), 0x5555, "failed LSL leaves the destination");
+    assert_eq!(g(reg::RBX) & 0xFFFF, 0x13, "ARPL");
+}
+
+#[test]
+fn bit_counting_and_tsc_aux_instructions_match_cpuid() {
+    let [_, _, ecx1, _] = cpuid::cpuid(1, 0);
+    assert_ne!(ecx1 & cpuid::ecx1::POPCNT, 0);
+    assert_ne!(cpuid::cpuid(0x8000_0001, 0)[2] & cpuid::ecx81::LZCNT, 0);
+    assert_ne!(cpuid::cpuid(0x8000_0001, 0)[3] & cpuid::edx81::RDTSCP, 0);
+    assert_ne!(cpuid::cpuid(7, 0)[2] & cpuid::ecx7::RDPID, 0);
+    let code = assemble(
+        32,
+        0x10000,
+        r#"
+        mov ecx, 0xF0F0
+        popcnt eax, ecx         # 8
+        mov ecx, 0x00010000
+        lzcnt ebx, ecx          # 15
+        mov ecx, 0x100
+        tzcnt edx, ecx          # no BMI1: executes as BSF = 8
+        mov edi, 0x77
+        xor ecx, ecx
+        tzcnt edi, ecx          # as BSF of 0: EDI unchanged, ZF = 1
+        setz ch
+        mov esi, ecx
+        mov ecx, 0xC0000103     # IA32_TSC_AUX = 7
+        mov eax, 7
+        push edx
+        xor edx, edx
+        wrmsr
+        pop edx
+        push eax
+        rdtscp                  # ECX = 7
+        mov ebp, ecx
+        pop eax
+        rdpid ecx               # ECX = 7 again (via the register form)
+        hlt
+        "#,
+    );
+    let mut m = protected_mode(&code);
+    assert_eq!(run(&mut m), Exit::Shutdown);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_eq!(g(reg::RBX), 15);
+    assert_eq!(g(reg::RDI), 0x77);
+    assert_eq!(g(reg::RSI) >> 8, 1, "ZF after TZCNT-as-BSF of 0");
+    assert_eq!(g(reg::RBP), 7);
+    assert_eq!(g(reg::RCX), 7);
+    assert_eq!(
+        m.stats.unimplemented.len(),
+        0,
+        "{:?}",
+        m.stats.unimplemented
+    );
+}
+
+#[test]
+fn lock_on_a_register_destination_is_ud() {
+    let code = assemble(
+        32,
+        0x10000,
+        r#"
+        mov eax, offset ud_handler
+        mov word ptr [0x2000 + 6*8], ax
+        mov word ptr [0x2000 + 6*8 + 2], 0x08
+        mov word ptr [0x2000 + 6*8 + 4], 0x8E00
+        shr eax, 16
+        mov word ptr [0x2000 + 6*8 + 6], ax
+        lidt [idtr]
+        xor ebx, ebx
+        .byte 0xF0, 0x01, 0xD8  # lock add eax, ebx
+        hlt
+    ud_handler:
+        mov ebx, 0x600D
+        hlt
+    idtr:
+        .word 0x7FF
+        .long 0x2000
+        "#,
+    );
+    let mut m = protected_mode(&code);
+    assert_eq!(run(&mut m), Exit::Shutdown);
+    assert_eq!(m.cpu.gpr[reg::RBX], 0x600D);
+    assert!(
+        m.stats.unimplemented.is_empty(),
+        "LOCK misuse is not 'unimplemented'"
+    );
+}
