@@ -37,6 +37,9 @@ pub(crate) struct Tracer {
     count: usize,
     /// Traced frames written since the last check.
     pub pending: Vec<u64>,
+    /// The last dependency recorded per level (entry address, space, base, value): consecutive
+    /// fills share their upper-level entries, which then need no map lookup.
+    recent: [(u64, u32, u64, u64); 4],
 }
 
 impl Tracer {
@@ -69,11 +72,16 @@ impl Tracer {
         if self.bitmap.is_empty() {
             self.bitmap = vec![0; (ram.size() as usize / 4096).div_ceil(64)];
         }
-        for s in steps.iter() {
+        for (level, s) in steps.iter().enumerate() {
             if s.from_register || !ram.contains(s.entry_addr, s.size as usize) {
                 continue;
             }
             let base = linear & !((1u64 << s.region_shift) - 1);
+            let key = (s.entry_addr, space, base, s.after);
+            if self.recent[level] == key {
+                continue;
+            }
+            self.recent[level] = key;
             let list = self.deps.entry(s.entry_addr).or_default();
             match list.iter_mut().find(|d| d.space == space && d.base == base) {
                 Some(d) => d.value = s.after,
@@ -126,6 +134,9 @@ impl Tracer {
             }
         }
         self.count -= changed.len();
+        if !changed.is_empty() {
+            self.recent = Default::default();
+        }
         changed
     }
 
@@ -133,6 +144,7 @@ impl Tracer {
     pub fn clear(&mut self) {
         self.bitmap.iter_mut().for_each(|w| *w = 0);
         self.deps.clear();
+        self.recent = Default::default();
         self.count = 0;
         self.pending.clear();
     }
