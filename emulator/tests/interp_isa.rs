@@ -286,3 +286,91 @@ fn lock_on_a_register_destination_is_ud() {
         "LOCK misuse is not 'unimplemented'"
     );
 }
+
+#[test]
+fn ring3_calls_ring0_through_a_call_gate_with_a_parameter() {
+    let code = assemble(
+        32,
+        0x10000,
+        r#"
+        # Call gate 0x30 (DPL 3, 32-bit, 1 parameter) -> 0x08:ring0.
+        mov eax, offset ring0
+        mov word ptr [0x1030], ax
+        mov word ptr [0x1032], 0x08
+        mov word ptr [0x1034], 0xEC01
+        shr eax, 16
+        mov word ptr [0x1036], ax
+        mov dword ptr [0x3004], 0x8000   # TSS.ESP0
+        mov dword ptr [0x3008], 0x10     # TSS.SS0
+        mov ax, 0x28
+        ltr ax
+        push 0x23                        # to ring 3: SS, ESP, EFLAGS, CS, EIP
+        push 0x7000
+        pushfd
+        push 0x1B
+        push offset user
+        iretd
+    user:
+        push 0x1234
+        call 0x33:0                      # through the gate; returns EAX = param + 1
+        mov edi, eax
+        mov esi, esp                     # RETF 4 released the parameter: 0x7000
+        push 0
+        call 0x33:0                      # parameter 0: ring 0 halts there
+    ring0:
+        mov eax, [esp + 8]               # EIP, CS, parameter, ESP, SS
+        mov ebx, [esp + 4]
+        mov ecx, ss
+        mov edx, [esp + 16]
+        test eax, eax
+        jz finish
+        inc eax
+        retf 4
+    finish:
+        hlt
+        "#,
+    );
+    let mut m = Machine::new(4 << 20).unwrap();
+    m.ram.write(0x10000, &code).unwrap();
+    let gdt: [u64; 6] = [
+        0,
+        0x00CF_9A00_0000_FFFF, // 0x08 ring-0 code
+        0x00CF_9200_0000_FFFF, // 0x10 ring-0 data
+        0x00CF_FA00_0000_FFFF, // 0x18 ring-3 code
+        0x00CF_F200_0000_FFFF, // 0x20 ring-3 data
+        0x0000_8900_3000_0067, // 0x28 32-bit TSS at 0x3000
+    ];
+    for (i, d) in gdt.iter().enumerate() {
+        m.ram.write_le(0x1000 + 8 * i as u64, 8, *d).unwrap();
+    }
+    m.cpu = CpuState::multiboot_entry(0x10000, 0);
+    m.cpu.seg = [Segment::flat32(0x10, false); 6];
+    m.cpu.seg[Seg::Cs as usize] = Segment::flat32(0x08, true);
+    m.cpu.gdtr = DescriptorTable {
+        base: 0x1000,
+        limit: 0x3F,
+    };
+    m.cpu.gpr[reg::RSP] = 0x9000;
+    assert_eq!(run(&mut m), Exit::Shutdown, "{:?}", m.stats.exceptions);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_eq!(
+        g(reg::RDI),
+        0x1235,
+        "the first call returned param + 1 to ring 3"
+    );
+    assert_eq!(
+        g(reg::RSI),
+        0x7000,
+        "RETF 4 dropped the parameter on the ring-3 stack"
+    );
+    assert_eq!(g(reg::RBX), 0x1B, "the caller's CS, RPL 3");
+    assert_eq!(g(reg::RCX), 0x10, "ring 0 runs on the TSS's SS0");
+    assert_eq!(
+        g(reg::RDX),
+        0x23,
+        "the caller's SS was pushed on the inner stack"
+    );
+    assert_eq!(g(reg::RSP), 0x8000 - 20, "SS, ESP, 1 parameter, CS, EIP");
+    assert_eq!(m.cpu.cpl(), 0);
+    assert!(m.stats.exceptions.is_empty(), "{:?}", m.stats.exceptions);
+}

@@ -262,12 +262,18 @@ pub(crate) fn read_far_pointer(cpu: &mut Cpu, ins: &Instruction) -> R<(u16, u64)
 }
 
 fn far_jump(cpu: &mut Cpu, selector: u16, offset: u64) -> R<()> {
+    if let Some(gate) = super::gates::call_gate(cpu, selector)? {
+        return super::gates::through_call_gate(cpu, selector, gate, false);
+    }
     check_far_target(cpu, selector)?;
     let cpl = cpu.s().cpl();
     load_code_segment(cpu, selector, offset, cpl)
 }
 
 fn far_call(cpu: &mut Cpu, selector: u16, offset: u64, size: u32) -> R<()> {
+    if let Some(gate) = super::gates::call_gate(cpu, selector)? {
+        return super::gates::through_call_gate(cpu, selector, gate, true);
+    }
     check_far_target(cpu, selector)?;
     let (old_cs, old_ip) = (cpu.s().cs().selector, cpu.s().rip);
     let saved = (cpu.s().seg[Seg::Cs as usize], cpu.s().gpr[reg::RSP]);

@@ -15,6 +15,7 @@ mod decode_cache;
 mod descriptors;
 mod exceptions;
 mod flags;
+mod gates;
 mod legacy;
 mod segments;
 mod string;

@@ -216,7 +216,8 @@ pub(crate) fn load_code_segment(cpu: &mut Cpu, selector: u16, offset: u64, new_c
     Ok(())
 }
 
-/// Far JMP/CALL target checks for a direct code segment (call gates raise #GP for now).
+/// Far JMP/CALL target checks for a direct code segment (call gates go through `gates.rs`;
+/// TSS and task-gate targets still raise #GP: no hardware task switching yet).
 pub(crate) fn check_far_target(cpu: &mut Cpu, selector: u16) -> R<()> {
     if matches!(cpu.s().mode(), CpuMode::Real | CpuMode::Virtual8086) {
         return Ok(());
@@ -230,7 +231,7 @@ pub(crate) fn check_far_target(cpu: &mut Cpu, selector: u16) -> R<()> {
     let cpl = cpu.s().cpl();
     let rpl = (selector & 3) as u8;
     if !d.s || d.type_ & 8 == 0 {
-        // System descriptors (call gates, TSS, task gates) are not supported yet.
+        // TSS and task gates (hardware task switches) are not supported yet.
         return Err(gp(err));
     }
     let conforming = d.type_ & 4 != 0;
