@@ -12,6 +12,12 @@ need_pkgs=()
 command -v as >/dev/null || need_pkgs+=(binutils)
 command -v gcc >/dev/null || need_pkgs+=(gcc)
 command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+# The GUI's real-window test: an X server without a screen, and OpenGL through Mesa's software
+# renderer plus the X11 libraries winit loads at run time.
+command -v Xvfb >/dev/null || need_pkgs+=(xvfb)
+for p in libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6; do
+    dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_pkgs[*]}"
     $SUDO apt-get update -qq || say "apt-get update failed; trying to install anyway"

@@ -67,6 +67,14 @@ enum Command {
     Guests,
     /// Show which KVM this host has (VT-x, AMD-V, PVM) and whether vmscope can use it.
     KvmInfo,
+    /// Open the stepping debugger window on a guest (runs `vmscope-gui`: `cargo build -p gui`).
+    Gui {
+        /// Path to the image, or the name of a built-in guest; default: the demo.
+        image: Option<String>,
+        /// More options for vmscope-gui, e.g. --break long_mode (see `vmscope-gui --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Explain a page walk of a guest step by step, or list the interpreter's shadow page tables.
     Mmu {
         #[command(subcommand)]
@@ -183,6 +191,7 @@ fn real_main() -> Result<i32> {
         Command::Isa(args) => vmscope::cli_isa::isa(args),
         Command::Compare(args) => vmscope::compare::cli::compare(args),
         Command::Mmu { command } => mmu(command),
+        Command::Gui { image, args } => gui(image, &args),
         Command::KvmInfo => {
             let flavour = accel_kvm::detect_flavour();
             println!("host KVM: {flavour}");
@@ -223,6 +232,26 @@ fn mmu(command: vmscope::mmu_cmd::MmuCommand) -> Result<i32> {
     };
     print!("{text}");
     Ok(0)
+}
+
+/// Starts the GUI, a separate binary so that the CLI builds without a GUI toolkit.
+fn gui(image: Option<String>, args: &[String]) -> Result<i32> {
+    let beside_us = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("vmscope-gui")))
+        .filter(|p| p.exists());
+    let exe = beside_us.unwrap_or_else(|| PathBuf::from("vmscope-gui"));
+    match std::process::Command::new(&exe)
+        .args(image)
+        .args(args)
+        .status()
+    {
+        Ok(status) => Ok(status.code().unwrap_or(2)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "vmscope-gui is not built: run `cargo build -p gui` (or `cargo run -p gui -- [IMAGE]`)"
+        ),
+        Err(e) => Err(e).with_context(|| format!("starting {}", exe.display())),
+    }
 }
 
 fn step(

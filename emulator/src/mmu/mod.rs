@@ -417,12 +417,6 @@ impl Mmu {
         self.flush_all(stats);
     }
 
-    /// INVLPG without statistics (kept for callers of the first MMU).
-    pub fn invalidate_page(&mut self, linear: u64) {
-        let mut scratch = Stats::default();
-        self.invlpg(&mut scratch, linear);
-    }
-
     /// The shadow address spaces and their entries, current first.
     pub fn spaces(&self) -> Vec<SpaceView> {
         let mut v: Vec<SpaceView> = self

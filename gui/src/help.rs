@@ -1,0 +1,109 @@
+//! The help overlay (F1): the shortcuts, and how stepping, stepping back and KVM stepping work.
+//! Teaches: what actually happens inside the VMM when a debugger button is pressed.
+
+use egui::RichText;
+
+use crate::app::VmscopeApp;
+
+const SHORTCUTS: &[(&str, &str)] = &[
+    ("F5", "run / pause"),
+    ("F11", "step into: execute one instruction"),
+    (
+        "F10",
+        "step over: a CALL, INT n or REP string instruction runs as one step",
+    ),
+    (
+        "Shift+F11",
+        "step out: run until the current function returns",
+    ),
+    (
+        "Ctrl+F10",
+        "run to cursor (click a code line first; double-click also runs to it)",
+    ),
+    ("F7", "step back one instruction"),
+    ("F9", "toggle a breakpoint at the cursor (or at RIP)"),
+    ("F1", "this help; Esc closes it"),
+];
+
+const HOW: &[(&str, &str)] = &[
+    (
+        "Stepping on the interpreter",
+        "Every instruction is one call of Engine::step: fetch through the software MMU, decode \
+         with iced-x86, execute in plain Rust, then check for interrupts. Between two steps \
+         the debugger compares the counters (Stats) and the registers: orange values are what \
+         the last step changed, and the events tab shows what the machine did.",
+    ),
+    (
+        "Stepping under KVM",
+        "KVM runs the guest on the real CPU, so it cannot stop \"between instructions\" by \
+         itself. vmscope asks KVM to single-step (KVM_SET_GUEST_DEBUG with \
+         KVM_GUESTDBG_SINGLESTEP): the host sets the trap flag for the guest, every \
+         instruction ends in a Debug exit, and the CPU state comes back into the same \
+         CpuState the interpreter uses. Each step is a full VM exit (tens of µs under PVM, \
+         where ring-0 code is interpreted by the host kernel), so with breakpoints set, \
+         running under KVM is slow; without them KVM runs freely in slices that end at I/O \
+         exits. Breakpoints and watchpoints are checked by vmscope between single steps, \
+         not with hardware debug registers, so they behave the same on both engines.",
+    ),
+    (
+        "Switching engines",
+        "While paused, pick interp or kvm: the CPU state, RAM and devices stay where they \
+         are and the other engine continues from the same instruction. The interpreter \
+         forgets its cached translations after KVM ran, because KVM wrote memory it did not \
+         see.",
+    ),
+    (
+        "Step back",
+        "The interpreter is deterministic: virtual time advances 1 ns per instruction and \
+         devices read only that clock. So the state after n instructions depends only on the \
+         image and on what was typed (and when). Step back boots a fresh machine and replays \
+         to instruction n - 1; the CPU snapshots taken at every stop check that the replay \
+         matches. Device models cannot be snapshotted yet, so replays start at power-on. \
+         After KVM has run, the past depends on the host clock and cannot be replayed.",
+    ),
+    (
+        "Page walk",
+        "The right-hand panel explains how an address translates under the current CR0, CR3, \
+         CR4 and EFER: each paging-structure entry read, its bits, the permission rules and \
+         the result or the exact #PF. Click a code line, a memory byte or a stack slot to \
+         explain its address; the explanation has no side effects (no accessed bits set).",
+    ),
+    (
+        "Watchpoints",
+        "Before each instruction the debugger decodes it and computes the linear addresses of \
+         its memory operands (iced-x86 instruction info + the registers); the run stops after \
+         an instruction that reads or writes a watched range.",
+    ),
+];
+
+pub fn window(ctx: &egui::Context, app: &mut VmscopeApp) {
+    let mut open = app.help_open;
+    egui::Window::new("Help: vmscope stepping debugger")
+        .open(&mut open)
+        .collapsible(false)
+        .default_width(640.0)
+        .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+        .show(ctx, |ui| {
+            egui::ScrollArea::vertical()
+                .max_height(520.0)
+                .show(ui, |ui| {
+                    egui::Grid::new("shortcuts").num_columns(2).show(ui, |ui| {
+                        for (k, what) in SHORTCUTS {
+                            ui.label(RichText::new(*k).monospace().strong());
+                            ui.label(*what);
+                            ui.end_row();
+                        }
+                    });
+                    match &app.kvm {
+                        Ok(flavour) => ui.label(format!("This host's KVM: {flavour}.")),
+                        Err(why) => ui.label(format!("KVM is not available here: {why}.")),
+                    };
+                    for (title, text) in HOW {
+                        ui.add_space(6.0);
+                        ui.label(RichText::new(*title).strong());
+                        ui.label(*text);
+                    }
+                });
+        });
+    app.help_open = open;
+}

@@ -1,0 +1,252 @@
+//! `vmscope-gui`: the stepping debugger in a desktop window (`vmscope gui` starts it).
+//! Teaches: the desktop shell around the app — arguments in, an eframe window (OpenGL) out.
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    native::main()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::cell::Cell;
+    use std::path::PathBuf;
+    use std::process::ExitCode;
+    use std::rc::Rc;
+    use std::sync::{Arc, Mutex};
+
+    use gui::session::{EngineKind, GuestImage, Session};
+    use gui::VmscopeApp;
+
+    const USAGE: &str = "\
+usage: vmscope-gui [IMAGE] [options]
+
+IMAGE is a Multiboot kernel, a firmware ROM (.rom/.bin), a flat binary, or the name of a
+built-in guest (see `vmscope guests`); default: demo.
+
+options:
+  --cmdline TEXT      Multiboot command line
+  --engine interp|kvm start on this engine (default interp)
+  --steps N           execute N instructions before the window opens
+  --break ADDR        set a breakpoint (hex address or symbol) and run to it first
+  --screenshot FILE   draw a few frames, save the window as PNG to FILE and exit
+  --size WxH          window size in points (default 1500x950)
+";
+
+    struct Args {
+        image: Option<String>,
+        cmdline: Option<String>,
+        engine: EngineKind,
+        steps: u64,
+        break_at: Option<String>,
+        screenshot: Option<PathBuf>,
+        size: [f32; 2],
+    }
+
+    fn parse_args() -> Result<Args, String> {
+        let mut a = Args {
+            image: None,
+            cmdline: None,
+            engine: EngineKind::Interp,
+            steps: 0,
+            break_at: None,
+            screenshot: None,
+            size: [1500.0, 950.0],
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(arg) = it.next() {
+            let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+            match arg.as_str() {
+                "-h" | "--help" => return Err(String::new()),
+                "--cmdline" => a.cmdline = Some(value("--cmdline")?),
+                "--engine" => {
+                    a.engine = match value("--engine")?.as_str() {
+                        "interp" => EngineKind::Interp,
+                        "kvm" => EngineKind::Kvm,
+                        other => return Err(format!("unknown engine {other:?}")),
+                    }
+                }
+                "--steps" => {
+                    a.steps = value("--steps")?
+                        .parse()
+                        .map_err(|_| "--steps needs a number".to_string())?
+                }
+                "--break" => a.break_at = Some(value("--break")?),
+                "--screenshot" => a.screenshot = Some(PathBuf::from(value("--screenshot")?)),
+                "--size" => {
+                    let v = value("--size")?;
+                    let (w, h) = v.split_once('x').ok_or("--size WxH")?;
+                    a.size = [
+                        w.parse().map_err(|_| "--size WxH")?,
+                        h.parse().map_err(|_| "--size WxH")?,
+                    ];
+                }
+                s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+                s if a.image.is_none() => a.image = Some(s.to_string()),
+                s => return Err(format!("unexpected argument {s}")),
+            }
+        }
+        Ok(a)
+    }
+
+    /// The image by the same rule as the CLI: a built-in name unless a file of that name exists.
+    fn image(args: &Args) -> Result<GuestImage, String> {
+        let name = args.image.as_deref().unwrap_or("demo");
+        let mut image = match GuestImage::builtin(name) {
+            Some(g) if args.image.is_none() || !std::path::Path::new(name).exists() => g,
+            _ => {
+                let bytes = std::fs::read(name).map_err(|e| format!("reading {name}: {e}"))?;
+                GuestImage::from_bytes(name, bytes)
+            }
+        };
+        if let Some(c) = &args.cmdline {
+            image.cmdline = c.clone();
+        }
+        Ok(image)
+    }
+
+    fn session(args: &Args) -> Result<Session, String> {
+        let mut s = Session::new(image(args)?)?;
+        for _ in 0..args.steps {
+            s.step_into();
+        }
+        if let Some(b) = &args.break_at {
+            let hex = b.trim_start_matches("0x");
+            let addr = s
+                .symbols
+                .find(b)
+                .or_else(|| u64::from_str_radix(hex, 16).ok())
+                .ok_or(format!("--break: no symbol or hex address {b:?}"))?;
+            s.toggle_breakpoint(addr);
+            s.run();
+            s.run_until_stopped(1_000_000, 1_000);
+        }
+        if args.engine != EngineKind::Interp {
+            s.switch_engine(args.engine)?;
+        }
+        Ok(s)
+    }
+
+    /// Wraps the app to take a screenshot after a few frames (for CI's smoke test).
+    struct Shooter {
+        app: VmscopeApp,
+        path: Option<PathBuf>,
+        frame: u32,
+        ok: Rc<Cell<bool>>,
+        /// Filled by the screenshot callback (which may run on another thread).
+        image: Arc<Mutex<Option<Arc<egui::ColorImage>>>>,
+    }
+
+    const SHOT_AT_FRAME: u32 = 5;
+    const GIVE_UP_AT_FRAME: u32 = 300;
+
+    impl eframe::App for Shooter {
+        fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+            eframe::App::ui(&mut self.app, ui, frame);
+            let Some(path) = &self.path else {
+                return;
+            };
+            self.frame += 1;
+            let ctx = ui.ctx().clone();
+            let shot = self.image.lock().ok().and_then(|mut i| i.take());
+            if let Some(img) = shot {
+                let [w, h] = img.size;
+                let rgba: Vec<u8> = img.pixels.iter().flat_map(|c| c.to_array()).collect();
+                match image::RgbaImage::from_raw(w as u32, h as u32, rgba)
+                    .ok_or_else(|| "bad screenshot size".to_string())
+                    .and_then(|i| i.save(path).map_err(|e| e.to_string()))
+                {
+                    Ok(()) => {
+                        eprintln!(
+                            "vmscope-gui: screenshot {w}x{h} saved to {}",
+                            path.display()
+                        );
+                        self.ok.set(true);
+                    }
+                    Err(e) => eprintln!("vmscope-gui: saving {}: {e}", path.display()),
+                }
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            } else if self.frame == SHOT_AT_FRAME {
+                let slot = self.image.clone();
+                let repaint = ctx.clone();
+                ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(
+                    egui::ScreenshotCallback::new(move |img| {
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(img);
+                        }
+                        repaint.request_repaint();
+                    }),
+                ));
+            } else if self.frame > GIVE_UP_AT_FRAME {
+                eprintln!("vmscope-gui: no screenshot arrived after {GIVE_UP_AT_FRAME} frames");
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            ctx.request_repaint();
+        }
+
+        fn save(&mut self, storage: &mut dyn eframe::Storage) {
+            if self.path.is_none() {
+                eframe::App::save(&mut self.app, storage);
+            }
+        }
+    }
+
+    pub fn main() -> ExitCode {
+        let args = match parse_args() {
+            Ok(a) => a,
+            Err(e) if e.is_empty() => {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("vmscope-gui: {e}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        };
+        let session = match session(&args) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("vmscope-gui: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let ok = Rc::new(Cell::new(false));
+        let shooting = args.screenshot.is_some();
+        let options = eframe::NativeOptions {
+            viewport: egui::ViewportBuilder::default()
+                .with_title(format!("vmscope — {}", session.image.name))
+                .with_inner_size(args.size),
+            persist_window: !shooting,
+            ..Default::default()
+        };
+        let shared_ok = ok.clone();
+        let result = eframe::run_native(
+            "vmscope",
+            options,
+            Box::new(move |cc| {
+                let app = if shooting {
+                    VmscopeApp::new(session)
+                } else {
+                    VmscopeApp::with_storage(session, cc.storage)
+                };
+                Ok(Box::new(Shooter {
+                    app,
+                    path: args.screenshot,
+                    frame: 0,
+                    ok: shared_ok,
+                    image: Arc::new(Mutex::new(None)),
+                }))
+            }),
+        );
+        match result {
+            Err(e) => {
+                eprintln!("vmscope-gui: cannot open a window: {e}");
+                ExitCode::from(2)
+            }
+            Ok(()) if shooting && !ok.get() => ExitCode::from(1),
+            Ok(()) => ExitCode::SUCCESS,
+        }
+    }
+}

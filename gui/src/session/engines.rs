@@ -1,0 +1,130 @@
+//! The two engines a session can run the guest on, and moving the guest between them.
+//! Teaches: an engine switch is just "the other engine continues from the same `CpuState` and RAM".
+//!
+//! KVM exists only on Linux hosts (and never in a browser), so everything about it sits behind
+//! `cfg(target_os = "linux")`; elsewhere the KVM choice is shown greyed out with the reason.
+
+use emulator::interp::Interpreter;
+use emulator::{Engine, EngineError, Exit, Machine, RunLimit};
+
+/// Which engine runs the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EngineKind {
+    /// Our interpreter: every instruction in software; counts, records writes, can rewind.
+    Interp,
+    /// Linux KVM: the host CPU (or PVM's in-kernel interpreter) runs the guest.
+    Kvm,
+}
+
+impl EngineKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            EngineKind::Interp => "interp",
+            EngineKind::Kvm => "kvm",
+        }
+    }
+}
+
+/// Can this host run KVM? `Ok(flavour)` ("VT-x", "PVM (software)", …) or `Err(why not)`.
+pub fn kvm_status() -> Result<String, String> {
+    #[cfg(target_os = "linux")]
+    {
+        accel_kvm::kvm_available().map_err(|e| e.to_string())?;
+        Ok(accel_kvm::detect_flavour().to_string())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err("KVM exists only on Linux hosts".to_string())
+    }
+}
+
+/// The interpreter (always there) and the KVM engine (made on first use).
+pub(super) struct Engines {
+    #[cfg(target_os = "linux")]
+    kvm: Option<accel_kvm::KvmEngine>,
+    pub interp: Interpreter,
+    pub active: EngineKind,
+}
+
+impl Engines {
+    pub fn new() -> Self {
+        let mut interp = Interpreter::new();
+        interp.record_writes(true);
+        Engines {
+            #[cfg(target_os = "linux")]
+            kvm: None,
+            interp,
+            active: EngineKind::Interp,
+        }
+    }
+
+    /// Replaces the interpreter (after a rewind built a new machine) and forgets the KVM VM,
+    /// which mapped the old machine's RAM.
+    pub fn reset_with(&mut self, mut interp: Interpreter) {
+        interp.record_writes(true);
+        self.interp = interp;
+        #[cfg(target_os = "linux")]
+        {
+            self.kvm = None;
+        }
+        self.active = EngineKind::Interp;
+    }
+
+    pub fn describe(&self) -> String {
+        match self.active {
+            EngineKind::Interp => self.interp.describe(),
+            #[cfg(target_os = "linux")]
+            EngineKind::Kvm => self
+                .kvm
+                .as_ref()
+                .map_or_else(|| "kvm".to_string(), |k| k.describe()),
+            #[cfg(not(target_os = "linux"))]
+            EngineKind::Kvm => "kvm (not available)".to_string(),
+        }
+    }
+
+    pub fn switch(&mut self, kind: EngineKind, machine: &mut Machine) -> Result<(), String> {
+        match kind {
+            EngineKind::Interp => {
+                // KVM wrote guest memory behind the interpreter's back: drop its caches.
+                self.interp.flush_caches(machine);
+            }
+            EngineKind::Kvm => {
+                #[cfg(target_os = "linux")]
+                if self.kvm.is_none() {
+                    let kvm = accel_kvm::KvmEngine::new(machine)
+                        .map_err(|e| format!("KVM is not usable: {e}"))?;
+                    self.kvm = Some(kvm);
+                }
+                #[cfg(not(target_os = "linux"))]
+                return Err(kvm_status().unwrap_err());
+            }
+        }
+        self.active = kind;
+        Ok(())
+    }
+
+    fn active_mut(&mut self) -> &mut dyn Engine {
+        match self.active {
+            #[cfg(target_os = "linux")]
+            EngineKind::Kvm => match self.kvm.as_mut() {
+                Some(k) => k,
+                None => &mut self.interp,
+            },
+            _ => &mut self.interp,
+        }
+    }
+
+    pub fn step(&mut self, machine: &mut Machine) -> Result<Exit, EngineError> {
+        self.active_mut().step(machine)
+    }
+
+    pub fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError> {
+        self.active_mut().run(machine, limit)
+    }
+
+    /// Guest-physical writes the interpreter made since the last call (KVM's are invisible).
+    pub fn take_writes(&mut self) -> Vec<(u64, u32)> {
+        self.interp.take_recorded_writes()
+    }
+}

@@ -1,0 +1,282 @@
+//! The debugger's model of one guest: machine, engines, breakpoints, history — no drawing at all.
+//! Teaches: a debugger is a loop around `Engine::step` that decides, after every instruction, whether to stop.
+//!
+//! The GUI (and the web demo, and the tests) drive a [`Session`] through a handful of verbs —
+//! step into/over/out, run, pause, run to an address, step back, switch engine — and read its
+//! public fields to draw. Keeping this free of egui is what makes it testable headless.
+
+mod breakpoints;
+mod control;
+mod engines;
+mod events;
+pub mod expr;
+mod rewind;
+
+pub use breakpoints::{BreakOn, Breakpoint, MemAccess, Watchpoint};
+pub use control::{Goal, RunState, StopReason};
+pub use engines::{kvm_status, EngineKind};
+pub use events::{Event, EventKind, EventLog};
+pub use rewind::History;
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+use emulator::cpu::CpuState;
+use emulator::interp::Interpreter;
+use emulator::machine::loader::load_image;
+use emulator::mmu::{Access, Explanation};
+use emulator::{Exit, Machine};
+
+use crate::symbols::Symbols;
+use engines::Engines;
+
+/// Default guest RAM: what the built-in guests' expected outputs assume.
+pub const DEFAULT_MEMORY: u64 = 64 << 20;
+
+/// How many recent guest-physical writes the memory view can highlight.
+const RECENT_WRITES: usize = 4096;
+/// The serial console keeps this many bytes of output.
+const SERIAL_KEEP: usize = 256 << 10;
+
+/// What to boot: an image's bytes with its name (the loader looks at `.rom`), command line, RAM.
+#[derive(Clone, Debug)]
+pub struct GuestImage {
+    pub name: String,
+    pub bytes: Cow<'static, [u8]>,
+    pub cmdline: String,
+    pub memory: u64,
+}
+
+impl GuestImage {
+    /// A built-in guest by name (`demo`, `hello64`, …), with its default command line.
+    pub fn builtin(name: &str) -> Option<Self> {
+        let g = guests::by_name(name)?;
+        Some(GuestImage {
+            name: g.file_name.to_string(),
+            bytes: Cow::Borrowed(g.image),
+            cmdline: guests::DEFAULT_CMDLINE.to_string(),
+            memory: DEFAULT_MEMORY,
+        })
+    }
+
+    /// An image the user supplied (a file's bytes).
+    pub fn from_bytes(name: impl Into<String>, bytes: Vec<u8>) -> Self {
+        GuestImage {
+            name: name.into(),
+            bytes: Cow::Owned(bytes),
+            cmdline: String::new(),
+            memory: DEFAULT_MEMORY,
+        }
+    }
+
+    /// A fresh machine with this image loaded: the one state every rewind replays from.
+    fn boot(&self) -> Result<(Machine, String), String> {
+        let mut machine = Machine::new(self.memory)
+            .map_err(|e| format!("cannot create a machine with {} bytes: {e}", self.memory))?;
+        let loaded = load_image(&mut machine, &self.name, &self.bytes, &self.cmdline)
+            .map_err(|e| e.to_string())?;
+        Ok((machine, loaded.to_string()))
+    }
+}
+
+/// Guest-physical bytes written recently, newest last, for the memory view's highlight.
+#[derive(Debug, Default, Clone)]
+pub struct RecentWrites {
+    /// (guest-physical address, size, position of the instruction that wrote it)
+    pub writes: VecDeque<(u64, u32, u64)>,
+}
+
+impl RecentWrites {
+    fn push(&mut self, phys: u64, size: u32, position: u64) {
+        if self.writes.len() == RECENT_WRITES {
+            self.writes.pop_front();
+        }
+        self.writes.push_back((phys, size, position));
+    }
+
+    /// The position of the newest write covering `phys`, if it is among the recent ones.
+    pub fn last_write(&self, phys: u64) -> Option<u64> {
+        self.writes
+            .iter()
+            .rev()
+            .find(|(a, s, _)| phys >= *a && phys < a + *s as u64)
+            .map(|w| w.2)
+    }
+
+    pub fn clear(&mut self) {
+        self.writes.clear();
+    }
+}
+
+/// One guest under the debugger.
+///
+/// Field order matters for `Drop`: the engines (a KVM VM maps the machine's RAM) go first.
+pub struct Session {
+    engines: Engines,
+    pub machine: Machine,
+    pub image: GuestImage,
+    /// What the loader said ("demo.elf: Multiboot ELF32, entry 0x100000 …").
+    pub loaded: String,
+    pub symbols: Symbols,
+    pub breakpoints: Vec<Breakpoint>,
+    pub watchpoints: Vec<Watchpoint>,
+    pub break_on: BreakOn,
+    pub run_state: RunState,
+    pub last_stop: Option<StopReason>,
+    /// The CPU as it was when the last action (step, run) began: the GUI highlights differences.
+    pub prev_cpu: CpuState,
+    pub recent_writes: RecentWrites,
+    /// Everything the guest printed on its serial port.
+    pub serial: String,
+    pub events: EventLog,
+    pub history: History,
+    /// Set once the guest has ended (debug exit, shutdown, triple fault, reset request).
+    pub finished: Option<Exit>,
+    /// A message for the user that is not a stop (a replay warning, an engine note).
+    pub notice: Option<String>,
+    first_step_of_run: bool,
+}
+
+impl Session {
+    /// Boots `image` on the interpreter.
+    pub fn new(image: GuestImage) -> Result<Self, String> {
+        let (machine, loaded) = image.boot()?;
+        let symbols = Symbols::parse(&image.bytes);
+        let prev_cpu = machine.cpu.clone();
+        let events = EventLog::new(&machine);
+        Ok(Session {
+            engines: Engines::new(),
+            machine,
+            image,
+            loaded,
+            symbols,
+            breakpoints: Vec::new(),
+            watchpoints: Vec::new(),
+            break_on: BreakOn::default(),
+            run_state: RunState::Paused,
+            last_stop: None,
+            prev_cpu,
+            recent_writes: RecentWrites::default(),
+            serial: String::new(),
+            events,
+            history: History::default(),
+            finished: None,
+            notice: None,
+            first_step_of_run: false,
+        })
+    }
+
+    /// A built-in guest by name.
+    pub fn builtin(name: &str) -> Result<Self, String> {
+        let image =
+            GuestImage::builtin(name).ok_or_else(|| format!("no built-in guest {name:?}"))?;
+        Session::new(image)
+    }
+
+    /// Instructions retired so far (counted by the interpreter; KVM runs are not counted).
+    pub fn position(&self) -> u64 {
+        self.machine.stats.instructions
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.run_state, RunState::Running(_))
+    }
+
+    /// The engine that runs the guest now.
+    pub fn engine_kind(&self) -> EngineKind {
+        self.engines.active
+    }
+
+    /// "interp (software, one instruction at a time)", "kvm (PVM, software)", …
+    pub fn engine_description(&self) -> String {
+        self.engines.describe()
+    }
+
+    /// Moves the guest to another engine (only while paused). The `CpuState` and RAM carry over.
+    pub fn switch_engine(&mut self, kind: EngineKind) -> Result<(), String> {
+        if self.is_running() {
+            return Err("pause the guest before switching engines".into());
+        }
+        if kind == self.engines.active {
+            return Ok(());
+        }
+        self.engines.switch(kind, &mut self.machine)?;
+        self.machine.stats.engine_switches += 1;
+        self.events.push_now(
+            &self.machine,
+            EventKind::EngineSwitch,
+            1,
+            format!("now on {}", self.engines.describe()),
+        );
+        Ok(())
+    }
+
+    /// Sends typed bytes to the guest's UART, remembering when, so a replay can do the same.
+    pub fn send_serial_input(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.machine.bus.send_serial_input(bytes);
+        self.history.record_input(self.position(), bytes);
+        self.events.push_now(
+            &self.machine,
+            EventKind::SerialInput,
+            bytes.len() as u64,
+            format!("typed {:?}", String::from_utf8_lossy(bytes)),
+        );
+    }
+
+    /// Explains how `linear` translates now, step by step (with the interpreter MMU's PAE
+    /// PDPTE registers when it has them).
+    pub fn explain(&mut self, linear: u64, access: Access) -> Explanation {
+        self.engines
+            .interp
+            .mmu()
+            .explain(&mut self.machine, linear, access)
+    }
+
+    /// The interpreter (its shadow MMU and decode cache can be inspected).
+    pub fn interpreter(&self) -> &Interpreter {
+        &self.engines.interp
+    }
+
+    /// Is there a breakpoint at this linear address? (enabled or not)
+    pub fn breakpoint_at(&self, linear: u64) -> Option<&Breakpoint> {
+        self.breakpoints.iter().find(|b| b.linear == linear)
+    }
+
+    /// Adds a breakpoint at `linear`, or removes the one that is there.
+    pub fn toggle_breakpoint(&mut self, linear: u64) {
+        if let Some(i) = self.breakpoints.iter().position(|b| b.linear == linear) {
+            self.breakpoints.remove(i);
+        } else {
+            self.breakpoints.push(Breakpoint::new(linear));
+        }
+    }
+
+    /// Appends whatever the UART produced since the last call to `serial`.
+    fn drain_serial(&mut self) {
+        let out = self.machine.bus.take_serial_output();
+        if out.is_empty() {
+            return;
+        }
+        self.serial.push_str(&String::from_utf8_lossy(&out));
+        if self.serial.len() > SERIAL_KEEP {
+            let mut cut = self.serial.len() - SERIAL_KEEP;
+            while !self.serial.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.serial.drain(..cut);
+        }
+    }
+
+    /// Moves the interpreter's write log into `recent_writes`, tagged with the current position.
+    fn collect_writes(&mut self) {
+        let pos = self.position();
+        let writes = self.engines.take_writes();
+        let skip = writes.len().saturating_sub(RECENT_WRITES);
+        for &(phys, size) in &writes[skip..] {
+            self.recent_writes.push(phys, size, pos);
+        }
+    }
+}

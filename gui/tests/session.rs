@@ -1,0 +1,255 @@
+//! The debugger model without a screen: breakpoints, watchpoints, stepping verbs, step back.
+//! Teaches: each debugger promise ("stop when…", "go back exactly") checked against a real guest.
+
+mod support;
+
+use emulator::cpu::{reg, CpuMode, CpuState};
+use gui::session::{Breakpoint, EventKind, GuestImage, MemAccess, Session, StopReason, Watchpoint};
+use iced_x86::FlowControl;
+
+#[test]
+fn conditional_breakpoint_stops_only_when_the_expression_holds() {
+    // Real mode at 0x7C00: loop: inc cx; jmp loop
+    let mut s = support::flat(&[0x41, 0xEB, 0xFD]);
+    s.breakpoints
+        .push(Breakpoint::with_condition(0x7C00, "cx == 5").unwrap());
+    s.run();
+    assert!(s.run_until_stopped(1_000, 100));
+    assert_eq!(s.last_stop, Some(StopReason::Breakpoint { linear: 0x7C00 }));
+    assert_eq!(s.machine.cpu.gpr[reg::RCX] & 0xFFFF, 5);
+    assert_eq!(s.breakpoints[0].hits, 1);
+
+    s.breakpoints[0]
+        .set_condition("cx >= 9 && zf == 0")
+        .unwrap();
+    s.run();
+    assert!(s.run_until_stopped(1_000, 100));
+    assert_eq!(s.machine.cpu.gpr[reg::RCX] & 0xFFFF, 9);
+
+    s.breakpoints[0].enabled = false;
+    s.run();
+    assert!(
+        !s.run_until_stopped(1_000, 5),
+        "a disabled breakpoint never stops the run"
+    );
+    s.pause();
+    assert_eq!(s.last_stop, Some(StopReason::Paused));
+}
+
+/// inc ax; mov [0x600], ax; mov bx, [0x700]; jmp back
+const MEMORY_LOOP: [u8; 10] = [0x40, 0xA3, 0x00, 0x06, 0x8B, 0x1E, 0x00, 0x07, 0xEB, 0xF6];
+
+#[test]
+fn watchpoints_stop_after_the_access_they_watch() {
+    let mut s = support::flat(&MEMORY_LOOP);
+    s.watchpoints
+        .push(Watchpoint::new(0x601, 1, MemAccess::Write));
+    s.run();
+    assert!(s.run_until_stopped(1_000, 10));
+    assert_eq!(
+        s.last_stop,
+        Some(StopReason::Watchpoint {
+            linear: 0x600,
+            size: 2,
+            write: true,
+            by_rip: 0x7C01
+        })
+    );
+    assert_eq!(s.machine.cpu.rip, 0x7C04, "stopped after the store");
+    assert_eq!(s.machine.phys_read(0x600, 2), 1);
+
+    s.watchpoints.clear();
+    s.watchpoints
+        .push(Watchpoint::new(0x700, 2, MemAccess::Read));
+    s.run();
+    assert!(s.run_until_stopped(1_000, 10));
+    assert_eq!(s.machine.cpu.rip, 0x7C08, "stopped after the load");
+
+    s.watchpoints.clear();
+    s.watchpoints
+        .push(Watchpoint::new(0x600, 2, MemAccess::Read));
+    s.run();
+    assert!(
+        !s.run_until_stopped(1_000, 5),
+        "nothing reads 0x600, so a read watch there never fires"
+    );
+    s.pause();
+}
+
+#[test]
+fn break_on_io_port_and_mode_switch() {
+    let mut s = Session::builtin("demo").unwrap();
+    s.break_on.io_ports = vec![0x3F8];
+    s.run();
+    assert!(s.run_until_stopped(10_000, 100));
+    assert_eq!(s.last_stop, Some(StopReason::IoPort(0x3F8)));
+    assert!(s.machine.bus.stats.by_port.contains_key(&0x3F8));
+
+    s.break_on.io_ports.clear();
+    s.break_on.mode_switch = true;
+    s.run();
+    assert!(s.run_until_stopped(10_000, 100));
+    assert_eq!(
+        s.machine.cpu.mode(),
+        CpuMode::Compatibility,
+        "CR0.PG with EFER.LME"
+    );
+    assert!(matches!(&s.last_stop, Some(StopReason::ModeSwitch(m)) if m.contains("compatibility")));
+    s.run();
+    assert!(s.run_until_stopped(10_000, 100));
+    assert_eq!(
+        s.machine.cpu.mode(),
+        CpuMode::Long64,
+        "the far jump to a 64-bit CS"
+    );
+    assert!(s.events.total(EventKind::ModeSwitch) >= 2);
+    assert!(s.events.total(EventKind::PortIo) > 0);
+}
+
+/// Steps until the next instruction is a CALL; returns (its address, its length).
+fn step_to_next_call(s: &mut Session) -> (u64, u64) {
+    for _ in 0..20_000 {
+        let ins = gui::disasm::decode_current(&mut s.machine).expect("decodable code");
+        if ins.flow_control() == FlowControl::Call {
+            return (s.machine.cpu.rip, ins.len() as u64);
+        }
+        s.step_into();
+    }
+    panic!("no CALL within 20000 instructions");
+}
+
+#[test]
+fn step_over_runs_a_whole_call_and_step_out_returns_to_the_caller() {
+    let mut s = Session::builtin("demo").unwrap();
+    let (at, len) = step_to_next_call(&mut s);
+    let before = s.position();
+    s.step_over();
+    assert!(s.run_until_stopped(10_000, 100));
+    assert_eq!(s.last_stop, Some(StopReason::SteppedOver));
+    assert_eq!(s.machine.cpu.rip, at + len);
+    assert!(s.position() > before + 1, "the callee ran too");
+
+    let (at, len) = step_to_next_call(&mut s);
+    s.step_into();
+    assert_ne!(s.machine.cpu.rip, at + len, "inside the callee");
+    s.step_out();
+    assert!(s.run_until_stopped(10_000, 100));
+    assert_eq!(s.last_stop, Some(StopReason::SteppedOut));
+    assert_eq!(s.machine.cpu.rip, at + len, "back after the CALL");
+}
+
+/// Everything a rewind must restore: CPU, every byte of RAM, the console.
+#[derive(Debug, PartialEq)]
+struct Fingerprint {
+    position: u64,
+    cpu: CpuState,
+    ram: u64,
+    serial: String,
+}
+
+fn fingerprint(s: &Session) -> Fingerprint {
+    let mut buf = vec![0u8; s.machine.ram.size() as usize];
+    s.machine.ram.read(0, &mut buf).unwrap();
+    let ram = buf.chunks_exact(8).fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+        (h ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(0x0100_0000_01b3)
+    });
+    Fingerprint {
+        position: s.position(),
+        cpu: s.machine.cpu.clone(),
+        ram,
+        serial: s.serial.clone(),
+    }
+}
+
+/// Advances a running-capable session by exactly `n` instructions.
+fn advance(s: &mut Session, n: u64) {
+    let target = s.position() + n;
+    s.run();
+    while s.position() < target && s.is_running() {
+        s.tick(target - s.position());
+    }
+    s.pause();
+    assert_eq!(s.position(), target);
+}
+
+#[test]
+fn step_back_restores_the_previous_state_exactly() {
+    let mut image = GuestImage::builtin("demo").unwrap();
+    image.memory = 16 << 20;
+    let mut s = Session::new(image).unwrap();
+    // Positions across the whole demo: 32-bit setup, serial output, long mode, timer
+    // interrupts (device state!) and ring 3.
+    let mut marks = vec![fingerprint(&s)];
+    for n in [1, 2, 40, 700, 2_000, 5_000, 9_000, 12_500] {
+        let pos = s.position();
+        advance(&mut s, n - pos);
+        marks.push(fingerprint(&s));
+    }
+    assert!(
+        s.events.total(EventKind::Interrupt) > 0,
+        "timer interrupts happened, so the replay reproduced the PIT and PIC too"
+    );
+    // One more single step, then back.
+    let last = fingerprint(&s);
+    s.step_into();
+    assert_ne!(fingerprint(&s), last);
+    s.step_back(1).unwrap();
+    assert_eq!(fingerprint(&s), last, "one step back");
+    assert_eq!(s.last_stop, Some(StopReason::Rewound { to: last.position }));
+    assert!(
+        s.notice.is_none(),
+        "the replay matched the recorded CPU: {:?}",
+        s.notice
+    );
+
+    // Rewind to every mark, out of order.
+    for i in [3, 0, 8, 5, 1, 7, 2, 6, 4] {
+        s.rewind_to(marks[i].position).unwrap();
+        assert_eq!(fingerprint(&s), marks[i], "rewound to mark {i}");
+    }
+    assert!(marks.last().unwrap().serial.len() > marks[4].serial.len());
+}
+
+#[test]
+fn typed_input_is_replayed_at_the_instruction_it_was_typed_at() {
+    let mut s = Session::builtin("demo").unwrap();
+    advance(&mut s, 500);
+    s.send_serial_input(b"x");
+    advance(&mut s, 500);
+    let after = fingerprint(&s);
+    s.step_back(300).unwrap();
+    assert_eq!(
+        s.history.inputs.len(),
+        1,
+        "the input at 500 is still in the past"
+    );
+    s.rewind_to(1_000).unwrap();
+    assert_eq!(fingerprint(&s), after);
+    s.rewind_to(100).unwrap();
+    assert!(
+        s.history.inputs.is_empty(),
+        "rewinding before the input forgets it"
+    );
+}
+
+#[test]
+fn the_guest_ending_is_a_stop_and_step_back_undoes_it() {
+    let mut s = Session::builtin("hello32").unwrap();
+    s.run();
+    assert!(s.run_until_stopped(100_000, 1_000));
+    assert!(matches!(s.last_stop, Some(StopReason::GuestEnded(_))));
+    assert!(s.finished.is_some());
+    assert_eq!(
+        s.serial,
+        guests::by_name("hello32").unwrap().expected_serial
+    );
+    let end = s.position();
+    s.step_into();
+    assert_eq!(s.position(), end, "an ended guest does not step");
+    assert!(s.notice.as_deref().unwrap_or("").contains("ended"));
+    s.step_back(1).unwrap();
+    assert!(s.finished.is_none());
+    s.step_into();
+    assert!(s.finished.is_some(), "the last instruction ends it again");
+    assert_eq!(s.position(), end);
+}
