@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use iced_x86::{Code, EncodingKind, Mnemonic};
+use iced_x86::{Code, CpuidFeature, EncodingKind, Mnemonic};
 
 use crate::conformance;
 
@@ -62,15 +62,42 @@ pub struct IsaArgs {
     /// Include VEX/EVEX/XOP/3DNow!-encoded instructions (none are implemented).
     #[arg(long)]
     all_encodings: bool,
+    /// Only the integer baseline (8086–486, x86-64, CMOV, CX8/CX16, CPUID, MSR, TSC, SYSCALL,
+    /// SYSENTER, PAUSE, multi-byte NOP).
+    #[arg(long)]
+    baseline: bool,
 }
 
-/// Per mnemonic: in which modes iced-x86 decodes some form of it.
+/// Per mnemonic: in which modes iced-x86 decodes some form of it, and whether some form of it
+/// belongs to the integer baseline (see [`BASELINE`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Modes {
     pub m16: bool,
     pub m32: bool,
     pub m64: bool,
+    pub baseline: bool,
 }
+
+/// The integer architecture issue 3 asks for: 8086 through 486, x86-64, and the general-purpose
+/// extensions every x86-64 CPU has (no x87, MMX, SSE, AVX, virtualization or security extensions).
+pub const BASELINE: &[CpuidFeature] = &[
+    CpuidFeature::INTEL8086,
+    CpuidFeature::INTEL186,
+    CpuidFeature::INTEL286,
+    CpuidFeature::INTEL386,
+    CpuidFeature::INTEL486,
+    CpuidFeature::X64,
+    CpuidFeature::CMOV,
+    CpuidFeature::CX8,
+    CpuidFeature::CMPXCHG16B,
+    CpuidFeature::CPUID,
+    CpuidFeature::MSR,
+    CpuidFeature::TSC,
+    CpuidFeature::SYSCALL,
+    CpuidFeature::SEP,
+    CpuidFeature::PAUSE,
+    CpuidFeature::MULTIBYTENOP,
+];
 
 /// Every mnemonic iced-x86 knows with a legacy encoding (or every encoding), and its modes.
 pub fn mnemonic_modes(all_encodings: bool) -> BTreeMap<String, (Mnemonic, Modes)> {
@@ -94,25 +121,33 @@ pub fn mnemonic_modes(all_encodings: bool) -> BTreeMap<String, (Mnemonic, Modes)
         entry.1.m16 |= info.mode16();
         entry.1.m32 |= info.mode32();
         entry.1.m64 |= info.mode64();
+        entry.1.baseline |= code.cpuid_features().iter().all(|f| BASELINE.contains(f));
     }
     map
 }
 
 pub fn isa(args: IsaArgs) -> Result<i32> {
     let map = mnemonic_modes(args.all_encodings);
-    let want = |modes: &Modes| match args.mode.as_deref() {
-        Some("16") => modes.m16,
-        Some("32") => modes.m32,
-        Some("64") => modes.m64,
-        _ => true,
+    let want = |modes: &Modes| {
+        let in_mode = match args.mode.as_deref() {
+            Some("16") => modes.m16,
+            Some("32") => modes.m32,
+            Some("64") => modes.m64,
+            _ => true,
+        };
+        in_mode && (!args.baseline || modes.baseline)
     };
     let mark = |on: bool, implemented: bool| match (on, implemented) {
         (false, _) => "  - ",
         (true, true) => " yes",
         (true, false) => "  no",
     };
-    println!("{:<20} {:>4} {:>4} {:>4}", "mnemonic", "16", "32", "64");
+    println!(
+        "{:<20} {:>4} {:>4} {:>4}  baseline",
+        "mnemonic", "16", "32", "64"
+    );
     let (mut listed, mut implemented) = (0usize, 0usize);
+    let (mut base_listed, mut base_implemented) = (0usize, 0usize);
     for (name, (m, modes)) in &map {
         if !want(modes) {
             continue;
@@ -120,15 +155,20 @@ pub fn isa(args: IsaArgs) -> Result<i32> {
         let yes = emulator::interp::implements(*m);
         listed += 1;
         implemented += yes as usize;
+        if modes.baseline {
+            base_listed += 1;
+            base_implemented += yes as usize;
+        }
         if args.missing && yes {
             continue;
         }
         println!(
-            "{:<20} {} {} {}",
+            "{:<20} {} {} {}  {}",
             name,
             mark(modes.m16, yes),
             mark(modes.m32, yes),
-            mark(modes.m64, yes)
+            mark(modes.m64, yes),
+            if modes.baseline { "yes" } else { "" }
         );
     }
     let scope = if args.all_encodings {
@@ -141,6 +181,7 @@ pub fn isa(args: IsaArgs) -> Result<i32> {
         .as_deref()
         .map(|m| format!(", {m}-bit mode"))
         .unwrap_or_default();
+    println!("integer baseline: implemented {base_implemented} of {base_listed}{mode}");
     println!("implemented {implemented} of {listed} iced-x86 mnemonics ({scope}{mode})");
     Ok(0)
 }

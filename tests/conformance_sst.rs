@@ -108,8 +108,22 @@ fn isa_lists_implemented_mnemonics_from_the_dispatch() {
             .unwrap_or_else(|| panic!("no row for {m}:\n{stdout}"))
             .to_string()
     };
-    assert!(row("cmpxchg16b").ends_with("yes"), "{}", row("cmpxchg16b"));
-    assert!(row("fsin").contains("no"), "x87 is not implemented");
+    let cols = |m: &str| {
+        row(m)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        cols("cmpxchg16b"),
+        ["cmpxchg16b", "-", "-", "yes", "yes"],
+        "64-bit only"
+    );
+    assert_eq!(
+        cols("fsin"),
+        ["fsin", "no", "no", "no"],
+        "x87: not implemented, not baseline"
+    );
     // AAA does not exist in 64-bit mode, so it is not listed for --mode 64.
     assert!(!stdout.lines().any(|l| l.starts_with("aaa ")));
     let last = stdout.lines().last().unwrap();
@@ -122,6 +136,15 @@ fn isa_lists_implemented_mnemonics_from_the_dispatch() {
     let aaa = all.lines().find(|l| l.starts_with("aaa ")).unwrap();
     assert_eq!(
         aaa.split_whitespace().collect::<Vec<_>>(),
-        ["aaa", "yes", "yes", "-"]
+        ["aaa", "yes", "yes", "-", "yes"]
+    );
+    // The whole integer baseline is implemented: nothing is listed as missing.
+    let missing = vmscope(&["isa", "--baseline", "--missing"]);
+    let missing = String::from_utf8_lossy(&missing.stdout);
+    let lines: Vec<&str> = missing.lines().collect();
+    assert_eq!(lines.len(), 3, "{missing}");
+    assert!(
+        lines[1].starts_with("integer baseline: implemented "),
+        "{missing}"
     );
 }

@@ -374,3 +374,60 @@ fn ring3_calls_ring0_through_a_call_gate_with_a_parameter() {
     assert_eq!(m.cpu.cpl(), 0);
     assert!(m.stats.exceptions.is_empty(), "{:?}", m.stats.exceptions);
 }
+
+#[test]
+fn sysexit_to_ring3_and_sysenter_back() {
+    let code = assemble(
+        32,
+        0x10000,
+        r#"
+        xor edx, edx
+        mov ecx, 0x174              # IA32_SYSENTER_CS
+        mov eax, 0x08
+        wrmsr
+        mov ecx, 0x175              # IA32_SYSENTER_ESP
+        mov eax, 0x8000
+        wrmsr
+        mov ecx, 0x176              # IA32_SYSENTER_EIP
+        mov eax, offset kernel_entry
+        wrmsr
+        mov edx, offset user        # SYSEXIT: EIP = EDX, ESP = ECX
+        mov ecx, 0x7000
+        sysexit
+    user:
+        mov esi, esp
+        mov edi, cs
+        sysenter
+    kernel_entry:
+        mov ebp, ss
+        hlt
+        "#,
+    );
+    let mut m = Machine::new(4 << 20).unwrap();
+    m.ram.write(0x10000, &code).unwrap();
+    let gdt: [u64; 5] = [
+        0,
+        0x00CF_9A00_0000_FFFF,
+        0x00CF_9200_0000_FFFF,
+        0x00CF_FA00_0000_FFFF,
+        0x00CF_F200_0000_FFFF,
+    ];
+    for (i, d) in gdt.iter().enumerate() {
+        m.ram.write_le(0x1000 + 8 * i as u64, 8, *d).unwrap();
+    }
+    m.cpu = CpuState::multiboot_entry(0x10000, 0);
+    m.cpu.seg = [Segment::flat32(0x10, false); 6];
+    m.cpu.seg[Seg::Cs as usize] = Segment::flat32(0x08, true);
+    m.cpu.gdtr = DescriptorTable {
+        base: 0x1000,
+        limit: 0x27,
+    };
+    assert_eq!(run(&mut m), Exit::Shutdown, "{:?}", m.stats.exceptions);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_eq!(g(reg::RSI), 0x7000, "ring-3 stack from ECX");
+    assert_eq!(g(reg::RDI), 0x1B, "SYSEXIT: CS = SYSENTER_CS + 16, RPL 3");
+    assert_eq!(g(reg::RBP), 0x10, "SYSENTER: SS = SYSENTER_CS + 8");
+    assert_eq!(g(reg::RSP), 0x8000);
+    assert_eq!(m.cpu.cpl(), 0);
+    assert_ne!(cpuid::cpuid(1, 0)[3] & cpuid::edx1::SEP, 0, "advertised");
+}

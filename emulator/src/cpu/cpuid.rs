@@ -20,6 +20,8 @@ pub mod edx1 {
     pub const CX8: u32 = 1 << 8;
     /// An on-chip local APIC (devices::lapic: xAPIC MMIO at IA32_APIC_BASE).
     pub const APIC: u32 = 1 << 9;
+    /// SYSENTER/SYSEXIT (interpreter: `interp/sysenter.rs`).
+    pub const SEP: u32 = 1 << 11;
     pub const PGE: u32 = 1 << 13;
     pub const CMOV: u32 = 1 << 15;
     /// 4 MiB pages reach 40-bit physical addresses (PDE bits 20:13).
@@ -93,6 +95,7 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
                 | edx1::PAE
                 | edx1::CX8
                 | edx1::APIC
+                | edx1::SEP
                 | edx1::PGE
                 | edx1::CMOV
                 | edx1::PSE36,

@@ -19,6 +19,7 @@ mod gates;
 mod legacy;
 mod segments;
 mod string;
+mod sysenter;
 mod system;
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
@@ -454,6 +455,7 @@ fn is_no_op(m: Mnemonic) -> bool {
             | M::Lfence
             | M::Sfence
             | M::Mfence
+            | M::Reservednop
     )
 }
 

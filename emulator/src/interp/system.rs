@@ -47,6 +47,9 @@ pub(crate) fn handles(m: Mnemonic) -> bool {
             | M::Rdmsr
             | M::Wrmsr
             | M::Syscall
+            | M::Sysenter
+            | M::Sysexit
+            | M::Sysexitq
             | M::Sysret
             | M::Sysretq
             | M::Swapgs
@@ -297,6 +300,8 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             write_msr(cpu, cpu.gpr(reg::RCX, 4) as u32, v)
         }
         M::Syscall => syscall(cpu),
+        M::Sysenter => super::sysenter::sysenter(cpu),
+        M::Sysexit | M::Sysexitq => super::sysenter::sysexit(cpu, ins.mnemonic() == M::Sysexitq),
         M::Sysret | M::Sysretq => sysret(cpu, ins.mnemonic() == M::Sysretq),
         M::Swapgs => {
             if !long64 {
@@ -611,7 +616,7 @@ fn write_msr(cpu: &mut Cpu, index: u32, v: u64) -> R<()> {
 }
 
 /// A flat code or stack segment as SYSCALL/SYSRET load them (they do not read the GDT).
-fn flat_segment(selector: u16, code: bool, long: bool, dpl: u8) -> Segment {
+pub(crate) fn flat_segment(selector: u16, code: bool, long: bool, dpl: u8) -> Segment {
     Segment {
         selector,
         base: 0,
