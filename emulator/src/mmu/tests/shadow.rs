@@ -280,5 +280,9 @@ fn flush_all_forgets_every_space_after_another_engine_ran() {
     assert_eq!(stats.mmu.inval_other, 2);
     assert!(mmu.spaces().is_empty());
     m.stats = stats;
-    assert_eq!(read(&mut mmu, &mut m, 0x40_0000), 0x30_0000, "CR3 0x8000 is still current");
+    assert_eq!(
+        read(&mut mmu, &mut m, 0x40_0000),
+        0x30_0000,
+        "CR3 0x8000 is still current"
+    );
 }
