@@ -431,3 +431,50 @@ fn sysexit_to_ring3_and_sysenter_back() {
     assert_eq!(m.cpu.cpl(), 0);
     assert_ne!(cpuid::cpuid(1, 0)[3] & cpuid::edx1::SEP, 0, "advertised");
 }
+
+#[test]
+fn data_write_breakpoint_traps_after_the_writing_instruction() {
+    let code = assemble(
+        32,
+        0x10000,
+        r#"
+        mov eax, offset db_handler
+        mov word ptr [0x2000 + 1*8], ax
+        mov word ptr [0x2000 + 1*8 + 2], 0x08
+        mov word ptr [0x2000 + 1*8 + 4], 0x8E00
+        shr eax, 16
+        mov word ptr [0x2000 + 1*8 + 6], ax
+        lidt [idtr]
+        xor ebx, ebx
+        mov eax, 0x5000
+        mov dr0, eax
+        mov eax, 0x000D0001             # L0, R/W0 = 01 (writes), LEN0 = 11 (4 bytes)
+        mov dr7, eax
+        mov ecx, [0x5000]               # a read: no trap
+        mov word ptr [0x5002], 7        # overlaps the watched dword: trap after it
+    after_write:
+        mov dword ptr [0x5004], 1       # just past the range: no trap
+        hlt
+    db_handler:
+        inc ebx
+        mov esi, [esp]                  # the saved EIP: the instruction after the write
+        mov edi, dr6
+        iretd
+    idtr:
+        .word 0x7FF
+        .long 0x2000
+        "#,
+    );
+    let mut m = protected_mode(&code);
+    assert_eq!(run(&mut m), Exit::Shutdown);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_eq!(g(reg::RBX), 1, "exactly one #DB");
+    let after_write = g(reg::RSI);
+    assert!(after_write > 0x10000 && after_write < 0x10000 + code.len() as u64);
+    assert_eq!(
+        m.ram.read_le(after_write, 2).unwrap(),
+        0x05C7,
+        "EIP is at `mov dword ptr [0x5004], 1`"
+    );
+    assert_eq!(g(reg::RDI) & 0xF, 1, "DR6.B0");
+}

@@ -194,6 +194,9 @@ impl Cpu<'_> {
 
     /// `read_linear` for a given kind of access (implicit supervisor reads matter to SMAP).
     pub fn read_linear_as(&mut self, linear: u64, size: u32, access: Access) -> R<u64> {
+        if self.s().dr[7] & 0xFF != 0 {
+            super::debug::watch_data(self, linear, size, false);
+        }
         if (linear & 0xFFF) + size as u64 <= 0x1000 {
             let phys = self.translate(linear, access)?;
             return Ok(self.phys_read(phys, size));
@@ -213,6 +216,9 @@ impl Cpu<'_> {
 
     /// `write_linear` for a given kind of access.
     pub fn write_linear_as(&mut self, linear: u64, size: u32, value: u64, access: Access) -> R<()> {
+        if self.s().dr[7] & 0xFF != 0 {
+            super::debug::watch_data(self, linear, size, true);
+        }
         if (linear & 0xFFF) + size as u64 <= 0x1000 {
             let phys = self.translate(linear, access)?;
             self.phys_write(phys, size, value);

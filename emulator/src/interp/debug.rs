@@ -8,7 +8,10 @@
 //!   linear address equals DRi and RFLAGS.RF = 0, #DB is raised as a *fault* before the
 //!   instruction runs (DR6.Bi = 1). A handler returns with RF = 1 in the saved flags to run the
 //!   instruction once without re-triggering; RF clears after every completed instruction.
-//!   Data breakpoints (R/W = 01 or 11) are not implemented yet.
+//! - Data breakpoints: R/W = 01 (writes) or 11 (reads and writes) with LEN = 1, 2, 4 or 8 bytes
+//!   (the range is aligned down to LEN, as the hardware compares). An access that overlaps the
+//!   range raises #DB as a *trap* after the instruction (DR6.Bi = 1). R/W = 10 (I/O, with
+//!   CR4.DE) is not implemented.
 
 use iced_x86::{Instruction, Mnemonic};
 
@@ -41,12 +44,43 @@ pub(crate) fn instruction_breakpoint(cpu: &mut Cpu) -> R<()> {
     Err(exception(vec::DB, None))
 }
 
-/// After an instruction that started with TF = 1: the single-step trap.
-pub(crate) fn single_step(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+/// Notes which enabled data breakpoints an access of `size` bytes at `linear` hits.
+pub(crate) fn watch_data(cpu: &mut Cpu, linear: u64, size: u32, write: bool) {
+    let dr = cpu.s().dr;
+    let dr7 = dr[7];
+    for (i, &address) in dr[..4].iter().enumerate() {
+        let enabled = dr7 & (3 << (2 * i)) != 0;
+        let rw = (dr7 >> (16 + 4 * i)) & 3;
+        let len = match (dr7 >> (18 + 4 * i)) & 3 {
+            0 => 1,
+            1 => 2,
+            2 => 8,
+            _ => 4,
+        };
+        let watched = rw == 3 || rw == 1 && write;
+        let start = address & !(len - 1);
+        if enabled && watched && linear < start + len && start < linear + size as u64 {
+            cpu.data_hits |= 1 << i;
+        }
+    }
+}
+
+/// After an instruction that started with TF = 1, or that hit a data breakpoint: one #DB trap
+/// reporting both causes in DR6.
+pub(crate) fn debug_trap(cpu: &mut Cpu, ins: &Instruction, single_step: bool) -> R<()> {
     use Mnemonic as M;
-    if matches!(ins.mnemonic(), M::Int | M::Int3 | M::Into | M::Int1) {
+    let stepped = single_step && !matches!(ins.mnemonic(), M::Int | M::Int3 | M::Into | M::Int1);
+    let hits = cpu.data_hits;
+    cpu.data_hits = 0;
+    if !stepped && hits == 0 {
         return Ok(());
     }
-    cpu.st().dr[6] |= DR6_BS;
+    let st = cpu.st();
+    if hits != 0 {
+        st.dr[6] = (st.dr[6] & !0xF) | hits;
+    }
+    if stepped {
+        st.dr[6] |= DR6_BS;
+    }
     exceptions::deliver_exception(cpu, vec::DB, None, None)
 }

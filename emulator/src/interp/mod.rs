@@ -149,6 +149,9 @@ pub(crate) struct Cpu<'a> {
     pub bus_touched: bool,
     /// `Bus::interrupt_pending` as of the last poll.
     irq_pending: bool,
+    /// DR0–DR3 data breakpoints hit by the current instruction (DR6 bits 0–3), reported as a
+    /// #DB trap when it completes.
+    pub data_hits: u64,
 }
 
 impl Cpu<'_> {
@@ -240,6 +243,7 @@ impl Engine for Interpreter {
             now_ns,
             bus_touched: true,
             irq_pending: false,
+            data_hits: 0,
         };
         let exit = run_loop(&mut cpu, limit);
         cpu.sync_clock();
@@ -341,6 +345,7 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
     let breakpoints = state.dr[7] & 0xFF != 0;
     cpu.start_rip = rip;
     if breakpoints {
+        cpu.data_hits = 0;
         debug::instruction_breakpoint(cpu)?;
     }
     let mut ins = Instruction::default();
@@ -368,8 +373,8 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
             ) {
                 cpu.st().rflags &= !fl::RF;
             }
-            if single_step {
-                return debug::single_step(cpu, &ins);
+            if single_step || breakpoints && cpu.data_hits != 0 {
+                return debug::debug_trap(cpu, &ins, single_step);
             }
             Ok(())
         }
