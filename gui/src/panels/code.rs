@@ -1,7 +1,7 @@
 //! The code panel: disassembly around RIP, the next instruction highlighted, breakpoints in the gutter.
 //! Teaches: what "the next instruction" is — CS:RIP decoded in the CPU's current mode (16, 32 or 64-bit).
 
-use egui::{Align, Layout, RichText, Role, Sense, Shape, Vec2, WidgetInfo};
+use egui::{RichText, Role, Sense, Shape, Vec2, WidgetInfo};
 
 use super::{addr_text, BREAKPOINT, CURRENT_BG, CURSOR_BG, DIM, SYMBOL};
 use crate::app::VmscopeApp;
@@ -12,7 +12,10 @@ pub fn show(ui: &mut egui::Ui, app: &mut VmscopeApp) {
     let rip = cpu.rip;
     let linear_rip = cpu.linear_rip();
     ui.horizontal(|ui| {
-        ui.heading("Code");
+        ui.heading("Code").on_hover_text(
+            "click a line: cursor (run to cursor, page walk) · double-click: run to it · \
+             click the gutter: toggle a breakpoint",
+        );
         ui.label(format!(
             "{}:{} ({}-bit code)",
             format_args!("{:04x}", cpu.cs().selector),
@@ -22,12 +25,6 @@ pub fn show(ui: &mut egui::Ui, app: &mut VmscopeApp) {
         if let Some(sym) = app.session.symbols.describe(linear_rip) {
             ui.label(RichText::new(format!("in {sym}")).color(SYMBOL));
         }
-        ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
-            ui.label(
-                RichText::new("click: cursor · double-click: run to · gutter: breakpoint")
-                    .color(DIM),
-            );
-        });
     });
     ui.separator();
 

@@ -41,14 +41,14 @@ fn start_address(app: &mut VmscopeApp) -> u64 {
 }
 
 pub fn show(ui: &mut egui::Ui, app: &mut VmscopeApp) {
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         ui.heading("Memory");
         let s = &mut app.settings;
         ui.selectable_value(&mut s.memory_space, Space::Linear, "linear")
             .on_hover_text("addresses as the program uses them, through the page tables");
         ui.selectable_value(&mut s.memory_space, Space::Physical, "physical")
             .on_hover_text("guest-physical addresses: RAM as the hardware sees it");
-        egui::ComboBox::from_label("follows")
+        egui::ComboBox::from_label("is followed")
             .selected_text(if s.memory_follow.is_empty() {
                 "(none)"
             } else {
@@ -66,7 +66,7 @@ pub fn show(ui: &mut egui::Ui, app: &mut VmscopeApp) {
             .add(
                 egui::TextEdit::singleline(&mut app.forms.mem_addr)
                     .hint_text("hex, symbol or rsp+8")
-                    .desired_width(150.0),
+                    .desired_width(120.0),
             )
             .labelled_by(label.id);
         let go = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));

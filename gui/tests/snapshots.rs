@@ -1,0 +1,42 @@
+//! Image snapshots of the main window, rendered on the CPU (see `support/soft_render.rs`).
+//! Teaches: a picture test catches what state checks cannot — overlapping panels, missing
+//! highlights, unreadable text. Update with `UPDATE_SNAPSHOTS=1 cargo test -p gui --test
+//! snapshots`, then look at every changed PNG in `gui/tests/snapshots/` before committing.
+
+mod support;
+
+use egui::Key;
+use egui_kittest::SnapshotOptions;
+use support::{app, harness, run_until_paused};
+
+/// Font edges may differ by a shade between CPUs' float rounding; layout changes differ by far more.
+fn options() -> SnapshotOptions {
+    SnapshotOptions::new().threshold(2.0).max_failed_pixels(200)
+}
+
+#[test]
+fn main_window_in_long_mode() {
+    let mut a = app("demo");
+    let sym = a.session.symbols.find("long_mode").unwrap();
+    a.session.toggle_breakpoint(sym);
+    let mut h = harness(a);
+    h.key_press(Key::F5);
+    h.step();
+    run_until_paused(&mut h, 500);
+    h.key_press(Key::F11); // one step in 64-bit code: something is highlighted
+    h.run();
+    h.state_mut().walk_target = Some((0x20_0000, "memory view"));
+    h.state_mut().settings.walk_user = true;
+    h.run();
+    h.snapshot_options("main_window_long_mode", &options());
+}
+
+#[test]
+fn main_window_at_the_entry_with_help() {
+    let mut h = harness(app("demo"));
+    h.run();
+    h.snapshot_options("main_window_entry", &options());
+    h.key_press(Key::F1);
+    h.run();
+    h.snapshot_options("help_overlay", &options());
+}
