@@ -64,18 +64,17 @@ fn parse_address(s: &str) -> Result<u64, String> {
     r.map_err(|_| format!("not an address: {s:?} (try 0x101000)"))
 }
 
-/// Loads `bytes`, runs `after` instructions on `engine`; says how the run ended.
-fn prepare(
-    name: &str,
-    bytes: &[u8],
-    cmdline: &str,
-    engine: &mut dyn Engine,
-    after: u64,
-) -> Result<(Machine, String)> {
+/// A machine with the image loaded.
+fn load(name: &str, bytes: &[u8], cmdline: &str) -> Result<Machine> {
     let mut machine = Machine::new(64 << 20).context("creating the machine")?;
     load_image(&mut machine, name, bytes, cmdline)?;
+    Ok(machine)
+}
+
+/// Runs `after` instructions on `engine`; says how the run ended.
+fn run_for(engine: &mut dyn Engine, machine: &mut Machine, after: u64) -> Result<String> {
     let exit = if after > 0 {
-        engine.run(&mut machine, RunLimit::instructions(after))?
+        engine.run(machine, RunLimit::instructions(after))?
     } else {
         Exit::LimitReached
     };
@@ -83,7 +82,7 @@ fn prepare(
         Exit::LimitReached => format!("after {after} instructions on {}", engine.name()),
         other => format!("the guest stopped before {after} instructions ({other:?})"),
     };
-    Ok((machine, when))
+    Ok(when)
 }
 
 /// `vmscope mmu walk`: the explanation as text.
@@ -98,16 +97,17 @@ pub fn walk_report(
     kind: AccessKind,
     user: bool,
 ) -> Result<String> {
+    let mut machine = load(name, bytes, cmdline)?;
     let mut interp = Interpreter::new();
     let mut other;
     let engine_ref: &mut dyn Engine = if engine == EngineChoice::Interp {
         &mut interp
     } else {
-        let m = Machine::new(64 << 20)?;
-        other = make_engine(engine, &m, &mut |n| eprintln!("{n}"))?;
+        // KVM maps this machine's RAM when it is made, so the engine comes after the machine.
+        other = make_engine(engine, &machine, &mut |n| eprintln!("{n}"))?;
         other.as_mut()
     };
-    let (mut machine, when) = prepare(name, bytes, cmdline, engine_ref, after)?;
+    let when = run_for(engine_ref, &mut machine, after)?;
     let user = user || machine.cpu.cpl() == 3;
     let access = match kind {
         AccessKind::Read => Access::read(user),
@@ -133,8 +133,9 @@ pub fn shadow_report(
     after: u64,
     limit: usize,
 ) -> Result<String> {
+    let mut machine = load(name, bytes, cmdline)?;
     let mut interp = Interpreter::new();
-    let (machine, when) = prepare(name, bytes, cmdline, &mut interp, after)?;
+    let when = run_for(&mut interp, &mut machine, after)?;
     let mmu = interp.mmu();
     let spaces = mmu.spaces();
     let config = mmu.config();

@@ -47,3 +47,27 @@ fn shadow_lists_the_current_address_space_with_merged_runs() {
         "{text}"
     );
 }
+
+/// The walk reads only the machine's state, so it explains a guest KVM ran just the same.
+#[test]
+fn walk_works_after_a_kvm_run_and_reads_the_same_tables() {
+    if accel_kvm::kvm_available().is_err() {
+        eprintln!("skipped: KVM is not usable here");
+        return;
+    }
+    let args = |engine| {
+        vmscope(&[
+            "mmu", "walk", "demo", "--va", "0x200010", "--after", "5000", "--engine", engine,
+        ])
+    };
+    let (kvm, interp) = (args("kvm"), args("interp"));
+    assert!(kvm.contains("after 5000 instructions on kvm"), "{kvm}");
+    let tables = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains(" index "))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(tables(&kvm), tables(&interp));
+    assert_eq!(tables(&kvm).len(), 3, "PML4E, PDPTE and the 2 MiB PDE");
+}
