@@ -17,8 +17,9 @@
 //!   the current tables would give — the one thing a TLB flush guarantees. With
 //!   `ShadowConfig::retain_address_spaces = false` the MMU behaves like a plain TLB instead.
 //! * INVLPG, INVPCID, and CR0/CR4/EFER changes invalidate what the SDM says they invalidate.
-//!   Writes the interpreter cannot see (another engine ran, device DMA) must be followed by
-//!   `flush_all` (`Interpreter::flush_caches` does it).
+//!   Writes the interpreter cannot see: after a KVM run (`Stats::uncounted_runs` changed) every
+//!   shadow is dropped at the next translation; device DMA must be followed by `flush_all`
+//!   (`Interpreter::flush_caches` does it).
 
 pub mod explain;
 pub mod fault;
@@ -54,6 +55,9 @@ pub struct Mmu {
     next_id: u32,
     clock: u64,
     tracer: Tracer,
+    /// `Stats::uncounted_runs` when last looked at: KVM counts its runs there, and a change
+    /// means guest memory (page tables included) was written where tracing could not see it.
+    seen_native_runs: u64,
 }
 
 impl Default for Mmu {
@@ -90,6 +94,7 @@ impl Mmu {
             next_id: 1,
             clock: 0,
             tracer: Tracer::default(),
+            seen_native_runs: 0,
         }
     }
 
@@ -119,6 +124,7 @@ impl Mmu {
             || cpu.cr0 != self.ctx.cr0
             || cpu.cr4 != self.ctx.cr4
             || cpu.efer != self.ctx.efer
+            || machine.stats.uncounted_runs != self.seen_native_runs
         {
             self.sync_context(machine);
         }
@@ -205,6 +211,12 @@ impl Mmu {
     /// The CPU's paging registers changed without a hook (start of a run, another engine, a
     /// test): adopt them, dropping everything if the walk semantics changed.
     fn sync_context(&mut self, machine: &mut Machine) {
+        if machine.stats.uncounted_runs != self.seen_native_runs {
+            // Another engine ran the guest since: nothing cached can be trusted.
+            self.seen_native_runs = machine.stats.uncounted_runs;
+            self.drop_all(&mut machine.stats.mmu, Cause::Other);
+            self.ctx_valid = false;
+        }
         let new = ControlRegs::of(&machine.cpu);
         if !self.ctx_valid || new.walk_semantics() != self.ctx.walk_semantics() {
             self.drop_all(&mut machine.stats.mmu, Cause::ModeChange);
