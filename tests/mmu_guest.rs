@@ -131,3 +131,38 @@ fn stats_show_the_shadow_counters() {
         assert!(stderr.contains(needle), "{needle:?} missing in:\n{stderr}");
     }
 }
+
+/// Retained shadows must be invisible to the guest: with plain-TLB behaviour (flush on every
+/// CR3 write) it prints the same, only the counters differ.
+#[test]
+fn the_guest_cannot_tell_retained_shadows_from_a_plain_tlb() {
+    use emulator::interp::Interpreter;
+    use emulator::mmu::ShadowConfig;
+    use emulator::{Engine, Machine, RunLimit};
+    let g = guests::by_name("paging-matrix").unwrap();
+    let run = |retain: bool| {
+        let mut m = Machine::new(64 << 20).unwrap();
+        emulator::machine::loader::load_image(&mut m, g.file_name, g.image, CMDLINE).unwrap();
+        let mut interp = Interpreter::with_mmu_config(ShadowConfig {
+            retain_address_spaces: retain,
+            max_spaces: 8,
+        });
+        let exit = interp
+            .run(&mut m, RunLimit::instructions(5_000_000))
+            .unwrap();
+        let serial = String::from_utf8_lossy(&m.bus.take_serial_output()).into_owned();
+        (exit, serial, m.stats.mmu)
+    };
+    let (exit_kept, serial_kept, kept) = run(true);
+    let (exit_plain, serial_plain, plain) = run(false);
+    assert_eq!(exit_kept, exit_plain);
+    assert_eq!(serial_kept, g.expected_serial);
+    assert_eq!(serial_plain, serial_kept);
+    assert_eq!(
+        (kept.inval_cr3, kept.space_reuses > 0),
+        (0, true),
+        "{kept:?}"
+    );
+    assert!(plain.inval_cr3 > 0 && plain.space_reuses == 0, "{plain:?}");
+    assert!(plain.page_walks > kept.page_walks, "{plain:?} vs {kept:?}");
+}
