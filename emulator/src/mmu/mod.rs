@@ -396,7 +396,7 @@ impl Mmu {
         let retain = self.config.retain_address_spaces;
         for (i, space) in self.spaces.iter_mut().enumerate() {
             let keep_global = !retain && i != current;
-            stats.mmu.inval_invlpg += space.invalidate_page(vpage, keep_global);
+            stats.mmu.inval_invlpg += space.invalidate_guest_page(vpage, keep_global);
         }
     }
 
@@ -406,7 +406,9 @@ impl Mmu {
             .spaces
             .iter_mut()
             .map(|s| match kind {
-                InvpcidKind::Address if s.pcid == pcid => s.invalidate_page(linear >> 12, true),
+                InvpcidKind::Address if s.pcid == pcid => {
+                    s.invalidate_guest_page(linear >> 12, true)
+                }
                 InvpcidKind::SingleContext if s.pcid == pcid => s.flush(true),
                 InvpcidKind::AllIncludingGlobal => s.flush(false),
                 InvpcidKind::AllExceptGlobal => s.flush(true),

@@ -70,6 +70,25 @@ impl AddressSpace {
         0
     }
 
+    /// INVLPG semantics: drops the translation of the page containing `vpage`; when that page
+    /// was a large guest page (cut into several 4 KiB shadow entries) all of its pieces go.
+    pub fn invalidate_guest_page(&mut self, vpage: u64, keep_global: bool) -> u64 {
+        let mut n = self.invalidate_page(vpage, keep_global);
+        for e in self.entries.iter_mut() {
+            let size_code = (e.frame & sflag::SIZE_MASK) >> sflag::SIZE_SHIFT;
+            if e.tag == 0 || size_code == 0 || keep_global && e.frame & sflag::GLOBAL != 0 {
+                continue;
+            }
+            let pages_shift = [0u32, 9, 10, 18][size_code as usize];
+            if (e.tag - 1) >> pages_shift == vpage >> pages_shift {
+                e.tag = 0;
+                self.live -= 1;
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Drops every entry inside the linear region `[base, base + 2^shift)`. Returns how many.
     pub fn invalidate_region(&mut self, base: u64, shift: u8) -> u64 {
         if shift <= 12 {

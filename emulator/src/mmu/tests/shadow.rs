@@ -299,3 +299,19 @@ fn a_run_of_another_engine_drops_every_shadow() {
     assert_eq!(read(&mut mmu, &mut m, 0x40_0000), 0x28_0000);
     assert_eq!(m.stats.mmu.inval_other, 1);
 }
+
+#[test]
+fn invlpg_of_one_address_drops_every_piece_of_a_large_page() {
+    let mut m = machine();
+    long_mode(&mut m);
+    m.phys_write(0x1000, 8, 0x2000 | P | RW);
+    m.phys_write(0x2000, 8, 0x3000 | P | RW);
+    m.phys_write(0x3000 + 8, 8, 0x40_0000 | P | RW | PS); // 2 MiB at 2 MiB → 4 MiB
+    let mut mmu = Mmu::default();
+    for i in 0..3 {
+        read(&mut mmu, &mut m, 0x20_0000 + i * 0x1000);
+    }
+    let mut stats = m.stats.clone();
+    mmu.invlpg(&mut stats, 0x3F_F000); // an address of the same 2 MiB page, not cached itself
+    assert_eq!(stats.mmu.inval_invlpg, 3);
+}
