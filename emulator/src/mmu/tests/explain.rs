@@ -1,4 +1,5 @@
 //! The explanation of a walk: the entries, their bits, the rules checked and the exact fault.
+//! Teaches: an explanation is tested like output: exact lines, and no side effects.
 
 use super::*;
 use crate::mmu::walk::Level;

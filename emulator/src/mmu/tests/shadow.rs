@@ -1,4 +1,5 @@
 //! The shadow: hits, address-space retention across CR3 writes, and each invalidation cause.
+//! Teaches: a cache of translations is judged by when it must forget, and what it may keep.
 
 use super::*;
 use crate::cpu::flags::AC;

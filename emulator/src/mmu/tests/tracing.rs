@@ -1,4 +1,5 @@
 //! Write-protect tracing: guest writes to page tables invalidate exactly the shadows built from them.
+//! Teaches: a shadow stays correct only if every write to a page it copied is noticed.
 
 use super::*;
 use crate::mmu::{Access, Mmu, PageFault};

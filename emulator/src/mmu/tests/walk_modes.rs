@@ -1,4 +1,5 @@
 //! Walks in each paging mode: addresses, large pages, reserved bits, A/D, rights and error codes.
+//! Teaches: every rule is a few page-table entries and one expected address or error code.
 
 use super::*;
 use crate::cpu::flags::AC;
