@@ -69,8 +69,9 @@ impl Tracer {
 
     /// Records the entries a new shadow entry was built from. Returns false when over capacity.
     pub fn record(&mut self, ram: &GuestRam, space: u32, linear: u64, steps: &Steps) -> bool {
-        if self.bitmap.is_empty() {
-            self.bitmap = vec![0; (ram.size() as usize / 4096).div_ceil(64)];
+        let words = (ram.size() as usize / 4096).div_ceil(64);
+        if self.bitmap.len() < words {
+            self.bitmap.resize(words, 0);
         }
         for (level, s) in steps.iter().enumerate() {
             if s.from_register || !ram.contains(s.entry_addr, s.size as usize) {
