@@ -1,6 +1,7 @@
 //! Unit tests of the software MMU: walks in every paging mode, the shadow and its invalidation.
 //! Teaches: each architectural rule gets a small machine, hand-written page tables and a check.
 
+mod differential;
 mod explain;
 mod shadow;
 mod tracing;
