@@ -478,3 +478,92 @@ fn data_write_breakpoint_traps_after_the_writing_instruction() {
     );
     assert_eq!(g(reg::RDI) & 0xF, 1, "DR6.B0");
 }
+
+#[test]
+fn call_and_task_gate_switch_tasks_and_iret_returns_through_the_back_link() {
+    let code = assemble(
+        32,
+        0x10000,
+        r#"
+        mov dword ptr [0x3100 + 0x20], offset task_b   # TSS B: EIP
+        mov dword ptr [0x3100 + 0x24], 2                # EFLAGS
+        mov dword ptr [0x3100 + 0x38], 0x6000           # ESP
+        mov word ptr [0x3100 + 0x48], 0x10              # ES
+        mov word ptr [0x3100 + 0x4C], 0x08              # CS
+        mov word ptr [0x3100 + 0x50], 0x10              # SS
+        mov word ptr [0x3100 + 0x54], 0x10              # DS
+        mov word ptr [0x3100 + 0x58], 0x10              # FS
+        mov word ptr [0x3100 + 0x5C], 0x10              # GS
+        mov dword ptr [0x2000 + 0x40*8], 0x00200000     # IDT 0x40: task gate -> TSS B
+        mov dword ptr [0x2000 + 0x40*8 + 4], 0x8500
+        lidt [idtr]
+        mov ax, 0x18
+        ltr ax
+        mov eax, 0x1111
+        call 0x20:0                 # task switch to B (nested: NT, back link)
+        mov esi, [0x5000]
+        mov edi, eax                # restored from TSS A: 0x1111
+        int 0x40                    # through the task gate: B resumes after its IRETD
+        mov ebp, [0x5004]
+        hlt
+    task_b:
+        mov ebx, [0x3100]           # back link
+        pushfd
+        pop ecx
+        mov dword ptr [0x5000], 0x42
+        mov dword ptr [0x5008], ebx
+        mov dword ptr [0x500C], ecx
+        mov eax, 0x9999             # lost when A's registers come back
+        iretd
+        mov dword ptr [0x5004], 0x43
+        iretd
+    idtr:
+        .word 0x7FF
+        .long 0x2000
+        "#,
+    );
+    let mut m = Machine::new(4 << 20).unwrap();
+    m.ram.write(0x10000, &code).unwrap();
+    let gdt: [u64; 5] = [
+        0,
+        0x00CF_9A00_0000_FFFF,
+        0x00CF_9200_0000_FFFF,
+        0x0000_8900_3000_0067, // 0x18 TSS A (the running task after LTR)
+        0x0000_8900_3100_0067, // 0x20 TSS B
+    ];
+    for (i, d) in gdt.iter().enumerate() {
+        m.ram.write_le(0x1000 + 8 * i as u64, 8, *d).unwrap();
+    }
+    m.cpu = CpuState::multiboot_entry(0x10000, 0);
+    m.cpu.seg = [Segment::flat32(0x10, false); 6];
+    m.cpu.seg[Seg::Cs as usize] = Segment::flat32(0x08, true);
+    m.cpu.gdtr = DescriptorTable {
+        base: 0x1000,
+        limit: 0x27,
+    };
+    m.cpu.gpr[reg::RSP] = 0x9000;
+    assert_eq!(run(&mut m), Exit::Shutdown, "{:?}", m.stats.exceptions);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_eq!(g(reg::RSI), 0x42, "task B ran");
+    assert_eq!(
+        g(reg::RDI),
+        0x1111,
+        "task A's registers came back from its TSS"
+    );
+    assert_eq!(g(reg::RBP), 0x43, "the task gate resumed B after its IRETD");
+    assert_eq!(m.ram.read_le(0x5008, 2).unwrap(), 0x18, "back link = TSS A");
+    assert_ne!(
+        m.ram.read_le(0x500C, 4).unwrap() & flags::NT,
+        0,
+        "B ran nested"
+    );
+    assert_eq!(m.cpu.tr.selector, 0x18);
+    assert_ne!(
+        m.cpu.cr0 & emulator::cpu::ctl::CR0_TS,
+        0,
+        "a task switch sets CR0.TS"
+    );
+    assert_eq!(m.ram.read_le(0x1018 + 5, 1).unwrap(), 0x8B, "A busy");
+    assert_eq!(m.ram.read_le(0x1020 + 5, 1).unwrap(), 0x89, "B free again");
+    assert_eq!(m.cpu.rflags & flags::NT, 0);
+}

@@ -265,6 +265,9 @@ fn far_jump(cpu: &mut Cpu, selector: u16, offset: u64) -> R<()> {
     if let Some(gate) = super::gates::call_gate(cpu, selector)? {
         return super::gates::through_call_gate(cpu, selector, gate, false);
     }
+    if let Some(raw) = super::task::task_descriptor(cpu, selector)? {
+        return super::task::switch_to(cpu, selector, raw, super::task::Reason::Jmp);
+    }
     check_far_target(cpu, selector)?;
     let cpl = cpu.s().cpl();
     load_code_segment(cpu, selector, offset, cpl)
@@ -273,6 +276,9 @@ fn far_jump(cpu: &mut Cpu, selector: u16, offset: u64) -> R<()> {
 fn far_call(cpu: &mut Cpu, selector: u16, offset: u64, size: u32) -> R<()> {
     if let Some(gate) = super::gates::call_gate(cpu, selector)? {
         return super::gates::through_call_gate(cpu, selector, gate, true);
+    }
+    if let Some(raw) = super::task::task_descriptor(cpu, selector)? {
+        return super::task::switch_to(cpu, selector, raw, super::task::Reason::Call);
     }
     check_far_target(cpu, selector)?;
     let (old_cs, old_ip) = (cpu.s().cs().selector, cpu.s().rip);
@@ -349,8 +355,8 @@ fn iret(cpu: &mut Cpu, size: u32) -> R<()> {
         return Err(gp(0));
     }
     if cpu.s().rflags & NT != 0 && !cpu.s().long_mode_active() {
-        // Task return: hardware task switching is not supported yet.
-        return Err(gp(0));
+        // Nested task: return to the task in the back link (a hardware task switch).
+        return super::task::iret_to_previous(cpu);
     }
     let cpl = cpu.s().cpl();
     let rpl = (cs & 3) as u8;

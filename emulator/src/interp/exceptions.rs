@@ -172,7 +172,7 @@ fn read_gate(cpu: &mut Cpu, vector: u8, size: u64, source: Source, ext: u32) -> 
     let valid = if size == 16 {
         matches!(gate_type, 0xE | 0xF)
     } else {
-        matches!(gate_type, 0x6 | 0x7 | 0xE | 0xF)
+        matches!(gate_type, 0x5 | 0x6 | 0x7 | 0xE | 0xF)
     };
     if !valid {
         return Err(gp(idt_err));
@@ -213,6 +213,11 @@ fn deliver_protected(
 ) -> R<()> {
     let (lo, _) = read_gate(cpu, vector, 8, source, ext)?;
     let gate_type = (lo >> 40) & 0xF;
+    if gate_type == 0x5 {
+        // A task gate: the handler is a whole task (e.g. a double-fault task with its own stack).
+        let reason = super::task::Reason::Interrupt(error_code);
+        return super::task::switch_to(cpu, (vector as u16) << 3, lo, reason);
+    }
     let size: u32 = if gate_type & 8 != 0 { 4 } else { 2 };
     let selector = (lo >> 16) as u16;
     let offset = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF_0000);

@@ -21,6 +21,7 @@ mod segments;
 mod string;
 mod sysenter;
 mod system;
+mod task;
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
 
