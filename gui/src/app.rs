@@ -91,6 +91,8 @@ pub struct FrameFacts {
     pub walk_lines: Vec<String>,
     /// Bytes the memory view drew highlighted as recently written.
     pub memory_highlighted: usize,
+    /// Of those, the bytes the last instruction wrote.
+    pub memory_written_last: usize,
 }
 
 /// Samples of guest speed for the stats plot.

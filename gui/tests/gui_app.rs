@@ -32,6 +32,26 @@ fn f11_steps_and_highlights_exactly_the_registers_that_changed() {
 }
 
 #[test]
+fn the_memory_view_highlights_what_a_call_pushed() {
+    let mut h = harness(app("demo"));
+    // Run to the first CALL (32-bit code), then step into it: it pushes a 4-byte return address.
+    let s = &mut h.state_mut().session;
+    while gui::disasm::decode_current(&mut s.machine)
+        .is_none_or(|i| i.flow_control() != iced_x86::FlowControl::Call)
+    {
+        s.step_into();
+    }
+    h.key_press(Key::F11);
+    h.run();
+    assert_eq!(h.state().settings.memory_follow, "rsp", "the view follows the stack");
+    assert_eq!(h.state().facts.memory_written_last, 4, "the pushed return address");
+    h.key_press(Key::F11);
+    h.run();
+    assert_eq!(h.state().facts.memory_written_last, 0, "the next instruction wrote nothing there");
+    assert!(h.state().facts.memory_highlighted >= 4, "older writes stay highlighted, fading");
+}
+
+#[test]
 fn toolbar_buttons_step_and_step_back() {
     let mut h = harness(app("demo"));
     h.get_by_label("Step into").click();

@@ -139,6 +139,9 @@ pub fn show(ui: &mut egui::Ui, app: &mut VmscopeApp) {
                         let mut rich = RichText::new(text).monospace();
                         if let Some(ago) = phys.and_then(|p| age.get(&p)) {
                             app.facts.memory_highlighted += 1;
+                            if *ago == 0 {
+                                app.facts.memory_written_last += 1;
+                            }
                             rich = rich
                                 .background_color(write_color(*ago))
                                 .color(Color32::BLACK);
