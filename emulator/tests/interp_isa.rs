@@ -567,3 +567,43 @@ fn call_and_task_gate_switch_tasks_and_iret_returns_through_the_back_link() {
     assert_eq!(m.ram.read_le(0x1020 + 5, 1).unwrap(), 0x89, "B free again");
     assert_eq!(m.cpu.rflags & flags::NT, 0);
 }
+
+#[test]
+fn single_step_waits_out_the_mov_ss_shadow() {
+    let code = assemble(
+        16,
+        0x7C00,
+        r#"
+        mov word ptr [1*4], offset handler
+        mov word ptr [1*4+2], 0
+        xor bx, bx
+        xor dx, dx
+        pushf
+        pop ax
+        or ax, 0x100
+        push ax
+        popf
+        mov ax, ss      # trap 1 (BX = 1)
+        mov ss, ax      # held by the shadow ...
+        mov sp, 0x7000  # ... until after this one: trap 2 sees SP already set
+        hlt
+    handler:
+        inc bx
+        cmp bx, 2
+        jne 1f
+        mov dx, sp      # the stack the trap frame went to: 0x7000 - 6
+        mov bp, sp
+        and word ptr [bp + 4], 0xFEFF   # stop stepping: clear TF in the saved FLAGS
+    1:  iret
+        "#,
+    );
+    let mut m = real_mode(&code);
+    m.cpu.gpr[reg::RSP] = 0x6000;
+    assert_eq!(run(&mut m), Exit::Shutdown);
+    assert_eq!(
+        m.cpu.gpr[reg::RBX] & 0xFFFF,
+        2,
+        "traps after `mov ax, ss` and `mov sp`, none between `mov ss` and `mov sp`"
+    );
+    assert_eq!(m.cpu.gpr[reg::RDX] & 0xFFFF, 0x7000 - 6);
+}

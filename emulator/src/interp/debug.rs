@@ -3,7 +3,9 @@
 //!
 //! - Single-step: if TF was set when an instruction started, #DB is raised as a *trap* after it
 //!   completes (DR6.BS = 1, the saved RIP is the next instruction). INT n/INT3/INTO/INT1 clear TF
-//!   on the way into their handler, so they are not followed by a step trap.
+//!   on the way into their handler, so they are not followed by a step trap. After MOV SS or
+//!   POP SS the trap waits one more instruction (the same shadow that holds interrupts), so a
+//!   debugger never stops between loading SS and loading SP.
 //! - Instruction breakpoints: DR7 enables DRi (L/G bits) with R/W = 00 (execute); when RIP's
 //!   linear address equals DRi and RFLAGS.RF = 0, #DB is raised as a *fault* before the
 //!   instruction runs (DR6.Bi = 1). A handler returns with RF = 1 in the saved flags to run the

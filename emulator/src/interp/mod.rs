@@ -374,7 +374,12 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
             ) {
                 cpu.st().rflags &= !fl::RF;
             }
-            if single_step || breakpoints && cpu.data_hits != 0 {
+            // MOV SS / POP SS hold debug traps, like interrupts, until after the next instruction.
+            let ss_shadow = cpu.s().events.interrupt_shadow
+                && ins.op_count() > 0
+                && ins.op0_kind() == iced_x86::OpKind::Register
+                && ins.op0_register() == iced_x86::Register::SS;
+            if (single_step || breakpoints && cpu.data_hits != 0) && !ss_shadow {
                 return debug::debug_trap(cpu, &ins, single_step);
             }
             Ok(())
