@@ -150,6 +150,8 @@ pub(crate) struct Cpu<'a> {
     pub bus_touched: bool,
     /// `Bus::interrupt_pending` as of the last poll.
     irq_pending: bool,
+    /// Which unit executes each mnemonic (see `dispatch_table`).
+    units: &'static [Unit],
     /// DR0–DR3 data breakpoints hit by the current instruction (DR6 bits 0–3), reported as a
     /// #DB trap when it completes.
     pub data_hits: u64,
@@ -244,6 +246,7 @@ impl Engine for Interpreter {
             now_ns,
             bus_touched: true,
             irq_pending: false,
+            units: dispatch_table(),
             data_hits: 0,
         };
         let exit = run_loop(&mut cpu, limit);
@@ -473,13 +476,7 @@ fn is_no_op(m: Mnemonic) -> bool {
 /// Does the interpreter execute `m` (in the modes where it is valid)? This reads the same
 /// dispatch `execute` uses, so `vmscope isa` cannot drift from the code.
 pub fn implements(m: Mnemonic) -> bool {
-    is_no_op(m)
-        || alu::handles(m)
-        || legacy::handles(m)
-        || descriptors::handles(m)
-        || control::handles(m)
-        || string::handles(m)
-        || system::handles(m)
+    unit_of(m) != Unit::Missing
 }
 
 /// May this instruction carry a LOCK prefix? (Otherwise LOCK raises #UD, as on the 386 and later.)
@@ -493,13 +490,14 @@ fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     if ins.has_lock_prefix() && !alu::lockable(ins) {
         return Err(ud());
     }
-    match ins.mnemonic() {
-        m if is_no_op(m) => Ok(()),
-        m if alu::handles(m) => alu::execute(cpu, ins),
-        m if legacy::handles(m) => legacy::execute(cpu, ins),
-        m if descriptors::handles(m) => descriptors::execute(cpu, ins),
-        m if control::handles(m) => control::execute(cpu, ins),
-        m if string::handles(m) => {
+    let m = ins.mnemonic();
+    match cpu.units[m as usize] {
+        Unit::NoOp => Ok(()),
+        Unit::Alu => alu::execute(cpu, ins),
+        Unit::Legacy => legacy::execute(cpu, ins),
+        Unit::Descriptors => descriptors::execute(cpu, ins),
+        Unit::Control => control::execute(cpu, ins),
+        Unit::String => {
             // INS/OUTS reach devices (the interrupt poll must look again).
             cpu.bus_touched |= matches!(
                 m,
@@ -507,12 +505,12 @@ fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             );
             string::execute(cpu, ins)
         }
-        m if system::handles(m) => {
+        Unit::System => {
             // I/O, MSRs, CR8 and HLT/STI can change what the interrupt controllers report.
             cpu.bus_touched = true;
             system::execute(cpu, ins)
         }
-        m => {
+        Unit::Missing => {
             // Not implemented: the guest sees #UD, and the user sees the count.
             *cpu.m
                 .stats
@@ -522,4 +520,54 @@ fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             Err(ud())
         }
     }
+}
+
+/// Which part of the interpreter executes a mnemonic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    Missing,
+    NoOp,
+    Alu,
+    Legacy,
+    Descriptors,
+    Control,
+    String,
+    System,
+}
+
+fn unit_of(m: Mnemonic) -> Unit {
+    if is_no_op(m) {
+        Unit::NoOp
+    } else if alu::handles(m) {
+        Unit::Alu
+    } else if legacy::handles(m) {
+        Unit::Legacy
+    } else if descriptors::handles(m) {
+        Unit::Descriptors
+    } else if control::handles(m) {
+        Unit::Control
+    } else if string::handles(m) {
+        Unit::String
+    } else if system::handles(m) {
+        Unit::System
+    } else {
+        Unit::Missing
+    }
+}
+
+/// The dispatch table, one entry per iced-x86 mnemonic, built once from the `handles` lists:
+/// one indexed load per instruction instead of a chain of large `matches!`.
+fn dispatch_table() -> &'static [Unit] {
+    static TABLE: std::sync::OnceLock<Vec<Unit>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let count = Mnemonic::values()
+            .map(|m| m as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut table = vec![Unit::Missing; count];
+        for m in Mnemonic::values() {
+            table[m as usize] = unit_of(m);
+        }
+        table
+    })
 }
