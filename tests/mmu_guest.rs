@@ -34,7 +34,7 @@ fn every_case_passes_on_the_interpreter_and_the_shadow_was_exercised() {
     let g = guests::by_name("paging-matrix").unwrap();
     assert_eq!(serial, g.expected_serial);
     assert_eq!(outcome.status, 33);
-    assert_eq!(case_lines(&serial).len(), 29);
+    assert_eq!(case_lines(&serial).len(), 34);
     let m = outcome.machine.stats.mmu;
     // 16 configurations x 48 probes, about half of which fault, plus the single cases.
     assert!(m.page_faults > 300, "{m:?}");

@@ -4,9 +4,9 @@
 # error code and CR2 — and which changes to page tables a CPU notices when.
 #
 # Phases (each prints one line per case, "ok ..." or "FAIL ..."):
-#   1. 32-bit paging with a 4 KiB page and a 4 MiB (PSE) page; 2. PAE paging with a 2 MiB
-#   page. Both are skipped when the command line contains "nolegacy" (PVM's KVM refuses
-#   paging without long mode).
+#   1. 32-bit paging: a 4 KiB and a 4 MiB (PSE) page, WP and not-present faults, D in a
+#   4 MiB PDE; 2. PAE paging: a 2 MiB page, an XD fetch fault, a WP fault. Both are skipped
+#   when the command line contains "nolegacy" (PVM's KVM refuses paging without long mode).
 #   3. 4-level paging: for CR0.WP, CR4.SMEP, CR4.SMAP and RFLAGS.AC (set by STAC/CLAC) in
 #   every combination the CPU supports, probes 8 pages (U/S x R/W x XD) with reads, writes
 #   and fetches from ring 0 and ring 3 and compares the fault (or none) with the rules.
@@ -105,6 +105,7 @@ _start:
     call wants_legacy
     test %eax, %eax
     jz 2f
+    call setup_idt32
     call legacy_32bit
     call legacy_pae
     jmp 3f
@@ -728,6 +729,10 @@ gdtr:
 idtr:
     .word 32 * 16 - 1
     .long idt, 0
+idtr32:
+    .word 32 * 8 - 1
+    .long idt32
+scratch32: .long 0
 
 .set NFRAMES, 16
     .bss
@@ -749,6 +754,7 @@ pd_pae2:    .skip 4096
 pt_pae:     .skip 4096
 frames:     .skip NFRAMES * 4096
 idt:        .skip 32 * 16
+idt32:      .skip 32 * 8
 tss:        .skip TSS_SIZE
     .balign 8
 mbi:        .skip 8

@@ -206,7 +206,12 @@ pub const PLATFORM_QEMU_DIFFERENCES: [(&str, &str); 2] = [
 pub const PAGING_MATRIX_TEXT: &str = "\
 paging-matrix: the MMU checked from inside
 ok   32-bit paging: 4 KiB page and 4 MiB PSE page translate
+ok   32-bit paging: write to a read-only page with WP=1: #PF 0x3 and CR2
+ok   32-bit paging: read of a not-present page: #PF 0x0
+ok   32-bit paging: a write through a 4 MiB page sets its dirty bit
 ok   PAE paging: 4 KiB page and 2 MiB page translate
+ok   PAE paging: fetch from an XD page (EFER.NXE=1): #PF 0x11
+ok   PAE paging: write to a read-only page with WP=1: #PF 0x3
 ok   rights matrix, 48 probes (CPL 0/3 x 8 pages x read/write/fetch): WP=0 SMEP=0 SMAP=0 AC=0
 ok   rights matrix, 48 probes (CPL 0/3 x 8 pages x read/write/fetch): WP=1 SMEP=0 SMAP=0 AC=0
 ok   rights matrix, 48 probes (CPL 0/3 x 8 pages x read/write/fetch): WP=0 SMEP=1 SMAP=0 AC=0
@@ -234,15 +239,15 @@ ok   CR3 switch: edits made while the space was not current are seen
 ok   2 MiB page translates
 ok   1 GiB page translates
 ok   reserved bit (PS in a PML4E): #PF 0x9 (P+RSVD)
-paging-matrix: 29 passed, 0 failed
+paging-matrix: 34 passed, 0 failed
 ";
 
 /// QEMU 7.2 TCG reports a reserved-bit page fault with error code 0x8 (RSVD without P); the
 /// SDM says RSVD "can be set only if bit 0 is also set", and vmscope and hardware push 0x9.
 /// (vmscope's lines, QEMU's lines); QEMU then exits with 0x15.
 pub const PAGING_MATRIX_QEMU_DIFFERENCE: (&str, &str) = (
-    "ok   reserved bit (PS in a PML4E): #PF 0x9 (P+RSVD)\npaging-matrix: 29 passed, 0 failed\n",
-    "FAIL reserved bit (PS in a PML4E): #PF 0x9 (P+RSVD)\n     got #PF code 0x00000008\npaging-matrix: 28 passed, 1 failed\n",
+    "ok   reserved bit (PS in a PML4E): #PF 0x9 (P+RSVD)\npaging-matrix: 34 passed, 0 failed\n",
+    "FAIL reserved bit (PS in a PML4E): #PF 0x9 (P+RSVD)\n     got #PF code 0x00000008\npaging-matrix: 33 passed, 1 failed\n",
 );
 
 static GUESTS: [Guest; 10] = [
@@ -336,8 +341,9 @@ static GUESTS: [Guest; 10] = [
         file_name: "paging-matrix.elf",
         kind: GuestKind::Multiboot,
         image: PAGING_MATRIX_ELF,
-        description: "Checks the MMU from inside: 32-bit (4 MiB PSE) and PAE paging (skipped with \
-                      the command line nolegacy), then in long mode every combination of U/S, \
+        description: "Checks the MMU from inside: 32-bit (4 MiB PSE) and PAE paging with WP, XD \
+                      and not-present faults (skipped with the command line nolegacy), then in \
+                      long mode every combination of U/S, \
                       R/W, XD, CR0.WP, SMEP, SMAP, RFLAGS.AC and CPL for reads, writes and \
                       fetches, A/D bits, INVLPG, CR3 switches, 2 MiB/1 GiB pages, a reserved \
                       bit. Exits 0x15 if a case fails.",
