@@ -148,7 +148,30 @@ pub fn peek_walk(
         .map_err(|(f, _)| f)
 }
 
+/// Reads a paging-structure entry: straight from RAM when it is there (the common case, with a
+/// fixed-size copy), else through the bus like any physical read.
+#[inline]
+fn read_entry(machine: &mut Machine, addr: u64, size: u8) -> u64 {
+    let ram = machine.ram.as_slice();
+    let start = addr as usize;
+    if addr
+        .checked_add(size as u64)
+        .is_some_and(|end| end <= ram.len() as u64)
+    {
+        if size == 8 {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&ram[start..start + 8]);
+            return u64::from_le_bytes(b);
+        }
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&ram[start..start + 4]);
+        return u32::from_le_bytes(b) as u64;
+    }
+    machine.phys_read(addr, size as usize)
+}
+
 /// The walk itself. `pdptes`: the PAE PDPTE registers (None = load them from CR3 now).
+#[inline]
 pub fn walk_detail(
     machine: &mut Machine,
     pdptes: Option<&[u64; 4]>,
@@ -240,7 +263,7 @@ pub fn walk_detail(
     for &(level, shift, bits, size) in levels {
         let index = (linear >> shift) & ((1 << bits) - 1);
         let entry_addr = table + index * size as u64;
-        let raw = machine.phys_read(entry_addr, size as usize);
+        let raw = read_entry(machine, entry_addr, size);
         let last = level == Level::Pt;
         let large = !last
             && raw & pte::PS != 0
