@@ -121,7 +121,7 @@ fn earlier_starts(
         starts_from(&buf, bits, start, ip)
     };
     if let Some((_, off)) = symbols.lookup(linear_of(&cpu, ip)) {
-        if off > 0 && off <= 2048 {
+        if off > 0 && off <= 2048 && off <= ip {
             let v = try_from(ip - off, m);
             if !v.is_empty() {
                 return v[v.len().saturating_sub(before)..].to_vec();

@@ -43,12 +43,27 @@ fn the_memory_view_highlights_what_a_call_pushed() {
     }
     h.key_press(Key::F11);
     h.run();
-    assert_eq!(h.state().settings.memory_follow, "rsp", "the view follows the stack");
-    assert_eq!(h.state().facts.memory_written_last, 4, "the pushed return address");
+    assert_eq!(
+        h.state().settings.memory_follow,
+        "rsp",
+        "the view follows the stack"
+    );
+    assert_eq!(
+        h.state().facts.memory_written_last,
+        4,
+        "the pushed return address"
+    );
     h.key_press(Key::F11);
     h.run();
-    assert_eq!(h.state().facts.memory_written_last, 0, "the next instruction wrote nothing there");
-    assert!(h.state().facts.memory_highlighted >= 4, "older writes stay highlighted, fading");
+    assert_eq!(
+        h.state().facts.memory_written_last,
+        0,
+        "the next instruction wrote nothing there"
+    );
+    assert!(
+        h.state().facts.memory_highlighted >= 4,
+        "older writes stay highlighted, fading"
+    );
 }
 
 #[test]
@@ -360,4 +375,38 @@ fn switching_engines_keeps_the_guest_running_the_same_way() {
     assert_eq!(cpu.rip, reference.machine.cpu.rip);
     assert_eq!(cpu.gpr, reference.machine.cpu.gpr);
     assert_eq!(h.state().session.machine.stats.engine_switches, 2);
+}
+
+#[test]
+fn every_built_in_guest_runs_to_its_end_with_every_panel_drawn() {
+    for g in guests::all() {
+        let mut h = harness(app(g.name));
+        h.state_mut().budget = 100_000;
+        for tab in ["Events", "Stats", "Breakpoints", "Serial console"] {
+            h.get_by_label(tab).click();
+            h.run();
+        }
+        // Step a little in every guest's first mode (real mode for the ROM), then run.
+        for _ in 0..20 {
+            h.key_press(Key::F11);
+        }
+        h.run();
+        h.key_press(Key::F5);
+        h.step();
+        run_until_paused(&mut h, 3_000);
+        let s = &h.state().session;
+        assert!(
+            matches!(s.last_stop, Some(StopReason::GuestEnded(_))),
+            "{}: {:?}",
+            g.name,
+            s.last_stop
+        );
+        assert_eq!(s.serial, g.expected_serial, "{}", g.name);
+        // Back one instruction from the very end, then through the tabs again.
+        h.key_press(Key::F7);
+        h.run();
+        assert!(h.state().session.finished.is_none(), "{}", g.name);
+        h.get_by_label("Events").click();
+        h.run();
+    }
 }
