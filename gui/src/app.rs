@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use egui::{Key, Modifiers, RichText};
 
 use crate::panels;
-use crate::session::{kvm_status, EngineKind, GuestImage, Session};
+use crate::session::{kvm_status, EngineKind, Session};
 
 /// Instructions per frame to start with; adapted to the frame time while running.
 const START_BUDGET: u64 = 200_000;
@@ -270,7 +270,7 @@ impl VmscopeApp {
     pub fn open_path(&mut self, path: &str) {
         let result = std::fs::read(path)
             .map_err(|e| format!("reading {path}: {e}"))
-            .and_then(|bytes| Session::new(GuestImage::from_bytes(path, bytes)));
+            .and_then(|bytes| Session::new(crate::session::GuestImage::from_bytes(path, bytes)));
         self.replace_session(result, false);
     }
 
