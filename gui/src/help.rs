@@ -10,7 +10,8 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ("F11", "step into: execute one instruction"),
     (
         "F10",
-        "step over: a CALL, INT n or REP string instruction runs as one step",
+        "step over: a CALL, INT n or REP string instruction runs as one step, and so does \
+         a hardware interrupt's handler if one arrives",
     ),
     (
         "Shift+F11",
@@ -69,6 +70,13 @@ const HOW: &[(&str, &str)] = &[
          explain its address; the explanation has no side effects (no accessed bits set).",
     ),
     (
+        "Breakpoints on interrupt handlers",
+        "Delivering an interrupt or exception and executing the handler's first instruction \
+         happen in one step of the engine, so the debugger is never 'before' a handler's first \
+         instruction. It notices the delivery and stops just after a breakpointed handler \
+         entry instead, and says so.",
+    ),
+    (
         "Watchpoints",
         "Before each instruction the debugger decodes it and computes the linear addresses of \
          its memory operands (iced-x86 instruction info + the registers); the run stops after \
@@ -82,6 +90,7 @@ pub fn window(ctx: &egui::Context, app: &mut VmscopeApp) {
         .open(&mut open)
         .collapsible(false)
         .default_width(640.0)
+        .max_width(680.0)
         .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
         .show(ctx, |ui| {
             egui::ScrollArea::vertical()
@@ -90,7 +99,7 @@ pub fn window(ctx: &egui::Context, app: &mut VmscopeApp) {
                     egui::Grid::new("shortcuts").num_columns(2).show(ui, |ui| {
                         for (k, what) in SHORTCUTS {
                             ui.label(RichText::new(*k).monospace().strong());
-                            ui.label(*what);
+                            ui.add(egui::Label::new(*what).wrap());
                             ui.end_row();
                         }
                     });

@@ -253,3 +253,59 @@ fn the_guest_ending_is_a_stop_and_step_back_undoes_it() {
     assert!(s.finished.is_some(), "the last instruction ends it again");
     assert_eq!(s.position(), end);
 }
+
+#[test]
+fn a_breakpoint_on_an_interrupt_handler_stops_when_the_interrupt_arrives() {
+    let mut s = Session::builtin("demo").unwrap();
+    let handler = s.symbols.find("timer_handler").unwrap();
+    s.toggle_breakpoint(handler);
+    s.run();
+    assert!(s.run_until_stopped(10_000, 1_000));
+    assert_eq!(
+        s.last_stop,
+        Some(StopReason::BreakpointAtHandlerEntry { linear: handler })
+    );
+    // timer_handler starts with PUSH RAX (one byte), which ran with the delivery.
+    assert_eq!(s.machine.cpu.linear_rip(), handler + 1);
+    assert_eq!(
+        s.events.total(EventKind::Interrupt),
+        1,
+        "the first timer tick"
+    );
+    s.run();
+    assert!(s.run_until_stopped(10_000, 1_000));
+    assert_eq!(
+        s.events.total(EventKind::Interrupt),
+        2,
+        "and again at the next one"
+    );
+}
+
+#[test]
+fn step_over_steps_over_a_hardware_interrupt_handler() {
+    let mut s = Session::builtin("demo").unwrap();
+    let wait = s.symbols.find("wait_for_ticks").unwrap();
+    let handler = s.symbols.find("timer_handler").unwrap();
+    s.run_to(wait);
+    assert!(s.run_until_stopped(10_000, 100));
+    let mut saw_interrupt = false;
+    for _ in 0..50 {
+        let before = s.events.total(EventKind::Interrupt);
+        s.step_over();
+        assert!(s.run_until_stopped(10_000, 100));
+        let rip = s.machine.cpu.linear_rip();
+        assert!(
+            !(handler..handler + 0x40).contains(&rip),
+            "F10 never stops inside the timer handler (at {rip:#x})"
+        );
+        if s.events.total(EventKind::Interrupt) > before {
+            saw_interrupt = true;
+            assert_eq!(s.last_stop, Some(StopReason::SteppedOver));
+            break;
+        }
+    }
+    assert!(
+        saw_interrupt,
+        "a timer interrupt arrived while stepping the wait loop"
+    );
+}

@@ -53,6 +53,11 @@ pub enum StopReason {
     Breakpoint {
         linear: u64,
     },
+    /// An interrupt or exception entered a handler whose first instruction has a breakpoint:
+    /// delivery and that instruction are one step, so the CPU is just past it.
+    BreakpointAtHandlerEntry {
+        linear: u64,
+    },
     Watchpoint {
         linear: u64,
         size: u64,
@@ -79,6 +84,11 @@ impl fmt::Display for StopReason {
             StopReason::ReachedCursor => write!(f, "reached the cursor"),
             StopReason::Paused => write!(f, "paused"),
             StopReason::Breakpoint { linear } => write!(f, "breakpoint at {linear:#x}"),
+            StopReason::BreakpointAtHandlerEntry { linear } => write!(
+                f,
+                "breakpoint at {linear:#x}, entered by an interrupt or exception (its first \
+                 instruction ran in the same step as the delivery)"
+            ),
             StopReason::Watchpoint {
                 linear,
                 size,
@@ -160,7 +170,22 @@ impl Session {
                 let rsp = self.machine.cpu.gpr[reg::RSP];
                 self.start(Goal::StepOver { resume_linear, rsp });
             }
-            _ => self.step_into(),
+            _ => {
+                let before = self.machine.cpu.clone();
+                let interrupts = self.events.total(EventKind::Interrupt);
+                self.step_into();
+                let interrupted = self.events.total(EventKind::Interrupt) > interrupts;
+                if interrupted && self.last_stop == Some(StopReason::Stepped) {
+                    // A hardware interrupt arrived: step over its handler too, back to the
+                    // instruction it interrupted (which has not run yet).
+                    self.start(Goal::StepOver {
+                        resume_linear: before.linear_rip(),
+                        rsp: before.gpr[reg::RSP],
+                    });
+                    self.first_step_of_run = false;
+                    self.prev_cpu = before;
+                }
+            }
         }
     }
 
@@ -307,6 +332,13 @@ impl Session {
             }
         }
 
+        let delivered =
+            seen.contains(&EventKind::Interrupt) || seen.contains(&EventKind::Exception);
+        if delivered && check_breakpoints {
+            if let Some(linear) = self.handler_entry_breakpoint() {
+                return Some(StopReason::BreakpointAtHandlerEntry { linear });
+            }
+        }
         if let Some((i, u)) = watched {
             self.watchpoints[i].hits += 1;
             return Some(StopReason::Watchpoint {
@@ -355,6 +387,41 @@ impl Session {
             Goal::RunTo { linear } if cpu.linear_rip() == linear => Some(StopReason::ReachedCursor),
             _ => None,
         }
+    }
+
+    /// After a step that delivered an interrupt or exception, the engine has also run the
+    /// handler's first instruction. A breakpoint there was never "before" us, so look for an
+    /// enabled breakpoint whose instruction leads to where we are now.
+    fn handler_entry_breakpoint(&mut self) -> Option<u64> {
+        let now = self.machine.cpu.linear_rip();
+        let bits = self.machine.cpu.code_bits();
+        let candidates: Vec<(usize, u64)> = self
+            .breakpoints
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.enabled)
+            .map(|(i, b)| (i, b.linear))
+            .collect();
+        for (i, linear) in candidates {
+            let mut bytes = [0u8; 15];
+            let n = crate::guestmem::read_linear(&mut self.machine, linear, &mut bytes);
+            let ins = iced_x86::Decoder::with_ip(
+                bits,
+                &bytes[..n],
+                linear,
+                iced_x86::DecoderOptions::NONE,
+            )
+            .decode();
+            if ins.is_invalid() {
+                continue;
+            }
+            let branch_here = ins.is_jmp_short_or_near() && ins.near_branch_target() == now;
+            if ins.next_ip() == now || branch_here {
+                self.breakpoints[i].hits += 1;
+                return Some(linear);
+            }
+        }
+        None
     }
 
     /// (port, reads + writes) for the ports "break on I/O" watches.
