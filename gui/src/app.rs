@@ -346,14 +346,14 @@ impl VmscopeApp {
         if self.settings.show_bottom {
             egui::Panel::bottom("tabs")
                 .resizable(true)
-                .default_size(230.0)
+                .default_size(260.0)
                 .show(ui, |ui| panels::bottom_tabs(ui, self));
         }
         egui::CentralPanel::default().show(ui, |ui| {
             if self.settings.show_memory {
                 egui::Panel::bottom("memory")
                     .resizable(true)
-                    .default_size(250.0)
+                    .default_size(220.0)
                     .show(ui, |ui| panels::memory::show(ui, self));
             }
             panels::code::show(ui, self);

@@ -6,6 +6,7 @@
 mod support;
 
 use egui::Key;
+use egui_kittest::kittest::Queryable;
 use egui_kittest::SnapshotOptions;
 use support::{app, harness, run_until_paused};
 
@@ -39,4 +40,19 @@ fn main_window_at_the_entry_with_help() {
     h.key_press(Key::F1);
     h.run();
     h.snapshot_options("help_overlay", &options());
+}
+
+#[test]
+fn events_and_stats_tabs_after_the_demo() {
+    let mut h = harness(app("demo"));
+    h.state_mut().budget = 1_000;
+    h.key_press(Key::F5);
+    h.step();
+    run_until_paused(&mut h, 5_000);
+    h.get_by_label("Events").click();
+    h.run();
+    h.snapshot_options("events_tab", &options());
+    h.get_by_label("Stats").click();
+    h.run();
+    h.snapshot_options("stats_tab", &options());
 }

@@ -189,8 +189,8 @@ impl EventLog {
                 let (r0, w0) = self.ports.get(port).copied().unwrap_or((0, 0));
                 let what = match (r.saturating_sub(r0), w.saturating_sub(w0)) {
                     (0, 0) => continue,
-                    (r, 0) => format!("in from port {port:#x} ({r}×)"),
-                    (0, w) => format!("out to port {port:#x} ({w}×)"),
+                    (_, 0) => format!("in from port {port:#x}"),
+                    (0, _) => format!("out to port {port:#x}"),
                     (r, w) => format!("port {port:#x}: {r} in, {w} out"),
                 };
                 add(
