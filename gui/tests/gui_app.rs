@@ -410,3 +410,53 @@ fn every_built_in_guest_runs_to_its_end_with_every_panel_drawn() {
         h.run();
     }
 }
+
+/// eframe's storage, in memory (on the desktop it is a RON file, in a browser local storage).
+#[derive(Default)]
+struct MemoryStorage(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn the_layout_and_view_settings_survive_a_restart() {
+    let mut h = harness(app("demo"));
+    h.get_by_label("Stats").click();
+    h.get_by_label("physical").click();
+    h.run();
+    h.state_mut().settings.show_inspector = false;
+    h.state_mut().settings.memory_follow = "rdi".into();
+    let mut storage = MemoryStorage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    let saved = h.state().settings.clone();
+    assert_eq!(saved.bottom_tab, gui::app::BottomTab::Stats);
+    assert_eq!(saved.memory_space, gui::app::Space::Physical);
+
+    let session = gui::session::Session::builtin("demo").unwrap();
+    let restored = gui::VmscopeApp::with_storage(session, Some(&storage));
+    assert_eq!(restored.settings, saved);
+    let h = harness(restored);
+    assert!(
+        h.query_by_label("Page walk").is_none(),
+        "the inspector stays hidden"
+    );
+    h.get_by_label_contains("instructions (counted)");
+
+    // A stored layout from an older version with missing fields still loads (serde defaults).
+    let mut old = MemoryStorage::default();
+    eframe::Storage::set_string(&mut old, eframe::APP_KEY, "(show_memory: false)".into());
+    let session = gui::session::Session::builtin("demo").unwrap();
+    let app = gui::VmscopeApp::with_storage(session, Some(&old));
+    assert!(!app.settings.show_memory);
+    assert!(app.settings.show_registers);
+}
