@@ -309,3 +309,43 @@ fn step_over_steps_over_a_hardware_interrupt_handler() {
         "a timer interrupt arrived while stepping the wait loop"
     );
 }
+
+#[test]
+fn under_kvm_the_demo_runs_freely_and_break_on_kvm_exit_stops_at_io() {
+    if let Err(why) = gui::session::kvm_status() {
+        println!("skipping: KVM is not usable here: {why}");
+        return;
+    }
+    let mut s = Session::builtin("demo").unwrap();
+    s.switch_engine(gui::session::EngineKind::Kvm).unwrap();
+    s.break_on.kvm_exit = true;
+    s.run();
+    assert!(s.run_until_stopped(1_000, 100));
+    assert!(
+        matches!(&s.last_stop, Some(StopReason::KvmExit(e)) if e.contains("io")),
+        "{:?}",
+        s.last_stop
+    );
+    assert!(s.events.total(EventKind::KvmExit) >= 1);
+    let ins = s
+        .machine
+        .bus
+        .stats
+        .by_port
+        .values()
+        .map(|(r, w)| r + w)
+        .sum::<u64>();
+    assert!(ins >= 1, "the exit was a port access");
+
+    // Without conditions KVM runs in slices to the end, and prints what the interpreter prints.
+    s.break_on.kvm_exit = false;
+    s.run();
+    assert!(s.run_until_stopped(1_000, 10_000));
+    assert!(
+        matches!(s.last_stop, Some(StopReason::GuestEnded(_))),
+        "{:?}",
+        s.last_stop
+    );
+    assert_eq!(s.serial, guests::by_name("demo").unwrap().expected_serial);
+    assert!(s.step_back_blocker().is_some());
+}
