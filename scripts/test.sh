@@ -10,5 +10,7 @@ echo "== cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== portable core builds for wasm32-unknown-unknown"
 cargo build -p emulator -p devices --target wasm32-unknown-unknown
+echo "== the GUI library checks for wasm32 too (the web demo runs the same app)"
+cargo check -p gui --lib --target wasm32-unknown-unknown
 echo "== cargo test"
 cargo test --workspace
