@@ -182,6 +182,8 @@ pub struct VmscopeApp {
     pub forms: Forms,
     pub kvm: Result<String, String>,
     pub facts: FrameFacts,
+    /// The RIP the code view last scrolled to (it follows RIP when it changes).
+    pub code_scrolled_to: Option<u64>,
 }
 
 impl VmscopeApp {
@@ -201,6 +203,7 @@ impl VmscopeApp {
             forms: Forms::default(),
             kvm: kvm_status(),
             facts: FrameFacts::default(),
+            code_scrolled_to: None,
         }
     }
 
@@ -344,16 +347,18 @@ impl VmscopeApp {
                 .show(ui, |ui| panels::inspector(ui, self));
         }
         if self.settings.show_bottom {
+            let h = ui.available_height();
             egui::Panel::bottom("tabs")
                 .resizable(true)
-                .default_size(260.0)
+                .default_size((h * 0.3).min(260.0))
                 .show(ui, |ui| panels::bottom_tabs(ui, self));
         }
         egui::CentralPanel::default().show(ui, |ui| {
             if self.settings.show_memory {
+                let h = ui.available_height();
                 egui::Panel::bottom("memory")
                     .resizable(true)
-                    .default_size(220.0)
+                    .default_size((h * 0.4).min(220.0))
                     .show(ui, |ui| panels::memory::show(ui, self));
             }
             panels::code::show(ui, self);

@@ -104,6 +104,10 @@ fn code_line(ui: &mut egui::Ui, app: &mut VmscopeApp, line: &disasm::Line) {
             rich = rich.strong();
         }
         let r = ui.add(egui::Label::new(rich).sense(Sense::click()).extend());
+        if line.current && app.code_scrolled_to != Some(line.ip) {
+            r.scroll_to_me(Some(egui::Align::Center));
+            app.code_scrolled_to = Some(line.ip);
+        }
         if r.clicked() {
             app.cursor = Some(linear);
             app.walk_target = Some((linear, "code view"));
