@@ -2,6 +2,7 @@
 //! Teaches: the last mile a headless test cannot see — a window system, a GL context, a frame
 //! on screen. The screenshot lands in the target directory for a person to look at.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,23 +41,29 @@ fn the_window_opens_under_xvfb_and_draws_the_debugger() {
         );
         return;
     }
-    // A display number unlikely to be taken by a parallel run.
-    let display = format!(":{}", 90 + std::process::id() % 500);
-    let xvfb = Command::new("Xvfb")
+    // -displayfd: Xvfb picks a free display and prints its number once it accepts clients.
+    let mut xvfb = Command::new("Xvfb")
         .args([
-            display.as_str(),
+            "-displayfd",
+            "1",
             "-screen",
             "0",
             "1600x1000x24",
             "-nolisten",
             "tcp",
         ])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("Xvfb starts");
+    let stdout = xvfb.stdout.take().expect("piped stdout");
     let _xvfb = Reap(xvfb);
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("Xvfb reports its display");
+    assert!(line.trim().parse::<u32>().is_ok(), "Xvfb said {line:?}");
+    let display = format!(":{}", line.trim());
 
     let shot = screenshot_path();
     let _ = std::fs::remove_file(&shot);
