@@ -56,3 +56,24 @@ fn events_and_stats_tabs_after_the_demo() {
     h.run();
     h.snapshot_options("stats_tab", &options());
 }
+
+#[test]
+fn breakpoints_tab_with_every_kind_of_stop() {
+    let mut a = app("demo");
+    let at = a.session.symbols.find("long_mode").unwrap();
+    let s = &mut a.session;
+    s.breakpoints
+        .push(gui::session::Breakpoint::with_condition(at, "rax == 0x10").unwrap());
+    s.breakpoints.push(gui::session::Breakpoint::new(0x10_0020));
+    s.watchpoints.push(gui::session::Watchpoint::new(
+        0x10_2000,
+        8,
+        gui::session::MemAccess::Write,
+    ));
+    s.break_on.io_ports = vec![0x3F8];
+    s.break_on.exception = true;
+    let mut h = harness(a);
+    h.get_by_label("Breakpoints").click();
+    h.run();
+    h.snapshot_options("breakpoints_tab", &options());
+}

@@ -13,10 +13,10 @@ pub fn show(ui: &mut egui::Ui, app: &mut VmscopeApp) {
         .id_salt("breakpoints")
         .auto_shrink([false, false])
         .show(ui, |ui| {
+            breakpoints(ui, app);
+            ui.separator();
             ui.columns(2, |cols| {
-                breakpoints(&mut cols[0], app);
-                watchpoints(&mut cols[1], app);
-                cols[1].separator();
+                watchpoints(&mut cols[0], app);
                 break_on(&mut cols[1], app);
             });
             if let Some(m) = &app.forms.message {
@@ -30,8 +30,8 @@ fn breakpoints(ui: &mut egui::Ui, app: &mut VmscopeApp) {
     let mut remove = None;
     let mut errors = Vec::new();
     let symbols = app.session.symbols.clone();
-    egui::Grid::new("bps").num_columns(4).show(ui, |ui| {
-        for (i, b) in app.session.breakpoints.iter_mut().enumerate() {
+    for (i, b) in app.session.breakpoints.iter_mut().enumerate() {
+        ui.horizontal(|ui| {
             ui.checkbox(&mut b.enabled, "")
                 .widget_info(|| egui::WidgetInfo::labeled(egui::Role::CheckBox, true, "enabled"));
             let name = symbols.describe(b.linear).unwrap_or_default();
@@ -40,7 +40,7 @@ fn breakpoints(ui: &mut egui::Ui, app: &mut VmscopeApp) {
             let r = ui.add(
                 egui::TextEdit::singleline(&mut cond)
                     .hint_text("condition, e.g. rax == 1")
-                    .desired_width(150.0),
+                    .desired_width(160.0),
             );
             if r.changed() {
                 b.condition_text = cond.clone();
@@ -51,12 +51,11 @@ fn breakpoints(ui: &mut egui::Ui, app: &mut VmscopeApp) {
                 }
             }
             ui.label(RichText::new(format!("{} hits", b.hits)).color(DIM));
-            if ui.small_button("x").clicked() {
+            if ui.small_button("x").on_hover_text("remove").clicked() {
                 remove = Some(i);
             }
-            ui.end_row();
-        }
-    });
+        });
+    }
     if let Some(i) = remove {
         app.session.breakpoints.remove(i);
     }
@@ -133,7 +132,7 @@ fn watchpoints(ui: &mut egui::Ui, app: &mut VmscopeApp) {
         )
         .labelled_by(len.id);
         let access = app.forms.watch_access.get_or_insert(MemAccess::Write);
-        egui::ComboBox::from_label("on")
+        egui::ComboBox::from_label("access")
             .selected_text(access.label())
             .show_ui(ui, |ui| {
                 for a in [MemAccess::Write, MemAccess::Read, MemAccess::ReadWrite] {
