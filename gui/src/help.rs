@@ -59,7 +59,8 @@ const HOW: &[(&str, &str)] = &[
          devices read only that clock. So the state after n instructions depends only on the \
          image and on what was typed (and when). Step back boots a fresh machine and replays \
          to instruction n - 1; the CPU snapshots taken at every stop check that the replay \
-         matches. Device models cannot be snapshotted yet, so replays start at power-on. \
+         matches. Device models cannot be snapshotted yet, so replays start at power-on and \
+         take longer the further the guest has run. \
          After KVM has run, the past depends on the host clock and cannot be replayed.",
     ),
     (
