@@ -17,6 +17,8 @@
 //! ```
 
 pub mod moo;
+pub mod native;
+pub mod native_forms;
 pub mod rules;
 pub mod sst;
 

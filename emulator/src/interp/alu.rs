@@ -315,8 +315,9 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             let a = cpu.read_op(ins, 0)?;
             let b = cpu.read_op(ins, 1)?;
             let (r, f) = fx::add(a, b, 0, size);
-            cpu.write_op(ins, 0, r)?;
+            // SRC ← DEST, then DEST ← sum: with one register as both, the sum wins.
             cpu.write_op(ins, 1, a)?;
+            cpu.write_op(ins, 0, r)?;
             cpu.set_status(f);
             Ok(())
         }
@@ -330,8 +331,11 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                 let src = cpu.read_op(ins, 1)?;
                 cpu.write_op(ins, 0, src)
             } else {
-                // The destination is written back unchanged (a locked cycle always writes).
-                cpu.write_op(ins, 0, dest)?;
+                // A memory destination is written back unchanged (a locked cycle always
+                // writes); a register one is not written, so its upper half survives.
+                if ins.op0_kind() == OpKind::Memory {
+                    cpu.write_op(ins, 0, dest)?;
+                }
                 cpu.set_gpr(reg::RAX, size, dest);
                 Ok(())
             }

@@ -19,10 +19,11 @@ pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     } else {
         1
     };
-    // The operand is read even for a zero count, so its faults happen; then nothing changes.
+    // The operand is read even for a zero count, so its faults happen; then nothing changes —
+    // except that a 32-bit register is still written, which clears its upper half (as CPUs do).
     let a = cpu.read_op(ins, 0)? & mask(size);
     if count == 0 {
-        return Ok(());
+        return zero_count_writeback(cpu, ins, size, a);
     }
     let msb = |v: u64| (v >> (bits - 1)) & 1;
     let flags_in = cpu.s().rflags;
@@ -118,6 +119,15 @@ pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     Ok(())
 }
 
+/// A shift by 0 still writes a 32-bit register destination, zero-extending it into 64 bits
+/// (found by `vmscope conformance native` against the real CPU).
+fn zero_count_writeback(cpu: &mut Cpu, ins: &Instruction, size: u32, a: u64) -> R<()> {
+    if size == 4 && ins.op0_kind() == OpKind::Register {
+        cpu.write_op(ins, 0, a)?;
+    }
+    Ok(())
+}
+
 /// SHLD/SHRD: shift a destination while filling from a second register.
 pub(crate) fn double_shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let size = cpu.op_size(ins, 0);
@@ -126,7 +136,7 @@ pub(crate) fn double_shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let count = (cpu.read_op(ins, 2)? & count_mask) as u32;
     let a = cpu.read_op(ins, 0)? & mask(size);
     if count == 0 {
-        return Ok(());
+        return zero_count_writeback(cpu, ins, size, a);
     }
     let b = cpu.read_op(ins, 1)? & mask(size);
     let wide: u128 = if ins.mnemonic() == Mnemonic::Shld {
@@ -138,7 +148,9 @@ pub(crate) fn double_shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         let shifted = wide << count;
         (
             (shifted >> bits) as u64 & mask(size),
-            (shifted >> (2 * bits)) & 1 != 0,
+            // The last bit shifted out of the destination (read before the shift: for 64-bit
+            // operands `shifted` has already lost it, and `>> 128` would overflow).
+            (wide >> (2 * bits - count)) & 1 != 0,
         )
     } else {
         let shifted = wide >> count;
