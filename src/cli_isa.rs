@@ -45,6 +45,9 @@ pub enum ConformanceSuite {
         /// Failure details to print.
         #[arg(long, default_value_t = 20)]
         details: usize,
+        /// Print which flags/registers are not compared (architecturally undefined) and why.
+        #[arg(long)]
+        rules: bool,
     },
 }
 
@@ -69,7 +72,14 @@ pub fn conformance(suite: ConformanceSuite) -> Result<i32> {
             cases,
             seed,
             details,
+            rules,
         } => {
+            if rules {
+                println!("Not compared (architecturally undefined):");
+                for (ins, what, why) in conformance::native_forms::UNDEFINED_RULES {
+                    println!("  {ins:<18} {what:<44} {why}");
+                }
+            }
             let report = conformance::native::run(&conformance::native::Options {
                 forms,
                 cases,
