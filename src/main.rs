@@ -63,10 +63,20 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         skip: u64,
     },
-    /// List the built-in guests.
-    Guests,
+    /// List the built-in guests; `--export DIR` writes their images there (e.g. for QEMU's -kernel).
+    Guests {
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
+    },
     /// Show which KVM this host has (VT-x, AMD-V, PVM) and whether vmscope can use it.
     KvmInfo,
+    /// Explain a page walk of a guest step by step, or list the interpreter's shadow page tables.
+    Mmu {
+        #[command(subcommand)]
+        command: vmscope::mmu_cmd::MmuCommand,
+    },
+    /// Run the teaching kernel's workloads on every engine (interp, kvm, qemu-tcg, qemu-kvm) and compare.
+    Compare(vmscope::compare::cli::CompareArgs),
     /// Open the stepping debugger window on a guest (runs `vmscope-gui`: `cargo build -p gui`).
     Gui {
         /// Path to the image, or the name of a built-in guest; default: the demo.
@@ -75,13 +85,6 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Explain a page walk of a guest step by step, or list the interpreter's shadow page tables.
-    Mmu {
-        #[command(subcommand)]
-        command: vmscope::mmu_cmd::MmuCommand,
-    },
-    /// Run the teaching kernel's workloads on every engine (interp, kvm, qemu-tcg, qemu-kvm) and compare.
-    Compare(vmscope::compare::cli::CompareArgs),
     /// Check the interpreter against hardware-captured tests (see `vmscope conformance sst --help`).
     Conformance {
         #[command(subcommand)]
@@ -181,17 +184,31 @@ fn real_main() -> Result<i32> {
             cmdline,
             skip,
         } => step(image.as_deref(), count, engine, memory, &cmdline, skip),
-        Command::Guests => {
+        Command::Guests { export } => {
             for g in guests::all() {
                 println!("{:<16} {}", g.name, g.description);
+            }
+            if let Some(dir) = export {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                for g in guests::all() {
+                    let path = dir.join(g.file_name);
+                    std::fs::write(&path, g.image)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                eprintln!(
+                    "vmscope: wrote {} images to {}",
+                    guests::all().len(),
+                    dir.display()
+                );
             }
             Ok(0)
         }
         Command::Conformance { suite } => vmscope::cli_isa::conformance(suite),
         Command::Isa(args) => vmscope::cli_isa::isa(args),
+        Command::Gui { image, args } => gui(image, &args),
         Command::Compare(args) => vmscope::compare::cli::compare(args),
         Command::Mmu { command } => mmu(command),
-        Command::Gui { image, args } => gui(image, &args),
         Command::KvmInfo => {
             let flavour = accel_kvm::detect_flavour();
             println!("host KVM: {flavour}");
@@ -201,6 +218,26 @@ fn real_main() -> Result<i32> {
             }
             Ok(0)
         }
+    }
+}
+
+/// Starts the GUI, a separate binary so that the CLI builds without a GUI toolkit.
+fn gui(image: Option<String>, args: &[String]) -> Result<i32> {
+    let beside_us = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("vmscope-gui")))
+        .filter(|p| p.exists());
+    let exe = beside_us.unwrap_or_else(|| PathBuf::from("vmscope-gui"));
+    match std::process::Command::new(&exe)
+        .args(image)
+        .args(args)
+        .status()
+    {
+        Ok(status) => Ok(status.code().unwrap_or(2)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "vmscope-gui is not built: run `cargo build -p gui` (or `cargo run -p gui -- [IMAGE]`)"
+        ),
+        Err(e) => Err(e).with_context(|| format!("starting {}", exe.display())),
     }
 }
 
@@ -232,26 +269,6 @@ fn mmu(command: vmscope::mmu_cmd::MmuCommand) -> Result<i32> {
     };
     print!("{text}");
     Ok(0)
-}
-
-/// Starts the GUI, a separate binary so that the CLI builds without a GUI toolkit.
-fn gui(image: Option<String>, args: &[String]) -> Result<i32> {
-    let beside_us = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("vmscope-gui")))
-        .filter(|p| p.exists());
-    let exe = beside_us.unwrap_or_else(|| PathBuf::from("vmscope-gui"));
-    match std::process::Command::new(&exe)
-        .args(image)
-        .args(args)
-        .status()
-    {
-        Ok(status) => Ok(status.code().unwrap_or(2)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "vmscope-gui is not built: run `cargo build -p gui` (or `cargo run -p gui -- [IMAGE]`)"
-        ),
-        Err(e) => Err(e).with_context(|| format!("starting {}", exe.display())),
-    }
 }
 
 fn step(

@@ -78,3 +78,14 @@ fn step_prints_instructions_and_changed_registers() {
     assert!(lines[0].contains("jmp"), "{}", lines[0]);
     assert!(lines[0].contains("cs=0xf000"), "{}", lines[0]);
 }
+
+#[test]
+fn guests_export_writes_bootable_images() {
+    let dir = std::env::temp_dir().join(format!("vmscope-export-{}", std::process::id()));
+    let out = vmscope(&["guests", "--export", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let hello = std::fs::read(dir.join("hello64.elf")).unwrap();
+    assert_eq!(hello, guests::by_name("hello64").unwrap().image);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("demo"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
