@@ -131,7 +131,7 @@ pub fn run_guest(
                 }
             }
         }
-        let before_io = io_count(&machine);
+        let before_io = machine.stats.io_accesses();
         let before_ins = machine.stats.instructions;
         let exit = engine.run(&mut machine, limit)?;
         serial.write_all(&machine.bus.take_serial_output())?;
@@ -140,7 +140,7 @@ pub fn run_guest(
         }
         if let Some(plan) = switch.as_mut() {
             let done = match plan.unit {
-                SwitchUnit::Io => io_count(&machine) - before_io,
+                SwitchUnit::Io => machine.stats.io_accesses() - before_io,
                 SwitchUnit::Instructions => machine.stats.instructions - before_ins,
             };
             plan.after = plan.after.saturating_sub(done);
@@ -161,8 +161,4 @@ pub fn run_guest(
         machine,
         image,
     })
-}
-
-fn io_count(m: &Machine) -> u64 {
-    m.stats.exits.get("io").copied().unwrap_or(0) + m.stats.exits.get("mmio").copied().unwrap_or(0)
 }

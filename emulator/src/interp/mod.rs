@@ -255,13 +255,9 @@ impl Engine for Interpreter {
     }
 }
 
-fn io_count(m: &Machine) -> u64 {
-    m.stats.exits.get("io").copied().unwrap_or(0) + m.stats.exits.get("mmio").copied().unwrap_or(0)
-}
-
 fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
     let mut executed: u64 = 0;
-    let io_start = io_count(cpu.m);
+    let io_start = cpu.m.stats.io_accesses();
     let mut deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
     // Device accesses can arm a nearer deadline (a timer register write): re-read it then.
     let mut epoch = cpu.m.bus.deadline_epoch();
@@ -271,7 +267,7 @@ fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
         }
         if limit
             .io_accesses
-            .is_some_and(|n| io_count(cpu.m) - io_start >= n)
+            .is_some_and(|n| cpu.m.stats.io_accesses() - io_start >= n)
         {
             return Exit::LimitReached;
         }
@@ -512,11 +508,7 @@ fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         }
         Unit::Missing => {
             // Not implemented: the guest sees #UD, and the user sees the count.
-            *cpu.m
-                .stats
-                .unimplemented
-                .entry(format!("{m:?}").to_lowercase())
-                .or_default() += 1;
+            cpu.m.stats.count_unimplemented(m);
             Err(ud())
         }
     }

@@ -69,11 +69,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let m = ins.mnemonic();
     let Some(asize) = address_size(ins) else {
         // MOVSD/CMPSD with XMM operands are SSE instructions, not string moves.
-        *cpu.m
-            .stats
-            .unimplemented
-            .entry(format!("{m:?}").to_lowercase())
-            .or_default() += 1;
+        cpu.m.stats.count_unimplemented(m);
         return Err(super::ud());
     };
     let (kind, size) = match m {

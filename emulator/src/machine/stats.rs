@@ -73,6 +73,20 @@ impl Stats {
         *self.exceptions.entry(name).or_default() += 1;
     }
 
+    /// Guest port and MMIO accesses so far: the unit of `RunLimit::io_accesses`, counted the same
+    /// way by every engine.
+    pub fn io_accesses(&self) -> u64 {
+        self.exits.get("io").copied().unwrap_or(0) + self.exits.get("mmio").copied().unwrap_or(0)
+    }
+
+    /// Records an instruction the interpreter does not implement (the guest got #UD).
+    pub fn count_unimplemented(&mut self, mnemonic: iced_x86::Mnemonic) {
+        *self
+            .unimplemented
+            .entry(format!("{mnemonic:?}").to_lowercase())
+            .or_default() += 1;
+    }
+
     pub fn total_exits(&self) -> u64 {
         self.exits.values().sum()
     }
