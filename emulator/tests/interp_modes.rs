@@ -3,27 +3,9 @@
 
 mod support;
 
-use emulator::cpu::{ctl, flags, reg, CpuState, DescriptorTable, Seg, Segment};
-use emulator::interp::Interpreter;
-use emulator::{Engine, Exit, Machine, RunLimit};
-use support::assemble;
-
-fn run(m: &mut Machine) -> Exit {
-    Interpreter::new()
-        .run(m, RunLimit::instructions(1_000_000))
-        .unwrap()
-}
-
-/// A real-mode machine with `code` at 0x7C00 and CS:IP = 0000:7C00.
-fn real_mode(code: &[u8]) -> Machine {
-    let mut m = Machine::new(2 << 20).unwrap();
-    m.ram.write(0x7C00, code).unwrap();
-    m.cpu.seg = [Segment::real_mode(0, false); 6];
-    m.cpu.seg[Seg::Cs as usize] = Segment::real_mode(0, true);
-    m.cpu.rip = 0x7C00;
-    m.cpu.gpr[reg::RSP] = 0x7000;
-    m
-}
+use emulator::cpu::{ctl, flags, reg, CpuState, Seg, Segment};
+use emulator::{Exit, Machine};
+use support::{assemble, protected_mode, real_mode, run};
 
 #[test]
 fn real_mode_arithmetic_ivt_interrupt_and_debug_exit() {
@@ -85,24 +67,6 @@ fn flags_from_arithmetic_match_the_architecture() {
     assert_eq!(f1, 0x800 | 0x80 | 0x10, "add 0x7F+1 flags");
     let f2 = m.cpu.gpr[reg::RDX] & 0x8D5;
     assert_eq!(f2, 0x80 | 0x10 | 0x04 | 0x01, "sub 0-1 flags");
-}
-
-/// 32-bit protected mode with a flat GDT and an IDT whose #UD handler reports the faulting EIP.
-fn protected_mode(code: &[u8]) -> Machine {
-    let mut m = Machine::new(4 << 20).unwrap();
-    m.ram.write(0x10000, code).unwrap();
-    // GDT at 0x1000: null, code 0x08, data 0x10.
-    m.ram.write_le(0x1008, 8, 0x00CF_9A00_0000_FFFF).unwrap();
-    m.ram.write_le(0x1010, 8, 0x00CF_9200_0000_FFFF).unwrap();
-    m.cpu = CpuState::multiboot_entry(0x10000, 0);
-    m.cpu.seg = [Segment::flat32(0x10, false); 6];
-    m.cpu.seg[Seg::Cs as usize] = Segment::flat32(0x08, true);
-    m.cpu.gdtr = DescriptorTable {
-        base: 0x1000,
-        limit: 23,
-    };
-    m.cpu.gpr[reg::RSP] = 0x9000;
-    m
 }
 
 #[test]

@@ -1,7 +1,51 @@
 //! Test support: assemble small guest programs with GNU as at test time.
 //! Teaches: nothing for students; it keeps interpreter tests readable as assembly.
 
+#![allow(dead_code)] // each test binary uses a subset
+
 use std::process::Command;
+
+use emulator::cpu::{flags, reg, CpuState, DescriptorTable, Seg, Segment};
+use emulator::interp::Interpreter;
+use emulator::{Engine, Exit, Machine, RunLimit};
+
+/// Runs the interpreter for at most a million instructions.
+pub fn run(m: &mut Machine) -> Exit {
+    Interpreter::new()
+        .run(m, RunLimit::instructions(1_000_000))
+        .unwrap()
+}
+
+/// A real-mode machine with `code` at 0x7C00, CS:IP = 0000:7C00, SP = 0x7000, interrupts off.
+pub fn real_mode(code: &[u8]) -> Machine {
+    let mut m = Machine::new(2 << 20).unwrap();
+    m.ram.write(0x7C00, code).unwrap();
+    m.cpu.seg = [Segment::real_mode(0, false); 6];
+    m.cpu.seg[Seg::Cs as usize] = Segment::real_mode(0, true);
+    m.cpu.rip = 0x7C00;
+    m.cpu.gpr[reg::RSP] = 0x7000;
+    m.cpu.rflags = flags::FIXED1;
+    m
+}
+
+/// Flat 32-bit protected mode with `code` at 0x10000. GDT at 0x1000: null, code 0x08, data 0x10,
+/// and a DPL-3 read-only byte-granular data segment 0x18 with limit 0xFFF.
+pub fn protected_mode(code: &[u8]) -> Machine {
+    let mut m = Machine::new(4 << 20).unwrap();
+    m.ram.write(0x10000, code).unwrap();
+    m.ram.write_le(0x1008, 8, 0x00CF_9A00_0000_FFFF).unwrap();
+    m.ram.write_le(0x1010, 8, 0x00CF_9200_0000_FFFF).unwrap();
+    m.ram.write_le(0x1018, 8, 0x0000_F000_0000_0FFF).unwrap();
+    m.cpu = CpuState::multiboot_entry(0x10000, 0);
+    m.cpu.seg = [Segment::flat32(0x10, false); 6];
+    m.cpu.seg[Seg::Cs as usize] = Segment::flat32(0x08, true);
+    m.cpu.gdtr = DescriptorTable {
+        base: 0x1000,
+        limit: 31,
+    };
+    m.cpu.gpr[reg::RSP] = 0x9000;
+    m
+}
 
 /// Assembles Intel-syntax `source` for `bits` (16, 32 or 64) into a flat binary based at `org`.
 pub fn assemble(bits: u32, org: u64, source: &str) -> Vec<u8> {
