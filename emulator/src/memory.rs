@@ -155,14 +155,34 @@ impl GuestRam {
     /// Reads a little-endian value of `size` bytes (1, 2, 4 or 8).
     pub fn read_le(&self, addr: u64, size: usize) -> Result<u64, MemoryError> {
         let r = self.range(addr, size)?;
-        let mut bytes = [0u8; 8];
-        bytes[..size].copy_from_slice(&self.as_slice()[r]);
-        Ok(u64::from_le_bytes(bytes))
+        let b = &self.as_slice()[r];
+        // Fixed-size reads for the common widths: every guest data access comes through here,
+        // and a variable-length copy would cost a memcpy call each time.
+        Ok(match *b {
+            [b0] => b0 as u64,
+            [b0, b1] => u16::from_le_bytes([b0, b1]) as u64,
+            [b0, b1, b2, b3] => u32::from_le_bytes([b0, b1, b2, b3]) as u64,
+            [b0, b1, b2, b3, b4, b5, b6, b7] => {
+                u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7])
+            }
+            _ => {
+                let mut bytes = [0u8; 8];
+                bytes[..size].copy_from_slice(b);
+                u64::from_le_bytes(bytes)
+            }
+        })
     }
 
     pub fn write_le(&mut self, addr: u64, size: usize, value: u64) -> Result<(), MemoryError> {
         let r = self.range(addr, size)?;
-        self.as_mut_slice()[r].copy_from_slice(&value.to_le_bytes()[..size]);
+        let b = &mut self.as_mut_slice()[r];
+        match b.len() {
+            1 => b[0] = value as u8,
+            2 => b.copy_from_slice(&(value as u16).to_le_bytes()),
+            4 => b.copy_from_slice(&(value as u32).to_le_bytes()),
+            8 => b.copy_from_slice(&value.to_le_bytes()),
+            n => b.copy_from_slice(&value.to_le_bytes()[..n]),
+        }
         Ok(())
     }
 
@@ -183,6 +203,11 @@ mod tests {
         ram.write_le(0x1000, 4, 0xdead_beef).unwrap();
         assert_eq!(ram.read_le(0x1000, 2).unwrap(), 0xbeef);
         assert_eq!(ram.read_le(0x1002, 2).unwrap(), 0xdead);
+        ram.write_le(0x1008, 8, 0x0123_4567_89ab_cdef).unwrap();
+        ram.write_le(0x1008, 1, 0xff).unwrap();
+        assert_eq!(ram.read_le(0x1008, 8).unwrap(), 0x0123_4567_89ab_cdff);
+        assert_eq!(ram.read_le(0x100c, 4).unwrap(), 0x0123_4567);
+        assert_eq!(ram.read_le(0x1009, 3).unwrap(), 0x89_abcd);
         assert!(matches!(
             ram.read_le(8190, 4),
             Err(MemoryError::OutOfRange { addr: 8190, .. })
