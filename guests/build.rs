@@ -34,6 +34,8 @@ struct Image {
 
 const IMAGES: &[Image] = &[
     image("hello-real.rom", "hello-real.S", Link::Rom),
+    // vmscope's boot firmware: real mode to a Multiboot kernel (`--boot firmware`).
+    image("firmware.rom", "firmware.S", Link::Rom),
     image("hello32.elf", "hello32.S", Link::MultibootElf),
     image("hello-aout.bin", "hello-aout.S", Link::MultibootFlat),
     image("hello64.elf", "hello64.S", Link::MultibootElf),

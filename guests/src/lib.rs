@@ -20,6 +20,11 @@
 
 /// The real-mode firmware ROM (64 KiB; map it at 0xF0000 and at 0xFFFF0000).
 pub const HELLO_REAL_ROM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello-real.rom"));
+/// vmscope's boot firmware (64 KiB ROM, `asm/firmware.S`): from the reset vector in real mode
+/// through a GDT into 32-bit protected mode, then the Multiboot handoff to a kernel the host
+/// loaded. Not a guest of its own (it is not in [`all`]): the loader patches the kernel's entry
+/// and information address into its parameter block at offset 0xFFE0.
+pub const FIRMWARE_ROM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/firmware.rom"));
 /// 32-bit protected mode with 32-bit paging (Multiboot ELF).
 pub const HELLO32_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello32.elf"));
 /// hello32 as a flat binary with the Multiboot a.out kludge.
