@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use emulator::machine::loader::BootMethod;
 use vmscope::{EngineChoice, RunOptions, SwitchPlan, SwitchUnit};
 
 #[derive(Parser)]
@@ -16,6 +17,10 @@ use vmscope::{EngineChoice, RunOptions, SwitchPlan, SwitchUnit};
     about = "Learn virtualization by doing it: one x86 guest, several engines"
 )]
 struct Cli {
+    /// Host memory the binary translator's cache may use (`--engine bt`), e.g. 32M; when a new
+    /// block does not fit, the whole cache is flushed.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_cache_size)]
+    bt_cache: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +52,10 @@ enum Command {
         switch_to: Option<EngineChoice>,
         #[arg(long, value_enum, default_value_t = SwitchUnit::Io)]
         switch_unit: SwitchUnit,
+        /// How a Multiboot kernel starts: `direct` (in 32-bit protected mode, as QEMU -kernel)
+        /// or `firmware` (at the reset vector F000:FFF0; vmscope's boot ROM enters protected mode).
+        #[arg(long, value_enum, default_value_t = Boot::Direct)]
+        boot: Boot,
     },
     /// Execute N instructions one at a time, printing each with the registers it changed.
     Step {
@@ -62,6 +71,9 @@ enum Command {
         /// Skip this many instructions (run them silently) before printing.
         #[arg(long, default_value_t = 0)]
         skip: u64,
+        /// How a Multiboot kernel starts (see `vmscope run --help`).
+        #[arg(long, value_enum, default_value_t = Boot::Direct)]
+        boot: Boot,
     },
     /// List the built-in guests; `--export DIR` writes their images there (e.g. for QEMU's -kernel).
     Guests {
@@ -92,9 +104,41 @@ enum Command {
     },
     /// List, per iced-x86 mnemonic and CPU mode, whether the interpreter implements it.
     Isa(vmscope::cli_isa::IsaArgs),
+    /// Look inside the binary translator (`vmscope bt show IMAGE --after N`).
+    Bt {
+        #[command(subcommand)]
+        command: vmscope::bt_cmd::BtCommand,
+    },
+}
+
+/// `--boot`: how a Multiboot kernel is started.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Boot {
+    /// The host sets up 32-bit protected mode and jumps to the kernel.
+    Direct,
+    /// The CPU starts at F000:FFF0 in real mode; vmscope's firmware ROM does the handoff.
+    Firmware,
+}
+
+impl From<Boot> for BootMethod {
+    fn from(b: Boot) -> Self {
+        match b {
+            Boot::Direct => BootMethod::Direct,
+            Boot::Firmware => BootMethod::Firmware,
+        }
+    }
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
+    let bytes = parse_any_size(s)?;
+    if !(1 << 20..=64 << 30).contains(&bytes) {
+        return Err(format!("{}: guest RAM must be between 1M and 64G", s.trim()));
+    }
+    Ok(bytes)
+}
+
+/// "64M", "1G", "65536" → bytes.
+fn parse_any_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last() {
         Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
@@ -105,11 +149,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("not a size: {s:?} (try 64M)"))?;
-    let bytes = n.checked_mul(mult).ok_or("size too large")?;
-    if !(1 << 20..=64 << 30).contains(&bytes) {
-        return Err(format!("{s}: guest RAM must be between 1M and 64G"));
+    n.checked_mul(mult).ok_or_else(|| "size too large".to_string())
+}
+
+fn parse_cache_size(s: &str) -> Result<u64, String> {
+    let n = parse_any_size(s)?;
+    if !(64 << 10..=4 << 30).contains(&n) {
+        return Err(format!("{s}: the translation cache must be between 64K and 4G"));
     }
-    Ok(bytes)
+    Ok(n)
 }
 
 /// Reads an image from a path, or returns a built-in guest by name.
@@ -138,6 +186,9 @@ fn main() -> ExitCode {
 
 fn real_main() -> Result<i32> {
     let cli = Cli::parse();
+    if let Some(bytes) = cli.bt_cache {
+        vmscope::engines::set_bt_cache_bytes(bytes as usize);
+    }
     match cli.command {
         Command::Run {
             image,
@@ -149,6 +200,7 @@ fn real_main() -> Result<i32> {
             switch_after,
             switch_to,
             switch_unit,
+            boot,
         } => {
             let (name, bytes) = read_image(image.as_deref())?;
             let opts = RunOptions {
@@ -161,6 +213,7 @@ fn real_main() -> Result<i32> {
                     unit: switch_unit,
                     to,
                 }),
+                boot: boot.into(),
             };
             let mut stdout = std::io::stdout();
             let mut notice = |s: String| eprintln!("{s}");
@@ -172,6 +225,9 @@ fn real_main() -> Result<i32> {
             if stats {
                 let mut m = outcome.machine;
                 eprint!("{}", m.stats.report(&m.bus.stats));
+                for report in &outcome.reports {
+                    eprintln!("{report}");
+                }
                 let _ = &mut m;
             }
             Ok(outcome.status)
@@ -183,7 +239,16 @@ fn real_main() -> Result<i32> {
             memory,
             cmdline,
             skip,
-        } => step(image.as_deref(), count, engine, memory, &cmdline, skip),
+            boot,
+        } => step(
+            image.as_deref(),
+            count,
+            engine,
+            memory,
+            &cmdline,
+            skip,
+            boot.into(),
+        ),
         Command::Guests { export } => {
             for g in guests::all() {
                 println!("{:<16} {}", g.name, g.description);
@@ -205,6 +270,7 @@ fn real_main() -> Result<i32> {
             Ok(0)
         }
         Command::Conformance { suite } => vmscope::cli_isa::conformance(suite),
+        Command::Bt { command } => vmscope::bt_cmd::run(command),
         Command::Isa(args) => vmscope::cli_isa::isa(args),
         Command::Gui { image, args } => gui(image, &args),
         Command::Compare(args) => vmscope::compare::cli::compare(args),
@@ -278,10 +344,18 @@ fn step(
     memory: u64,
     cmdline: &str,
     skip: u64,
+    boot: BootMethod,
 ) -> Result<i32> {
     let (name, bytes) = read_image(image)?;
     let mut machine = emulator::Machine::new(memory)?;
-    let loaded = emulator::machine::loader::load_image(&mut machine, &name, &bytes, cmdline)?;
+    let loaded = emulator::machine::loader::load_image_with_boot(
+        &mut machine,
+        &name,
+        &bytes,
+        cmdline,
+        boot,
+        guests::FIRMWARE_ROM,
+    )?;
     eprintln!("vmscope: {loaded}");
     let mut notice = |s: String| eprintln!("{s}");
     let mut engine = vmscope::make_engine(engine, &machine, &mut notice)?;

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use emulator::machine::loader::{load_image, LoadedImage};
+use emulator::machine::loader::{load_image_with_boot, BootMethod, LoadedImage};
 use emulator::{Exit, Machine, RunLimit};
 
 use crate::engines::{make_engine, EngineChoice};
@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub cmdline: String,
     pub max_instructions: Option<u64>,
     pub switch: Option<SwitchPlan>,
+    /// How a Multiboot kernel starts: directly in protected mode, or at RESET through
+    /// vmscope's firmware ROM (`guests::FIRMWARE_ROM`). Other images ignore it.
+    pub boot: BootMethod,
 }
 
 impl Default for RunOptions {
@@ -44,6 +47,7 @@ impl Default for RunOptions {
             cmdline: String::new(),
             max_instructions: None,
             switch: None,
+            boot: BootMethod::Direct,
         }
     }
 }
@@ -57,6 +61,8 @@ pub struct GuestOutcome {
     pub status: i32,
     /// Engines in the order they ran ("kvm (PVM, software)", …).
     pub engines: Vec<String>,
+    /// Engine-specific counters of each engine that had any (the translator's cache).
+    pub reports: Vec<String>,
     pub machine: Machine,
     pub image: LoadedImage,
 }
@@ -96,9 +102,17 @@ pub fn run_guest(
 ) -> Result<GuestOutcome> {
     let mut machine = Machine::new(opts.memory)
         .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
-    let image = load_image(&mut machine, name, bytes, &opts.cmdline)?;
+    let image = load_image_with_boot(
+        &mut machine,
+        name,
+        bytes,
+        &opts.cmdline,
+        opts.boot,
+        guests::FIRMWARE_ROM,
+    )?;
     let mut engine = make_engine(opts.engine, &machine, notice)?;
     let mut engines = vec![engine.describe()];
+    let mut reports = Vec::new();
     let mut switch = opts.switch;
     let start_instructions = machine.stats.instructions;
     if opts.max_instructions.is_some() && !engine.counts_instructions() {
@@ -145,6 +159,7 @@ pub fn run_guest(
             };
             plan.after = plan.after.saturating_sub(done);
             if plan.after == 0 {
+                reports.extend(engine.report());
                 engine = make_engine(plan.to, &machine, notice)?;
                 machine.stats.engine_switches += 1;
                 engines.push(engine.describe());
@@ -153,11 +168,13 @@ pub fn run_guest(
         }
     };
     serial.flush()?;
+    reports.extend(engine.report());
     let status = exit_status(&exit);
     Ok(GuestOutcome {
         exit,
         status,
         engines,
+        reports,
         machine,
         image,
     })

@@ -81,6 +81,10 @@ pub enum LoadError {
     )]
     RomSize { name: String, size: u64 },
 
+    /// {name}: not a vmscope boot firmware: no "VMSCBOOT" parameter block {from_end:#x} bytes before its end
+    #[error("{name}: not a vmscope boot firmware: no \"VMSCBOOT\" parameter block {from_end:#x} bytes before its end")]
+    NoParameterBlock { name: String, from_end: u64 },
+
     /// {name}: needs at least {need:#x} bytes of guest RAM, the machine has {ram:#x}
     #[error("{name}: needs at least {need:#x} bytes of guest RAM, the machine has {ram:#x}")]
     RamTooSmall { name: String, need: u64, ram: u64 },

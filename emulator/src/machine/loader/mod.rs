@@ -8,6 +8,7 @@
 //! | [flat binary](load_flat) | RAM at a chosen address (0x7C00 by default, like a boot sector) | real mode at the entry |
 //! | [firmware ROM](load_firmware) | read-only below 4 GiB, last 128 KiB copied under 1 MiB | the reset vector F000:FFF0 |
 //! | [Multiboot v1 kernel](load_multiboot) | ELF32 `PT_LOAD` segments or a.out-kludge range at physical addresses | 32-bit protected mode, EAX = 0x2BADB002, EBX = info |
+//! | [Multiboot kernel through firmware](load_multiboot_via_firmware) | as above, plus vmscope's boot ROM with the entry patched in | the reset vector; the ROM switches to protected mode and jumps |
 //!
 //! Loaders take byte slices, never paths (the emulator crate also runs in the browser); the CLI
 //! reads files. Every number that comes from a file is bounds-checked with checked arithmetic, and
@@ -31,6 +32,7 @@ mod boot_info;
 mod elf32;
 mod error;
 mod firmware;
+mod firmware_boot;
 mod flat;
 mod multiboot;
 mod reader;
@@ -43,6 +45,7 @@ pub use boot_info::{
 };
 pub use error::LoadError;
 pub use firmware::{load_firmware, ROM_LOW_ALIAS_MAX, ROM_MAX, ROM_MIN};
+pub use firmware_boot::{load_multiboot_via_firmware, BootMethod, PARAMS_FROM_END, PARAMS_MAGIC};
 pub use flat::{load_flat, real_mode_entry, FLAT_DEFAULT_LOAD_ADDR};
 pub use multiboot::{
     find_header, load_multiboot, MultibootHeader, BOOTLOADER_MAGIC, HEADER_MAGIC,
@@ -135,6 +138,25 @@ pub fn load_image(
             })
         }
         ImageKind::Flat { load_addr, entry } => load_flat(machine, name, bytes, load_addr, entry),
+    }
+}
+
+/// [`load_image`], but a Multiboot kernel with [`BootMethod::Firmware`] starts at RESET and
+/// reaches its entry through `firmware` (see [`load_multiboot_via_firmware`]). ROMs and flat
+/// binaries already start in real mode; for them the boot method changes nothing.
+pub fn load_image_with_boot(
+    machine: &mut Machine,
+    name: &str,
+    bytes: &[u8],
+    cmdline: &str,
+    boot: BootMethod,
+    firmware: &[u8],
+) -> Result<LoadedImage, LoadError> {
+    match (boot, detect(name, bytes)) {
+        (BootMethod::Firmware, ImageKind::Multiboot) => {
+            load_multiboot_via_firmware(machine, name, bytes, cmdline, firmware)
+        }
+        _ => load_image(machine, name, bytes, cmdline),
     }
 }
 
