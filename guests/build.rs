@@ -44,6 +44,8 @@ const IMAGES: &[Image] = &[
     image("ud.elf", "ud.S", Link::MultibootElf),
     image("paging-matrix.elf", "paging-matrix.S", Link::MultibootElf),
     image("platform.elf", "platform.S", Link::MultibootElf),
+    image("smc.elf", "smc.S", Link::MultibootElf),
+    image("jit.elf", "jit.S", Link::MultibootElf),
     // The teaching kernel: one unit of many files in kernel/ (found through `-I kernel/`).
     image("kernel.elf", "../kernel/kernel.S", Link::MultibootElf),
 ];

@@ -42,6 +42,11 @@ pub const UD_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ud.elf"));
 pub const PAGING_MATRIX_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/paging-matrix.elf"));
 /// Checks fw_cfg, ACPI, the local APIC, its timer, the PM timer and the IOAPIC like a QEMU kernel.
 pub const PLATFORM_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/platform.elf"));
+/// Self-modifying code in ring 3: patched immediates, opcodes and jump targets, data in code
+/// pages, REP MOVSB over code (`asm/smc.S`).
+pub const SMC_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/smc.elf"));
+/// A tiny JIT in ring 3: generates, calls and regenerates code, through two virtual mappings.
+pub const JIT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/jit.elf"));
 /// The teaching kernel (`kernel/`): runs the workload suite named on its command line.
 pub const KERNEL_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.elf"));
 
@@ -120,6 +125,8 @@ pub mod exit {
     pub const KERNEL_BAD_CMDLINE: u32 = 0x16;
     /// The teaching kernel: its pool of page frames ran out.
     pub const KERNEL_NO_MEMORY: u32 = 0x17;
+    /// smc, jit: generated or patched code computed something other than its reference.
+    pub const CODE_CHECK_FAILED: u32 = 0x18;
 }
 
 /// The exit status QEMU reports for a debug-exit value: `(value << 1) | 1`.
@@ -255,7 +262,34 @@ pub const PAGING_MATRIX_QEMU_DIFFERENCE: (&str, &str) = (
     "FAIL reserved bit (PS in a PML4E): #PF 0x9 (P+RSVD)\n     got #PF code 0x00000008\npaging-matrix: 33 passed, 1 failed\n",
 );
 
-static GUESTS: [Guest; 10] = [
+/// What `smc` prints: the checksums QEMU 7.2 (TCG), KVM (the cases run natively in ring 3)
+/// and the interpreter agree on; each "ok" says the case also matched its own reference.
+pub const SMC_TEXT: &str = "\
+smc: self-modifying code in 64-bit ring 3
+a1 store into a MOV's immediate, JMP to it (1000 passes): 0x8159fbc8 ok
+a2 store into the next instruction, no branch (1000 passes): 0x38ec6950 ok
+a3 store into the loop's first instruction (1000 passes): 0x0c4ec926 ok
+a4 an ADD that rewrites its own immediate (64 passes): 0x06735134 ok
+b  opcode, JMP target and Jcc of a hot function patched (24 rounds x 300 calls): 0x56a8e094 ok
+c  stores to data in the running loop's page and cache line (100000 passes): 0xe282a720 ok
+d1 REP MOVSB of 4 templates over a hot function (16 rounds x 300 calls): 0x716855b0 ok
+d2 REP MOVSB over the next instructions, then JMP (64 passes): 0xbbc3afc0 ok
+d3 REP MOVSB over the next instructions, no branch (64 passes): 0xbbc3afc0 ok
+d4 5001-byte function over pages replaced by REP MOVSB, up and down (DF=1): 0x54e2211b ok
+smc: 10 cases, 0 failed
+";
+
+/// What `jit` prints (agreed by QEMU 7.2 TCG, KVM and the interpreter, like [`SMC_TEXT`]).
+pub const JIT_TEXT: &str = "\
+jit: code generated at run time in 64-bit ring 3, through two mappings
+1 512 functions generated, called, regenerated in place (8 rounds, 2 mappings): 0xfe4ef1c6 ok
+2 the same bytes at two virtual addresses, RIP-relative LEA (4 pages x 8 calls): 0xdf0b2000 ok
+3 a virtual page remapped between two physical pages of code (32 passes): 0xb4f9a4c0 ok
+4 a chain of 64 generated blocks, one rewritten per round (32 rounds x 10 calls): 0x231ffcc0 ok
+jit: 4 cases, 0 failed
+";
+
+static GUESTS: [Guest; 12] = [
     Guest {
         name: "demo",
         file_name: "demo.elf",
@@ -366,6 +400,34 @@ static GUESTS: [Guest; 10] = [
                       DSDT), the local APIC (self-IPI, TPR and CR8, one-shot/periodic/TSC-deadline timer, \
                       x2APIC), the PM timer and the IOAPIC (edge and level). Exits 0x14 on a failure.",
         expected_serial: PLATFORM_TEXT,
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "smc",
+        file_name: "smc.elf",
+        kind: GuestKind::Multiboot,
+        image: SMC_ELF,
+        description: "Self-modifying code in 64-bit ring 3: stores into the running block \
+                      (after a JMP, into the next instruction, into the loop head, an ADD \
+                      rewriting its own immediate), a hot function's opcode, JMP target and Jcc \
+                      patched, data stores in a code page, REP MOVSB over code (also DF=1, \
+                      5 KiB across pages). Each case checks itself; exits 0x18 if one fails.",
+        expected_serial: SMC_TEXT,
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "jit",
+        file_name: "jit.elf",
+        kind: GuestKind::Multiboot,
+        image: JIT_ELF,
+        description: "A tiny JIT in 64-bit ring 3: generates 512 functions, calls them and \
+                      regenerates them in place, writing and running through two virtual \
+                      mappings of one buffer; RIP-relative code at two addresses, a page \
+                      remapped with INVLPG, a chain of generated blocks rewritten while hot. \
+                      Checked against an interpreter of the same code; exits 0x18 on a mismatch.",
+        expected_serial: JIT_TEXT,
         exit_value: Some(exit::OK),
         ending: Ending::DebugExit(exit::OK),
     },
