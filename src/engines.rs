@@ -1,7 +1,10 @@
 //! The engine factory: turns `--engine interp|kvm|auto` into a running `Engine`.
 //! Teaches: hardware-assisted virtualization is optional; the machine stays the same without it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use anyhow::{bail, Result};
+use emulator::bt::BinaryTranslator;
 use emulator::interp::Interpreter;
 use emulator::{Engine, Machine};
 
@@ -10,6 +13,8 @@ use emulator::{Engine, Machine};
 pub enum EngineChoice {
     /// Our interpreter: one instruction at a time, fully observable.
     Interp,
+    /// Our binary translator: guest blocks translated once, then run from a cache.
+    Bt,
     /// Linux KVM: the guest runs on the host CPU (or PVM's software mode).
     Kvm,
     /// KVM when /dev/kvm works, else the interpreter (with a one-line notice).
@@ -20,10 +25,23 @@ impl std::fmt::Display for EngineChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             EngineChoice::Interp => "interp",
+            EngineChoice::Bt => "bt",
             EngineChoice::Kvm => "kvm",
             EngineChoice::Auto => "auto",
         })
     }
+}
+
+static BT_CACHE_BYTES: AtomicUsize = AtomicUsize::new(emulator::bt::DEFAULT_CAPACITY);
+
+/// Sets the translation-cache capacity of every `bt` engine made from now on (`--bt-cache`).
+pub fn set_bt_cache_bytes(bytes: usize) {
+    BT_CACHE_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// The translation-cache capacity `bt` engines get.
+pub fn bt_cache_bytes() -> usize {
+    BT_CACHE_BYTES.load(Ordering::Relaxed)
 }
 
 /// Creates the engine for `choice` on `machine`. `notice` receives one-line messages for the user
@@ -35,6 +53,7 @@ pub fn make_engine(
 ) -> Result<Box<dyn Engine>> {
     match choice {
         EngineChoice::Interp => Ok(Box::new(Interpreter::new())),
+        EngineChoice::Bt => Ok(Box::new(BinaryTranslator::new(bt_cache_bytes()))),
         EngineChoice::Kvm => match accel_kvm::KvmEngine::new(machine) {
             Ok(kvm) => Ok(Box::new(kvm)),
             Err(e) => bail!("--engine kvm: {e}"),

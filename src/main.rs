@@ -132,7 +132,10 @@ impl From<Boot> for BootMethod {
 fn parse_size(s: &str) -> Result<u64, String> {
     let bytes = parse_any_size(s)?;
     if !(1 << 20..=64 << 30).contains(&bytes) {
-        return Err(format!("{}: guest RAM must be between 1M and 64G", s.trim()));
+        return Err(format!(
+            "{}: guest RAM must be between 1M and 64G",
+            s.trim()
+        ));
     }
     Ok(bytes)
 }
@@ -149,13 +152,16 @@ fn parse_any_size(s: &str) -> Result<u64, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("not a size: {s:?} (try 64M)"))?;
-    n.checked_mul(mult).ok_or_else(|| "size too large".to_string())
+    n.checked_mul(mult)
+        .ok_or_else(|| "size too large".to_string())
 }
 
 fn parse_cache_size(s: &str) -> Result<u64, String> {
     let n = parse_any_size(s)?;
     if !(64 << 10..=4 << 30).contains(&n) {
-        return Err(format!("{s}: the translation cache must be between 64K and 4G"));
+        return Err(format!(
+            "{s}: the translation cache must be between 64K and 4G"
+        ));
     }
     Ok(n)
 }

@@ -9,6 +9,7 @@
 //! assert_eq!(m.cpu.rip, 0xFFF0); // the reset vector, F000:FFF0
 //! ```
 
+pub mod bt;
 pub mod cpu;
 pub mod interp;
 pub mod machine;

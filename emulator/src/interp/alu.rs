@@ -143,6 +143,59 @@ pub(crate) fn lockable(ins: &Instruction) -> bool {
         )
 }
 
+/// The two-input ALU operations (CMP computes as SUB, TEST as AND, without writing back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BinOp {
+    Add,
+    Adc,
+    Sub,
+    Sbb,
+    And,
+    Or,
+    Xor,
+}
+
+impl BinOp {
+    pub fn of(m: Mnemonic) -> BinOp {
+        use Mnemonic as M;
+        match m {
+            M::Add => BinOp::Add,
+            M::Adc => BinOp::Adc,
+            M::Sub | M::Cmp => BinOp::Sub,
+            M::Sbb => BinOp::Sbb,
+            M::And | M::Test => BinOp::And,
+            M::Or => BinOp::Or,
+            _ => BinOp::Xor,
+        }
+    }
+}
+
+/// Result and status flags of `a op b` at `size` bytes (`rflags` supplies CF for ADC/SBB):
+/// the one definition the interpreter and the translator share.
+#[inline(always)]
+pub(crate) fn binary(op: BinOp, a: u64, b: u64, rflags: u64, size: u32) -> (u64, u64) {
+    let carry = rflags & CF;
+    match op {
+        BinOp::Add => fx::add(a, b, 0, size),
+        BinOp::Adc => fx::add(a, b, carry, size),
+        BinOp::Sub => fx::sub(a, b, 0, size),
+        BinOp::Sbb => fx::sub(a, b, carry, size),
+        BinOp::And => (a & b, fx::logic(a & b, size)),
+        BinOp::Or => (a | b, fx::logic(a | b, size)),
+        BinOp::Xor => (a ^ b, fx::logic(a ^ b, size)),
+    }
+}
+
+/// INC/DEC: result and flags; CF is not among the flags they write (callers keep it).
+#[inline(always)]
+pub(crate) fn inc_dec(inc: bool, a: u64, size: u32) -> (u64, u64) {
+    if inc {
+        fx::add(a, 1, 0, size)
+    } else {
+        fx::sub(a, 1, 0, size)
+    }
+}
+
 impl Cpu<'_> {
     /// Replaces the six status flags with `f`.
     pub fn set_status(&mut self, f: u64) {
@@ -227,9 +280,12 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                 return Ok(());
             }
             let v = cpu.peek(0, size)?;
-            // POP [rsp+x] uses the incremented RSP for the address.
+            // POP [rsp+x] uses the incremented RSP for the address; if the write faults, RSP
+            // is as before the instruction (a fault leaves no partial result).
+            let rsp = cpu.s().gpr[reg::RSP];
             cpu.pop(size)?;
             cpu.write_op(ins, 0, v)
+                .inspect_err(|_| cpu.st().gpr[reg::RSP] = rsp)
         }
         M::Pusha | M::Pushad => {
             if cpu.s().mode() == CpuMode::Long64 {
@@ -260,16 +316,8 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             let size = cpu.op_size(ins, 0);
             let a = cpu.read_op(ins, 0)?;
             let b = cpu.read_op(ins, 1)? & mask(size);
-            let carry = cpu.flag(CF) as u64;
-            let (r, f) = match m {
-                M::Add => fx::add(a, b, 0, size),
-                M::Adc => fx::add(a, b, carry, size),
-                M::Sub | M::Cmp => fx::sub(a, b, 0, size),
-                M::Sbb => fx::sub(a, b, carry, size),
-                M::And | M::Test => (a & b, fx::logic(a & b, size)),
-                M::Or => (a | b, fx::logic(a | b, size)),
-                _ => (a ^ b, fx::logic(a ^ b, size)),
-            };
+            let op = BinOp::of(m);
+            let (r, f) = binary(op, a, b, cpu.s().rflags, size);
             if !matches!(m, M::Cmp | M::Test) {
                 cpu.write_op(ins, 0, r)?;
             }
@@ -279,11 +327,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         M::Inc | M::Dec => {
             let size = cpu.op_size(ins, 0);
             let a = cpu.read_op(ins, 0)?;
-            let (r, f) = if m == M::Inc {
-                fx::add(a, 1, 0, size)
-            } else {
-                fx::sub(a, 1, 0, size)
-            };
+            let (r, f) = inc_dec(m == M::Inc, a, size);
             cpu.write_op(ins, 0, r)?;
             cpu.set_flags(STATUS & !CF, f);
             Ok(())

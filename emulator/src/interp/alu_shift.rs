@@ -8,26 +8,14 @@ use super::flags::{logic, szp};
 use super::{Cpu, R};
 use crate::cpu::flags::*;
 
-/// SHL/SAL/SHR/SAR/ROL/ROR/RCL/RCR.
-pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+/// The result and status flags of shift or rotate `m` of `a` (already masked to `size`) by a
+/// non-zero, already masked `count`: the one definition both engines use.
+#[inline]
+pub(crate) fn shift_value(m: Mnemonic, a: u64, count: u32, size: u32, flags_in: u64) -> (u64, u64) {
     use Mnemonic as M;
-    let size = cpu.op_size(ins, 0);
     let bits = size * 8;
-    let count_mask = if size == 8 { 0x3F } else { 0x1F };
-    let count = if ins.op_count() > 1 {
-        (cpu.read_op(ins, 1)? & count_mask) as u32
-    } else {
-        1
-    };
-    // The operand is read even for a zero count, so its faults happen; then nothing changes —
-    // except that a 32-bit register is still written, which clears its upper half (as CPUs do).
-    let a = cpu.read_op(ins, 0)? & mask(size);
-    if count == 0 {
-        return zero_count_writeback(cpu, ins, size, a);
-    }
     let msb = |v: u64| (v >> (bits - 1)) & 1;
-    let flags_in = cpu.s().rflags;
-    let (r, mut f) = match ins.mnemonic() {
+    let (r, mut f) = match m {
         M::Shl | M::Sal => {
             let r = if count >= 64 {
                 0
@@ -60,13 +48,13 @@ pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             let c = count % bits;
             let r = if c == 0 {
                 a
-            } else if ins.mnemonic() == M::Rol {
+            } else if m == M::Rol {
                 ((a << c) | (a >> (bits - c))) & mask(size)
             } else {
                 ((a >> c) | (a << (bits - c))) & mask(size)
             };
             let mut f = flags_in & (SF | ZF | AF | PF);
-            if ins.mnemonic() == M::Rol {
+            if m == M::Rol {
                 let cf = r & 1;
                 f |= cf * CF;
                 if msb(r) ^ cf != 0 {
@@ -86,7 +74,7 @@ pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             let mut v = a;
             let mut cf = flags_in & CF != 0;
             for _ in 0..c {
-                if ins.mnemonic() == M::Rcl {
+                if m == M::Rcl {
                     let out = msb(v) != 0;
                     v = ((v << 1) | cf as u64) & mask(size);
                     cf = out;
@@ -100,7 +88,7 @@ pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             if cf {
                 f |= CF;
             }
-            let of = if ins.mnemonic() == M::Rcl {
+            let of = if m == M::Rcl {
                 msb(v) ^ cf as u64
             } else {
                 msb(v) ^ ((v >> (bits - 2)) & 1)
@@ -111,9 +99,28 @@ pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             (v, f)
         }
     };
-    if matches!(ins.mnemonic(), M::Shl | M::Sal | M::Shr | M::Sar) {
+    if matches!(m, M::Shl | M::Sal | M::Shr | M::Sar) {
         f &= !AF;
     }
+    (r, f)
+}
+
+/// SHL/SAL/SHR/SAR/ROL/ROR/RCL/RCR.
+pub(crate) fn shift(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+    let size = cpu.op_size(ins, 0);
+    let count_mask = if size == 8 { 0x3F } else { 0x1F };
+    let count = if ins.op_count() > 1 {
+        (cpu.read_op(ins, 1)? & count_mask) as u32
+    } else {
+        1
+    };
+    // The operand is read even for a zero count, so its faults happen; then nothing changes —
+    // except that a 32-bit register is still written, which clears its upper half (as CPUs do).
+    let a = cpu.read_op(ins, 0)? & mask(size);
+    if count == 0 {
+        return zero_count_writeback(cpu, ins, size, a);
+    }
+    let (r, f) = shift_value(ins.mnemonic(), a, count, size, cpu.s().rflags);
     cpu.write_op(ins, 0, r)?;
     cpu.set_status(f);
     Ok(())

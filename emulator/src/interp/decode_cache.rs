@@ -44,8 +44,15 @@ pub struct DecodeCacheStats {
 
 pub(crate) struct DecodeCache {
     entries: Box<[Entry]>,
-    /// One bit per 4 KiB physical page below `MAX_PHYS`: "some slot may hold code from here".
+    /// One bit per 4 KiB physical page below `MAX_PHYS`: "some slot may hold code from here",
+    /// or a translated block does (then `block_pages` has the bit too).
     code_pages: Vec<u64>,
+    /// One bit per page holding translated blocks of the binary translator (empty when no
+    /// translator uses this cache). Both kinds of cached code share the one write check.
+    block_pages: Vec<u64>,
+    /// Writes (guest-physical address, size) to pages with translated blocks since the
+    /// translator last looked.
+    pub block_writes: Vec<(u64, u32)>,
     pub stats: DecodeCacheStats,
 }
 
@@ -61,6 +68,8 @@ impl Default for DecodeCache {
             ]
             .into_boxed_slice(),
             code_pages: vec![0; (MAX_PHYS >> 12 >> 6) as usize],
+            block_pages: Vec::new(),
+            block_writes: Vec::new(),
             stats: DecodeCacheStats::default(),
         }
     }
@@ -107,12 +116,51 @@ impl DecodeCache {
     }
 
     /// Called for every guest write of `size` bytes at `phys`: drops instructions it overlaps.
+    /// Returns true when the write touched a page holding translated blocks (queued in
+    /// `block_writes` for the translator).
     #[inline]
-    pub fn note_write(&mut self, phys: u64, size: u32) {
+    pub fn note_write(&mut self, phys: u64, size: u32) -> bool {
         let last = phys.wrapping_add(size as u64 - 1);
         if self.page_has_code(phys) || self.page_has_code(last) {
             self.invalidate_range(phys, size);
+            if self.has_blocks(phys) || self.has_blocks(last) {
+                self.block_writes.push((phys, size));
+                return true;
+            }
         }
+        false
+    }
+
+    /// Marks a physical page as holding translated blocks: writes to it are reported.
+    pub fn mark_block_page(&mut self, page: u64) {
+        if page >= MAX_PHYS >> 12 {
+            return;
+        }
+        if self.block_pages.is_empty() {
+            self.block_pages = vec![0; self.code_pages.len()];
+        }
+        let (word, bit) = ((page >> 6) as usize, 1u64 << (page & 63));
+        self.block_pages[word] |= bit;
+        self.code_pages[word] |= bit;
+    }
+
+    /// The translator dropped every block of `page`: stop reporting writes to it.
+    pub fn unmark_block_page(&mut self, page: u64) {
+        if let Some(w) = self.block_pages.get_mut((page >> 6) as usize) {
+            *w &= !(1u64 << (page & 63));
+        }
+    }
+
+    /// Can this physical address hold translated code (RAM or ROM below 4 GiB)?
+    pub fn trackable(phys: u64) -> bool {
+        phys != 0 && phys < MAX_PHYS
+    }
+
+    fn has_blocks(&self, phys: u64) -> bool {
+        let page = phys >> 12;
+        self.block_pages
+            .get((page >> 6) as usize)
+            .is_some_and(|w| w & (1 << (page & 63)) != 0)
     }
 
     #[inline]
@@ -140,7 +188,12 @@ impl DecodeCache {
         for e in self.entries.iter_mut() {
             e.tag = 0;
         }
-        self.code_pages.fill(0);
+        // Pages of translated blocks stay watched: the translator owns those.
+        if self.block_pages.is_empty() {
+            self.code_pages.fill(0);
+        } else {
+            self.code_pages.copy_from_slice(&self.block_pages);
+        }
         self.stats.flushes += 1;
     }
 }

@@ -13,7 +13,7 @@ mod control;
 mod debug;
 mod decode_cache;
 mod descriptors;
-mod exceptions;
+pub(crate) mod exceptions;
 mod flags;
 mod gates;
 mod legacy;
@@ -30,6 +30,17 @@ use crate::machine::{Engine, EngineError, Exit, Machine, RunLimit};
 use crate::mmu::{Access, Mmu};
 
 pub use decode_cache::DecodeCacheStats;
+
+pub(crate) use access::{mask, seg_of};
+pub(crate) use decode_cache::DecodeCache;
+
+/// The pure semantic functions the binary translator shares with the interpreter: one
+/// definition of each instruction's arithmetic.
+pub(crate) mod alu_api {
+    pub(crate) use super::alu::{binary, inc_dec, BinOp};
+    pub(crate) use super::alu_shift::shift_value;
+    pub(crate) use super::flags::condition;
+}
 pub use exceptions::vector_name;
 
 /// Why the current instruction could not complete.
@@ -155,6 +166,35 @@ pub(crate) struct Cpu<'a> {
     /// DR0–DR3 data breakpoints hit by the current instruction (DR6 bits 0–3), reported as a
     /// #DB trap when it completes.
     pub data_hits: u64,
+    /// Set when an access reached something other than RAM (a device may now want an interrupt)
+    /// or wrote to a page holding translated code. The binary translator ends a block early
+    /// when it sees it; the interpreter, which looks between every instruction anyway, ignores it.
+    pub end_block: bool,
+}
+
+impl<'a> Cpu<'a> {
+    /// The context an engine runs instructions in, with virtual time taken from the bus.
+    pub(crate) fn new(
+        m: &'a mut Machine,
+        mmu: &'a mut Mmu,
+        code: &'a mut decode_cache::DecodeCache,
+        write_log: &'a mut Option<Vec<(u64, u32)>>,
+    ) -> Self {
+        let now_ns = m.bus.now_ns();
+        Cpu {
+            m,
+            mmu,
+            code,
+            write_log,
+            start_rip: 0,
+            now_ns,
+            bus_touched: true,
+            irq_pending: false,
+            units: dispatch_table(),
+            data_hits: 0,
+            end_block: false,
+        }
+    }
 }
 
 impl Cpu<'_> {
@@ -170,12 +210,15 @@ impl Cpu<'_> {
     /// drops the instructions it overlaps (self-modifying code), a recording logs it.
     #[inline]
     pub fn phys_write(&mut self, phys: u64, size: u32, value: u64) {
-        self.code.note_write(phys, size);
+        if self.code.note_write(phys, size) {
+            self.end_block = true;
+        }
         if let Some(log) = self.write_log.as_mut() {
             log.push((phys, size));
         }
         if !self.m.ram.contains(phys, size as usize) {
             self.bus_touched = true;
+            self.end_block = true;
         }
         self.m.phys_write(phys, size as usize, value);
     }
@@ -185,6 +228,7 @@ impl Cpu<'_> {
     pub fn phys_read(&mut self, phys: u64, size: u32) -> u64 {
         if !self.m.ram.contains(phys, size as usize) {
             self.bus_touched = true;
+            self.end_block = true;
         }
         self.m.phys_read(phys, size as usize)
     }
@@ -236,19 +280,7 @@ impl Engine for Interpreter {
     }
 
     fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError> {
-        let now_ns = machine.bus.now_ns();
-        let mut cpu = Cpu {
-            m: machine,
-            mmu: &mut self.mmu,
-            code: &mut self.code,
-            write_log: &mut self.write_log,
-            start_rip: 0,
-            now_ns,
-            bus_touched: true,
-            irq_pending: false,
-            units: dispatch_table(),
-            data_hits: 0,
-        };
+        let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
         let exit = run_loop(&mut cpu, limit);
         cpu.sync_clock();
         Ok(exit)
@@ -256,13 +288,14 @@ impl Engine for Interpreter {
 }
 
 fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
-    let mut executed: u64 = 0;
+    let first = cpu.m.stats.instructions;
     let io_start = cpu.m.stats.io_accesses();
-    let mut deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
-    // Device accesses can arm a nearer deadline (a timer register write): re-read it then.
-    let mut epoch = cpu.m.bus.deadline_epoch();
+    let mut timing = Timing::new(cpu);
     loop {
-        if limit.instructions.is_some_and(|n| executed >= n) {
+        if limit
+            .instructions
+            .is_some_and(|n| cpu.m.stats.instructions - first >= n)
+        {
             return Exit::LimitReached;
         }
         if limit
@@ -271,73 +304,128 @@ fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
         {
             return Exit::LimitReached;
         }
-        if cpu.m.bus.deadline_epoch() != epoch {
-            epoch = cpu.m.bus.deadline_epoch();
-            deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
+        match at_boundary(cpu, &mut timing) {
+            Boundary::Execute { .. } => {}
+            Boundary::Again => continue,
+            Boundary::Stop(exit) => return exit,
         }
-        if cpu.now_ns >= deadline {
-            cpu.sync_clock();
-            deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
+        let result = step_instruction(cpu);
+        if let Some(exit) = retire(cpu, result) {
+            return exit;
         }
-        // Between instructions: a hardware interrupt, if the CPU accepts one.
-        let can_interrupt = cpu.s().rflags & fl::IF != 0 && !cpu.s().events.interrupt_shadow;
-        cpu.st().events.interrupt_shadow = false;
-        if can_interrupt && cpu.interrupt_requested() {
-            let vector = cpu.m.bus.acknowledge_interrupt();
-            cpu.bus_touched = true;
-            cpu.m.stats.interrupts += 1;
-            cpu.st().events.halted = false;
-            cpu.start_rip = cpu.s().rip;
-            if let Err(Fault::Stop(exit)) = exceptions::deliver_external(cpu, vector) {
-                return exit;
-            }
-            continue;
-        }
-        if cpu.s().events.halted {
-            if cpu.s().rflags & fl::IF == 0 {
-                return Exit::Shutdown;
-            }
-            // Nothing to do until a device fires: jump virtual time to the next deadline.
-            match cpu.m.bus.next_deadline() {
-                Some(d) => {
-                    cpu.now_ns = cpu.now_ns.max(d);
-                    cpu.sync_clock();
-                    deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
-                    if !cpu.m.bus.interrupt_pending() && cpu.m.bus.next_deadline().is_none() {
-                        return Exit::Shutdown;
-                    }
-                    continue;
-                }
-                None => return Exit::Shutdown,
-            }
-        }
-        match step_instruction(cpu) {
-            Ok(()) => {}
-            Err(Fault::Stop(exit)) => {
-                cpu.m.stats.instructions += 1;
-                cpu.now_ns += 1;
-                return exit;
-            }
-            Err(Fault::Exception {
-                vector,
-                error_code,
-                cr2,
-            }) => {
-                if let Err(Fault::Stop(exit)) =
-                    exceptions::deliver_exception(cpu, vector, error_code, cr2)
-                {
-                    return exit;
-                }
-            }
-        }
-        executed += 1;
-        cpu.m.stats.instructions += 1;
-        cpu.now_ns += 1;
     }
 }
 
-/// Fetches, decodes and executes one instruction at RIP.
-fn step_instruction(cpu: &mut Cpu) -> R<()> {
+/// The next device deadline in virtual time, as the run loops track it.
+pub(crate) struct Timing {
+    pub deadline: u64,
+    /// Device accesses can arm a nearer deadline (a timer register write): re-read it then.
+    epoch: u64,
+}
+
+impl Timing {
+    pub fn new(cpu: &Cpu) -> Self {
+        Timing {
+            deadline: cpu.m.bus.next_deadline().unwrap_or(u64::MAX),
+            epoch: cpu.m.bus.deadline_epoch(),
+        }
+    }
+
+    /// How many instructions may run before the clock must be brought to a device deadline.
+    pub fn instructions_until_deadline(&self, cpu: &Cpu) -> u64 {
+        self.deadline.saturating_sub(cpu.now_ns)
+    }
+}
+
+/// What the CPU does at an instruction boundary.
+pub(crate) enum Boundary {
+    /// Run the next instruction. `shadowed`: an interrupt shadow (after STI, MOV SS) held
+    /// interrupts off for exactly this one instruction.
+    Execute {
+        shadowed: bool,
+    },
+    /// An interrupt was delivered or time jumped while halted: look again.
+    Again,
+    Stop(Exit),
+}
+
+/// Between instructions: device deadlines, a hardware interrupt if the CPU accepts one, and
+/// the halted state. Every engine that counts instructions goes through here, so interrupts
+/// arrive at the same instruction in the interpreter and in the translator.
+pub(crate) fn at_boundary(cpu: &mut Cpu, timing: &mut Timing) -> Boundary {
+    if cpu.m.bus.deadline_epoch() != timing.epoch {
+        timing.epoch = cpu.m.bus.deadline_epoch();
+        timing.deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
+    }
+    if cpu.now_ns >= timing.deadline {
+        cpu.sync_clock();
+        timing.deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
+    }
+    let shadowed = cpu.s().events.interrupt_shadow;
+    let can_interrupt = cpu.s().rflags & fl::IF != 0 && !shadowed;
+    cpu.st().events.interrupt_shadow = false;
+    if can_interrupt && cpu.interrupt_requested() {
+        let vector = cpu.m.bus.acknowledge_interrupt();
+        cpu.bus_touched = true;
+        cpu.m.stats.interrupts += 1;
+        cpu.st().events.halted = false;
+        cpu.start_rip = cpu.s().rip;
+        if let Err(Fault::Stop(exit)) = exceptions::deliver_external(cpu, vector) {
+            return Boundary::Stop(exit);
+        }
+        return Boundary::Again;
+    }
+    if cpu.s().events.halted {
+        if cpu.s().rflags & fl::IF == 0 {
+            return Boundary::Stop(Exit::Shutdown);
+        }
+        // Nothing to do until a device fires: jump virtual time to the next deadline.
+        return match cpu.m.bus.next_deadline() {
+            Some(d) => {
+                cpu.now_ns = cpu.now_ns.max(d);
+                cpu.sync_clock();
+                timing.deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
+                if !cpu.m.bus.interrupt_pending() && cpu.m.bus.next_deadline().is_none() {
+                    return Boundary::Stop(Exit::Shutdown);
+                }
+                Boundary::Again
+            }
+            None => Boundary::Stop(Exit::Shutdown),
+        };
+    }
+    Boundary::Execute { shadowed }
+}
+
+/// Completes one instruction's outcome: delivers its exception, counts it (a faulting
+/// instruction counts too) and advances virtual time. `Some(exit)` stops the run.
+pub(crate) fn retire(cpu: &mut Cpu, result: R<()>) -> Option<Exit> {
+    match result {
+        Ok(()) => {}
+        Err(Fault::Stop(exit)) => {
+            cpu.m.stats.instructions += 1;
+            cpu.now_ns += 1;
+            return Some(exit);
+        }
+        Err(Fault::Exception {
+            vector,
+            error_code,
+            cr2,
+        }) => {
+            if let Err(Fault::Stop(exit)) =
+                exceptions::deliver_exception(cpu, vector, error_code, cr2)
+            {
+                return Some(exit);
+            }
+        }
+    }
+    cpu.m.stats.instructions += 1;
+    cpu.now_ns += 1;
+    None
+}
+
+/// Fetches, decodes and executes one instruction at RIP, with TF single-step and debug
+/// registers honoured.
+pub(crate) fn step_instruction(cpu: &mut Cpu) -> R<()> {
     let state = cpu.s();
     let bits = state.code_bits();
     let rip = state.rip;
@@ -350,20 +438,35 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
     }
     let mut ins = Instruction::default();
     fetch_decode(cpu, bits, rip, &mut ins)?;
+    execute_decoded(cpu, &ins, bits)?;
+    // MOV SS / POP SS hold debug traps, like interrupts, until after the next instruction.
+    let ss_shadow = cpu.s().events.interrupt_shadow
+        && ins.op_count() > 0
+        && ins.op0_kind() == iced_x86::OpKind::Register
+        && ins.op0_register() == iced_x86::Register::SS;
+    if (single_step || breakpoints && cpu.data_hits != 0) && !ss_shadow {
+        return debug::debug_trap(cpu, &ins, single_step);
+    }
+    Ok(())
+}
+
+/// Executes an instruction already decoded at `cpu.start_rip` (the interpreter's fetch or a
+/// translated block's copy): RIP moves past it, a fault puts RIP back, RF clears on completion.
+#[inline]
+pub(crate) fn execute_decoded(cpu: &mut Cpu, ins: &Instruction, bits: u32) -> R<()> {
     let ip_mask = match bits {
         16 => 0xFFFF,
         32 => 0xFFFF_FFFF,
         _ => u64::MAX,
     };
     cpu.st().rip = ins.next_ip() & ip_mask;
-    let result = execute(cpu, &ins);
-    match result {
+    match execute(cpu, ins) {
         // Faults leave RIP at the faulting instruction; `Stop` after completion keeps next RIP.
-        Err(Fault::Exception { .. }) => {
-            cpu.st().rip = rip;
-            result
+        Err(fault @ Fault::Exception { .. }) => {
+            cpu.st().rip = cpu.start_rip;
+            Err(fault)
         }
-        Err(_) => result,
+        Err(stop) => Err(stop),
         Ok(()) => {
             // RF suppresses instruction breakpoints until an instruction completes; IRET is
             // how a debug handler sets it, so IRET's own RF survives.
@@ -373,14 +476,6 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
             ) {
                 cpu.st().rflags &= !fl::RF;
             }
-            // MOV SS / POP SS hold debug traps, like interrupts, until after the next instruction.
-            let ss_shadow = cpu.s().events.interrupt_shadow
-                && ins.op_count() > 0
-                && ins.op0_kind() == iced_x86::OpKind::Register
-                && ins.op0_register() == iced_x86::Register::SS;
-            if (single_step || breakpoints && cpu.data_hits != 0) && !ss_shadow {
-                return debug::debug_trap(cpu, &ins, single_step);
-            }
             Ok(())
         }
     }
@@ -388,7 +483,7 @@ fn step_instruction(cpu: &mut Cpu) -> R<()> {
 
 /// The instruction at CS:RIP: from the decoded-instruction cache, or fetched through the MMU and
 /// decoded by iced-x86 (then cached if it lies within one page of RAM or ROM).
-fn fetch_decode(cpu: &mut Cpu, bits: u32, rip: u64, ins: &mut Instruction) -> R<()> {
+pub(crate) fn fetch_decode(cpu: &mut Cpu, bits: u32, rip: u64, ins: &mut Instruction) -> R<()> {
     let linear = cpu.s().linear_rip();
     let user = cpu.s().cpl() == 3;
     let phys = cpu.translate(linear, Access::fetch(user))?;
@@ -434,13 +529,13 @@ fn decode_wrapping(cpu: &mut Cpu, rip: u64, ins: &mut Instruction) -> R<()> {
 }
 
 /// RAM and ROM hold code that only changes through writes we see; MMIO may change any time.
-fn cacheable(m: &Machine, phys: u64) -> bool {
+pub(crate) fn cacheable(m: &Machine, phys: u64) -> bool {
     m.ram.contains(phys, 1)
         || m.rom_base()
             .is_some_and(|b| phys >= b && phys < crate::machine::FOUR_GIB)
 }
 
-fn fetch_bytes(cpu: &mut Cpu, phys: u64, out: &mut [u8]) {
+pub(crate) fn fetch_bytes(cpu: &mut Cpu, phys: u64, out: &mut [u8]) {
     if out.is_empty() || cpu.m.ram.read(phys, out).is_ok() {
         return;
     }
@@ -456,8 +551,6 @@ fn is_no_op(m: Mnemonic) -> bool {
         m,
         M::Nop
             | M::Pause
-            | M::Wbinvd
-            | M::Invd
             | M::Prefetchnta
             | M::Prefetcht0
             | M::Prefetcht1
@@ -481,7 +574,7 @@ pub fn lock_allowed(ins: &Instruction) -> bool {
 }
 
 /// Executes one decoded instruction. RIP already points at the next instruction.
-fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     use Mnemonic as M;
     if ins.has_lock_prefix() && !alu::lockable(ins) {
         return Err(ud());
@@ -527,7 +620,7 @@ pub(crate) enum Unit {
     System,
 }
 
-fn unit_of(m: Mnemonic) -> Unit {
+pub(crate) fn unit_of(m: Mnemonic) -> Unit {
     if is_no_op(m) {
         Unit::NoOp
     } else if alu::handles(m) {

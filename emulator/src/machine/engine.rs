@@ -83,6 +83,11 @@ pub trait Engine {
         self.run(machine, RunLimit::instructions(1))
     }
 
+    /// Engine-specific counters for `--stats` (e.g. the translator's cache), if any.
+    fn report(&self) -> Option<String> {
+        None
+    }
+
     /// Can this engine count retired instructions? (KVM cannot, except by single-stepping.)
     fn counts_instructions(&self) -> bool {
         true

@@ -1,0 +1,337 @@
+//! The binary translator: the fast emulation engine (`--engine bt`).
+//! Teaches: translate a guest block once, run it many times; keep the cache right as code changes.
+//!
+//! The loop: at an instruction boundary (the interpreter's own `at_boundary` — device deadlines,
+//! interrupts, HLT), find the translated block for RIP — through the previous block's chain
+//! link, or by translating RIP through the shadow MMU and looking up (physical address, RIP,
+//! mode) in the `TranslationCache`, translating on a miss — and run its ops. Blocks are
+//! pre-decoded threaded code (see `ops`): no decoding, no mnemonic dispatch, flags only where
+//! observable. Sensitive instructions are callouts into the interpreter and end their block, so
+//! mode, paging, interrupt-flag and device changes are seen between blocks.
+//!
+//! **Exactness.** Interrupts and device deadlines are handled between blocks, and a block never
+//! runs past the next deadline or the run limit: when it would, the interpreter runs the
+//! remaining instructions one by one. An exception inside a block leaves RIP at the faulting
+//! instruction and everything before it retired; the count of retired instructions and the
+//! virtual clock advance exactly as in the interpreter. TF single-step, debug registers and an
+//! interrupt shadow also hand single instructions to the interpreter. So `bt` and `interp`
+//! produce the same instruction count, the same interrupts at the same instructions, and the
+//! same final `CpuState` (the lockstep test checks this at every block boundary).
+//!
+//! **Self-modifying code.** Every guest write passes `Cpu::phys_write`; a write to a page that
+//! holds blocks is queued and sets `end_block`, so the block stops after the writing
+//! instruction and the overlapped blocks are dropped before the next fetch.
+
+mod cache;
+mod ops;
+mod show;
+mod translate;
+
+pub use cache::{BtStats, DEFAULT_CAPACITY};
+
+use cache::{BlockId, BlockKey, TranslationCache};
+
+use crate::cpu::flags::{RF, TF};
+use crate::cpu::CpuMode;
+use crate::interp::{self, Boundary, Cpu, DecodeCache, Timing, R};
+use crate::machine::{Engine, EngineError, Exit, Machine, RunLimit};
+use crate::mmu::{Access, Mmu};
+
+/// The binary-translation engine.
+pub struct BinaryTranslator {
+    mmu: Mmu,
+    code: DecodeCache,
+    write_log: Option<Vec<(u64, u32)>>,
+    cache: TranslationCache,
+}
+
+impl Default for BinaryTranslator {
+    fn default() -> Self {
+        BinaryTranslator::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl BinaryTranslator {
+    /// A translator whose cache may use `capacity` bytes of host memory.
+    pub fn new(capacity: usize) -> Self {
+        BinaryTranslator {
+            mmu: Mmu::default(),
+            code: DecodeCache::default(),
+            write_log: None,
+            cache: TranslationCache::new(capacity),
+        }
+    }
+
+    pub fn stats(&self) -> BtStats {
+        self.cache.stats
+    }
+
+    /// Live blocks, host bytes they use, and the cache's capacity.
+    pub fn cache_usage(&self) -> (usize, usize, usize) {
+        (
+            self.cache.live_blocks(),
+            self.cache.used(),
+            self.cache.capacity(),
+        )
+    }
+
+    /// The software MMU (shared design with the interpreter's).
+    pub fn mmu(&self) -> &Mmu {
+        &self.mmu
+    }
+
+    /// Forgets translations, cached decodes and shadow entries, e.g. after another engine ran or
+    /// a debugger wrote guest memory behind the translator's back.
+    pub fn flush_caches(&mut self, machine: &mut Machine) {
+        self.mmu.flush(&mut machine.stats, false);
+        for page in self.cache.flush(false) {
+            self.code.unmark_block_page(page);
+        }
+        self.code.flush();
+    }
+
+    /// Runs until at least one instruction retired and the CPU is at a block boundary: one
+    /// block, or one instruction the interpreter ran (the lockstep test's unit).
+    pub fn run_one_block(&mut self, machine: &mut Machine) -> Exit {
+        let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
+        let exit = run_blocks(&mut cpu, &mut self.cache, RunLimit::UNLIMITED, true);
+        cpu.sync_clock();
+        exit
+    }
+
+    /// The block that starts at the current RIP, translated now if needed, shown beside its
+    /// guest instructions (`vmscope bt show`). None when RIP cannot be translated here.
+    pub fn show_current_block(&mut self, machine: &mut Machine) -> Option<String> {
+        let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
+        let id = match find_or_translate(&mut cpu, &mut self.cache) {
+            Ok(Found::Block(id)) => id,
+            _ => return None,
+        };
+        Some(show::format_block(self.cache.get(id), &self.cache.stats))
+    }
+}
+
+impl Engine for BinaryTranslator {
+    fn name(&self) -> &'static str {
+        "bt"
+    }
+
+    fn describe(&self) -> String {
+        "bt (software, translated blocks)".to_string()
+    }
+
+    fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError> {
+        let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
+        let exit = run_blocks(&mut cpu, &mut self.cache, limit, false);
+        cpu.sync_clock();
+        Ok(exit)
+    }
+
+    fn report(&self) -> Option<String> {
+        Some(show::format_stats(&self.cache))
+    }
+}
+
+/// What the lookup found at RIP.
+enum Found {
+    Block(BlockId),
+    /// Nothing translatable here (MMIO, a page-straddling or undecodable first instruction):
+    /// the interpreter runs one instruction.
+    Interpret,
+}
+
+/// The mode bits a block is specialised for.
+fn mode_key(cpu: &Cpu) -> u32 {
+    let s = cpu.s();
+    s.code_bits() | (s.cpl() as u32) << 8 | (s.mode() as u32) << 16
+}
+
+/// Translates RIP through the MMU and finds (or makes) its block. A fetch fault is returned
+/// as the instruction's fault.
+fn find_or_translate(cpu: &mut Cpu, cache: &mut TranslationCache) -> R<Found> {
+    let s = cpu.s();
+    let (rip, bits, linear) = (s.rip, s.code_bits(), s.linear_rip());
+    let real_wrap = bits == 16 && rip > 0xFFF0 && s.mode() == CpuMode::Real;
+    let user = s.cpl() == 3;
+    let phys = cpu.translate(linear, Access::fetch(user))?;
+    if real_wrap || !DecodeCache::trackable(phys) || !interp::cacheable(cpu.m, phys) {
+        return Ok(Found::Interpret);
+    }
+    let key = BlockKey {
+        phys,
+        rip,
+        mode: mode_key(cpu),
+    };
+    if let Some(id) = cache.lookup(&key) {
+        return Ok(Found::Block(id));
+    }
+    let (ops, guest_bytes) = translate::translate(cpu, phys, rip, bits);
+    if ops.is_empty() {
+        return Ok(Found::Interpret);
+    }
+    if !cache.fits(ops.len()) {
+        for page in cache.flush(true) {
+            cpu.code.unmark_block_page(page);
+        }
+    }
+    let id = cache.insert(key, linear, ops, guest_bytes);
+    cpu.code.mark_block_page(phys >> 12);
+    Ok(Found::Block(id))
+}
+
+/// Runs one instruction in the interpreter (with its TF and debug-register handling).
+fn interpret_one(cpu: &mut Cpu, cache: &mut TranslationCache) -> Option<Exit> {
+    cache.stats.interpreted += 1;
+    let result = interp::step_instruction(cpu);
+    interp::retire(cpu, result)
+}
+
+fn run_blocks(
+    cpu: &mut Cpu,
+    cache: &mut TranslationCache,
+    limit: RunLimit,
+    one_block: bool,
+) -> Exit {
+    let first = cpu.m.stats.instructions;
+    let io_start = cpu.m.stats.io_accesses();
+    let mut timing = Timing::new(cpu);
+    // The block just left through a chainable exit, and the cache epoch it belongs to.
+    let mut came_from: Option<(BlockId, u64)> = None;
+    loop {
+        if one_block && cpu.m.stats.instructions > first {
+            return Exit::LimitReached;
+        }
+        let mut budget = u64::MAX;
+        if let Some(n) = limit.instructions {
+            let executed = cpu.m.stats.instructions - first;
+            if executed >= n {
+                return Exit::LimitReached;
+            }
+            budget = n - executed;
+        }
+        if limit
+            .io_accesses
+            .is_some_and(|n| cpu.m.stats.io_accesses() - io_start >= n)
+        {
+            return Exit::LimitReached;
+        }
+        let shadowed = match interp::at_boundary(cpu, &mut timing) {
+            Boundary::Execute { shadowed } => shadowed,
+            Boundary::Again => {
+                came_from = None;
+                continue;
+            }
+            Boundary::Stop(exit) => return exit,
+        };
+        budget = budget.min(timing.instructions_until_deadline(cpu).max(1));
+        let s = cpu.s();
+        if shadowed || s.rflags & (TF | RF) != 0 || s.dr[7] & 0xFF != 0 {
+            came_from = None;
+            if let Some(exit) = interpret_one(cpu, cache) {
+                return exit;
+            }
+            continue;
+        }
+        let rip = s.rip;
+        let chained = came_from
+            .filter(|&(_, epoch)| epoch == cache.epoch())
+            .and_then(|(from, _)| cache.follow(from, rip));
+        let id = match chained {
+            Some(id) => {
+                cache.stats.blocks_chained += 1;
+                id
+            }
+            None => match find_or_translate(cpu, cache) {
+                Ok(Found::Block(id)) => {
+                    if let Some((from, epoch)) = came_from {
+                        if epoch == cache.epoch() && cache.same_page(from, id) {
+                            cache.link(from, id);
+                        }
+                    }
+                    id
+                }
+                Ok(Found::Interpret) => {
+                    came_from = None;
+                    if let Some(exit) = interpret_one(cpu, cache) {
+                        return exit;
+                    }
+                    continue;
+                }
+                Err(fault) => {
+                    came_from = None;
+                    cpu.start_rip = rip;
+                    if let Some(exit) = interp::retire(cpu, Err(fault)) {
+                        return exit;
+                    }
+                    continue;
+                }
+            },
+        };
+        if cache.get(id).ops.len() as u64 > budget {
+            // The block would run past a device deadline or the run limit.
+            came_from = None;
+            if let Some(exit) = interpret_one(cpu, cache) {
+                return exit;
+            }
+            continue;
+        }
+        let (outcome, full) = execute_block(cpu, cache, id);
+        came_from = (full && cache.get(id).chainable).then(|| (id, cache.epoch()));
+        if !cpu.code.block_writes.is_empty() {
+            for (phys, size) in std::mem::take(&mut cpu.code.block_writes) {
+                for page in cache.invalidate_write(phys, size) {
+                    cpu.code.unmark_block_page(page);
+                }
+            }
+            came_from = None;
+        }
+        if let Some(exit) = outcome {
+            return exit;
+        }
+    }
+}
+
+/// Runs block `id` from its first op until its end, a fault, or an early stop (`end_block`).
+/// Returns the exit (if the run must stop) and whether the block ran to its end.
+#[inline]
+fn execute_block(cpu: &mut Cpu, cache: &mut TranslationCache, id: BlockId) -> (Option<Exit>, bool) {
+    cache.stats.blocks_executed += 1;
+    let block = cache.get_mut(id);
+    block.executions += 1;
+    let block = cache.get(id);
+    let base_ns = cpu.now_ns;
+    cpu.end_block = false;
+    let mut done = 0u64;
+    let mut result = Ok(());
+    for op in block.ops.iter() {
+        cpu.now_ns = base_ns + done;
+        result = (op.exec)(cpu, op);
+        done += 1;
+        if result.is_err() || cpu.end_block {
+            break;
+        }
+    }
+    let last = &block.ops[done as usize - 1];
+    match result {
+        Ok(()) => {
+            if !last.sets_rip {
+                cpu.st().rip = last.next_rip;
+            }
+            cpu.m.stats.instructions += done;
+            cpu.now_ns = base_ns + done;
+            let full = done as usize == block.ops.len() && !cpu.end_block;
+            (None, full)
+        }
+        Err(fault) => {
+            // Everything before the faulting instruction retired; it is retired (delivered
+            // and counted) as the interpreter does.
+            cpu.m.stats.instructions += done - 1;
+            cpu.now_ns = base_ns + done - 1;
+            if last.name != "callout" {
+                cpu.st().rip = last.rip;
+                cpu.start_rip = last.rip;
+            }
+            (interp::retire(cpu, Err(fault)), false)
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Translated operations: one pre-decoded guest instruction, with a handler chosen for its form.
+//! Teaches: what translation buys — operands resolved once, no decoding or dispatch on every run.
+//!
+//! An `Op` is the translation of one guest instruction: a handler function plus the operands the
+//! handler needs, already pulled out of the iced-x86 `Instruction` (register numbers, sizes,
+//! the immediate, the memory operand's parts). Hot forms (MOV, the ALU operations, INC/DEC,
+//! LEA, shifts by an immediate, MOVZX/MOVSX, Jcc/JMP, SETcc, CMOVcc, PUSH/POP) get specialised
+//! handlers — monomorphised per operation and operand kind, so each is straight-line code.
+//! Everything else, and every sensitive instruction, is a **callout** to the interpreter's
+//! `execute_decoded` with the stored `Instruction`: one definition of each instruction's effect.
+//! The arithmetic itself (`alu::binary`, `alu::inc_dec`, `alu_shift::shift_value`,
+//! `flags::condition`) is also the interpreter's; handlers only differ in how they reach operands.
+
+use iced_x86::{ConditionCode, Instruction};
+
+use crate::cpu::flags::{CF, STATUS};
+use crate::cpu::Seg;
+use crate::interp::{alu_api as alu, Cpu, R};
+
+/// A handler: executes one translated instruction (RIP is not updated unless it branches).
+pub type Handler = fn(&mut Cpu, &Op) -> R<()>;
+
+/// "No register" in a memory operand.
+pub const NONE: u8 = 0xFF;
+
+/// A memory operand with its parts resolved: `seg:[disp + base + index << scale] & amask`.
+#[derive(Debug, Clone, Copy)]
+pub struct Mem {
+    pub base: u8,
+    pub base_size: u8,
+    pub index: u8,
+    pub index_size: u8,
+    pub scale: u8,
+    pub disp: u64,
+    pub seg: Seg,
+    pub amask: u64,
+}
+
+impl Mem {
+    pub const NONE: Mem = Mem {
+        base: NONE,
+        base_size: 8,
+        index: NONE,
+        index_size: 8,
+        scale: 0,
+        disp: 0,
+        seg: Seg::Ds,
+        amask: u64::MAX,
+    };
+}
+
+/// One translated guest instruction.
+#[derive(Clone)]
+pub struct Op {
+    pub exec: Handler,
+    /// The handler's name, for `vmscope bt show`.
+    pub name: &'static str,
+    pub rip: u64,
+    pub next_rip: u64,
+    /// Destination and source general registers (0–15), operand size and source size in bytes.
+    pub dst: u8,
+    pub src: u8,
+    pub size: u8,
+    pub src_size: u8,
+    /// Must this instruction's status flags be computed? (false: a later instruction of the
+    /// block overwrites them before anything can observe them — flag liveness.)
+    pub flags_live: bool,
+    /// Does the handler leave RIP correct itself (branches and callouts)?
+    pub sets_rip: bool,
+    pub cc: ConditionCode,
+    pub imm: u64,
+    pub mem: Mem,
+    /// Code size of the block (16/32/64), for callouts.
+    pub bits: u8,
+    pub ins: Instruction,
+}
+
+#[inline(always)]
+fn mask(size: u32) -> u64 {
+    if size >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (size * 8)) - 1
+    }
+}
+
+/// The effective address of the memory operand.
+#[inline(always)]
+fn ea(cpu: &Cpu, m: &Mem) -> u64 {
+    let mut a = m.disp;
+    if m.base != NONE {
+        a = a.wrapping_add(cpu.gpr(m.base as usize, m.base_size as u32));
+    }
+    if m.index != NONE {
+        a = a.wrapping_add(cpu.gpr(m.index as usize, m.index_size as u32) << m.scale);
+    }
+    a & m.amask
+}
+
+#[inline(always)]
+fn load(cpu: &mut Cpu, op: &Op, size: u32) -> R<u64> {
+    let a = ea(cpu, &op.mem);
+    cpu.read_mem(op.mem.seg, a, size)
+}
+
+// ---- operand kinds of the specialised forms ----
+pub const RR: u8 = 0;
+pub const RI: u8 = 1;
+pub const RM: u8 = 2;
+pub const MR: u8 = 3;
+pub const MI: u8 = 4;
+
+/// A callout: the interpreter executes the stored instruction (sensitive instructions, rare
+/// forms). Ends the block when it did not simply fall through to the next instruction.
+pub fn callout(cpu: &mut Cpu, op: &Op) -> R<()> {
+    cpu.start_rip = op.rip;
+    crate::interp::execute_decoded(cpu, &op.ins, op.bits as u32)?;
+    if cpu.s().rip != op.next_rip {
+        cpu.end_block = true;
+    }
+    Ok(())
+}
+
+pub fn nop(_: &mut Cpu, _: &Op) -> R<()> {
+    Ok(())
+}
+
+/// MOV (and MOVZX with `SX = false`, MOVSX/MOVSXD with `SX = true` when `src_size` < `size`).
+pub fn mov<const KIND: u8, const SX: bool>(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let size = op.size as u32;
+    let src_size = op.src_size as u32;
+    let v = match KIND {
+        RR | MR => cpu.gpr(op.src as usize, src_size),
+        RI | MI => op.imm,
+        _ => load(cpu, op, src_size)?,
+    };
+    let v = if SX { sext(v, src_size) } else { v };
+    match KIND {
+        MR | MI => {
+            let a = ea(cpu, &op.mem);
+            cpu.write_mem(op.mem.seg, a, size, v)
+        }
+        _ => {
+            cpu.set_gpr(op.dst as usize, size, v);
+            Ok(())
+        }
+    }
+}
+
+#[inline(always)]
+fn sext(v: u64, size: u32) -> u64 {
+    match size {
+        1 => v as u8 as i8 as i64 as u64,
+        2 => v as u16 as i16 as i64 as u64,
+        4 => v as u32 as i32 as i64 as u64,
+        _ => v,
+    }
+}
+
+/// LEA: the effective address, no memory access.
+pub fn lea(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let a = ea(cpu, &op.mem);
+    cpu.set_gpr(op.dst as usize, op.size as u32, a);
+    Ok(())
+}
+
+const fn binop(n: u8) -> alu::BinOp {
+    match n {
+        0 => alu::BinOp::Add,
+        1 => alu::BinOp::Adc,
+        2 => alu::BinOp::Sub,
+        3 => alu::BinOp::Sbb,
+        4 => alu::BinOp::And,
+        5 => alu::BinOp::Or,
+        _ => alu::BinOp::Xor,
+    }
+}
+
+/// ADD/ADC/SUB/SBB/AND/OR/XOR, and CMP/TEST (`WRITE = false`), for each operand kind.
+pub fn alu<const OP: u8, const KIND: u8, const WRITE: bool>(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let size = op.size as u32;
+    let m = mask(size);
+    let (a, b, addr) = match KIND {
+        RR => (
+            cpu.gpr(op.dst as usize, size),
+            cpu.gpr(op.src as usize, size),
+            0,
+        ),
+        RI => (cpu.gpr(op.dst as usize, size), op.imm & m, 0),
+        RM => (cpu.gpr(op.dst as usize, size), load(cpu, op, size)?, 0),
+        _ => {
+            let addr = ea(cpu, &op.mem);
+            let a = cpu.read_mem(op.mem.seg, addr, size)?;
+            let b = if KIND == MR {
+                cpu.gpr(op.src as usize, size)
+            } else {
+                op.imm & m
+            };
+            (a, b, addr)
+        }
+    };
+    let (r, f) = alu::binary(binop(OP), a, b, cpu.s().rflags, size);
+    if WRITE {
+        if KIND == MR || KIND == MI {
+            cpu.write_mem(op.mem.seg, addr, size, r)?;
+        } else {
+            cpu.set_gpr(op.dst as usize, size, r);
+        }
+    }
+    if op.flags_live {
+        cpu.set_status(f);
+    }
+    Ok(())
+}
+
+/// INC (`INC = true`) / DEC of a register: CF is kept.
+pub fn inc_dec<const INC: bool>(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let size = op.size as u32;
+    let (r, f) = alu::inc_dec(INC, cpu.gpr(op.dst as usize, size), size);
+    cpu.set_gpr(op.dst as usize, size, r);
+    if op.flags_live {
+        cpu.set_flags(STATUS & !CF, f);
+    }
+    Ok(())
+}
+
+/// SHL/SHR/SAR/ROL/ROR of a register by a non-zero immediate count (`imm`).
+pub fn shift_imm(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let size = op.size as u32;
+    let a = cpu.gpr(op.dst as usize, size);
+    let (r, f) = alu::shift_value(op.ins.mnemonic(), a, op.imm as u32, size, cpu.s().rflags);
+    cpu.set_gpr(op.dst as usize, size, r);
+    if op.flags_live {
+        cpu.set_status(f);
+    }
+    Ok(())
+}
+
+/// Jcc: taken to `imm`, else to the next instruction (the target was checked at translation).
+pub fn jcc(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let taken = alu::condition(op.cc, cpu.s().rflags);
+    cpu.st().rip = if taken { op.imm } else { op.next_rip };
+    Ok(())
+}
+
+/// JMP to a direct target.
+pub fn jmp(cpu: &mut Cpu, op: &Op) -> R<()> {
+    cpu.st().rip = op.imm;
+    Ok(())
+}
+
+/// SETcc r8 (low byte registers only).
+pub fn setcc(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let v = alu::condition(op.cc, cpu.s().rflags) as u64;
+    cpu.set_gpr(op.dst as usize, 1, v);
+    Ok(())
+}
+
+/// CMOVcc r, r: a 32-bit destination is written (upper half cleared) even when false.
+pub fn cmov_rr(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let size = op.size as u32;
+    let v = if alu::condition(op.cc, cpu.s().rflags) {
+        cpu.gpr(op.src as usize, size)
+    } else {
+        cpu.gpr(op.dst as usize, size)
+    };
+    cpu.set_gpr(op.dst as usize, size, v);
+    Ok(())
+}
+
+/// PUSH r (the interpreter's `push`: stack size, segment checks).
+pub fn push_r(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let v = cpu.gpr(op.src as usize, op.size as u32);
+    cpu.push(op.size as u32, v)
+}
+
+/// POP r.
+pub fn pop_r(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let v = cpu.pop(op.size as u32)?;
+    cpu.set_gpr(op.dst as usize, op.size as u32, v);
+    Ok(())
+}
