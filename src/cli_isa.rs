@@ -33,7 +33,8 @@ pub enum ConformanceSuite {
     /// run on the interpreter and natively in a KVM ring-3 guest. Prints per-form results and
     /// `passed N of M`; exit status 1 if any case differs.
     Native {
-        /// `all`, or a comma-separated list of form names or prefixes (e.g. `Add_rm64_r64,shld,rep_`).
+        /// `all`, `64` (64-bit forms), `32` (compatibility-mode forms), or a comma-separated list of
+        /// form names or prefixes (e.g. `Add_rm64_r64,shld,rep_,32/daa`).
         #[arg(long, default_value = "all")]
         forms: String,
         /// Cases per form.
@@ -48,6 +49,9 @@ pub enum ConformanceSuite {
         /// Print which flags/registers are not compared (architecturally undefined) and why.
         #[arg(long)]
         rules: bool,
+        /// Count the documented PVM quirks (see --rules) as failures too.
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -73,17 +77,23 @@ pub fn conformance(suite: ConformanceSuite) -> Result<i32> {
             seed,
             details,
             rules,
+            strict,
         } => {
             if rules {
                 println!("Not compared (architecturally undefined):");
                 for (ins, what, why) in conformance::native_forms::UNDEFINED_RULES {
                     println!("  {ins:<18} {what:<44} {why}");
                 }
+                println!("Not comparable on PVM (measured quirks; skipped only there):");
+                for (what, how) in conformance::native::PVM_QUIRKS {
+                    println!("  {what}: {how}");
+                }
             }
             let report = conformance::native::run(&conformance::native::Options {
                 forms,
                 cases,
                 seed,
+                strict,
                 corrupt_interp_rflags: 0,
             })?;
             print!("{}", report.render(details));

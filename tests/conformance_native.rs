@@ -5,7 +5,8 @@ use accel_kvm::kvm_available;
 use emulator::cpu::state::flags::{AF, CF, ZF};
 use emulator::cpu::state::reg;
 use emulator::interp::Interpreter;
-use vmscope::conformance::native::{self, Case, Options, Outcome, DATA, STACK_TOP};
+use vmscope::conformance::native::{self, Case, CodeMode, Options, Outcome, DATA, STACK_TOP};
+use vmscope::conformance::native_machine::{READONLY, UNMAPPED};
 
 fn kvm_or_skip(test: &str) -> bool {
     match kvm_available() {
@@ -26,12 +27,22 @@ fn case(code: &[u8], regs: &[(usize, u64)]) -> Case {
         gpr[r] = v;
     }
     Case {
+        mode: CodeMode::Long64,
         code: code.to_vec(),
         gpr,
         rflags: 0x3202,
         undefined_flags: 0,
         undefined_regs: 0,
         text: String::new(),
+        stack_init: Vec::new(),
+    }
+}
+
+/// The same in 32-bit compatibility mode.
+fn case32(code: &[u8], regs: &[(usize, u64)]) -> Case {
+    Case {
+        mode: CodeMode::Compat32,
+        ..case(code, regs)
     }
 }
 
@@ -51,11 +62,42 @@ fn a_sample_of_every_form_agrees_with_the_cpu() {
         forms: "all".into(),
         cases: 20,
         seed: 2026,
+        strict: false,
         corrupt_interp_rflags: 0,
     })
     .unwrap();
-    assert!(report.rows.len() > 300, "only {} forms", report.rows.len());
+    assert!(report.rows.len() > 600, "only {} forms", report.rows.len());
+    let compat = report
+        .rows
+        .iter()
+        .filter(|r| r.0.starts_with("32/"))
+        .count();
+    assert!(compat > 250, "only {compat} compatibility-mode forms");
     assert_eq!(report.passed(), report.total(), "{}", report.render(20));
+    // Faulting cases are part of the sample, and were compared (vector, error code, frame).
+    for v in ["#DE", "#UD", "#GP", "#PF", "#AC", "#BP"] {
+        assert!(
+            report.faults.get(v).copied().unwrap_or(0) > 0,
+            "no {v} case: {:?}",
+            report.faults
+        );
+    }
+}
+
+#[test]
+fn forms_select_by_mode_and_prefix() {
+    use vmscope::conformance::native_forms::select_forms;
+    let all = select_forms("all").len();
+    let (f64, f32) = (select_forms("64").len(), select_forms("32").len());
+    assert_eq!(all, f64 + f32);
+    assert!(select_forms("32").iter().all(|f| f.name.starts_with("32/")));
+    assert!(select_forms("32/daa").iter().any(|f| f.name == "32/Daa"));
+    assert!(select_forms("64")
+        .iter()
+        .all(|f| f.mode == CodeMode::Long64));
+    // DAA has no 64-bit form: only the #UD case of its byte.
+    let daa: Vec<String> = select_forms("daa").into_iter().map(|f| f.name).collect();
+    assert_eq!(daa, ["daa_in_64"]);
 }
 
 #[test]
@@ -67,6 +109,7 @@ fn a_deliberately_wrong_interpreter_flag_is_reported() {
         forms: "Add_rm64_r64".into(),
         cases: 10,
         seed: 1,
+        strict: false,
         corrupt_interp_rflags: CF,
     })
     .unwrap();
@@ -154,4 +197,105 @@ fn a_shift_by_zero_still_zero_extends_a_32_bit_register() {
         &[(12, 0xFFFF_FFFF_1234_5678)],
     ));
     assert_eq!(out.gpr[12], 0x1234_5678);
+}
+
+// Compatibility mode and faults on the interpreter, against the SDM (no KVM needed).
+
+#[test]
+fn compatibility_mode_runs_the_instructions_64_bit_mode_took_away() {
+    // daa: AL 0x9A + CF=0 → 0x00 with CF=1 (SDM DAA example: 0x9A → 0x00, CF, AF).
+    let out = interp(&case32(&[0x27], &[(reg::RAX, 0x9A)]));
+    assert_eq!(out.fault, None);
+    assert_eq!(out.gpr[reg::RAX] & 0xFF, 0x00);
+    assert_ne!(out.rflags & CF, 0);
+    // The same byte in 64-bit mode is #UD, at the instruction.
+    let out = interp(&case(&[0x27], &[(reg::RAX, 0x9A)]));
+    let f = out.fault.expect("#UD");
+    assert_eq!((f.vector, f.rip), (6, native::CODE));
+    // inc eax is one byte (0x40) in 32-bit code; pusha stores eight 32-bit registers.
+    let out = interp(&case32(
+        &[0x40, 0x60],
+        &[(reg::RAX, 0xFFFF_FFFF), (reg::RDI, 7)],
+    ));
+    assert_eq!(out.gpr[reg::RAX] & 0xFFFF_FFFF, 0);
+    assert_eq!(out.gpr[reg::RSP], STACK_TOP - 32);
+    let pushed_edi = u32::from_le_bytes(out.stack[0x800 - 32..0x800 - 28].try_into().unwrap());
+    assert_eq!(pushed_edi, 7);
+}
+
+#[test]
+fn a_write_fault_reports_w_in_the_error_code_even_for_the_read_of_add() {
+    // add [r15+0x10], al with R15 on a page that is not present: #PF, error code W|U = 6.
+    let out = interp(&case(&[0x41, 0x00, 0x47, 0x10], &[(15, UNMAPPED)]));
+    let f = out.fault.expect("#PF");
+    assert_eq!((f.vector, f.error_code, f.cr2), (14, 6, UNMAPPED + 0x10));
+    // cmp only reads: U = 4.
+    let out = interp(&case(&[0x41, 0x38, 0x47, 0x10], &[(15, UNMAPPED)]));
+    assert_eq!(out.fault.unwrap().error_code, 4);
+    // bts on a read-only page: P|W|U = 7.
+    let out = interp(&case(
+        &[0x41, 0x0F, 0xBA, 0x6F, 0x10, 0x03],
+        &[(15, READONLY)],
+    ));
+    assert_eq!(out.fault.unwrap().error_code, 7);
+}
+
+#[test]
+fn a_fault_frame_has_rf_set_and_the_faulting_rip() {
+    // div rcx with RCX = 0: #DE at the DIV, RF = 1 in the pushed RFLAGS (a fault).
+    let out = interp(&case(&[0x48, 0xF7, 0xF1], &[(reg::RAX, 5)]));
+    let f = out.fault.expect("#DE");
+    assert_eq!((f.vector, f.rip, f.rsp), (0, native::CODE, STACK_TOP));
+    assert_ne!(f.rflags & emulator::cpu::state::flags::RF, 0);
+    // int3 is a trap: RIP after it, RF clear.
+    let f = interp(&case(&[0xCC], &[])).fault.expect("#BP");
+    assert_eq!((f.vector, f.rip), (3, native::CODE + 1));
+    assert_eq!(f.rflags & emulator::cpu::state::flags::RF, 0);
+}
+
+#[test]
+fn pop_to_memory_that_faults_leaves_rsp_unchanged() {
+    // pop qword [r15] with R15 on the read-only page.
+    let out = interp(&case(&[0x41, 0x8F, 0x07], &[(15, READONLY)]));
+    assert_eq!(out.fault.as_ref().map(|f| f.vector), Some(14));
+    assert_eq!(out.gpr[reg::RSP], STACK_TOP);
+}
+
+#[test]
+fn alignment_check_faults_a_misaligned_ring_3_access_before_paging() {
+    let ac = emulator::cpu::state::flags::AC;
+    // mov eax, [r15+1]: no fault without RFLAGS.AC, #AC(0) with it (CR0.AM is set).
+    let mut c = case(&[0x41, 0x8B, 0x47, 0x01], &[]);
+    assert_eq!(interp(&c).fault, None);
+    c.rflags |= ac;
+    let f = interp(&c).fault.expect("#AC");
+    assert_eq!((f.vector, f.error_code), (17, 0));
+    // Aligned: no fault. On a page that is not present: #AC still comes first.
+    let mut c = case(&[0x41, 0x8B, 0x47, 0x04], &[]);
+    c.rflags |= ac;
+    assert_eq!(interp(&c).fault, None);
+    let mut c = case(&[0x41, 0x8B, 0x47, 0x01], &[(15, UNMAPPED)]);
+    c.rflags |= ac;
+    assert_eq!(interp(&c).fault.unwrap().vector, 17);
+}
+
+#[test]
+fn invd_and_wbinvd_are_privileged() {
+    for code in [[0x0F, 0x08], [0x0F, 0x09]] {
+        let f = interp(&case(&code, &[])).fault.expect("#GP");
+        assert_eq!((f.vector, f.error_code), (13, 0), "{code:x?}");
+    }
+}
+
+#[test]
+fn compare_reports_a_different_fault() {
+    let c = case(&[0x48, 0xF7, 0xF1], &[(reg::RAX, 5)]); // div rcx, RCX = 0: #DE
+    let a = interp(&c);
+    let mut b = a.clone();
+    assert!(native::compare(&c, &a, &b).is_empty());
+    b.fault.as_mut().unwrap().vector = 13;
+    assert!(native::compare(&c, &a, &b)[0].starts_with("fault"));
+    let mut b = a.clone();
+    b.fault = None;
+    assert!(native::compare(&c, &a, &b)[0].starts_with("fault"));
 }

@@ -19,6 +19,8 @@
 pub mod moo;
 pub mod native;
 pub mod native_forms;
+pub mod native_machine;
+pub mod native_raw;
 pub mod rules;
 pub mod sst;
 

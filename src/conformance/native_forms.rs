@@ -11,29 +11,35 @@ use iced_x86::{
 };
 use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, Register};
 
-use emulator::cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
+use emulator::cpu::state::flags::{AC, AF, CF, OF, PF, SF, ZF};
 use emulator::cpu::state::reg;
 
-use super::native::{Rng, DATA, STACK_TOP};
+use super::native::Rng;
+use super::native_machine::{CodeMode, CODE, DATA, NONCANONICAL, READONLY, STACK_TOP, UNMAPPED};
+use super::native_raw;
 
 /// One testable instruction form.
 #[derive(Debug, Clone)]
 pub struct Form {
-    /// `Add_rm64_r64`, or `rep_movsb` for the hand-written string forms.
+    /// `Add_rm64_r64`, or `rep_movsb` for the hand-written forms; compatibility-mode forms
+    /// start with `32/` (`32/Daa`, `32/rep_movsb`).
     pub name: String,
+    pub mode: CodeMode,
     kind: FormKind,
 }
 
 #[derive(Debug, Clone)]
 enum FormKind {
     Coded(Code),
-    /// Raw bytes of a string instruction (with its prefixes).
-    String(&'static [u8]),
+    /// Raw bytes of an instruction (with its prefixes): string instructions, faulting forms.
+    Raw(&'static [u8]),
 }
 
 /// One generated case: code bytes and the register state before them (the data page is separate).
 #[derive(Debug, Clone)]
 pub struct Case {
+    /// 64-bit or compatibility mode.
+    pub mode: CodeMode,
     pub code: Vec<u8>,
     pub gpr: [u64; 16],
     pub rflags: u64,
@@ -43,6 +49,8 @@ pub struct Case {
     pub undefined_regs: u16,
     /// The instruction as text, for failure reports.
     pub text: String,
+    /// Bytes at the initial stack pointer (what POP, POPA, POP seg find).
+    pub stack_init: Vec<u8>,
 }
 
 const MNEMONICS: &[Mnemonic] = &[
@@ -129,6 +137,13 @@ const MNEMONICS: &[Mnemonic] = &[
     Mnemonic::Push,
     Mnemonic::Pop,
     Mnemonic::Mov,
+    Mnemonic::Lahf,
+    Mnemonic::Sahf,
+    Mnemonic::Cmc,
+    Mnemonic::Clc,
+    Mnemonic::Stc,
+    Mnemonic::Cld,
+    Mnemonic::Std,
 ];
 
 /// The undefined parts of results that are not compared: (instructions, what, why). [`fix_up`]
@@ -158,8 +173,11 @@ pub const UNDEFINED_RULES: &[(&str, &str, &str)] = &[
     (
         "DIV IDIV",
         "all six status flags",
-        "SDM: flags undefined; #DE inputs are not drawn",
+        "SDM: flags undefined (after a #DE nothing changed: all compared)",
     ),
+    ("DAA DAS", "OF", "SDM: OF is undefined"),
+    ("AAA AAS", "OF SF ZF PF", "SDM: only AF and CF are defined"),
+    ("AAM AAD", "OF AF CF", "SDM: only SF ZF PF are defined"),
     (
         "BT BTS BTR BTC",
         "OF SF AF PF",
@@ -184,32 +202,6 @@ const EXCLUDED: &[(Code, &str)] = &[
         Code::Movsxd_r32_rm32,
         "MOVSXD r32: unusual encoding, vendor-specific",
     ),
-];
-
-const STRINGS: &[(&str, &[u8])] = &[
-    ("movsb", &[0xA4]),
-    ("movsw", &[0x66, 0xA5]),
-    ("movsd", &[0xA5]),
-    ("movsq", &[0x48, 0xA5]),
-    ("rep_movsb", &[0xF3, 0xA4]),
-    ("rep_movsq", &[0xF3, 0x48, 0xA5]),
-    ("stosb", &[0xAA]),
-    ("stosd", &[0xAB]),
-    ("rep_stosb", &[0xF3, 0xAA]),
-    ("rep_stosw", &[0xF3, 0x66, 0xAB]),
-    ("rep_stosq", &[0xF3, 0x48, 0xAB]),
-    ("lodsb", &[0xAC]),
-    ("lodsq", &[0x48, 0xAD]),
-    ("rep_lodsd", &[0xF3, 0xAD]),
-    ("cmpsb", &[0xA6]),
-    ("cmpsd", &[0xA7]),
-    ("repe_cmpsb", &[0xF3, 0xA6]),
-    ("repne_cmpsw", &[0xF2, 0x66, 0xA7]),
-    ("repe_cmpsq", &[0xF3, 0x48, 0xA7]),
-    ("scasb", &[0xAE]),
-    ("scasq", &[0x48, 0xAF]),
-    ("repne_scasb", &[0xF2, 0xAE]),
-    ("repe_scasd", &[0xF3, 0xAF]),
 ];
 
 fn supported_operand(k: OpCodeOperandKind) -> bool {
@@ -246,54 +238,80 @@ fn supported_operand(k: OpCodeOperandKind) -> bool {
             | K::imm32
             | K::imm32sex64
             | K::imm64
+            | K::es
+            | K::cs
+            | K::ss
+            | K::ds
+            | K::fs
+            | K::gs
     )
 }
 
-/// Every form, in a stable order.
-pub fn all_forms() -> Vec<Form> {
+/// The coded forms of one mode.
+fn coded_forms(mode: CodeMode) -> Vec<Form> {
     let mut forms = Vec::new();
     for code in Code::values() {
         let op = code.op_code();
-        if !op.mode64()
+        let (valid, prefix) = match mode {
+            CodeMode::Long64 => (op.mode64(), ""),
+            CodeMode::Compat32 => (op.mode32(), "32/"),
+        };
+        let wanted = MNEMONICS.contains(&code.mnemonic())
+            || (mode == CodeMode::Compat32
+                && native_raw::LEGACY_MNEMONICS.contains(&code.mnemonic()));
+        if !valid
             || op.encoding() != EncodingKind::Legacy
-            || !MNEMONICS.contains(&code.mnemonic())
+            || !wanted
             || EXCLUDED.iter().any(|e| e.0 == code)
             || !(0..op.op_count()).all(|i| supported_operand(op.op_kind(i)))
         {
             continue;
         }
-        // MOV to/from the moffs and segment forms are filtered by operand kinds; keep the rest.
+        // MOV to/from the moffs and control/debug register forms are filtered by operand kinds.
         forms.push(Form {
-            name: format!("{code:?}"),
+            name: format!("{prefix}{code:?}"),
+            mode,
             kind: FormKind::Coded(code),
-        });
-    }
-    for (name, bytes) in STRINGS {
-        forms.push(Form {
-            name: name.to_string(),
-            kind: FormKind::String(bytes),
         });
     }
     forms
 }
 
-/// The forms named in `list` (comma-separated, case-insensitive; `all` = every form; each entry
-/// selects the forms whose name starts with it: `Add_rm64_r64`, `shld`, `rep_`).
-pub fn select_forms(list: &str) -> Vec<Form> {
-    let all = all_forms();
-    if list.trim().eq_ignore_ascii_case("all") {
-        return all;
+/// Every form, in a stable order: 64-bit coded and raw forms, then compatibility-mode ones.
+pub fn all_forms() -> Vec<Form> {
+    let mut forms = Vec::new();
+    for mode in [CodeMode::Long64, CodeMode::Compat32] {
+        forms.extend(coded_forms(mode));
+        for (name, bytes) in native_raw::raw_forms(mode) {
+            forms.push(Form {
+                name,
+                mode,
+                kind: FormKind::Raw(bytes),
+            });
+        }
     }
+    forms
+}
+
+/// The forms named in `list` (comma-separated, case-insensitive): `all` = every form, `64` =
+/// the 64-bit forms, `32` = the compatibility-mode forms; any other entry selects the forms whose
+/// name starts with it (`Add_rm64_r64`, `shld`, `rep_`, `32/daa`).
+pub fn select_forms(list: &str) -> Vec<Form> {
     let wanted: Vec<String> = list
         .split(',')
         .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
         .collect();
-    all.into_iter()
+    all_forms()
+        .into_iter()
         .filter(|f| {
             let n = f.name.to_ascii_lowercase();
-            wanted
-                .iter()
-                .any(|w| !w.is_empty() && n.starts_with(w.as_str()))
+            wanted.iter().any(|w| match w.as_str() {
+                "all" => true,
+                "64" => f.mode == CodeMode::Long64,
+                "32" => f.mode == CodeMode::Compat32,
+                w => n.starts_with(w),
+            })
         })
         .collect()
 }
@@ -321,20 +339,21 @@ const R8X: [Register; 10] = [
     Register::R14L,
 ];
 
-/// A random GPR index other than RSP and R15.
-fn random_gpr(rng: &mut Rng) -> usize {
+/// A random GPR index other than RSP (and R15, the data-page base); EAX..EDI in 32-bit code.
+fn random_gpr(rng: &mut Rng, mode: CodeMode) -> usize {
+    let n = if mode == CodeMode::Long64 { 15 } else { 8 };
     loop {
-        let r = rng.below(15) as usize;
+        let r = rng.below(n) as usize;
         if r != reg::RSP {
             return r;
         }
     }
 }
 
-fn reg_of_width(rng: &mut Rng, bits: u32) -> Register {
+fn reg_of_width(rng: &mut Rng, bits: u32, mode: CodeMode) -> Register {
     let base = match bits {
         8 => {
-            return if rng.below(2) == 0 {
+            return if rng.below(2) == 0 || mode == CodeMode::Compat32 {
                 R8[rng.below(8) as usize]
             } else {
                 R8X[rng.below(10) as usize]
@@ -345,8 +364,19 @@ fn reg_of_width(rng: &mut Rng, bits: u32) -> Register {
         _ => Register::RAX,
     };
     // Register numbers of one width are consecutive in iced: AX, CX, DX, BX, SP, BP, SI, DI, R8W…
-    let i = random_gpr(rng);
+    let i = random_gpr(rng, mode);
     Register::values().nth(base as usize + i).unwrap()
+}
+
+/// The page a memory operand points into: mostly the data page; sometimes a page whose access
+/// faults (not present, read-only, and in 64-bit mode a non-canonical address).
+pub fn target_page(rng: &mut Rng, mode: CodeMode) -> u64 {
+    match rng.below(40) {
+        0 | 1 => UNMAPPED,
+        2 | 3 => READONLY,
+        4 | 5 if mode == CodeMode::Long64 => NONCANONICAL,
+        _ => DATA,
+    }
 }
 
 /// An "interesting" random 64-bit value: edges of every width more often than chance gives.
@@ -374,8 +404,14 @@ pub fn interesting(rng: &mut Rng) -> u64 {
     }
 }
 
-fn data_mem(rng: &mut Rng) -> MemoryOperand {
-    MemoryOperand::with_base_displ(Register::R15, rng.below(3072) as i64)
+/// A memory operand in the case's data page: `[r15+disp]` in 64-bit code (R15 holds the page),
+/// `[disp32]` (absolute) in 32-bit code. Its offset in the page is `displacement & 0xFFF`.
+fn data_mem(rng: &mut Rng, mode: CodeMode, page: u64) -> MemoryOperand {
+    let off = rng.below(3072);
+    match mode {
+        CodeMode::Long64 => MemoryOperand::with_base_displ(Register::R15, off as i64),
+        CodeMode::Compat32 => MemoryOperand::with_displ(page + off, 4),
+    }
 }
 
 enum Op {
@@ -415,36 +451,48 @@ fn build(code: Code, ops: &[Op]) -> Option<Instruction> {
 }
 
 /// Makes one random case of `form`; `None` when this draw is not a valid case (the caller draws
-/// again), e.g. a division that would fault.
+/// again), e.g. a division whose result the architecture leaves undefined.
 pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
+    let mode = form.mode;
+    let page = target_page(rng, mode);
     let mut gpr = [0u64; 16];
     for (i, g) in gpr.iter_mut().enumerate() {
         *g = interesting(rng);
+        if mode == CodeMode::Compat32 {
+            *g &= 0xFFFF_FFFF;
+        }
         if i == reg::RSP {
             *g = STACK_TOP;
-        } else if i == 15 {
-            *g = DATA;
+        } else if i == 15 && mode == CodeMode::Long64 {
+            *g = page;
         }
     }
-    let rflags =
+    let mut rflags =
         0x3002 | 0x200 | (rng.next_u64() & (CF | PF | AF | ZF | SF | OF)) | (rng.below(2) << 10);
+    if rng.below(16) == 0 && mode == CodeMode::Long64 {
+        // Alignment checking (CR0.AM is set): a misaligned access at CPL 3 is an #AC. Not in
+        // 32-bit code: PVM runs it in KVM's emulator, which never raises #AC.
+        rflags |= AC;
+    }
+    let mut stack_init = vec![0u8; 64];
+    for b in stack_init.iter_mut() {
+        *b = rng.next_u64() as u8;
+    }
+    let mut case = Case {
+        mode,
+        code: Vec::new(),
+        gpr,
+        rflags,
+        undefined_flags: 0,
+        undefined_regs: 0,
+        text: form.name.clone(),
+        stack_init,
+    };
     let code = match form.kind {
-        FormKind::String(bytes) => {
-            gpr[reg::RSI] = DATA + 1024 + rng.below(512);
-            gpr[reg::RDI] = DATA + 2560 + rng.below(512);
-            gpr[reg::RCX] = rng.below(40);
-            if rng.below(4) == 0 {
-                // Make REPE CMPS run longer: a stretch of equal bytes.
-                gpr[reg::RDI] = gpr[reg::RSI];
-            }
-            return Some(Case {
-                code: bytes.to_vec(),
-                gpr,
-                rflags,
-                undefined_flags: 0,
-                undefined_regs: 0,
-                text: form.name.clone(),
-            });
+        FormKind::Raw(bytes) => {
+            case.code = bytes.to_vec();
+            native_raw::fix_up_raw(&form.name, &mut case, rng, page);
+            return Some(case);
         }
         FormKind::Coded(code) => code,
     };
@@ -456,33 +504,35 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
         let o = match k {
             K::mem => {
                 if code.mnemonic() == Mnemonic::Lea && rng.below(2) == 0 {
-                    let base = reg_of_width(rng, 64);
-                    let index = reg_of_width(rng, 64);
-                    Op::M(MemoryOperand::new(
-                        base,
-                        index,
-                        1 << rng.below(4),
-                        rng.next_u64() as i32 as i64,
-                        4,
-                        false,
-                        Register::None,
-                    ))
+                    Op::M(native_raw::random_address(rng, mode))
                 } else {
-                    Op::M(data_mem(rng))
+                    Op::M(data_mem(rng, mode, page))
                 }
             }
             K::r8_or_mem | K::r16_or_mem | K::r32_or_mem | K::r64_or_mem if rng.below(2) == 0 => {
-                Op::M(data_mem(rng))
+                Op::M(data_mem(rng, mode, page))
             }
-            K::r8_or_mem | K::r8_reg | K::r8_opcode => Op::R(reg_of_width(rng, 8)),
-            K::r16_or_mem | K::r16_reg | K::r16_rm | K::r16_opcode => Op::R(reg_of_width(rng, 16)),
-            K::r32_or_mem | K::r32_reg | K::r32_rm | K::r32_opcode => Op::R(reg_of_width(rng, 32)),
-            K::r64_or_mem | K::r64_reg | K::r64_rm | K::r64_opcode => Op::R(reg_of_width(rng, 64)),
+            K::r8_or_mem | K::r8_reg | K::r8_opcode => Op::R(reg_of_width(rng, 8, mode)),
+            K::r16_or_mem | K::r16_reg | K::r16_rm | K::r16_opcode => {
+                Op::R(reg_of_width(rng, 16, mode))
+            }
+            K::r32_or_mem | K::r32_reg | K::r32_rm | K::r32_opcode => {
+                Op::R(reg_of_width(rng, 32, mode))
+            }
+            K::r64_or_mem | K::r64_reg | K::r64_rm | K::r64_opcode => {
+                Op::R(reg_of_width(rng, 64, mode))
+            }
             K::al => Op::R(Register::AL),
             K::cl => Op::R(Register::CL),
             K::ax => Op::R(Register::AX),
             K::eax => Op::R(Register::EAX),
             K::rax => Op::R(Register::RAX),
+            K::es => Op::R(Register::ES),
+            K::cs => Op::R(Register::CS),
+            K::ss => Op::R(Register::SS),
+            K::ds => Op::R(Register::DS),
+            K::fs => Op::R(Register::FS),
+            K::gs => Op::R(Register::GS),
             K::imm8_const_1 => Op::U(1),
             K::imm8 => Op::U(interesting(rng) as u8 as u32),
             K::imm16 => Op::U(interesting(rng) as u16 as u32),
@@ -495,27 +545,20 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
         ops.push(o);
     }
     let instr = build(code, &ops)?;
-    let mut enc = Encoder::new(64);
-    enc.encode(&instr, super::native::CODE).ok()?;
-    let bytes = enc.take_buffer();
-    let mut case = Case {
-        code: bytes,
-        gpr,
-        rflags,
-        undefined_flags: 0,
-        undefined_regs: 0,
-        text: String::new(),
-    };
+    let mut enc = Encoder::new(mode.bits());
+    enc.encode(&instr, CODE).ok()?;
+    case.code = enc.take_buffer();
     fix_up(code, &instr, &mut case, rng, data)?;
+    native_raw::fix_up_legacy(code, &instr, &mut case, rng, data)?;
     let mut text = String::new();
-    let mut dec = Decoder::with_ip(64, &case.code, super::native::CODE, DecoderOptions::NONE);
+    let mut dec = Decoder::with_ip(mode.bits(), &case.code, CODE, DecoderOptions::NONE);
     IntelFormatter::new().format(&dec.decode(), &mut text);
     case.text = text;
     Some(case)
 }
 
 /// The GPR index and width (bits) of a register operand.
-fn gpr_slot(r: Register) -> (usize, u32, u32) {
+pub(super) fn gpr_slot(r: Register) -> (usize, u32, u32) {
     // (index, width, shift) — AH..BH are bits 8..15 of RAX..RBX.
     match r {
         Register::AH | Register::CH | Register::DH | Register::BH => {
@@ -525,7 +568,7 @@ fn gpr_slot(r: Register) -> (usize, u32, u32) {
     }
 }
 
-fn read_operand(i: &Instruction, n: u32, case: &Case, data: &[u8]) -> u64 {
+pub(super) fn read_operand(i: &Instruction, n: u32, case: &Case, data: &[u8]) -> u64 {
     let bits = (i.memory_size().size().max(1) * 8) as u32;
     match i.op_kind(n) {
         iced_x86::OpKind::Register => {
@@ -533,7 +576,7 @@ fn read_operand(i: &Instruction, n: u32, case: &Case, data: &[u8]) -> u64 {
             (case.gpr[idx] >> sh) & width_mask(w)
         }
         iced_x86::OpKind::Memory => {
-            let off = i.memory_displacement64() as usize;
+            let off = (i.memory_displacement64() & 0xFFF) as usize;
             let mut v = 0u64;
             for b in (0..(bits / 8) as usize).rev() {
                 v = v << 8 | data[off + b] as u64;
@@ -544,13 +587,13 @@ fn read_operand(i: &Instruction, n: u32, case: &Case, data: &[u8]) -> u64 {
     }
 }
 
-fn write_reg(case: &mut Case, r: Register, value: u64) {
+pub(super) fn write_reg(case: &mut Case, r: Register, value: u64) {
     let (idx, w, sh) = gpr_slot(r);
     let m = width_mask(w) << sh;
     case.gpr[idx] = (case.gpr[idx] & !m) | ((value << sh) & m);
 }
 
-fn width_mask(bits: u32) -> u64 {
+pub(super) fn width_mask(bits: u32) -> u64 {
     if bits >= 64 {
         u64::MAX
     } else {
@@ -633,8 +676,9 @@ fn fix_up(code: Code, i: &Instruction, case: &mut Case, rng: &mut Rng, data: &[u
     Some(())
 }
 
-/// Division: draws the dividend's high half so the quotient fits (no #DE); rejects a zero divisor
-/// and divisors that are themselves the dividend's registers.
+/// Division: one draw in eight is a #DE case (random dividend, or a zero divisor register); the
+/// others draw the dividend so the quotient fits, rejecting a zero divisor and divisors that are
+/// themselves the dividend's registers.
 fn fix_division(
     signed: bool,
     width: u32,
@@ -643,6 +687,13 @@ fn fix_division(
     rng: &mut Rng,
     data: &[u8],
 ) -> Option<()> {
+    if rng.below(8) == 0 {
+        // A #DE case: keep the random dividend (its quotient almost never fits) or divide by 0.
+        if rng.below(2) == 0 && i.op_kind(0) == iced_x86::OpKind::Register {
+            write_reg(case, i.op_register(0), 0);
+        }
+        return Some(());
+    }
     if i.op_kind(0) == iced_x86::OpKind::Register {
         let (idx, _, _) = gpr_slot(i.op_register(0));
         if idx == reg::RAX || idx == reg::RDX {
@@ -686,7 +737,7 @@ fn fix_division(
     Some(())
 }
 
-fn sign_extend(v: u64, bits: u32) -> i64 {
+pub(super) fn sign_extend(v: u64, bits: u32) -> i64 {
     if bits >= 64 {
         v as i64
     } else {

@@ -248,13 +248,49 @@ impl Cpu<'_> {
     pub fn read_mem(&mut self, seg: Seg, offset: u64, size: u32) -> R<u64> {
         let lin = self.linear(seg, offset, size, false)?;
         let user = self.user_access();
+        self.check_alignment(lin, size, user)?;
         self.read_linear(lin, size, user)
+    }
+
+    /// The read of a read-modify-write destination: checked as a write (segment type, page
+    /// R/W), so a fault reports W = 1 in the #PF error code as on hardware, before anything
+    /// is written.
+    pub fn read_mem_for_write(&mut self, seg: Seg, offset: u64, size: u32) -> R<u64> {
+        let lin = self.linear(seg, offset, size, true)?;
+        let user = self.user_access();
+        self.check_alignment(lin, size, user)?;
+        self.read_linear_as(lin, size, Access::write(user))
     }
 
     pub fn write_mem(&mut self, seg: Seg, offset: u64, size: u32, value: u64) -> R<()> {
         let lin = self.linear(seg, offset, size, true)?;
         let user = self.user_access();
+        self.check_alignment(lin, size, user)?;
         self.write_linear(lin, size, value, user)
+    }
+
+    /// Alignment check: with CR0.AM and RFLAGS.AC set, a misaligned data access at CPL 3 is an
+    /// #AC(0), raised after the segment checks and before the page walk (SDM Vol. 3, 6.15).
+    fn check_alignment(&self, linear: u64, size: u32, user: bool) -> R<()> {
+        let s = self.s();
+        if !user
+            || size < 2
+            || s.cr0 & crate::cpu::ctl::CR0_AM == 0
+            || s.rflags & crate::cpu::flags::AC == 0
+        {
+            return Ok(());
+        }
+        // Natural alignment up to 8 bytes; far pointers and 10-byte operands as their parts.
+        let align = match size {
+            2 | 4 | 8 | 16 => size as u64,
+            6 => 4,
+            10 => 8,
+            _ => 1,
+        };
+        if linear & (align - 1) != 0 {
+            return Err(super::exception(AC_VECTOR, Some(0)));
+        }
+        Ok(())
     }
 
     // ---- operands ----
@@ -277,7 +313,11 @@ impl Cpu<'_> {
             OpKind::Memory => {
                 let size = ins.memory_size().size() as u32;
                 let ea = self.effective_address(ins);
-                self.read_mem(seg_of(ins.memory_segment()), ea, size)
+                if i == 0 && writes_destination(ins.mnemonic()) {
+                    self.read_mem_for_write(seg_of(ins.memory_segment()), ea, size)
+                } else {
+                    self.read_mem(seg_of(ins.memory_segment()), ea, size)
+                }
             }
             _ => Ok(ins.immediate(i)),
         }
@@ -334,6 +374,46 @@ impl Cpu<'_> {
         let sp = self.gpr(4, ss).wrapping_add(offset) & mask(ss);
         self.read_mem(Seg::Ss, sp, size)
     }
+}
+
+/// #AC, the alignment-check exception.
+const AC_VECTOR: u8 = 17;
+
+/// Instructions whose first operand is read, then written (read-modify-write): their read is
+/// already a write access for the segment and paging checks.
+fn writes_destination(m: iced_x86::Mnemonic) -> bool {
+    use iced_x86::Mnemonic as M;
+    matches!(
+        m,
+        M::Add
+            | M::Or
+            | M::Adc
+            | M::Sbb
+            | M::And
+            | M::Sub
+            | M::Xor
+            | M::Inc
+            | M::Dec
+            | M::Neg
+            | M::Not
+            | M::Shl
+            | M::Sal
+            | M::Shr
+            | M::Sar
+            | M::Rol
+            | M::Ror
+            | M::Rcl
+            | M::Rcr
+            | M::Shld
+            | M::Shrd
+            | M::Bts
+            | M::Btr
+            | M::Btc
+            | M::Xchg
+            | M::Xadd
+            | M::Cmpxchg
+            | M::Arpl
+    )
 }
 
 pub(crate) fn is_canonical(a: u64) -> bool {

@@ -243,7 +243,12 @@ pub(crate) fn bits(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                 let ea =
                     cpu.effective_address(ins).wrapping_add(byte_off) & mask(cpu.address_size(ins));
                 let seg = seg_of(ins.memory_segment());
-                let v = cpu.read_mem(seg, ea, size)?;
+                // BTS/BTR/BTC read their destination as a write (a #PF reports W = 1).
+                let v = if ins.mnemonic() == M::Bt {
+                    cpu.read_mem(seg, ea, size)?
+                } else {
+                    cpu.read_mem_for_write(seg, ea, size)?
+                };
                 (v, signed.rem_euclid(bits as i64) as u64, Some((seg, ea)))
             } else {
                 (cpu.read_op(ins, 0)?, offset & (bits - 1), None)

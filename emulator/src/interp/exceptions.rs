@@ -32,6 +32,12 @@ fn is_contributory(v: u8) -> bool {
     matches!(v, 0 | 10 | 11 | 12 | 13)
 }
 
+/// Fault-class exceptions (the saved RIP is the faulting instruction's); #DB is excluded: its
+/// instruction breakpoints are faults that must not set RF, its other causes are traps.
+fn is_fault(v: u8) -> bool {
+    matches!(v, 0 | 5 | 6 | 7 | 10..=14 | 16 | 17 | 19 | 20 | 21)
+}
+
 fn has_error_code(v: u8) -> bool {
     matches!(v, 8 | 10..=14 | 17 | 21 | 29 | 30)
 }
@@ -44,6 +50,11 @@ pub(crate) fn deliver_exception(
     error_code: Option<u32>,
     cr2: Option<u64>,
 ) -> R<()> {
+    if is_fault(vector) {
+        // The frame of a fault carries RF = 1, so the IRET that retries the instruction does not
+        // hit its instruction breakpoint again (SDM Vol. 3, 17.3.1.1); delivery clears it live.
+        cpu.st().rflags |= RF;
+    }
     let mut current = (vector, error_code, cr2);
     for _ in 0..3 {
         let (v, code, addr) = current;

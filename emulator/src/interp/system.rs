@@ -34,6 +34,8 @@ pub(crate) fn handles(m: Mnemonic) -> bool {
             | M::Ltr
             | M::Str
             | M::Clts
+            | M::Invd
+            | M::Wbinvd
             | M::Lmsw
             | M::Smsw
             | M::Invlpg
@@ -222,6 +224,8 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             cpu.write_op(ins, 0, v as u64)
         }
         M::Lldt | M::Ltr => load_system_segment(cpu, ins),
+        // No caches to write back or drop; privileged all the same (#GP(0) at CPL > 0).
+        M::Invd | M::Wbinvd => require_cpl0(cpu),
         M::Clts => {
             require_cpl0(cpu)?;
             cpu.st().cr0 &= !ctl::CR0_TS;
