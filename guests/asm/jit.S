@@ -16,7 +16,9 @@
 #   3  one virtual page switched between two physical pages of code (PTE write + INVLPG, by
 #      a kernel call), rewritten through that page, run through both names;
 #   4  a chain of 64 generated blocks (ADD EAX, imm32; JMP to the next), called again and
-#      again while single blocks in the middle are rewritten: block chaining must notice.
+#      again while single blocks in the middle are rewritten: block chaining must notice;
+#   5  an instruction across two virtual pages whose second page is remapped (its bytes
+#      there change, its first page and its start address do not).
 # Runs in ring 3 (see user64.inc for why). Exit: 0x10 if every case agrees, 0x18 if not.
 
     .include "user64.inc"
@@ -72,7 +74,8 @@ user_main:
     call case_2
     call case_3
     call case_4
-    PRINT "jit: 4 cases, "
+    call case_5
+    PRINT "jit: 5 cases, "
     mov failures(%rip), %eax
     call serial_dec
     PRINT " failed\n"
@@ -416,6 +419,39 @@ case_4:
     cmp $ROUNDS4, %r12d
     jb 2b
     REPORT "4 a chain of 64 generated blocks, one rewritten per round (32 rounds x 10 calls)"
+    ret
+
+# ---- case 5: an instruction across two pages, the second one remapped --------------------------
+# "MOV EAX, imm32; RET" at REMAP_VA - 4: the opcode and three immediate bytes are the last
+# bytes of alias page 3 (buffer page 0), the immediate's top byte and the RET the first bytes
+# of REMAP_VA — remap_a or remap_b. The instruction's start (virtual and physical) never
+# changes, yet its value does whenever the second page is switched.
+.set PASSES5, 16
+
+case_5:
+    mov $(jit_buf + 0xFFC), %edi    # the first page's part, through the identity name
+    movl $0x563412B8, (%rdi)        # B8 12 34 56: MOV EAX, 0x??563412
+    movw $0xC3AA, remap_a(%rip)     # top byte 0xAA, RET
+    movw $0xC3BB, remap_b(%rip)     # top byte 0xBB, RET
+    xor %ebx, %ebx
+    xor %ebp, %ebp
+    xor %r12d, %r12d
+1:  mov $remap_a, %edi
+    mov $0xAA563412, %r15d
+    test $1, %r12d
+    jz 2f
+    mov $remap_b, %edi
+    mov $0xBB563412, %r15d
+2:  mov $KCALL_REMAP, %eax
+    ud2                             # kernel call: REMAP_VA -> page RDI, INVLPG
+    mov $(REMAP_VA - 4), %eax
+    call *%rax
+    MIX %eax, %ebx
+    MIX %r15d, %ebp
+    inc %r12d
+    cmp $PASSES5, %r12d
+    jb 1b
+    REPORT "5 an instruction across two pages, its second page remapped (16 passes)"
     ret
 
     .bss

@@ -20,7 +20,10 @@
 #          must NOT change what runs (an emulator must stay correct, and should not thrash);
 #   d1-d4  REP MOVSB copying code over code: over a hot function, over the instructions
 #          right after the REP MOVSB (with and without a JMP), and a 5 KiB function spanning
-#          pages, copied forwards and backwards (DF=1).
+#          pages, copied forwards and backwards (DF=1);
+#   e      an instruction that straddles two pages, patched only in its second page;
+#   f      code patched by stores that are not MOVs: PUSH (RSP pointed into code), STOSQ,
+#          XCHG, LOCK CMPXCHG and BTC — a translator must check every kind of write.
 # Runs in ring 3 (see user64.inc for why). Exit: 0x10 if every case agrees, 0x18 if not.
 
     .include "user64.inc"
@@ -62,7 +65,9 @@ user_main:
     call case_d2
     call case_d3
     call case_d4
-    PRINT "smc: 10 cases, "
+    call case_e
+    call case_f
+    PRINT "smc: 12 cases, "
     mov failures(%rip), %eax
     call serial_dec
     PRINT " failed\n"
@@ -594,6 +599,123 @@ d_big_b:
     .endr
     ret
 d_big_end:
+
+# ---- e: an instruction across a page boundary ----------------------------------------------------
+# e_mov (MOV EDX, imm32) starts 3 bytes before a page boundary: opcode and the immediate's
+# low two bytes in one page, its high two bytes in the next. After a first full store, each
+# pass stores only the high half — a write to the second page alone. A cache that files the
+# instruction under the page it starts in must still drop it.
+.set E_PASSES, 1000
+
+case_e:
+    movl $0x5A5A5A5A, e_mov + 1(%rip)   # all four bytes once: low half 0x5A5A from now on
+    xor %ebx, %ebx
+    mov $E_PASSES, %ecx
+    jmp e_loop
+
+    .balign 4096
+e_page:
+e_loop:
+    imul $GOLDEN, %ecx, %eax
+    shr $16, %eax
+    mov %ax, e_mov + 3(%rip)    # bytes 3-4 of the MOV: in the second page only
+    jmp e_mov                   # store, branch, run
+    .org e_page + 4096 - 3, 0xCC
+e_mov:
+    mov $0, %edx                # BA | imm32 low half | page boundary | imm32 high half
+    MIX %edx, %ebx
+    dec %ecx
+    jnz e_loop
+    xor %ebp, %ebp              # reference
+    mov $E_PASSES, %ecx
+1:  imul $GOLDEN, %ecx, %edx
+    and $0xFFFF0000, %edx
+    or $0x5A5A, %edx
+    MIX %edx, %ebp
+    dec %ecx
+    jnz 1b
+    REPORT "e  an instruction across a page boundary, patched in its second page (1000 passes)"
+    ret
+
+# ---- f: stores that are not MOVs ---------------------------------------------------------------------
+# f_mov is MOV RDX, imm64 (48 BA imm64): the immediate is the 8 bytes at f_mov + 2. Pass r
+# writes it with instruction kind r % 5, then jumps to f_mov:
+#   0 PUSH RAX with RSP = f_mov + 10 (the stack pointer aimed into code for one instruction)
+#   1 STOSQ with RDI = f_mov + 2      2 XCHG RAX, [f_mov + 2]
+#   3 LOCK CMPXCHG [f_mov + 2], RCX   4 BTC [f_mov + 2], r % 64 (flips one bit)
+# Kinds 0-3 store r * GOLDEN (sign-extended to 64 bits), kind 4 flips a bit of what is there.
+.set F_PASSES, 200
+
+case_f:
+    xor %ebx, %ebx
+    xor %r12d, %r12d            # R12 = pass
+1:  imul $-0x61C88647, %r12, %rax   # RAX = r * GOLDEN, sign-extended (kinds 0-3)
+    mov %r12d, %ecx
+    imul $0xCCCD, %ecx, %ecx    # ECX = pass % 5, by multiplying (pass < 5 * 13107)
+    shr $18, %ecx               # ECX = pass / 5
+    lea (%rcx, %rcx, 4), %ecx
+    neg %ecx
+    add %r12d, %ecx
+    cmp $1, %ecx
+    jb 10f
+    je 11f
+    cmp $3, %ecx
+    jb 12f
+    je 13f
+    mov %r12d, %ecx             # 4: BTC with the bit number in a register
+    and $63, %ecx
+    btc %rcx, f_mov + 2(%rip)
+    jmp 19f
+10: mov %rsp, %r13              # 0: PUSH into code
+    lea f_mov + 10(%rip), %rsp
+    push %rax
+    mov %r13, %rsp
+    jmp 19f
+11: lea f_mov + 2(%rip), %rdi   # 1: STOSQ
+    stosq
+    jmp 19f
+12: xchg %rax, f_mov + 2(%rip)  # 2: XCHG (locked by itself)
+    jmp 19f
+13: mov %rax, %rcx              # 3: LOCK CMPXCHG; RAX = the current value, so it succeeds
+    mov f_mov + 2(%rip), %rax
+    lock cmpxchg %rcx, f_mov + 2(%rip)
+19: jmp f_mov                   # store, branch, run
+f_mov:
+    movabs $0, %rdx
+    MIX %edx, %ebx              # both halves into the checksum
+    shr $32, %rdx
+    MIX %edx, %ebx
+    inc %r12d
+    cmp $F_PASSES, %r12d
+    jb 1b
+
+    xor %ebp, %ebp              # reference: RDX holds the immediate
+    xor %edx, %edx
+    xor %r12d, %r12d
+2:  mov %r12d, %eax
+    xor %ecx, %ecx
+    mov $5, %esi
+    push %rdx
+    xor %edx, %edx
+    div %esi                    # EDX = pass % 5
+    mov %edx, %ecx
+    pop %rdx
+    cmp $4, %ecx
+    je 3f
+    imul $-0x61C88647, %r12, %rdx
+    jmp 4f
+3:  mov %r12d, %ecx
+    and $63, %ecx
+    btc %rcx, %rdx
+4:  mov %rdx, %rax
+    MIX %eax, %ebp
+    shr $32, %rax
+    MIX %eax, %ebp
+    inc %r12d
+    cmp $F_PASSES, %r12d
+    jb 2b
+    REPORT "f  code patched by PUSH, STOSQ, XCHG, LOCK CMPXCHG and BTC (200 passes)"
+    ret
 
     .section .rodata
 b_ops:

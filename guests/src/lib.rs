@@ -276,7 +276,9 @@ d1 REP MOVSB of 4 templates over a hot function (16 rounds x 300 calls): 0x71685
 d2 REP MOVSB over the next instructions, then JMP (64 passes): 0xbbc3afc0 ok
 d3 REP MOVSB over the next instructions, no branch (64 passes): 0xbbc3afc0 ok
 d4 5001-byte function over pages replaced by REP MOVSB, up and down (DF=1): 0x54e2211b ok
-smc: 10 cases, 0 failed
+e  an instruction across a page boundary, patched in its second page (1000 passes): 0x29b08970 ok
+f  code patched by PUSH, STOSQ, XCHG, LOCK CMPXCHG and BTC (200 passes): 0xd11e87c6 ok
+smc: 12 cases, 0 failed
 ";
 
 /// What `jit` prints (agreed by QEMU 7.2 TCG, KVM and the interpreter, like [`SMC_TEXT`]).
@@ -286,7 +288,8 @@ jit: code generated at run time in 64-bit ring 3, through two mappings
 2 the same bytes at two virtual addresses, RIP-relative LEA (4 pages x 8 calls): 0xdf0b2000 ok
 3 a virtual page remapped between two physical pages of code (32 passes): 0xb4f9a4c0 ok
 4 a chain of 64 generated blocks, one rewritten per round (32 rounds x 10 calls): 0x231ffcc0 ok
-jit: 4 cases, 0 failed
+5 an instruction across two pages, its second page remapped (16 passes): 0xb28c71e0 ok
+jit: 5 cases, 0 failed
 ";
 
 static GUESTS: [Guest; 12] = [
@@ -412,7 +415,9 @@ static GUESTS: [Guest; 12] = [
                       (after a JMP, into the next instruction, into the loop head, an ADD \
                       rewriting its own immediate), a hot function's opcode, JMP target and Jcc \
                       patched, data stores in a code page, REP MOVSB over code (also DF=1, \
-                      5 KiB across pages). Each case checks itself; exits 0x18 if one fails.",
+                      5 KiB across pages), an instruction across a page boundary patched in its \
+                      second page, patches by PUSH, STOSQ, XCHG, LOCK CMPXCHG and BTC. Each \
+                      case checks itself; exits 0x18 if one fails.",
         expected_serial: SMC_TEXT,
         exit_value: Some(exit::OK),
         ending: Ending::DebugExit(exit::OK),
@@ -425,8 +430,9 @@ static GUESTS: [Guest; 12] = [
         description: "A tiny JIT in 64-bit ring 3: generates 512 functions, calls them and \
                       regenerates them in place, writing and running through two virtual \
                       mappings of one buffer; RIP-relative code at two addresses, a page \
-                      remapped with INVLPG, a chain of generated blocks rewritten while hot. \
-                      Checked against an interpreter of the same code; exits 0x18 on a mismatch.",
+                      remapped with INVLPG, a chain of generated blocks rewritten while hot, an \
+                      instruction across two pages whose second page is remapped. Checked \
+                      against an interpreter of the same code; exits 0x18 on a mismatch.",
         expected_serial: JIT_TEXT,
         exit_value: Some(exit::OK),
         ending: Ending::DebugExit(exit::OK),
