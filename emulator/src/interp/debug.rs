@@ -12,8 +12,11 @@
 //!   instruction once without re-triggering; RF clears after every completed instruction.
 //! - Data breakpoints: R/W = 01 (writes) or 11 (reads and writes) with LEN = 1, 2, 4 or 8 bytes
 //!   (the range is aligned down to LEN, as the hardware compares). An access that overlaps the
-//!   range raises #DB as a *trap* after the instruction (DR6.Bi = 1). R/W = 10 (I/O, with
-//!   CR4.DE) is not implemented.
+//!   range raises #DB as a *trap* after the instruction (DR6.Bi = 1).
+//! - I/O breakpoints: with CR4.DE = 1, R/W = 10 watches I/O ports (DRi holds the port): an IN,
+//!   OUT, INS or OUTS whose port range overlaps DRi..DRi+LEN raises the same #DB trap after the
+//!   instruction (a REP INS/OUTS after its current chunk). Without CR4.DE, R/W = 10 is undefined
+//!   by the SDM and never matches here.
 
 use iced_x86::{Instruction, Mnemonic};
 
@@ -62,6 +65,31 @@ pub(crate) fn watch_data(cpu: &mut Cpu, linear: u64, size: u32, write: bool) {
         let watched = rw == 3 || rw == 1 && write;
         let start = address & !(len - 1);
         if enabled && watched && linear < start + len && start < linear + size as u64 {
+            cpu.data_hits |= 1 << i;
+        }
+    }
+}
+
+/// Notes which enabled I/O breakpoints (R/W = 10, CR4.DE = 1) an access of `size` bytes at
+/// `port` hits.
+pub(crate) fn watch_io(cpu: &mut Cpu, port: u16, size: u32) {
+    let s = cpu.s();
+    if s.cr4 & crate::cpu::ctl::CR4_DE == 0 {
+        return;
+    }
+    let (dr, dr7) = (s.dr, s.dr[7]);
+    for (i, &address) in dr[..4].iter().enumerate() {
+        let enabled = dr7 & (3 << (2 * i)) != 0;
+        let rw = (dr7 >> (16 + 4 * i)) & 3;
+        let len = match (dr7 >> (18 + 4 * i)) & 3 {
+            0 => 1,
+            1 => 2,
+            2 => 8,
+            _ => 4,
+        };
+        let start = address & !(len - 1);
+        let port = port as u64;
+        if enabled && rw == 2 && port < start + len && start < port + size as u64 {
             cpu.data_hits |= 1 << i;
         }
     }

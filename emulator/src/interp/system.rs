@@ -102,6 +102,9 @@ pub(crate) fn check_io_permission(cpu: &mut Cpu, port: u16, size: u32) -> R<()> 
 }
 
 pub(crate) fn port_in(cpu: &mut Cpu, port: u16, size: u32) -> R<u64> {
+    if cpu.s().dr[7] & 0xFF != 0 {
+        super::debug::watch_io(cpu, port, size);
+    }
     cpu.sync_clock();
     cpu.m.stats.count_exit("io");
     let v = cpu.m.bus.io_in(port, size as u8) as u64;
@@ -110,6 +113,9 @@ pub(crate) fn port_in(cpu: &mut Cpu, port: u16, size: u32) -> R<u64> {
 }
 
 pub(crate) fn port_out(cpu: &mut Cpu, port: u16, size: u32, value: u64) -> R<()> {
+    if cpu.s().dr[7] & 0xFF != 0 {
+        super::debug::watch_io(cpu, port, size);
+    }
     cpu.sync_clock();
     cpu.m.stats.count_exit("io");
     cpu.m.bus.io_out(port, size as u8, value as u32);

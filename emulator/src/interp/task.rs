@@ -3,10 +3,12 @@
 //! Teaches: the CPU itself can save one task's registers into its TSS and load another's — the
 //! mechanism 32-bit kernels still use for a double-fault handler that needs a known-good stack.
 //!
-//! 32-bit TSSs only (a 16-bit TSS raises #GP(selector)); not available in long mode (#GP). The
-//! order follows SDM §7.3: checks, save the old task, busy bits and back link, load TR, CR3,
-//! EIP/EFLAGS/registers, LDTR, then the segment registers of the new task (faults there are
-//! delivered in the new task's context).
+//! 32-bit and 16-bit (80286) TSSs; not available in long mode (#GP). The order follows SDM §7.3:
+//! checks, save the old task, busy bits and back link, load TR, CR3, EIP/EFLAGS/registers, LDTR,
+//! then the segment registers of the new task (faults there are delivered in the new task's
+//! context). A 16-bit TSS (SDM §7.6) holds IP, FLAGS, the eight 16-bit registers and ES, CS, SS,
+//! DS: no CR3 (the page tables stay), no FS/GS (they keep their values), and the upper halves of
+//! EIP/EFLAGS/the registers are lost (we zero them; the SDM leaves the registers' undefined).
 
 use super::segments::{decode_descriptor, load_code_segment, load_data_segment};
 use super::{exception, gp, vec, Cpu, R};
@@ -21,6 +23,72 @@ pub(crate) enum Reason {
     /// An interrupt or exception through a task gate (with the error code to push, if any).
     Interrupt(Option<u32>),
     Iret,
+}
+
+/// Where the fields of a 32-bit (`wide`) or 16-bit TSS are.
+#[derive(Clone, Copy)]
+struct Layout {
+    wide: bool,
+}
+
+impl Layout {
+    fn of(tss_type: u8) -> Self {
+        Layout {
+            wide: tss_type & 8 != 0,
+        }
+    }
+    /// Bytes per saved register.
+    fn width(self) -> u32 {
+        if self.wide {
+            4
+        } else {
+            2
+        }
+    }
+    fn ip(self) -> u64 {
+        if self.wide {
+            off::EIP
+        } else {
+            0x0E
+        }
+    }
+    fn flags(self) -> u64 {
+        if self.wide {
+            off::EFLAGS
+        } else {
+            0x10
+        }
+    }
+    fn gpr(self, i: usize) -> u64 {
+        if self.wide {
+            off::GPRS + 4 * i as u64
+        } else {
+            0x12 + 2 * i as u64
+        }
+    }
+    /// The slot of segment register `i` (ES, CS, SS, DS, FS, GS order); FS/GS only in 32-bit.
+    fn seg(self, i: usize) -> Option<u64> {
+        if self.wide {
+            Some(off::SEGS + 4 * i as u64)
+        } else {
+            (i < 4).then_some(0x22 + 2 * i as u64)
+        }
+    }
+    fn ldt(self) -> u64 {
+        if self.wide {
+            off::LDT
+        } else {
+            0x2A
+        }
+    }
+    /// The smallest valid limit (#TS below it).
+    fn min_limit(self) -> u32 {
+        if self.wide {
+            0x67
+        } else {
+            0x2B
+        }
+    }
 }
 
 /// Offsets in a 32-bit TSS.
@@ -102,9 +170,7 @@ pub(crate) fn iret_to_previous(cpu: &mut Cpu) -> R<()> {
 fn switch(cpu: &mut Cpu, tss_sel: u16, raw: u64, reason: Reason) -> R<()> {
     let err = tss_sel as u32 & !3;
     let d = decode_descriptor(tss_sel, raw);
-    let kind = d.type_ & 0xB;
-    if d.s || !matches!(kind, 0x9 | 0xB) {
-        // 16-bit TSSs (types 1/3) are not implemented; anything else is not a TSS.
+    if d.s || !matches!(d.type_, 0x1 | 0x3 | 0x9 | 0xB) {
         return Err(gp(err));
     }
     let busy = raw & BUSY != 0;
@@ -118,7 +184,8 @@ fn switch(cpu: &mut Cpu, tss_sel: u16, raw: u64, reason: Reason) -> R<()> {
     if !d.present {
         return Err(exception(vec::NP, Some(err)));
     }
-    if d.limit < 0x67 {
+    let new_layout = Layout::of(d.type_);
+    if d.limit < new_layout.min_limit() {
         return Err(exception(vec::TS, Some(err)));
     }
     // Save the outgoing task into its TSS (EIP is the next instruction, or the faulting one
@@ -129,15 +196,19 @@ fn switch(cpu: &mut Cpu, tss_sel: u16, raw: u64, reason: Reason) -> R<()> {
         eflags &= !NT;
     }
     let base = old_tr.base;
-    cpu.write_system(base + off::EIP, 4, cpu.s().rip)?;
-    cpu.write_system(base + off::EFLAGS, 4, eflags)?;
+    let old = Layout::of(old_tr.type_);
+    let w = old.width();
+    cpu.write_system(base + old.ip(), w, cpu.s().rip)?;
+    cpu.write_system(base + old.flags(), w, eflags)?;
     for i in 0..8 {
         let v = cpu.s().gpr[i];
-        cpu.write_system(base + off::GPRS + 4 * i as u64, 4, v)?;
+        cpu.write_system(base + old.gpr(i), w, v)?;
     }
     for (i, seg) in Seg::ALL.iter().enumerate() {
         let sel = cpu.s().seg[*seg as usize].selector;
-        cpu.write_system(base + off::SEGS + 4 * i as u64, 2, sel as u64)?;
+        if let Some(at) = old.seg(i) {
+            cpu.write_system(base + at, 2, sel as u64)?;
+        }
     }
     // Busy bits: the old task stays busy only if we will come back to it (CALL, interrupt).
     if matches!(reason, Reason::Jmp | Reason::Iret) {
@@ -157,25 +228,29 @@ fn switch(cpu: &mut Cpu, tss_sel: u16, raw: u64, reason: Reason) -> R<()> {
     cpu.st().cr0 |= ctl::CR0_TS;
     // Load the incoming task.
     let new = d.base;
-    if cpu.s().cr0 & ctl::CR0_PG != 0 {
+    let nl = new_layout;
+    if cpu.s().cr0 & ctl::CR0_PG != 0 && nl.wide {
         let cr3 = cpu.read_system(new + off::CR3, 4)?;
         cpu.mmu
             .write_cr3(cpu.m, cr3)
             .map_err(|_| exception(vec::TS, Some(err)))?;
     }
-    let eip = cpu.read_system(new + off::EIP, 4)?;
-    let mut flags = cpu.read_system(new + off::EFLAGS, 4)?;
+    let eip = cpu.read_system(new + nl.ip(), nl.width())?;
+    let mut flags = cpu.read_system(new + nl.flags(), nl.width())?;
     if nested {
         flags |= NT;
     }
     for i in 0..8 {
-        cpu.st().gpr[i] = cpu.read_system(new + off::GPRS + 4 * i as u64, 4)?;
+        cpu.st().gpr[i] = cpu.read_system(new + nl.gpr(i), nl.width())?;
     }
     let mut sels = [0u16; 6];
     for (i, s) in sels.iter_mut().enumerate() {
-        *s = cpu.read_system(new + off::SEGS + 4 * i as u64, 2)? as u16;
+        *s = match nl.seg(i) {
+            Some(at) => cpu.read_system(new + at, 2)? as u16,
+            None => cpu.s().seg[Seg::ALL[i] as usize].selector,
+        };
     }
-    let ldt = cpu.read_system(new + off::LDT, 2)? as u16;
+    let ldt = cpu.read_system(new + nl.ldt(), 2)? as u16;
     cpu.st().rflags = (flags & 0x3F_7FD5) | FIXED1;
     cpu.st().rip = eip;
     // From here on, faults belong to the new task (its TSS already holds the old state).
@@ -198,13 +273,19 @@ fn switch(cpu: &mut Cpu, tss_sel: u16, raw: u64, reason: Reason) -> R<()> {
     } else {
         load_code_segment(cpu, cs, eip, (cs & 3) as u8).map_err(ts)?;
         load_data_segment(cpu, Seg::Ss, sels[Seg::Ss as usize]).map_err(ts)?;
-        for seg in [Seg::Ds, Seg::Es, Seg::Fs, Seg::Gs] {
+        // A 16-bit TSS has no FS/GS: they keep their selectors and descriptor caches.
+        let data: &[Seg] = if nl.wide {
+            &[Seg::Ds, Seg::Es, Seg::Fs, Seg::Gs]
+        } else {
+            &[Seg::Ds, Seg::Es]
+        };
+        for &seg in data {
             load_data_segment(cpu, seg, sels[seg as usize]).map_err(ts)?;
         }
     }
     if let Reason::Interrupt(Some(code)) = reason {
-        let size = if cpu.s().ss().db { 4 } else { 2 };
-        cpu.push(size, code as u64)?;
+        // The error code is pushed with the new TSS's width.
+        cpu.push(nl.width(), code as u64)?;
     }
     Ok(())
 }
