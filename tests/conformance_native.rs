@@ -299,3 +299,70 @@ fn compare_reports_a_different_fault() {
     b.fault = None;
     assert!(native::compare(&c, &a, &b)[0].starts_with("fault"));
 }
+
+/// The instructions PVM cannot check in compatibility mode (see `PVM_QUIRKS`), against the SDM.
+#[test]
+fn bound_into_and_arpl_follow_the_sdm_in_compatibility_mode() {
+    // bound eax, [DATA] with both bounds 0 (the data page is zero): EAX = 0 is inside, 5 is
+    // not: #BR, a fault (RIP at BOUND).
+    let mut code = vec![0x62, 0x05];
+    code.extend_from_slice(&(DATA as u32).to_le_bytes());
+    assert_eq!(interp(&case32(&code, &[(reg::RAX, 0)])).fault, None);
+    let f = interp(&case32(&code, &[(reg::RAX, 5)])).fault.expect("#BR");
+    assert_eq!((f.vector, f.rip), (5, native::CODE));
+    // into: nothing with OF = 0; with OF = 1 an #OF trap (RIP after INTO).
+    assert_eq!(interp(&case32(&[0xCE], &[])).fault, None);
+    let mut c = case32(&[0xCE], &[]);
+    c.rflags |= emulator::cpu::state::flags::OF;
+    let f = interp(&c).fault.expect("#OF");
+    assert_eq!((f.vector, f.rip), (4, native::CODE + 1));
+    // arpl ax, cx: RPL of AX raised to CX's, ZF = 1; already as high: ZF = 0.
+    let out = interp(&case32(&[0x63, 0xC8], &[(reg::RAX, 0x10), (reg::RCX, 3)]));
+    assert_eq!((out.gpr[reg::RAX] & 0xFFFF, out.rflags & ZF), (0x13, ZF));
+    let out = interp(&case32(&[0x63, 0xC8], &[(reg::RAX, 0x13), (reg::RCX, 1)]));
+    assert_eq!((out.gpr[reg::RAX] & 0xFFFF, out.rflags & ZF), (0x13, 0));
+}
+
+#[test]
+fn only_the_documented_pvm_differences_are_set_aside() {
+    use vmscope::conformance::native_forms::select_forms;
+    let form = |name: &str| {
+        select_forms(name)
+            .into_iter()
+            .find(|f| f.name == name)
+            .unwrap()
+    };
+    let base = interp(&case(&[0x90], &[]));
+    let with = |vector: Option<u8>| {
+        let mut o = base.clone();
+        o.fault = vector.map(|vector| native::Fault {
+            vector,
+            error_code: 0,
+            cr2: 0,
+            rip: native::CODE,
+            cs: 0x1B,
+            rflags: 0x3202,
+            rsp: STACK_TOP,
+        });
+        o
+    };
+    let (none, ud, gp) = (with(None), with(Some(6)), with(Some(13)));
+    // Compatibility mode runs in KVM's emulator: #UD where the CPU has none is set aside...
+    assert!(native::pvm_quirk(&form("32/Daa"), &none, &ud).is_some());
+    // ...but not in 64-bit code, and not the other way round.
+    assert!(native::pvm_quirk(&form("Add_rm64_r64"), &none, &ud).is_none());
+    assert!(native::pvm_quirk(&form("32/Daa"), &ud, &none).is_none());
+    // A ring-3 #GP the emulator turned into #UD; INT n as #UD.
+    assert!(native::pvm_quirk(&form("Popcnt_r64_rm64"), &gp, &ud).is_some());
+    assert!(native::pvm_quirk(&form("int_21"), &gp, &ud).is_some());
+    // A wrong vector of another kind is a failure.
+    assert!(native::pvm_quirk(&form("Add_rm64_r64"), &gp, &with(Some(14))).is_none());
+    // AAM flags: set aside only when the registers and the fault agree.
+    let mut flags = none.clone();
+    flags.rflags ^= ZF;
+    assert!(native::pvm_quirk(&form("32/Aam_imm8"), &none, &flags).is_some());
+    let mut regs = flags.clone();
+    regs.gpr[reg::RAX] ^= 1;
+    assert!(native::pvm_quirk(&form("32/Aam_imm8"), &none, &regs).is_none());
+    assert!(native::pvm_quirk(&form("Add_rm64_r64"), &none, &flags).is_none());
+}

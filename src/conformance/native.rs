@@ -345,9 +345,10 @@ pub fn pvm_quirk(form: &Form, interp: &Outcome, native: &Outcome) -> Option<&'st
     if seg_pop && vi != vn {
         return Some(PVM_QUIRKS[2].0);
     }
+    // AAM/AAD: the emulator's flags (from EAX); registers must agree. LZCNT: run as BSR.
     let aam =
-        name.starts_with("32/Aam") || name.starts_with("32/Aad") || name.starts_with("32/Lzcnt");
-    if aam && vi == vn {
+        (name.starts_with("32/Aam") || name.starts_with("32/Aad")) && interp.gpr == native.gpr;
+    if (aam || name.starts_with("32/Lzcnt")) && vi == vn {
         return Some(PVM_QUIRKS[3].0);
     }
     None

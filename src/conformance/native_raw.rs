@@ -13,7 +13,9 @@ use emulator::cpu::state::reg;
 
 use super::native::Rng;
 use super::native_forms::{sign_extend, Case};
-use super::native_machine::{CodeMode, DATA, USER_CS32, USER_CS64, USER_SS};
+use super::native_machine::{
+    CodeMode, DATA, NONCANONICAL, UNMAPPED, USER_CS32, USER_CS64, USER_SS,
+};
 
 /// Mnemonics tested only in compatibility mode (they are #UD or something else in 64-bit mode).
 pub const LEGACY_MNEMONICS: &[Mnemonic] = &[
@@ -119,6 +121,16 @@ const INVALID_IN_64: &[(&str, &[u8])] = &[
     ("salc_in_64", &[0xD6]),
 ];
 
+/// Faults of 64-bit addressing: a branch to a page that is not present (#PF on the fetch, after
+/// CALL pushed its return address) or to a non-canonical address (#GP at the branch), and stack
+/// accesses through a non-canonical RSP/RBP (#SS(0), not #GP).
+const FAULTING_64: &[(&str, &[u8])] = &[
+    ("jmp_r15_away", &[0x41, 0xFF, 0xE7]),
+    ("call_r15_away", &[0x41, 0xFF, 0xD7]),
+    ("push_bad_rsp", &[0x50]),
+    ("load_bad_rbp", &[0x8B, 0x45, 0x08]),
+];
+
 /// The raw forms of `mode`, with their names (compatibility-mode names start with `32/`).
 pub fn raw_forms(mode: CodeMode) -> Vec<(String, &'static [u8])> {
     let mut v: Vec<(String, &'static [u8])> =
@@ -128,6 +140,7 @@ pub fn raw_forms(mode: CodeMode) -> Vec<(String, &'static [u8])> {
         CodeMode::Long64 => {
             v.extend(STRINGS_64.iter().map(|(n, b)| (n.to_string(), *b)));
             v.extend(INVALID_IN_64.iter().map(|(n, b)| (n.to_string(), *b)));
+            v.extend(FAULTING_64.iter().map(|(n, b)| (n.to_string(), *b)));
             v
         }
         CodeMode::Compat32 => v.into_iter().map(|(n, b)| (format!("32/{n}"), b)).collect(),
@@ -160,6 +173,17 @@ pub fn fix_up_raw(name: &str, case: &mut Case, rng: &mut Rng, page: u64) {
                 case.gpr[r] |= rng.next_u64() << 32;
             }
         }
+    } else if base.ends_with("_away") {
+        // Never into a mapped page (its bytes would run as code): not present or non-canonical.
+        case.gpr[15] = if rng.below(2) == 0 {
+            UNMAPPED + rng.below(4096)
+        } else {
+            NONCANONICAL
+        };
+    } else if base == "push_bad_rsp" {
+        case.gpr[reg::RSP] = NONCANONICAL + 8;
+    } else if base == "load_bad_rbp" {
+        case.gpr[reg::RBP] = NONCANONICAL;
     } else {
         case.gpr[reg::RDI] = page;
     }
