@@ -309,7 +309,7 @@ pub const PVM_QUIRKS: &[(&str, &str)] = &[
     ),
     (
         COMPAT_EMULATED,
-        "DAA AAA AAS ARPL are #UD, BOUND's #BR and INTO's #OF arrive as #UD, AAM/AAD set SF ZF PF from EAX instead of AL, LZCNT runs as BSR, POPCNT/LZCNT/INT3 are #UD, no #AC is raised (cases in 32-bit code never set RFLAGS.AC)",
+        "DAA AAA AAS ARPL BOUND POPCNT INT3 (and INT n) are #UD, INTO's #OF arrives as #UD, AAM/AAD set SF ZF PF from EAX instead of AL, LZCNT runs as BSR, no #AC is raised (cases in 32-bit code never set RFLAGS.AC)",
     ),
     (
         "INT n (n != 3) from ring 3",
