@@ -23,6 +23,8 @@ enum Link {
     MultibootFlat,
     /// Flat 64 KiB firmware ROM, addresses = offsets in segment F000.
     Rom,
+    /// Flat boot sector(s) at 0x7C00 for a PC BIOS: whole 512-byte sectors, signed 0x55AA.
+    BootDisk,
 }
 
 /// One guest image: the file to produce and the source it comes from.
@@ -48,6 +50,8 @@ const IMAGES: &[Image] = &[
     image("jit.elf", "jit.S", Link::MultibootElf),
     // The teaching kernel: one unit of many files in kernel/ (found through `-I kernel/`).
     image("kernel.elf", "../kernel/kernel.S", Link::MultibootElf),
+    // The BIOS boot loader that starts a Multiboot kernel from a disk image (for Bochs).
+    image("bootdisk.bin", "bootdisk.S", Link::BootDisk),
 ];
 
 const fn image(output: &'static str, source: &'static str, link: Link) -> Image {
@@ -105,6 +109,7 @@ fn main() {
         let script = match image.link {
             Link::MultibootElf | Link::MultibootFlat => "multiboot.ld",
             Link::Rom => "rom.ld",
+            Link::BootDisk => "bootdisk.ld",
         };
         let mut link = Command::new(&linker);
         link.args(["-m", "elf_i386", "--fatal-warnings", "--build-id=none"])
@@ -170,6 +175,16 @@ fn check_output(output: &Path, image: &Image) {
             image.output,
             bytes.len()
         )),
+        Link::BootDisk
+            if !bytes.len().is_multiple_of(512) || bytes.get(510..512) != Some(&[0x55, 0xAA]) =>
+        {
+            fail(format!(
+                "{} is {} bytes; a boot loader must be whole 512-byte sectors with 0x55AA at \
+                 offset 510 (see link/bootdisk.ld)",
+                image.output,
+                bytes.len()
+            ))
+        }
         _ if bytes.is_empty() => fail(format!("{} is empty", image.output)),
         _ => {}
     }

@@ -13,6 +13,7 @@
 # order a reader meets them. Ring-0 code lives in .text (linked at 1 MiB); the user
 # programs live in .user_text (linked at 2 MiB, see link/multiboot.ld).
 
+    .set BOCHS_EXIT_TAIL, 1     # EXIT also ends Bochs, which has no debug-exit device
     .include "pc.inc"           # shared with the other guests: ports, EXIT
     .include "serial.inc"       # shared: polled UART output, PRINT
     .include "multiboot.inc"    # shared: the Multiboot header and entry

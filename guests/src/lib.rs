@@ -49,6 +49,11 @@ pub const SMC_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/smc.elf"));
 pub const JIT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/jit.elf"));
 /// The teaching kernel (`kernel/`): runs the workload suite named on its command line.
 pub const KERNEL_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.elf"));
+/// The BIOS boot loader (`asm/bootdisk.S`, whole sectors for 0x7C00) that starts a Multiboot
+/// kernel from a hard-disk image, for PCs without a Multiboot loader (Bochs). Not a guest of
+/// its own (it is not in [`all`]): the host writes a parameter block into its second sector
+/// and the kernel's segments after it (`src/bootdisk.rs` in the vmscope crate).
+pub const BOOTDISK_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/bootdisk.bin"));
 
 /// The Multiboot command line the expected outputs assume (only hello32 and hello-aout
 /// print it). It is the whole string the loader stores in the information structure; note
@@ -127,6 +132,8 @@ pub mod exit {
     pub const KERNEL_NO_MEMORY: u32 = 0x17;
     /// smc, jit: generated or patched code computed something other than its reference.
     pub const CODE_CHECK_FAILED: u32 = 0x18;
+    /// bootdisk (the BIOS boot loader): the disk could not be read, or held no kernel.
+    pub const BOOT_FAILED: u32 = 0x19;
 }
 
 /// The exit status QEMU reports for a debug-exit value: `(value << 1) | 1`.

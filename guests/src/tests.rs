@@ -204,3 +204,33 @@ fn ud_probe_is_fsin_at_the_address_its_expected_text_names() {
         .expected_serial
         .contains("0x00100010"));
 }
+
+#[test]
+fn the_boot_loader_is_a_signed_boot_sector_with_its_parameter_block_in_sector_1() {
+    let bin = BOOTDISK_BIN;
+    assert!(
+        bin.len() >= 1024 && bin.len().is_multiple_of(512),
+        "{} bytes",
+        bin.len()
+    );
+    assert_eq!(
+        &bin[510..512],
+        &[0x55, 0xAA],
+        "the BIOS boots only signed sectors"
+    );
+    assert_eq!(
+        &bin[512..520],
+        b"VMSCDISK",
+        "link/bootdisk.ld puts .params at 0x7E00"
+    );
+    // Unfilled: no entry point, no segments (the loader then refuses to jump).
+    assert_eq!(u32_at(bin, 512 + 8), 0);
+    assert_eq!(u32_at(bin, 512 + 12), 0);
+    // Stage 1 loads _loader_sectors - 1 sectors: the immediate in its first MOVW to
+    // dap_count is the file's own length in sectors minus one.
+    let sectors = (bin.len() / 512 - 1) as u16;
+    let found = bin[..510]
+        .windows(2)
+        .any(|w| u16::from_le_bytes([w[0], w[1]]) == sectors);
+    assert!(found, "stage 1 does not mention {sectors} sectors");
+}
