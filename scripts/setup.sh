@@ -12,6 +12,11 @@ need_pkgs=()
 command -v as >/dev/null || need_pkgs+=(binutils)
 command -v gcc >/dev/null || need_pkgs+=(gcc)
 command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+# Bochs 2.7 for `vmscope compare --engines bochs`: the emulator, its BIOS and VGA BIOS, and the
+# curses display (`display_library: term`), the one Debian ships that needs no X server.
+for p in bochs bochsbios vgabios bochs-term; do
+    dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
 # The GUI's real-window test: an X server without a screen, and OpenGL through Mesa's software
 # renderer plus the X11 libraries winit loads at run time.
 command -v Xvfb >/dev/null || need_pkgs+=(xvfb)
