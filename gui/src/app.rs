@@ -9,6 +9,8 @@ use std::collections::VecDeque;
 
 use egui::{Key, Modifiers, RichText};
 
+use emulator::machine::loader::BootMethod;
+
 use crate::panels;
 use crate::session::{kvm_status, EngineKind, Session};
 
@@ -143,6 +145,8 @@ pub enum Action {
     Reload,
     Help,
     LoadBuiltin(&'static str),
+    /// Reload the guest booting the given way (keeps breakpoints).
+    SetBoot(BootMethod),
     SwitchEngine(EngineKind),
 }
 
@@ -238,7 +242,18 @@ impl VmscopeApp {
                 self.replace_session(Session::new(image), true);
             }
             Action::Help => self.help_open = !self.help_open,
-            Action::LoadBuiltin(name) => self.replace_session(Session::builtin(name), false),
+            Action::LoadBuiltin(name) => {
+                // A new guest starts the way the current one did (firmware or direct).
+                let boot = s.image.boot;
+                let image = crate::session::GuestImage::builtin(name)
+                    .map(|i| i.with_boot(boot))
+                    .ok_or_else(|| format!("no built-in guest {name:?}"));
+                self.replace_session(image.and_then(Session::new), false)
+            }
+            Action::SetBoot(boot) => {
+                let image = s.image.clone().with_boot(boot);
+                self.replace_session(Session::new(image), true);
+            }
             Action::SwitchEngine(kind) => {
                 if let Err(e) = s.switch_engine(kind) {
                     self.error = Some(e);
@@ -273,7 +288,10 @@ impl VmscopeApp {
     pub fn open_path(&mut self, path: &str) {
         let result = std::fs::read(path)
             .map_err(|e| format!("reading {path}: {e}"))
-            .and_then(|bytes| Session::new(crate::session::GuestImage::from_bytes(path, bytes)));
+            .and_then(|bytes| {
+                let image = crate::session::GuestImage::from_bytes(path, bytes);
+                Session::new(image.with_boot(self.session.image.boot))
+            });
         self.replace_session(result, false);
     }
 
@@ -388,6 +406,29 @@ impl VmscopeApp {
                 }
                 if ui.button("Reload (keep breakpoints)").clicked() {
                     self.act(Action::Reload);
+                    ui.close();
+                }
+                ui.separator();
+                let mut firmware = self.session.image.boot == BootMethod::Firmware;
+                let r = ui
+                    .add_enabled(
+                        self.session.image.is_multiboot(),
+                        egui::Checkbox::new(&mut firmware, "Boot through the firmware"),
+                    )
+                    .on_hover_text(
+                        "On: a Multiboot kernel starts at the reset vector F000:FFF0 in real \
+                         mode and vmscope's boot ROM switches to protected mode and jumps to it. \
+                         Off: the loader starts it directly in 32-bit protected mode. \
+                         Changing it reloads the guest.",
+                    )
+                    .on_disabled_hover_text("ROMs and flat binaries always start in real mode");
+                if r.changed() {
+                    let boot = if firmware {
+                        BootMethod::Firmware
+                    } else {
+                        BootMethod::Direct
+                    };
+                    self.act(Action::SetBoot(boot));
                     ui.close();
                 }
             });

@@ -28,6 +28,16 @@ const SHORTCUTS: &[(&str, &str)] = &[
 
 const HOW: &[(&str, &str)] = &[
     (
+        "Booting through the firmware",
+        "A Multiboot kernel starts at RESET by default (Guest menu: \"Boot through the \
+         firmware\"; vmscope-gui --boot direct starts it in protected mode instead): CS:IP = \
+         F000:FFF0, real mode, the first fetch from 0xFFFFFFF0 at the top of the ROM. vmscope's \
+         boot ROM (guests/asm/firmware.S) jumps into its copy below 1 MiB, loads a GDT, sets \
+         CR0.PE, far-jumps to flat 32-bit code, loads flat data segments and jumps to the \
+         kernel with EAX = 0x2BADB002 and EBX = the Multiboot information. Tick \"mode \
+         switch\" in the Breakpoints tab and F5 stops at each step of the journey into long mode.",
+    ),
+    (
         "Stepping on the interpreter",
         "Every instruction is one call of Engine::step: fetch through the software MMU, decode \
          with iced-x86, execute in plain Rust, then check for interrupts. Between two steps \

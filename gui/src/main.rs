@@ -17,6 +17,7 @@ mod native {
     use std::rc::Rc;
     use std::sync::{Arc, Mutex};
 
+    use emulator::machine::loader::BootMethod;
     use gui::session::{EngineKind, GuestImage, Session};
     use gui::VmscopeApp;
 
@@ -29,6 +30,10 @@ built-in guest (see `vmscope guests`); default: demo.
 options:
   --cmdline TEXT      Multiboot command line
   --engine interp|kvm start on this engine (default interp)
+  --boot firmware|direct
+                      how a Multiboot kernel starts: at the reset vector F000:FFF0 in real
+                      mode through vmscope's boot firmware (default), or directly in 32-bit
+                      protected mode at its entry
   --steps N           execute N instructions before the window opens
   --break ADDR        set a breakpoint (hex address or symbol) and run to it first
   --screenshot FILE   draw a few frames, save the window as PNG to FILE and exit
@@ -39,6 +44,7 @@ options:
         image: Option<String>,
         cmdline: Option<String>,
         engine: EngineKind,
+        boot: BootMethod,
         steps: u64,
         break_at: Option<String>,
         screenshot: Option<PathBuf>,
@@ -50,6 +56,7 @@ options:
             image: None,
             cmdline: None,
             engine: EngineKind::Interp,
+            boot: BootMethod::Firmware,
             steps: 0,
             break_at: None,
             screenshot: None,
@@ -66,6 +73,13 @@ options:
                         "interp" => EngineKind::Interp,
                         "kvm" => EngineKind::Kvm,
                         other => return Err(format!("unknown engine {other:?}")),
+                    }
+                }
+                "--boot" => {
+                    a.boot = match value("--boot")?.as_str() {
+                        "firmware" => BootMethod::Firmware,
+                        "direct" => BootMethod::Direct,
+                        other => return Err(format!("unknown boot method {other:?}")),
                     }
                 }
                 "--steps" => {
@@ -104,7 +118,7 @@ options:
         if let Some(c) = &args.cmdline {
             image.cmdline = c.clone();
         }
-        Ok(image)
+        Ok(image.with_boot(args.boot))
     }
 
     fn session(args: &Args) -> Result<Session, String> {

@@ -21,7 +21,7 @@ fn gui(args: &[&str]) -> (i32, String, String) {
 fn help_lists_the_options() {
     let (code, out, _) = gui(&["--help"]);
     assert_eq!(code, 0);
-    for opt in ["--engine", "--break", "--screenshot", "--steps"] {
+    for opt in ["--engine", "--boot", "--break", "--screenshot", "--steps"] {
         assert!(out.contains(opt), "{opt} in {out}");
     }
 }
@@ -31,6 +31,10 @@ fn bad_arguments_and_images_are_reported_with_status_2() {
     let (code, _, err) = gui(&["--engine", "bochs"]);
     assert_eq!(code, 2);
     assert!(err.contains("unknown engine \"bochs\""), "{err}");
+
+    let (code, _, err) = gui(&["--boot", "bios"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown boot method \"bios\""), "{err}");
 
     let (code, _, err) = gui(&["/nonexistent/kernel.elf"]);
     assert_eq!(code, 2);

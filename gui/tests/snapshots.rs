@@ -77,3 +77,17 @@ fn breakpoints_tab_with_every_kind_of_stop() {
     h.run();
     h.snapshot_options("breakpoints_tab", &options());
 }
+
+#[test]
+fn main_window_at_the_reset_vector_through_the_firmware() {
+    let image = gui::session::GuestImage::builtin("demo")
+        .unwrap()
+        .with_boot(emulator::machine::loader::BootMethod::Firmware);
+    let mut a = gui::VmscopeApp::new(gui::session::Session::new(image).unwrap());
+    a.fixed_budget = true;
+    let mut h = harness(a);
+    h.run();
+    h.key_press(Key::F11); // the far jump from F000:FFF0 into the ROM's copy below 1 MiB
+    h.run();
+    h.snapshot_options("main_window_reset_vector", &options());
+}

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 
 use emulator::cpu::CpuState;
 use emulator::interp::Interpreter;
-use emulator::machine::loader::load_image;
+use emulator::machine::loader::{load_image_with_boot, BootMethod};
 use emulator::mmu::{Access, Explanation};
 use emulator::{Exit, Machine};
 
@@ -38,13 +38,17 @@ const RECENT_WRITES: usize = 4096;
 /// The serial console keeps this many bytes of output.
 const SERIAL_KEEP: usize = 256 << 10;
 
-/// What to boot: an image's bytes with its name (the loader looks at `.rom`), command line, RAM.
+/// What to boot: an image's bytes with its name (the loader looks at `.rom`), command line, RAM,
+/// and how a Multiboot kernel starts.
 #[derive(Clone, Debug)]
 pub struct GuestImage {
     pub name: String,
     pub bytes: Cow<'static, [u8]>,
     pub cmdline: String,
     pub memory: u64,
+    /// `Direct` (32-bit protected mode at the kernel's entry, the loader's default) or
+    /// `Firmware` (RESET at F000:FFF0, vmscope's boot ROM does the handoff; the window's default).
+    pub boot: BootMethod,
 }
 
 impl GuestImage {
@@ -56,7 +60,20 @@ impl GuestImage {
             bytes: Cow::Borrowed(g.image),
             cmdline: guests::DEFAULT_CMDLINE.to_string(),
             memory: DEFAULT_MEMORY,
+            boot: BootMethod::Direct,
         })
+    }
+
+    /// The same image, started the given way.
+    pub fn with_boot(mut self, boot: BootMethod) -> Self {
+        self.boot = boot;
+        self
+    }
+
+    /// Is this a Multiboot kernel (the only kind the boot method changes)?
+    pub fn is_multiboot(&self) -> bool {
+        emulator::machine::loader::detect(&self.name, &self.bytes)
+            == emulator::machine::loader::ImageKind::Multiboot
     }
 
     /// An image the user supplied (a file's bytes).
@@ -66,6 +83,7 @@ impl GuestImage {
             bytes: Cow::Owned(bytes),
             cmdline: String::new(),
             memory: DEFAULT_MEMORY,
+            boot: BootMethod::Direct,
         }
     }
 
@@ -73,8 +91,15 @@ impl GuestImage {
     fn boot(&self) -> Result<(Machine, String), String> {
         let mut machine = Machine::new(self.memory)
             .map_err(|e| format!("cannot create a machine with {} bytes: {e}", self.memory))?;
-        let loaded = load_image(&mut machine, &self.name, &self.bytes, &self.cmdline)
-            .map_err(|e| e.to_string())?;
+        let loaded = load_image_with_boot(
+            &mut machine,
+            &self.name,
+            &self.bytes,
+            &self.cmdline,
+            self.boot,
+            guests::FIRMWARE_ROM,
+        )
+        .map_err(|e| e.to_string())?;
         Ok((machine, loaded.to_string()))
     }
 }
