@@ -304,7 +304,7 @@ fn a_call_gate_with_rsp0_too_close_to_the_tss_limit_is_a_ts() {
 // ---- I/O breakpoints ------------------------------------------------------------------------
 
 /// Protected mode at 0x10000 with an IDT whose #DB gate records DR6 in EBX and the saved EIP in
-/// ECX, then exits with 0xDB.
+/// EBP, then exits with 0xDB.
 fn io_breakpoint_machine(dr7: u64, dr0: u64, de: bool, body: &str) -> Machine {
     let code = assemble(
         32,
@@ -316,7 +316,7 @@ fn io_breakpoint_machine(dr7: u64, dr0: u64, de: bool, body: &str) -> Machine {
     out 0xF4, eax
     .org 0x100
     mov ebx, dr6
-    mov ecx, [esp]
+    mov ebp, [esp]
     mov eax, 0xDB
     out 0xF4, eax
 "#
@@ -365,7 +365,7 @@ fn an_io_breakpoint_traps_after_out_in_ins_and_outs_to_its_port() {
         assert_eq!(m.cpu.gpr[reg::RBX] & 0xF, 1, "{body}: DR6.B0");
         // A trap: the saved EIP is after the I/O instruction (the code's last before the exit).
         let after = 0x10000 + assemble(32, 0x10000, body).len() as u64;
-        assert_eq!(m.cpu.gpr[reg::RCX], after, "{body}");
+        assert_eq!(m.cpu.gpr[reg::RBP], after, "{body}");
     }
 }
 
@@ -385,6 +385,26 @@ fn an_io_breakpoint_needs_cr4_de_its_port_range_and_r_w_10() {
     // A memory access at the same address is not an I/O access.
     let mut m = io_breakpoint_machine(dr7_io(0), 0x80, true, "mov al, [0x80]");
     assert!(!db_exit(&mut m));
+}
+
+#[test]
+fn single_step_traps_after_into_without_overflow_and_after_each_rep_iteration() {
+    // INTO with OF = 0 raises nothing: the step trap follows it (RIP after INTO, DR6.BS).
+    let mut m = io_breakpoint_machine(0, 0, false, "into");
+    m.cpu.rflags |= flags::TF;
+    assert!(db_exit(&mut m));
+    assert_eq!(m.cpu.gpr[reg::RBP], 0x10001);
+    assert_ne!(m.cpu.gpr[reg::RBX] & 1 << 14, 0, "DR6.BS");
+    // REP MOVSB with ECX = 3: the trap comes after the first iteration, at the instruction,
+    // with ECX = 2 (SDM Vol. 3 17.3.1.4).
+    let mut m = io_breakpoint_machine(0, 0, false, "rep movsb");
+    m.cpu.rflags |= flags::TF;
+    m.cpu.gpr[reg::RCX] = 3;
+    m.cpu.gpr[reg::RSI] = 0x30000;
+    m.cpu.gpr[reg::RDI] = 0x31000;
+    assert!(db_exit(&mut m));
+    assert_eq!(m.cpu.gpr[reg::RBP], 0x10000);
+    assert_eq!((m.cpu.gpr[reg::RCX], m.cpu.gpr[reg::RDI]), (2, 0x31001));
 }
 
 // ---- 16-bit TSS task switches ---------------------------------------------------------------

@@ -474,6 +474,10 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
         // 32-bit code: PVM runs it in KVM's emulator, which never raises #AC.
         rflags |= AC;
     }
+    if rng.below(24) == 0 {
+        // Single-step: a #DB trap after the instruction (after each iteration of a REP).
+        rflags |= emulator::cpu::state::flags::TF;
+    }
     let mut stack_init = vec![0u8; 64];
     for b in stack_init.iter_mut() {
         *b = rng.next_u64() as u8;

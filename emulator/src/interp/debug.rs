@@ -2,8 +2,9 @@
 //! Teaches: how a debugger stops a CPU — a trap after each instruction, or a fault before one.
 //!
 //! - Single-step: if TF was set when an instruction started, #DB is raised as a *trap* after it
-//!   completes (DR6.BS = 1, the saved RIP is the next instruction). INT n/INT3/INTO/INT1 clear TF
-//!   on the way into their handler, so they are not followed by a step trap. After MOV SS or
+//!   completes (DR6.BS = 1, the saved RIP is the next instruction); inside a REP string
+//!   instruction, after every iteration. INT n/INT3/INT1 (and INTO when OF = 1) clear TF on the
+//!   way into their handler, so they are not followed by a step trap. After MOV SS or
 //!   POP SS the trap waits one more instruction (the same shadow that holds interrupts), so a
 //!   debugger never stops between loading SS and loading SP.
 //! - Instruction breakpoints: DR7 enables DRi (L/G bits) with R/W = 00 (execute); when RIP's
@@ -15,7 +16,7 @@
 //!   range raises #DB as a *trap* after the instruction (DR6.Bi = 1).
 //! - I/O breakpoints: with CR4.DE = 1, R/W = 10 watches I/O ports (DRi holds the port): an IN,
 //!   OUT, INS or OUTS whose port range overlaps DRi..DRi+LEN raises the same #DB trap after the
-//!   instruction (a REP INS/OUTS after its current chunk). Without CR4.DE, R/W = 10 is undefined
+//!   instruction (a REP INS/OUTS after the iteration that hit). Without CR4.DE, R/W = 10 is undefined
 //!   by the SDM and never matches here.
 
 use iced_x86::{Instruction, Mnemonic};
@@ -99,7 +100,13 @@ pub(crate) fn watch_io(cpu: &mut Cpu, port: u16, size: u32) {
 /// reporting both causes in DR6.
 pub(crate) fn debug_trap(cpu: &mut Cpu, ins: &Instruction, single_step: bool) -> R<()> {
     use Mnemonic as M;
-    let stepped = single_step && !matches!(ins.mnemonic(), M::Int | M::Int3 | M::Into | M::Int1);
+    // INTO with OF = 0 raises nothing, so it is stepped like any other instruction.
+    let delivered = match ins.mnemonic() {
+        M::Int | M::Int3 | M::Int1 => true,
+        M::Into => cpu.flag(crate::cpu::flags::OF),
+        _ => false,
+    };
+    let stepped = single_step && !delivered;
     let hits = cpu.data_hits;
     cpu.data_hits = 0;
     if !stepped && hits == 0 {

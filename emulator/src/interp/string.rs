@@ -112,13 +112,20 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         let port = cpu.gpr(reg::RDX, 2) as u16;
         super::system::check_io_permission(cpu, port, size)?;
     }
+    // Single-stepping and debug registers see every iteration: TF traps after each one (SDM
+    // Vol. 3 17.3.1.4), and a data or I/O breakpoint after the iteration that hit it.
+    let chunk = if cpu.flag(TF) || cpu.s().dr[7] & 0xFF != 0 {
+        1
+    } else {
+        REP_CHUNK
+    };
     let mut done = 0;
     loop {
         if rep {
             if cpu.gpr(reg::RCX, asize) == 0 {
                 return Ok(());
             }
-            if done == REP_CHUNK {
+            if done == chunk {
                 // Let interrupts in: restart this instruction with the remaining count.
                 cpu.st().rip = cpu.start_rip;
                 return Ok(());
