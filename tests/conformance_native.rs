@@ -75,7 +75,7 @@ fn a_sample_of_every_form_agrees_with_the_cpu() {
     assert!(compat > 250, "only {compat} compatibility-mode forms");
     assert_eq!(report.passed(), report.total(), "{}", report.render(20));
     // Faulting cases are part of the sample, and were compared (vector, error code, frame).
-    for v in ["#DE", "#UD", "#GP", "#PF", "#AC", "#BP"] {
+    for v in ["#DE", "#DB", "#BP", "#UD", "#SS", "#GP", "#PF", "#AC"] {
         assert!(
             report.faults.get(v).copied().unwrap_or(0) > 0,
             "no {v} case: {:?}",
