@@ -17,6 +17,7 @@ use crate::clock::VirtualClock;
 use crate::ioapic::{IoApic, IOAPIC_BASE, IOAPIC_WINDOW};
 use crate::lapic::{ApicError, LocalApic, LAPIC_WINDOW};
 use crate::pic::PicPair;
+use crate::snapshot::{BusSnapshot, DeviceSnapshot, SnapshotError};
 
 /// Something a device asks of the machine; the run loop acts on it at the next instruction boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +126,17 @@ pub trait BusDevice: Any {
     }
 
     fn as_any_mut(&mut self) -> &mut dyn Any;
+
+    /// The device's state as plain data, for machine snapshots (see `snapshot.rs`). `None`:
+    /// this device cannot be snapshotted, and neither can a bus that holds it.
+    fn snapshot(&self) -> Option<DeviceSnapshot> {
+        None
+    }
+
+    /// Puts the device back into a state [`BusDevice::snapshot`] returned.
+    fn restore(&mut self, _snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
+        Err(SnapshotError::Unsupported(self.name()))
+    }
 }
 
 /// Counts of port and MMIO traffic, by device and by port.
@@ -496,6 +508,63 @@ impl Bus {
         for vector in self.lapic.take_eoi_broadcasts() {
             self.ioapic.end_of_interrupt(vector, &mut self.lapic);
         }
+    }
+
+    // ---- snapshots ----
+
+    /// Copies the state of every device, the interrupt controllers, pending lines and requests,
+    /// the deadlines and the clock (see `snapshot.rs`). Fails if a device cannot be snapshotted.
+    pub fn snapshot(&self) -> Result<BusSnapshot, SnapshotError> {
+        let devices = self
+            .devices
+            .iter()
+            .map(|d| d.snapshot().ok_or(SnapshotError::Unsupported(d.name())))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(BusSnapshot {
+            devices,
+            deadlines: self.deadlines.clone(),
+            pic: self.pic.clone(),
+            lapic: self.lapic.clone(),
+            ioapic: self.ioapic.clone(),
+            irq: self.irq.clone(),
+            events: self.events.clone(),
+            clock: self.clock,
+            stats: self.stats.clone(),
+        })
+    }
+
+    /// Puts the bus back into the state of `snap`, taken from a bus with the same devices.
+    /// The deadline epoch is not restored but bumped: an engine that cached the next deadline
+    /// must read it again, whatever it cached.
+    pub fn restore(&mut self, snap: &BusSnapshot) -> Result<(), SnapshotError> {
+        let names = |v: &mut dyn Iterator<Item = &'static str>| v.collect::<Vec<_>>().join(",");
+        if snap.devices.len() != self.devices.len()
+            || snap.deadlines.len() != self.deadlines.len()
+            || self
+                .devices
+                .iter()
+                .zip(&snap.devices)
+                .any(|(d, s)| d.name() != s.name)
+        {
+            return Err(SnapshotError::Mismatch(format!(
+                "snapshot: {}; bus: {}",
+                names(&mut snap.devices.iter().map(|s| s.name)),
+                names(&mut self.devices.iter().map(|d| d.name()))
+            )));
+        }
+        for (device, state) in self.devices.iter_mut().zip(&snap.devices) {
+            device.restore(state)?;
+        }
+        self.deadlines.clone_from(&snap.deadlines);
+        self.pic = snap.pic.clone();
+        self.lapic = snap.lapic.clone();
+        self.ioapic = snap.ioapic.clone();
+        self.irq = snap.irq.clone();
+        self.events.clone_from(&snap.events);
+        self.clock = snap.clock;
+        self.stats = snap.stats.clone();
+        self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
+        Ok(())
     }
 
     // ---- time ----

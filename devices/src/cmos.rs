@@ -483,6 +483,8 @@ impl BusDevice for Cmos {
         self.next_event_ns(ctx.now_ns)
     }
 
+    crate::snapshot::plain_data_snapshot!();
+
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }

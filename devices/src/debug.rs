@@ -57,6 +57,8 @@ impl BusDevice for PostCodes {
         append_bounded(&mut self.codes, code, MAX_POST_CODES);
     }
 
+    crate::snapshot::plain_data_snapshot!();
+
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
@@ -83,6 +85,8 @@ impl BusDevice for DebugCon {
         append_bounded(&mut self.output, value as u8, MAX_CONSOLE_BYTES);
     }
 
+    crate::snapshot::plain_data_snapshot!();
+
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
@@ -102,6 +106,8 @@ impl BusDevice for DebugExit {
     fn pio_write(&mut self, _port: u16, _size: u8, value: u32, ctx: &mut DeviceCtx) {
         ctx.request(MachineEvent::DebugExit { value });
     }
+
+    crate::snapshot::plain_data_snapshot!();
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self

@@ -57,7 +57,7 @@ pub struct FwCfgConfig {
 }
 
 /// The fw_cfg device.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct FwCfg {
     items: BTreeMap<u16, Vec<u8>>,
     selector: u16,
@@ -154,6 +154,8 @@ impl BusDevice for FwCfg {
             self.offset = 0;
         }
     }
+
+    crate::snapshot::plain_data_snapshot!();
 
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self

@@ -340,6 +340,8 @@ impl BusDevice for I8042 {
         self.update_irqs(ctx);
     }
 
+    crate::snapshot::plain_data_snapshot!();
+
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }

@@ -26,7 +26,9 @@ pub mod null;
 pub mod pic;
 pub mod pit;
 pub mod pm_timer;
+pub mod snapshot;
 pub mod uart;
 
 pub use bus::{Bus, BusDevice, DeviceCtx, IoStats, IrqLines, MachineEvent, PcPlatformConfig};
 pub use clock::VirtualClock;
+pub use snapshot::{BusSnapshot, DeviceSnapshot, SnapshotError};

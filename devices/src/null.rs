@@ -49,6 +49,8 @@ impl BusDevice for NullDevice {
         self.writes += 1;
     }
 
+    crate::snapshot::plain_data_snapshot!();
+
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }

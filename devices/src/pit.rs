@@ -193,6 +193,8 @@ impl BusDevice for Pit {
         next_edge.into_iter().chain(next_owed).min()
     }
 
+    crate::snapshot::plain_data_snapshot!();
+
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }

@@ -40,7 +40,7 @@ pub fn pm_ticks(now_ns: u64) -> u64 {
 }
 
 /// The PM1 registers and the PM timer.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct PmTimer {
     enable: u16,
     control: u16,
@@ -107,6 +107,8 @@ impl BusDevice for PmTimer {
             self.write_byte(port.wrapping_add(i), (value >> (8 * i)) as u8, ctx.now_ns);
         }
     }
+
+    crate::snapshot::plain_data_snapshot!();
 
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self

@@ -15,10 +15,11 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io::{self, Write};
 
-use vm_superio::serial::NoEvents;
+use vm_superio::serial::{NoEvents, SerialState};
 use vm_superio::{Serial, Trigger};
 
 use crate::bus::{BusDevice, DeviceCtx};
+use crate::snapshot::{DeviceSnapshot, SnapshotError};
 
 /// COM1's interrupt line on a PC.
 pub const UART_IRQ: u8 = 4;
@@ -150,9 +151,77 @@ impl Uart {
     }
 }
 
+/// The UART's state as plain data, for machine snapshots.
+///
+/// `vm_superio::Serial` cannot simply be cloned: it owns host objects (the interrupt trigger
+/// and the output writer). It does offer a state API — `Serial::state()` returns the registers
+/// and the receive FIFO as a `SerialState`, `Serial::from_state()` builds a model from one —
+/// so that is what we save, plus what lives outside the model: the interrupt request not yet
+/// forwarded to IRQ 4, input waiting for FIFO room, and output not yet drained by the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UartState {
+    pub serial: SerialState,
+    pub interrupt_requested: bool,
+    pub pending_input: Vec<u8>,
+    /// Undrained output (`None` while output goes to a host sink, which stays in place).
+    pub buffered_output: Option<Vec<u8>>,
+}
+
+impl Uart {
+    /// The state as plain data (see [`UartState`]).
+    pub fn state(&self) -> UartState {
+        UartState {
+            serial: self.serial.state(),
+            interrupt_requested: self.serial.interrupt_evt().0.get(),
+            pending_input: self.pending_input.iter().copied().collect(),
+            buffered_output: match self.serial.writer() {
+                Output::Buffer(b) => Some(b.clone()),
+                Output::Sink(_) => None,
+            },
+        }
+    }
+
+    /// Rebuilds the register model from `state`, keeping the current output writer (a host
+    /// sink stays connected; a buffer gets the saved undrained bytes).
+    pub fn set_state(&mut self, state: &UartState) -> Result<(), SnapshotError> {
+        let bad = |detail: String| SnapshotError::BadState {
+            device: "uart",
+            detail,
+        };
+        if state.serial.in_buffer.len() > self.fifo_size {
+            // Checked first: a failed `from_state` would drop the writer we hand it.
+            return Err(bad(format!(
+                "{} bytes in a {}-byte receive FIFO",
+                state.serial.in_buffer.len(),
+                self.fifo_size
+            )));
+        }
+        let mut out = std::mem::replace(self.serial.writer_mut(), Output::Buffer(Vec::new()));
+        if let (Output::Buffer(b), Some(saved)) = (&mut out, &state.buffered_output) {
+            b.clone_from(saved);
+        }
+        let serial = Serial::from_state(&state.serial, InterruptFlag::default(), NoEvents, out)
+            .map_err(|e| bad(format!("{e:?}")))?;
+        // from_state may raise the flag for a pending THR/RDA interrupt; what counts is whether
+        // it was raised and not yet forwarded when the snapshot was taken.
+        serial.interrupt_evt().0.set(state.interrupt_requested);
+        self.serial = serial;
+        self.pending_input = state.pending_input.iter().copied().collect();
+        Ok(())
+    }
+}
+
 impl BusDevice for Uart {
     fn name(&self) -> &'static str {
         "uart"
+    }
+
+    fn snapshot(&self) -> Option<DeviceSnapshot> {
+        Some(DeviceSnapshot::of("uart", self.state()))
+    }
+
+    fn restore(&mut self, snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
+        self.set_state(snap.get::<UartState>("uart")?)
     }
 
     fn pio_read(&mut self, port: u16, _size: u8, ctx: &mut DeviceCtx) -> u32 {

@@ -3,9 +3,11 @@
 
 pub mod engine;
 pub mod loader;
+pub mod snapshot;
 pub mod stats;
 
 pub use engine::{Engine, EngineError, Exit, RunLimit};
+pub use snapshot::MachineSnapshot;
 pub use stats::{MmuStats, Stats};
 
 use devices::{Bus, PcPlatformConfig};

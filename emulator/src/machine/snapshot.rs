@@ -1,0 +1,125 @@
+//! Machine snapshots: the whole PC — CPU, RAM, ROM, every device, the clock — as plain data.
+//! Teaches: restore a snapshot, re-execute deterministically, and you are back at any earlier
+//! instruction; this is how a debugger steps *back* without recording every instruction.
+//!
+//! A [`MachineSnapshot`] holds the `CpuState`, the statistics, the ROM, the bus's
+//! [`devices::BusSnapshot`] (every device, the interrupt controllers, pending lines and
+//! requests, deadlines, the virtual clock) and guest RAM. RAM is kept as its non-zero 4 KiB
+//! pages, each an immutable `Rc<[u8]>`; [`Machine::snapshot_after`] shares the pages that did
+//! not change since the previous snapshot, so a ring of snapshots costs the RAM the guest
+//! touched once plus what it rewrote between them, not K times the RAM size.
+//!
+//! Engines keep no architectural state of their own (the "one state" invariant), so a snapshot
+//! restored into a machine plus a fresh interpreter continues exactly as the original run did;
+//! the interpreter's caches (decoded instructions, shadow page tables) only affect speed and the
+//! MMU's hit/miss counters. Restoring needs a machine of the same shape (same RAM size, same
+//! devices) — one booted from the same image, say; anything else is a `SnapshotError`.
+
+use std::rc::Rc;
+
+use devices::{BusSnapshot, SnapshotError};
+
+use super::{Machine, Stats};
+use crate::cpu::CpuState;
+
+const PAGE: usize = 4096;
+
+/// A copy of the whole machine at an instruction boundary.
+#[derive(Debug)]
+pub struct MachineSnapshot {
+    pub cpu: CpuState,
+    pub stats: Stats,
+    pub bus: BusSnapshot,
+    rom: Vec<u8>,
+    ram_size: u64,
+    /// Non-zero RAM pages, ascending by page number.
+    pages: Vec<(u64, Rc<[u8]>)>,
+}
+
+impl MachineSnapshot {
+    /// Guest instructions retired when the snapshot was taken (the interpreter's count).
+    pub fn instructions(&self) -> u64 {
+        self.stats.instructions
+    }
+
+    /// How many non-zero RAM pages the snapshot refers to (some shared with other snapshots).
+    pub fn ram_pages(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Pages this snapshot holds that no other snapshot shares: its own memory cost.
+    pub fn unshared_pages(&self) -> usize {
+        self.pages
+            .iter()
+            .filter(|(_, p)| Rc::strong_count(p) == 1)
+            .count()
+    }
+
+    fn page(&self, number: u64) -> Option<&Rc<[u8]>> {
+        self.pages
+            .binary_search_by_key(&number, |(n, _)| *n)
+            .ok()
+            .map(|i| &self.pages[i].1)
+    }
+}
+
+impl Machine {
+    /// Takes a snapshot of the whole machine. Fails only if a device cannot be snapshotted.
+    pub fn snapshot(&self) -> Result<MachineSnapshot, SnapshotError> {
+        self.snapshot_after(None)
+    }
+
+    /// Like [`Machine::snapshot`], sharing the RAM pages that are unchanged since `previous`.
+    pub fn snapshot_after(
+        &self,
+        previous: Option<&MachineSnapshot>,
+    ) -> Result<MachineSnapshot, SnapshotError> {
+        let bus = self.bus.snapshot()?;
+        let mut pages = Vec::new();
+        for (number, bytes) in self.ram.as_slice().chunks(PAGE).enumerate() {
+            if bytes.iter().all(|b| *b == 0) {
+                continue;
+            }
+            let number = number as u64;
+            let page = match previous.and_then(|p| p.page(number)) {
+                Some(old) if **old == *bytes => old.clone(),
+                _ => Rc::from(bytes),
+            };
+            pages.push((number, page));
+        }
+        Ok(MachineSnapshot {
+            cpu: self.cpu.clone(),
+            stats: self.stats.clone(),
+            bus,
+            rom: self.rom.clone(),
+            ram_size: self.ram.size(),
+            pages,
+        })
+    }
+
+    /// Puts the machine back into the state of `snap`. An engine that ran on this machine
+    /// must drop its caches afterwards (`Interpreter::flush_caches`), or be made afresh.
+    pub fn restore(&mut self, snap: &MachineSnapshot) -> Result<(), SnapshotError> {
+        if snap.ram_size != self.ram.size() {
+            return Err(SnapshotError::Mismatch(format!(
+                "snapshot of {:#x} bytes of RAM, machine has {:#x}",
+                snap.ram_size,
+                self.ram.size()
+            )));
+        }
+        self.bus.restore(&snap.bus)?;
+        let ram = self.ram.as_mut_slice();
+        ram.fill(0);
+        for (number, bytes) in &snap.pages {
+            let start = *number as usize * PAGE;
+            // Pages came from a RAM of the same size, so they fit.
+            if let Some(dst) = ram.get_mut(start..start + bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+        }
+        self.rom.clone_from(&snap.rom);
+        self.cpu = snap.cpu.clone();
+        self.stats = snap.stats.clone();
+        Ok(())
+    }
+}
