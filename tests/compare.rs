@@ -130,9 +130,15 @@ fn compare_on_the_interpreter_checks_every_checksum_against_the_host() {
             m.workload
         );
     }
-    // compute's round is about 217 thousand guest instructions (it is deterministic).
+    // compute's round is deterministic: the count Bochs's column is converted with (to 0.1%:
+    // a timer interrupt may land in the loop).
     let compute = report.cell("compute", "interp").unwrap();
-    assert!((200_000.0..240_000.0).contains(&compute.instructions_per_op.unwrap()));
+    let reference = suite::COMPUTE_INSTRUCTIONS_PER_OP as f64;
+    let counted = compute.instructions_per_op.unwrap();
+    assert!(
+        (counted - reference).abs() < reference * 1e-3,
+        "interp counts {counted} instructions per compute round; suite.rs says {reference}"
+    );
     // The portio op is an OUT and an IN: two traps to the bus per op, and nothing else.
     assert_eq!(
         report.cell("portio", "interp").unwrap().exits_per_op,
@@ -204,7 +210,19 @@ fn every_available_engine_agrees_with_the_interpreter() {
     assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
     let ran: Vec<&str> = report.engines.iter().map(|e| e.engine.as_str()).collect();
     eprintln!("engines here: {ran:?}, skipped: {:?}", report.skipped);
-    assert_eq!(report.results.len(), ran.len() * suite::SUITE.len());
+    // Each engine runs the suite less what it cannot compare (Bochs: no null device).
+    let expected: usize = report
+        .engines
+        .iter()
+        .map(|e| {
+            let id = EngineId::parse(&e.engine).unwrap();
+            let n = suite::SUITE
+                .iter()
+                .filter(|w| suite::not_comparable(w.name, id).is_none());
+            n.count()
+        })
+        .sum();
+    assert_eq!(report.results.len(), expected);
     for e in &report.engines {
         if e.engine.starts_with("kvm") || e.engine.starts_with("qemu") {
             assert_eq!(e.method, "guest_tsc");

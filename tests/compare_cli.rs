@@ -54,13 +54,15 @@ fn compare_writes_the_table_json_and_plot() {
 #[test]
 fn unknown_engines_and_workloads_are_errors_naming_the_choices() {
     let out = vmscope()
-        .args(["compare", "--engines", "bochs"])
+        .args(["compare", "--engines", "virtualbox"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("unknown engine \"bochs\"") && err.contains("qemu-tcg"),
+        err.contains("unknown engine \"virtualbox\"")
+            && err.contains("qemu-tcg")
+            && err.contains("bochs"),
         "{err}"
     );
 

@@ -1,5 +1,5 @@
-//! The engines `compare` can run the kernel on: our own (in this process) and QEMU (a child
-//! process), one boot at a time, with the output, the exit and the counters each reports.
+//! The engines `compare` can run the kernel on: our own (in this process), QEMU and Bochs
+//! (child processes), one boot at a time, with the output, the exit and the counters each reports.
 //! Teaches: an in-process engine can be asked for its counters; an outside one (QEMU) only
 //! tells us what the guest printed — so the guest measures itself with its TSC.
 
@@ -19,22 +19,37 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// A boot that takes longer than this is stopped and reported as an error.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// An engine as `--engines` names it.
+/// An engine as `--engines` names it. Adding one: a variant here (in table order), its name,
+/// its [`Timing`], when it is available, how [`boot`] runs it, and a column of default
+/// iterations in `suite::SUITE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EngineId {
     Interp,
     Kvm,
     QemuTcg,
     QemuKvm,
+    Bochs,
+}
+
+/// How `compare` turns an engine's boots into time per operation (see `measure.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// Two boots per workload, N operations and 0: the difference of wall times (or the
+    /// guest TSC where it is host time) and of the counters. In-process engines and Bochs.
+    TwoBoots,
+    /// The whole suite in one boot, each workload timed by the guest TSC (host time): QEMU,
+    /// whose start-up alone takes seconds under PVM.
+    OneBoot,
 }
 
 impl EngineId {
     /// Every engine, in table order.
-    pub const ALL: [EngineId; 4] = [
+    pub const ALL: [EngineId; 5] = [
         EngineId::Interp,
         EngineId::Kvm,
         EngineId::QemuTcg,
         EngineId::QemuKvm,
+        EngineId::Bochs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +58,26 @@ impl EngineId {
             EngineId::Kvm => "kvm",
             EngineId::QemuTcg => "qemu-tcg",
             EngineId::QemuKvm => "qemu-kvm",
+            EngineId::Bochs => "bochs",
+        }
+    }
+
+    /// The column of this engine in `suite::Workload::iterations`.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Does the table show this engine's `compute` as guest instructions per second although
+    /// it does not count instructions? Bochs: an emulator, compared with the interpreter by
+    /// the interpreter's count per round (`suite::instructions_per_op`).
+    pub fn speed_from_reference_count(self) -> bool {
+        self == EngineId::Bochs
+    }
+
+    pub fn timing(self) -> Timing {
+        match self {
+            EngineId::QemuTcg | EngineId::QemuKvm => Timing::OneBoot,
+            _ => Timing::TwoBoots,
         }
     }
 
@@ -62,6 +97,7 @@ impl EngineId {
             EngineId::Kvm | EngineId::QemuKvm => {
                 format!("{} ({})", self.name(), accel_kvm::detect_flavour())
             }
+            EngineId::Bochs => format!("bochs ({})", super::bochs::CPU_MODEL),
             _ => self.name().to_string(),
         }
     }
@@ -79,6 +115,7 @@ impl EngineId {
             EngineId::Kvm => kvm(),
             EngineId::QemuTcg => qemu(),
             EngineId::QemuKvm => qemu().and_then(|_| kvm()),
+            EngineId::Bochs => super::bochs::available(),
         }
     }
 }
@@ -126,6 +163,7 @@ pub fn boot(
             boot_in_process(engine, name, image, cmdline, host_tsc_hz)
         }
         EngineId::QemuTcg | EngineId::QemuKvm => boot_qemu(engine, image, cmdline, host_tsc_hz),
+        EngineId::Bochs => super::bochs::boot(name, image, cmdline),
     }
     .with_context(|| format!("{} running {name} with {cmdline:?}", engine.label()))?;
     Ok(boot)

@@ -11,8 +11,8 @@ use super::{CompareOptions, Measurement};
 
 /// Measures every workload with two boots each (N operations and 0), so `Stats` differences
 /// give exits per operation; time comes from the guest TSC where it is host time, else from
-/// the difference of the two wall times.
-pub fn in_process(
+/// the difference of the two wall times. In-process engines and Bochs.
+pub fn two_boots(
     engine: EngineId,
     opts: &CompareOptions,
     workloads: &[String],
@@ -53,12 +53,17 @@ pub fn in_process(
         };
         let diff = |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?) as f64);
         let instructions = diff(full.instructions, base.instructions);
+        // An engine that does not count: the interpreter's count for the same work.
+        let reference = suite::instructions_per_op(name)
+            .filter(|_| engine.speed_from_reference_count())
+            .map(|i| (i * n) as f64);
         let cell = Measurement {
             workload: name.clone(),
             engine: engine.name().into(),
             ops: n,
             ns_per_op,
             guest_ips: instructions
+                .or(reference)
                 .filter(|_| wall_ns > 0.0)
                 .map(|i| i / wall_ns * 1e9),
             exits_per_op: diff(full.exits, base.exits).and_then(per_op),

@@ -8,8 +8,9 @@
 //!   `guest_tsc` for the workload's loop, divided by the TSC rate (the host's, measured at
 //!   start; 1 GHz where KVM scales the guest TSC) and by the operation count. Boot, VM
 //!   creation and QEMU's start-up (seconds under PVM) are outside that window.
-//! - engines whose TSC is virtual (the interpreter: 1 tick per instruction): host wall time of
-//!   a boot with N operations minus a boot with 0 operations of the same workload.
+//! - engines whose TSC is virtual (the interpreter: 1 tick per instruction; Bochs): host wall
+//!   time of a boot with N operations minus a boot with 0 operations of the same workload.
+//!   Bochs (`bochs.rs`) boots the kernel from a disk image through its BIOS.
 //! - exits per operation (in-process engines): the same difference of `Stats` exits, / N.
 //!
 //! ```no_run
@@ -20,6 +21,7 @@
 //! assert!(report.mismatches.is_empty());
 //! ```
 
+pub mod bochs;
 pub mod cli;
 pub mod engines;
 pub mod json;
@@ -33,7 +35,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-pub use engines::EngineId;
+pub use engines::{EngineId, Timing};
 pub use verify::{verify, Mismatch};
 
 /// What to compare.
@@ -193,15 +195,41 @@ pub fn run(opts: &CompareOptions, progress: &mut dyn FnMut(String)) -> Result<Re
     let mut results = Vec::new();
     let mut columns = Vec::new();
     for &engine in &engines {
+        // The whole suite leaves out what an engine cannot compare; a list asked for runs.
+        let mut left_out = Vec::new();
+        let workloads: Vec<String> = workloads
+            .iter()
+            .filter(|w| match suite::not_comparable(w, engine) {
+                Some(why) if opts.workloads.is_empty() => {
+                    left_out.push((w.to_string(), why));
+                    false
+                }
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        for (w, why) in left_out {
+            progress(format!(
+                "compare: {}: leaving out {w}: {why}",
+                engine.name()
+            ));
+            skipped.push(Skipped {
+                engine: engine.name().to_string(),
+                reason: format!("{w}: {why}"),
+            });
+        }
         let count = |name: &str| {
             opts.iterations.unwrap_or_else(|| {
                 suite::workload(name).map_or(100, |w| w.default_iterations(engine))
             })
         };
-        let (method, cells) = if engine.in_process() {
-            measure::in_process(engine, opts, &workloads, &count, tsc_hz, progress)?
-        } else {
-            measure::one_boot(engine, opts, &workloads, &count, tsc_hz, progress)?
+        let (method, cells) = match engine.timing() {
+            Timing::TwoBoots => {
+                measure::two_boots(engine, opts, &workloads, &count, tsc_hz, progress)?
+            }
+            Timing::OneBoot => {
+                measure::one_boot(engine, opts, &workloads, &count, tsc_hz, progress)?
+            }
         };
         columns.push(EngineColumn {
             engine: engine.name().into(),
@@ -239,7 +267,7 @@ pub fn measure_one(
             engine.name()
         );
     }
-    let (_, mut cells) = measure::in_process(
+    let (_, mut cells) = measure::two_boots(
         engine,
         opts,
         &[workload.to_string()],
