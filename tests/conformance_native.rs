@@ -366,3 +366,14 @@ fn only_the_documented_pvm_differences_are_set_aside() {
     assert!(native::pvm_quirk(&form("32/Aam_imm8"), &none, &regs).is_none());
     assert!(native::pvm_quirk(&form("Add_rm64_r64"), &none, &flags).is_none());
 }
+
+#[test]
+fn a_page_split_write_faults_with_cr2_at_the_start_of_the_missing_page() {
+    // mov [r15], eax with R15 two bytes below the unmapped page: #PF(W|U), CR2 = the page.
+    let out = interp(&case(&[0x41, 0x89, 0x07], &[(15, UNMAPPED - 2)]));
+    let f = out.fault.expect("#PF");
+    assert_eq!((f.vector, f.error_code, f.cr2), (14, 6, UNMAPPED));
+    // A read reports the same address.
+    let out = interp(&case(&[0x41, 0x8B, 0x07], &[(15, UNMAPPED - 2)]));
+    assert_eq!(out.fault.unwrap().cr2, UNMAPPED);
+}

@@ -554,6 +554,17 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
     case.code = enc.take_buffer();
     fix_up(code, &instr, &mut case, rng, data)?;
     native_raw::fix_up_legacy(code, &instr, &mut case, rng, data)?;
+    let size = instr.memory_size().size() as u64;
+    if mode == CodeMode::Long64
+        && instr.memory_base() == Register::R15
+        && size > 1
+        && rng.below(32) == 0
+    {
+        // A page-split access: its first byte in the page before the unmapped one, the rest in
+        // it. #PF with CR2 = the unmapped page, and a write stores nothing.
+        let disp = instr.memory_displacement64();
+        case.gpr[15] = UNMAPPED - disp - 1 - rng.below(size - 1);
+    }
     let mut text = String::new();
     let mut dec = Decoder::with_ip(mode.bits(), &case.code, CODE, DecoderOptions::NONE);
     IntelFormatter::new().format(&dec.decode(), &mut text);

@@ -166,6 +166,11 @@ pub fn fix_up_raw(name: &str, case: &mut Case, rng: &mut Rng, page: u64) {
                 reg::RDI
             };
             case.gpr[r] = page + rng.below(4096);
+            if page == UNMAPPED && rng.below(2) == 0 {
+                // Start just below the page: a REP runs some iterations, then faults with its
+                // registers (and the bytes already stored) part-way.
+                case.gpr[r] = UNMAPPED - 1 - rng.below(32);
+            }
         }
         if base.starts_with("a32_") {
             // 32-bit addressing ignores (and, writing ESI/EDI/ECX, clears) the upper halves.

@@ -224,9 +224,11 @@ impl Cpu<'_> {
             self.phys_write(phys, size, value);
             return Ok(());
         }
-        let last = linear.wrapping_add(size as u64 - 1);
+        // A page-split write: both pages are checked first; a fault on the second reports its
+        // first byte in CR2, as the hardware does.
+        let second = linear.wrapping_add(size as u64 - 1) & !0xFFF;
         self.translate(linear, access)?;
-        self.translate(last, access)?;
+        self.translate(second, access)?;
         for i in 0..size as u64 {
             let phys = self.translate(linear.wrapping_add(i), access)?;
             self.phys_write(phys, 1, value >> (8 * i));
