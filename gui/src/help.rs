@@ -66,11 +66,12 @@ const HOW: &[(&str, &str)] = &[
     (
         "Step back",
         "The interpreter is deterministic: virtual time advances 1 ns per instruction and \
-         devices read only that clock. So the state after n instructions depends only on the \
-         image and on what was typed (and when). Step back boots a fresh machine and replays \
-         to instruction n - 1; the CPU snapshots taken at every stop check that the replay \
-         matches. Device models cannot be snapshotted yet, so replays start at power-on and \
-         take longer the further the guest has run. \
+         devices read only that clock. So the state after n instructions depends only on an \
+         earlier state and on what was typed since (and when). Every 1,000,000 instructions \
+         the debugger snapshots the whole machine — CPU, RAM, every device and the clock — and \
+         keeps the last 64. Step back restores the newest snapshot before instruction n - 1 \
+         (or boots afresh if there is none) and re-executes up to it; the CPU states recorded \
+         at every stop check that the replay matches. \
          After KVM has run, the past depends on the host clock and cannot be replayed.",
     ),
     (

@@ -133,9 +133,11 @@ pub fn stats(ui: &mut egui::Ui, app: &mut VmscopeApp) {
     text.push_str(&format!(
         "shadow address spaces: {}, page-table frames traced: {frames} ({deps} dependencies)\n\
          decode cache: {dc:?}\n\
-         step-back snapshots held: {}{}\n",
+         step back: {} CPU states recorded, {} machine snapshots (every {} instructions){}\n",
         interp.mmu().spaces().len(),
         s.history.checkpoints(),
+        s.history.snapshot_positions().len(),
+        s.history.snapshot_every,
         if s.history.kvm_ran {
             " (KVM ran: replay disabled)"
         } else {

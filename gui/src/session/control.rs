@@ -252,10 +252,15 @@ impl Session {
                 self.history.mark_nondeterministic();
                 RunLimit::io_accesses(KVM_IO_PER_TICK)
             } else {
-                RunLimit::instructions(budget.max(1))
+                // Stop where the next machine snapshot is due (see rewind.rs).
+                let due = self.history.until_next_snapshot(self.position());
+                RunLimit::instructions(budget.min(due).max(1))
             };
             let result = self.engines.run(&mut self.machine, limit);
             self.collect_writes();
+            if !on_kvm && matches!(result, Ok(Exit::LimitReached)) {
+                self.snapshot_if_due();
+            }
             let rip = self.machine.cpu.rip;
             self.events.observe(&self.machine, rip, on_kvm);
             match result {
@@ -321,6 +326,9 @@ impl Session {
 
         let result = self.engines.step(&mut self.machine);
         self.collect_writes();
+        if !on_kvm && matches!(result, Ok(Exit::LimitReached)) {
+            self.snapshot_if_due();
+        }
         let seen = self.events.observe(&self.machine, rip, on_kvm);
         match result {
             Err(e) => return Some(StopReason::EngineError(e.to_string())),
