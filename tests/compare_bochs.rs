@@ -76,3 +76,24 @@ fn a_kernel_that_fails_on_bochs_is_an_error_with_its_last_words() {
     assert!(text.contains("exit value was 0x16"), "{text}");
     assert!(text.contains("last output"), "{text}");
 }
+
+#[test]
+fn the_kernels_whole_output_leaves_the_uart_before_bochs_stops() {
+    require_bochs();
+    let boot = bochs::boot("kernel.elf", guests::KERNEL_ELF, "workloads=cpuid:3").unwrap();
+    assert!(
+        boot.serial.starts_with("vmscope teaching kernel"),
+        "{}",
+        boot.serial
+    );
+    // The kernel's EXIT waits for "transmitter empty" before it stops Bochs (pc.inc).
+    assert!(
+        boot.serial.ends_with(" timer interrupts\n"),
+        "{:?}",
+        boot.serial
+    );
+    assert_eq!(
+        boot.instructions, None,
+        "Bochs counts no instructions for us"
+    );
+}
