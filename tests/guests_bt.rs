@@ -160,3 +160,20 @@ fn a_tiny_cache_flushes_and_still_runs_correctly() {
     assert_eq!(m.cpu, reference.machine.cpu);
     assert!(bt.stats().capacity_flushes > 0, "{:?}", bt.stats());
 }
+
+#[test]
+fn accessed_and_dirty_bits_written_into_cached_code_are_seen_by_both_emulated_engines() {
+    // `jit pte-in-code`: a page-table entry is also the immediate of a MOVABS the guest runs
+    // before and after the walker sets A and then D in it (QEMU and KVM see 0, 0x20, 0x60).
+    for engine in [EngineChoice::Interp, EngineChoice::Bt] {
+        let mut o = opts(engine);
+        o.cmdline = "pte-in-code".into();
+        let (outcome, serial) = run_builtin("jit", o);
+        assert!(
+            matches!(outcome.exit, Exit::DebugExit { value: 0x10, .. }),
+            "{engine:?}: {:?}\n{serial}",
+            outcome.exit
+        );
+        assert!(!serial.contains("FAIL"), "{engine:?}:\n{serial}");
+    }
+}

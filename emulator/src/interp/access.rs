@@ -172,13 +172,29 @@ impl Cpu<'_> {
     }
 
     pub fn translate(&mut self, linear: u64, access: Access) -> R<u64> {
-        self.mmu
+        let result = self
+            .mmu
             .translate(self.m, linear, access)
             .map_err(|f| Fault::Exception {
                 vector: vec::PF,
                 error_code: Some(f.error_code),
                 cr2: Some(f.linear),
-            })
+            });
+        if !self.mmu.entry_writes.is_empty() {
+            self.note_entry_writes();
+        }
+        result
+    }
+
+    /// The page walker set accessed/dirty bits: if those bytes were cached as code, the
+    /// decoded instructions (and translated blocks) holding them are stale now.
+    #[cold]
+    fn note_entry_writes(&mut self) {
+        for (phys, size) in std::mem::take(&mut self.mmu.entry_writes) {
+            if self.code.note_write(phys, size) {
+                self.end_block = true;
+            }
+        }
     }
 
     fn user_access(&self) -> bool {

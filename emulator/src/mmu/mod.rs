@@ -58,6 +58,9 @@ pub struct Mmu {
     /// `Stats::uncounted_runs` when last looked at: KVM counts its runs there, and a change
     /// means guest memory (page tables included) was written where tracing could not see it.
     seen_native_runs: u64,
+    /// Entries the walker wrote (accessed/dirty bits) since the engine last asked: a page
+    /// table may share bytes with code, so cached decodes and translations must hear of it.
+    pub entry_writes: Vec<(u64, u32)>,
 }
 
 impl Default for Mmu {
@@ -95,6 +98,7 @@ impl Mmu {
             clock: 0,
             tracer: Tracer::default(),
             seen_native_runs: 0,
+            entry_writes: Vec::new(),
         }
     }
 
@@ -158,6 +162,15 @@ impl Mmu {
         machine.stats.mmu.tlb_misses += 1;
         machine.stats.mmu.page_walks += 1;
         let d = walk::walk_detail(machine, Some(&self.pdptes), linear, access, true);
+        if d.accessed_set + d.dirty_set != 0 {
+            for step in d
+                .steps
+                .iter()
+                .filter(|s| s.after != s.raw && !s.from_register)
+            {
+                self.entry_writes.push((step.entry_addr, step.size as u32));
+            }
+        }
         let stats = &mut machine.stats.mmu;
         stats.accessed_set += d.accessed_set as u64;
         stats.dirty_set += d.dirty_set as u64;
