@@ -185,6 +185,8 @@ pub struct VmscopeApp {
     pub ips: IpsMeter,
     pub forms: Forms,
     pub kvm: Result<String, String>,
+    /// Every engine of `EngineKind::ALL` with whether it runs here (probed once).
+    pub engines_available: Vec<(EngineKind, Result<String, String>)>,
     pub facts: FrameFacts,
     /// The RIP the code view last scrolled to (it follows RIP when it changes).
     pub code_scrolled_to: Option<u64>,
@@ -206,6 +208,10 @@ impl VmscopeApp {
             ips: IpsMeter::default(),
             forms: Forms::default(),
             kvm: kvm_status(),
+            engines_available: EngineKind::ALL
+                .iter()
+                .map(|k| (*k, k.availability()))
+                .collect(),
             facts: FrameFacts::default(),
             code_scrolled_to: None,
         }
@@ -478,36 +484,25 @@ impl VmscopeApp {
     fn engine_choice(&mut self, ui: &mut egui::Ui) {
         let running = self.session.is_running();
         let active = self.session.engine_kind();
-        let interp = ui
-            .add_enabled(
-                !running,
-                egui::Button::selectable(active == EngineKind::Interp, "interp"),
-            )
-            .on_hover_text("our interpreter: every instruction in software; can step back");
-        if interp.clicked() {
-            self.act(Action::SwitchEngine(EngineKind::Interp));
-        }
-        let (label, tip) = match &self.kvm {
-            Ok(flavour) => (
-                format!("kvm ({flavour})"),
-                "Linux KVM: the host CPU runs the guest; stepping uses KVM_GUESTDBG_SINGLESTEP"
-                    .to_string(),
-            ),
-            Err(why) => ("kvm (unavailable)".to_string(), why.clone()),
-        };
-        let kvm = ui
-            .add_enabled(
-                !running && self.kvm.is_ok(),
-                egui::Button::selectable(active == EngineKind::Kvm, label),
-            )
-            .on_hover_text(tip.clone())
-            .on_disabled_hover_text(if running {
-                "pause the guest to switch engines".to_string()
-            } else {
-                tip
-            });
-        if kvm.clicked() {
-            self.act(Action::SwitchEngine(EngineKind::Kvm));
+        for (kind, availability) in self.engines_available.clone() {
+            let (label, tip) = match &availability {
+                Ok(label) => (label.clone(), kind.about().to_string()),
+                Err(why) => (format!("{} (unavailable)", kind.label()), why.clone()),
+            };
+            let r = ui
+                .add_enabled(
+                    !running && availability.is_ok(),
+                    egui::Button::selectable(active == kind, label),
+                )
+                .on_hover_text(tip.clone())
+                .on_disabled_hover_text(if running {
+                    "pause the guest to switch engines".to_string()
+                } else {
+                    tip
+                });
+            if r.clicked() {
+                self.act(Action::SwitchEngine(kind));
+            }
         }
     }
 

@@ -29,7 +29,7 @@ built-in guest (see `vmscope guests`); default: demo.
 
 options:
   --cmdline TEXT      Multiboot command line
-  --engine interp|kvm start on this engine (default interp)
+  --engine NAME       start on this engine: interp (default) or kvm
   --boot firmware|direct
                       how a Multiboot kernel starts: at the reset vector F000:FFF0 in real
                       mode through vmscope's boot firmware (default), or directly in 32-bit
@@ -69,11 +69,9 @@ options:
                 "-h" | "--help" => return Err(String::new()),
                 "--cmdline" => a.cmdline = Some(value("--cmdline")?),
                 "--engine" => {
-                    a.engine = match value("--engine")?.as_str() {
-                        "interp" => EngineKind::Interp,
-                        "kvm" => EngineKind::Kvm,
-                        other => return Err(format!("unknown engine {other:?}")),
-                    }
+                    let name = value("--engine")?;
+                    a.engine = EngineKind::from_label(&name)
+                        .ok_or_else(|| format!("unknown engine {name:?}"))?;
                 }
                 "--boot" => {
                     a.boot = match value("--boot")?.as_str() {

@@ -17,10 +17,38 @@ pub enum EngineKind {
 }
 
 impl EngineKind {
+    /// Every engine the GUI offers, in menu order. The menu, the toolbar and `--engine` are
+    /// built from this list: a new engine is a variant, a row here, and its arm in `Engines`.
+    pub const ALL: &'static [EngineKind] = &[EngineKind::Interp, EngineKind::Kvm];
+
     pub fn label(self) -> &'static str {
         match self {
             EngineKind::Interp => "interp",
             EngineKind::Kvm => "kvm",
+        }
+    }
+
+    /// The engine called `label` (as `--engine` spells it).
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.label() == label)
+    }
+
+    /// One line on how the engine runs a guest (the menu's tooltip).
+    pub fn about(self) -> &'static str {
+        match self {
+            EngineKind::Interp => "our interpreter: every instruction in software; can step back",
+            EngineKind::Kvm => {
+                "Linux KVM: the host CPU runs the guest; stepping uses KVM_GUESTDBG_SINGLESTEP"
+            }
+        }
+    }
+
+    /// Can this host run the engine? `Ok(name to show)`, e.g. "kvm (PVM, software)", or
+    /// `Err(why not)`. Probes the host (opens /dev/kvm): call once and keep the answer.
+    pub fn availability(self) -> Result<String, String> {
+        match self {
+            EngineKind::Interp => Ok(self.label().to_string()),
+            EngineKind::Kvm => kvm_status().map(|flavour| format!("kvm ({flavour})")),
         }
     }
 }
