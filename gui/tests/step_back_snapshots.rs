@@ -85,3 +85,67 @@ fn targets_older_than_the_ring_replay_from_power_on() {
     assert_eq!(s.serial, reference.serial);
     assert!(s.history.snapshot_positions().is_empty());
 }
+
+/// Real mode at 0x7C00: poll the UART's line status, store each received byte at 0x600 + BX.
+const ECHO_TO_MEMORY: [u8; 19] = [
+    0xBA, 0xFD, 0x03, // mov dx, 0x3FD (LSR)
+    0xEC, // in al, dx
+    0xA8, 0x01, // test al, 1 (data ready)
+    0x74, 0xFB, // jz back to the IN
+    0xBA, 0xF8, 0x03, // mov dx, 0x3F8 (RBR)
+    0xEC, // in al, dx
+    0x88, 0x87, 0x00, 0x06, // mov [bx + 0x600], al
+    0x43, // inc bx
+    0xEB, 0xED, // jmp to the start
+];
+
+#[test]
+fn typed_input_is_replayed_from_the_snapshot_it_followed() {
+    let mut s = Session::new(gui::session::GuestImage::from_bytes(
+        "echo.img",
+        ECHO_TO_MEMORY.to_vec(),
+    ))
+    .unwrap();
+    s.history.snapshot_every = 500;
+    advance(&mut s, 1_000); // a snapshot is taken at 1,000, then "ab" is typed there
+    s.send_serial_input(b"ab");
+    advance(&mut s, 1_000);
+    s.send_serial_input(b"c");
+    advance(&mut s, 1_000);
+    assert_eq!(
+        s.machine.phys_read(0x600, 4),
+        u64::from(u32::from_le_bytes(*b"abc\0"))
+    );
+    let at_2500 = {
+        let mut r = Session::new(gui::session::GuestImage::from_bytes(
+            "echo.img",
+            ECHO_TO_MEMORY.to_vec(),
+        ))
+        .unwrap();
+        r.history.snapshot_ring = 0;
+        advance(&mut r, 1_000);
+        r.send_serial_input(b"ab");
+        advance(&mut r, 1_000);
+        r.send_serial_input(b"c");
+        advance(&mut r, 500);
+        r.machine.cpu.clone()
+    };
+
+    s.rewind_to(2_500).unwrap();
+    assert_eq!(s.history.last_replay_from, Some(2_500));
+    assert_eq!(s.machine.cpu, at_2500);
+    assert_eq!(
+        s.machine.phys_read(0x600, 4),
+        u64::from(u32::from_le_bytes(*b"abc\0"))
+    );
+
+    s.rewind_to(1_050).unwrap();
+    assert_eq!(s.history.last_replay_from, Some(1_000));
+    assert_eq!(
+        s.machine.phys_read(0x600, 4),
+        u64::from(u32::from_le_bytes(*b"ab\0\0")),
+        "input typed at the snapshot's position came after it and is replayed"
+    );
+    s.rewind_to(999).unwrap();
+    assert_eq!(s.machine.phys_read(0x600, 4), 0, "nothing typed yet");
+}
