@@ -534,6 +534,8 @@ impl Bus {
     }
 
     /// Puts the bus back into the state of `snap`, taken from a bus with the same devices.
+    /// The device list is checked before anything changes; should a device still refuse its
+    /// state, the bus is left partly restored — restore into a fresh machine and drop it then.
     /// The deadline epoch is not restored but bumped: an engine that cached the next deadline
     /// must read it again, whatever it cached.
     pub fn restore(&mut self, snap: &BusSnapshot) -> Result<(), SnapshotError> {

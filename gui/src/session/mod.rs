@@ -87,7 +87,8 @@ impl GuestImage {
         }
     }
 
-    /// A fresh machine with this image loaded: the one state every rewind replays from.
+    /// A fresh machine with this image loaded: power-on, where a rewind starts when no machine
+    /// snapshot is old enough (and the machine a snapshot is restored into).
     fn boot(&self) -> Result<(Machine, String), String> {
         let mut machine = Machine::new(self.memory)
             .map_err(|e| format!("cannot create a machine with {} bytes: {e}", self.memory))?;
