@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use emulator::bt::BinaryTranslator;
 use emulator::interp::Interpreter;
 use emulator::{Engine, Exit, Machine, RunLimit};
 
@@ -25,6 +26,7 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EngineId {
     Interp,
+    Bt,
     Kvm,
     QemuTcg,
     QemuKvm,
@@ -44,8 +46,9 @@ pub enum Timing {
 
 impl EngineId {
     /// Every engine, in table order.
-    pub const ALL: [EngineId; 5] = [
+    pub const ALL: [EngineId; 6] = [
         EngineId::Interp,
+        EngineId::Bt,
         EngineId::Kvm,
         EngineId::QemuTcg,
         EngineId::QemuKvm,
@@ -55,6 +58,7 @@ impl EngineId {
     pub fn name(self) -> &'static str {
         match self {
             EngineId::Interp => "interp",
+            EngineId::Bt => "bt",
             EngineId::Kvm => "kvm",
             EngineId::QemuTcg => "qemu-tcg",
             EngineId::QemuKvm => "qemu-kvm",
@@ -87,7 +91,7 @@ impl EngineId {
 
     /// Does this engine run inside vmscope (and report `Stats`)?
     pub fn in_process(self) -> bool {
-        matches!(self, EngineId::Interp | EngineId::Kvm)
+        matches!(self, EngineId::Interp | EngineId::Bt | EngineId::Kvm)
     }
 
     /// The column header: the KVM flavour is part of the name, because under PVM "kvm"
@@ -111,7 +115,7 @@ impl EngineId {
                 .ok_or_else(|| format!("{QEMU} is not installed (scripts/setup.sh installs it)"))
         };
         match self {
-            EngineId::Interp => Ok(()),
+            EngineId::Interp | EngineId::Bt => Ok(()),
             EngineId::Kvm => kvm(),
             EngineId::QemuTcg => qemu(),
             EngineId::QemuKvm => qemu().and_then(|_| kvm()),
@@ -159,7 +163,7 @@ pub fn boot(
     host_tsc_hz: f64,
 ) -> Result<Boot> {
     let boot = match engine {
-        EngineId::Interp | EngineId::Kvm => {
+        EngineId::Interp | EngineId::Bt | EngineId::Kvm => {
             boot_in_process(engine, name, image, cmdline, host_tsc_hz)
         }
         EngineId::QemuTcg | EngineId::QemuKvm => boot_qemu(engine, image, cmdline, host_tsc_hz),
@@ -180,6 +184,10 @@ fn boot_in_process(
     emulator::machine::loader::load_image(&mut machine, name, image, cmdline)?;
     let (mut engine, guest_tsc_hz): (Box<dyn Engine>, Option<f64>) = match id {
         EngineId::Interp => (Box::new(Interpreter::new()), None),
+        EngineId::Bt => (
+            Box::new(BinaryTranslator::new(crate::engines::bt_cache_bytes())),
+            None,
+        ),
         _ => {
             let kvm = accel_kvm::KvmEngine::new(&machine)?;
             // KVM scales the guest TSC to the machine's 1 GHz where it can; the engine says

@@ -267,26 +267,49 @@ fn run_blocks(
                 }
             },
         };
-        if cache.get(id).ops.len() as u64 > budget {
-            // The block would run past a device deadline or the run limit.
-            came_from = None;
-            if let Some(exit) = interpret_one(cpu, cache) {
+        let mut id = id;
+        loop {
+            let len = cache.get(id).ops.len() as u64;
+            if len > budget {
+                // The block would run past a device deadline or the run limit.
+                came_from = None;
+                if let Some(exit) = interpret_one(cpu, cache) {
+                    return exit;
+                }
+                break;
+            }
+            let (outcome, full) = execute_block(cpu, cache, id);
+            came_from = (full && cache.get(id).chainable).then(|| (id, cache.epoch()));
+            if !cpu.code.block_writes.is_empty() {
+                for (phys, size) in std::mem::take(&mut cpu.code.block_writes) {
+                    for page in cache.invalidate_write(phys, size) {
+                        cpu.code.unmark_block_page(page);
+                    }
+                }
+                came_from = None;
+            }
+            if let Some(exit) = outcome {
                 return exit;
             }
-            continue;
-        }
-        let (outcome, full) = execute_block(cpu, cache, id);
-        came_from = (full && cache.get(id).chainable).then(|| (id, cache.epoch()));
-        if !cpu.code.block_writes.is_empty() {
-            for (phys, size) in std::mem::take(&mut cpu.code.block_writes) {
-                for page in cache.invalidate_write(phys, size) {
-                    cpu.code.unmark_block_page(page);
-                }
+            // Straight on to the linked successor when the boundary has nothing to do: no
+            // device was touched (so no new interrupt request and no new deadline), none is
+            // pending, the next deadline is still ahead, and the run is not one block long.
+            budget -= len;
+            if came_from.is_none()
+                || one_block
+                || cpu.bus_touched
+                || cpu.irq_pending
+                || cpu.now_ns >= timing.deadline
+            {
+                break;
             }
-            came_from = None;
-        }
-        if let Some(exit) = outcome {
-            return exit;
+            match cache.follow(id, cpu.s().rip) {
+                Some(next) => {
+                    cache.stats.blocks_chained += 1;
+                    id = next;
+                }
+                None => break,
+            }
         }
     }
 }
@@ -304,7 +327,6 @@ fn execute_block(cpu: &mut Cpu, cache: &mut TranslationCache, id: BlockId) -> (O
     let mut done = 0u64;
     let mut result = Ok(());
     for op in block.ops.iter() {
-        cpu.now_ns = base_ns + done;
         result = (op.exec)(cpu, op);
         done += 1;
         if result.is_err() || cpu.end_block {

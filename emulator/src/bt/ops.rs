@@ -11,11 +11,12 @@
 //! The arithmetic itself (`alu::binary`, `alu::inc_dec`, `alu_shift::shift_value`,
 //! `flags::condition`) is also the interpreter's; handlers only differ in how they reach operands.
 
-use iced_x86::{ConditionCode, Instruction};
+use iced_x86::{ConditionCode, Instruction, Mnemonic};
 
 use crate::cpu::flags::{CF, STATUS};
 use crate::cpu::Seg;
 use crate::interp::{alu_api as alu, Cpu, R};
+use crate::mmu::Access;
 
 /// A handler: executes one translated instruction (RIP is not updated unless it branches).
 pub type Handler = fn(&mut Cpu, &Op) -> R<()>;
@@ -34,6 +35,8 @@ pub struct Mem {
     pub disp: u64,
     pub seg: Seg,
     pub amask: u64,
+    /// An access made at CPL 3 (the block's CPL is part of its key, so it is known here).
+    pub user: bool,
 }
 
 impl Mem {
@@ -46,6 +49,7 @@ impl Mem {
         disp: 0,
         seg: Seg::Ds,
         amask: u64::MAX,
+        user: false,
     };
 }
 
@@ -72,6 +76,8 @@ pub struct Op {
     pub mem: Mem,
     /// Code size of the block (16/32/64), for callouts.
     pub bits: u8,
+    /// Position in the block: a callout's virtual time is the block's start + this.
+    pub index: u8,
     pub ins: Instruction,
 }
 
@@ -100,7 +106,40 @@ fn ea(cpu: &Cpu, m: &Mem) -> u64 {
 #[inline(always)]
 fn load(cpu: &mut Cpu, op: &Op, size: u32) -> R<u64> {
     let a = ea(cpu, &op.mem);
-    cpu.read_mem(op.mem.seg, a, size)
+    read(cpu, &op.mem, a, size)
+}
+
+/// Can an access take the short path: within one page, and no alignment check armed? (In a
+/// translated block debug registers are off — blocks run only when DR7 enables nothing.)
+#[inline(always)]
+fn short_path(cpu: &Cpu, lin: u64, size: u32) -> bool {
+    let s = cpu.s();
+    (lin & 0xFFF) + size as u64 <= 0x1000
+        && (s.cr0 & crate::cpu::ctl::CR0_AM == 0 || s.rflags & crate::cpu::flags::AC == 0)
+}
+
+/// A data read: the interpreter's segment check, then the MMU and RAM directly when
+/// `short_path` allows, else the interpreter's whole `read_mem`.
+#[inline(always)]
+fn read(cpu: &mut Cpu, m: &Mem, offset: u64, size: u32) -> R<u64> {
+    let lin = cpu.linear(m.seg, offset, size, false)?;
+    if !short_path(cpu, lin, size) {
+        return cpu.read_mem(m.seg, offset, size);
+    }
+    let phys = cpu.translate(lin, Access::read(m.user))?;
+    Ok(cpu.phys_read(phys, size))
+}
+
+/// A data write, like `read`.
+#[inline(always)]
+fn write(cpu: &mut Cpu, m: &Mem, offset: u64, size: u32, value: u64) -> R<()> {
+    let lin = cpu.linear(m.seg, offset, size, true)?;
+    if !short_path(cpu, lin, size) {
+        return cpu.write_mem(m.seg, offset, size, value);
+    }
+    let phys = cpu.translate(lin, Access::write(m.user))?;
+    cpu.phys_write(phys, size, value);
+    Ok(())
 }
 
 // ---- operand kinds of the specialised forms ----
@@ -112,9 +151,16 @@ pub const MI: u8 = 4;
 
 /// A callout: the interpreter executes the stored instruction (sensitive instructions, rare
 /// forms). Ends the block when it did not simply fall through to the next instruction.
+///
+/// While a block runs, `cpu.now_ns` stays at the block's start (ops that cannot reach a device
+/// need no clock); a callout sees the exact time of its own instruction.
 pub fn callout(cpu: &mut Cpu, op: &Op) -> R<()> {
     cpu.start_rip = op.rip;
-    crate::interp::execute_decoded(cpu, &op.ins, op.bits as u32)?;
+    let block_start = cpu.now_ns;
+    cpu.now_ns = block_start + op.index as u64;
+    let result = crate::interp::execute_decoded(cpu, &op.ins, op.bits as u32);
+    cpu.now_ns = block_start;
+    result?;
     if cpu.s().rip != op.next_rip {
         cpu.end_block = true;
     }
@@ -138,7 +184,7 @@ pub fn mov<const KIND: u8, const SX: bool>(cpu: &mut Cpu, op: &Op) -> R<()> {
     match KIND {
         MR | MI => {
             let a = ea(cpu, &op.mem);
-            cpu.write_mem(op.mem.seg, a, size, v)
+            write(cpu, &op.mem, a, size, v)
         }
         _ => {
             cpu.set_gpr(op.dst as usize, size, v);
@@ -224,11 +270,20 @@ pub fn inc_dec<const INC: bool>(cpu: &mut Cpu, op: &Op) -> R<()> {
     Ok(())
 }
 
-/// SHL/SHR/SAR/ROL/ROR of a register by a non-zero immediate count (`imm`).
-pub fn shift_imm(cpu: &mut Cpu, op: &Op) -> R<()> {
+/// The shifts with a specialised form, numbered for `shift_imm`.
+pub const SHIFTS: [Mnemonic; 5] = [
+    Mnemonic::Shl,
+    Mnemonic::Shr,
+    Mnemonic::Sar,
+    Mnemonic::Rol,
+    Mnemonic::Ror,
+];
+
+/// SHL/SHR/SAR/ROL/ROR (`SHIFTS[K]`) of a register by a non-zero immediate count (`imm`).
+pub fn shift_imm<const K: usize>(cpu: &mut Cpu, op: &Op) -> R<()> {
     let size = op.size as u32;
     let a = cpu.gpr(op.dst as usize, size);
-    let (r, f) = alu::shift_value(op.ins.mnemonic(), a, op.imm as u32, size, cpu.s().rflags);
+    let (r, f) = alu::shift_value(SHIFTS[K], a, op.imm as u32, size, cpu.s().rflags);
     cpu.set_gpr(op.dst as usize, size, r);
     if op.flags_live {
         cpu.set_status(f);

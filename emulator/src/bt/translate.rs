@@ -52,7 +52,8 @@ pub fn translate(cpu: &mut Cpu, phys: u64, rip: u64, bits: u32) -> (Vec<Op>, u64
         if ins.is_invalid() && at + 15 > bytes.len() {
             break;
         }
-        let op = select(cpu, &ins, bits);
+        let mut op = select(cpu, &ins, bits);
+        op.index = ops.len() as u8;
         used += ins.len() as u64;
         let ends = ends_block(&ins);
         ops.push(op);
@@ -125,6 +126,7 @@ fn mem(cpu: &Cpu, ins: &Instruction) -> Option<Mem> {
         disp: ins.memory_displacement64(),
         seg: interp::seg_of(ins.memory_segment()),
         amask: interp::mask(cpu.address_size(ins)),
+        user: cpu.s().cpl() == 3,
     })
 }
 
@@ -159,6 +161,7 @@ fn select(cpu: &Cpu, ins: &Instruction, bits: u32) -> Op {
         imm: 0,
         mem: Mem::NONE,
         bits: bits as u8,
+        index: 0,
         ins: *ins,
     };
     if ins.is_invalid() || ins.has_lock_prefix() || ends_block(ins) && !is_direct_branch(ins) {
@@ -283,7 +286,13 @@ fn specialise(
             if op.imm == 0 {
                 return None;
             }
-            (ops::shift_imm, "shift r,imm")
+            match m {
+                M::Shl | M::Sal => (ops::shift_imm::<0>, "shift r,imm"),
+                M::Shr => (ops::shift_imm::<1>, "shift r,imm"),
+                M::Sar => (ops::shift_imm::<2>, "shift r,imm"),
+                M::Rol => (ops::shift_imm::<3>, "shift r,imm"),
+                _ => (ops::shift_imm::<4>, "shift r,imm"),
+            }
         }
         M::Jmp if is_direct_branch(ins) && bits == 64 => {
             op.imm = ins.near_branch_target();

@@ -160,7 +160,7 @@ pub(crate) struct Cpu<'a> {
     /// the interrupt controllers again only then instead of before every instruction.
     pub bus_touched: bool,
     /// `Bus::interrupt_pending` as of the last poll.
-    irq_pending: bool,
+    pub irq_pending: bool,
     /// Which unit executes each mnemonic (see `dispatch_table`).
     units: &'static [Unit],
     /// DR0–DR3 data breakpoints hit by the current instruction (DR6 bits 0–3), reported as a
