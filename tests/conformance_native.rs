@@ -33,6 +33,7 @@ fn case(code: &[u8], regs: &[(usize, u64)]) -> Case {
         rflags: 0x3202,
         undefined_flags: 0,
         undefined_regs: 0,
+        compare_flags: 0,
         text: String::new(),
         stack_init: Vec::new(),
     }
@@ -376,4 +377,32 @@ fn a_page_split_write_faults_with_cr2_at_the_start_of_the_missing_page() {
     // A read reports the same address.
     let out = interp(&case(&[0x41, 0x8B, 0x07], &[(15, UNMAPPED - 2)]));
     assert_eq!(out.fault.unwrap().cr2, UNMAPPED);
+}
+
+#[test]
+fn enter_checks_its_final_stack_pointer_after_the_pushes() {
+    // enter 3, 0 with RFLAGS.AC: the push of RBP is aligned, the final RSP (−3) is not: #AC,
+    // RSP and RBP as before, the pushed RBP left on the stack (as the CPU does).
+    let mut c = case(&[0xC8, 0x03, 0x00, 0x00], &[(reg::RBP, 0x1122_3344)]);
+    c.rflags |= emulator::cpu::state::flags::AC;
+    let out = interp(&c);
+    let f = out.fault.expect("#AC");
+    assert_eq!((f.vector, f.rsp), (17, STACK_TOP));
+    assert_eq!(out.gpr[reg::RBP], 0x1122_3344);
+    assert_eq!(out.stack[0x800 - 8], 0x44);
+    // Without AC it completes: RBP = the frame, RSP = frame − 3.
+    let out = interp(&case(&[0xC8, 0x03, 0x00, 0x00], &[]));
+    assert_eq!(out.fault, None);
+    assert_eq!(
+        (out.gpr[reg::RBP], out.gpr[reg::RSP]),
+        (STACK_TOP - 8, STACK_TOP - 11)
+    );
+}
+
+#[test]
+fn cmpxchg8b_reads_its_destination_as_a_write() {
+    // cmpxchg8b [r15] on the read-only page: #PF with P|W|U even though it compares first.
+    let out = interp(&case(&[0x41, 0x0F, 0xC7, 0x0F], &[(15, READONLY)]));
+    let f = out.fault.expect("#PF");
+    assert_eq!((f.vector, f.error_code), (14, 7));
 }

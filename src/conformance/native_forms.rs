@@ -11,7 +11,7 @@ use iced_x86::{
 };
 use iced_x86::{Decoder, DecoderOptions, Formatter, IntelFormatter, Register};
 
-use emulator::cpu::state::flags::{AC, AF, CF, OF, PF, SF, ZF};
+use emulator::cpu::state::flags::{AC, AF, CF, ID, IF, NT, OF, PF, SF, ZF};
 use emulator::cpu::state::reg;
 
 use super::native::Rng;
@@ -47,6 +47,8 @@ pub struct Case {
     pub undefined_flags: u64,
     /// Registers whose result is undefined for this case (bit per GPR, not compared).
     pub undefined_regs: u16,
+    /// System flags this case's instruction changes, compared besides the status flags and DF.
+    pub compare_flags: u64,
     /// The instruction as text, for failure reports.
     pub text: String,
     /// Bytes at the initial stack pointer (what POP, POPA, POP seg find).
@@ -144,6 +146,16 @@ const MNEMONICS: &[Mnemonic] = &[
     Mnemonic::Stc,
     Mnemonic::Cld,
     Mnemonic::Std,
+    Mnemonic::Cmpxchg8b,
+    Mnemonic::Cmpxchg16b,
+    Mnemonic::Enter,
+    Mnemonic::Leave,
+    Mnemonic::Pushf,
+    Mnemonic::Pushfd,
+    Mnemonic::Pushfq,
+    Mnemonic::Popf,
+    Mnemonic::Popfd,
+    Mnemonic::Popfq,
 ];
 
 /// The undefined parts of results that are not compared: (instructions, what, why). [`fix_up`]
@@ -189,6 +201,11 @@ pub const UNDEFINED_RULES: &[(&str, &str, &str)] = &[
         "SDM: only ZF is defined",
     ),
     ("LZCNT", "OF SF AF PF", "SDM: only ZF and CF are defined"),
+    (
+        "ENTER",
+        "draws whose nesting copies read FrameTemp's own slot",
+        "measured: this CPU stores FrameTemp before copying the outer frame pointers; the SDM's order (and the interpreter's) copies first",
+    ),
 ];
 
 /// Forms left out on purpose, with the reason.
@@ -434,6 +451,7 @@ fn build(code: Code, ops: &[Op]) -> Option<Instruction> {
         [R(a), M(b)] => Instruction::with2(code, *a, *b),
         [M(a), R(b)] => Instruction::with2(code, *a, *b),
         [R(a), U(b)] => Instruction::with2(code, *a, *b),
+        [U(a), U(b)] => Instruction::with2(code, *a, *b),
         [R(a), S(b)] => Instruction::with2(code, *a, *b),
         [R(a), Q(b)] => Instruction::with2(code, *a, *b),
         [M(a), U(b)] => Instruction::with2(code, *a, *b),
@@ -489,6 +507,7 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
         rflags,
         undefined_flags: 0,
         undefined_regs: 0,
+        compare_flags: 0,
         text: form.name.clone(),
         stack_init,
     };
@@ -686,9 +705,36 @@ fn fix_up(code: Code, i: &Instruction, case: &mut Case, rng: &mut Rng, data: &[u
             }
         }
         M::Lzcnt => case.undefined_flags = OF | SF | AF | PF,
+        M::Enter | M::Leave => {
+            // RBP inside the stack page (ENTER copies frame pointers from it, LEAVE pops it).
+            case.gpr[reg::RBP] = STACK_TOP - 0x200 + 8 * rng.below(64);
+            if code.mnemonic() == M::Enter && enter_reads_frame_slot(code, i, case) {
+                return None; // see UNDEFINED_RULES
+            }
+        }
+        M::Popf | M::Popfd | M::Popfq => {
+            // Not TF (a trap after the next instruction: the exit OUT); IF, AC, NT, ID and DF
+            // are what POPF may change at CPL 3 with IOPL 3 (not IOPL, VM, RF).
+            case.stack_init[1] &= !1;
+            case.compare_flags = IF | AC | NT | ID;
+        }
         _ => {}
     }
     Some(())
+}
+
+/// Does an ENTER with a nesting level copy an outer frame pointer from the very slot its
+/// FrameTemp push goes to? (RSP starts at STACK_TOP.)
+fn enter_reads_frame_slot(code: Code, i: &Instruction, case: &Case) -> bool {
+    let size = match code {
+        Code::Enterw_imm16_imm8 => 2,
+        Code::Enterd_imm16_imm8 => 4,
+        _ => 8,
+    };
+    let level = (i.immediate8_2nd() & 31) as u64;
+    let slot = STACK_TOP - size * (level + 1);
+    let bp = case.gpr[reg::RBP];
+    (1..level).any(|k| bp.wrapping_sub(size * k) == slot)
 }
 
 /// Division: one draw in eight is a #DE case (random dividend, or a zero divisor register); the

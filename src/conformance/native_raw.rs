@@ -108,6 +108,11 @@ pub const FAULTING: &[(&str, &[u8], &str)] = &[
     ("int_3", &[0xCD, 0x03], "#BP through INT n (DPL-3 gate)"),
     ("int_21", &[0xCD, 0x21], "#GP(0x10A): gate DPL 0 < CPL 3"),
     ("int_d", &[0xCD, 0x0D], "#GP(0x6A): gate DPL 0 < CPL 3"),
+    (
+        "xlatb",
+        &[0xD7],
+        "AL = [RBX + AL] (a fault when RBX is on a faulting page)",
+    ),
 ];
 
 /// Instructions 64-bit mode took away: #UD there (they run in compatibility mode).
@@ -185,6 +190,8 @@ pub fn fix_up_raw(name: &str, case: &mut Case, rng: &mut Rng, page: u64) {
         } else {
             NONCANONICAL
         };
+    } else if base == "xlatb" {
+        case.gpr[reg::RBX] = page + rng.below(3840);
     } else if base == "push_bad_rsp" {
         case.gpr[reg::RSP] = NONCANONICAL + 8;
     } else if base == "load_bad_rbp" {

@@ -280,6 +280,18 @@ impl Cpu<'_> {
         self.read_linear_as(lin, size, Access::write(user))
     }
 
+    /// Checks that a write of `size` bytes at `seg:offset` would succeed (segment, alignment,
+    /// paging) without writing: ENTER's probe of its final stack pointer.
+    pub fn probe_write(&mut self, seg: Seg, offset: u64, size: u32) -> R<()> {
+        let lin = self.linear(seg, offset, size, true)?;
+        let user = self.user_access();
+        self.check_alignment(lin, size, user)?;
+        let access = Access::write(user);
+        self.translate(lin, access)?;
+        self.translate(lin.wrapping_add(size as u64 - 1) & !0xFFF, access)?;
+        Ok(())
+    }
+
     pub fn write_mem(&mut self, seg: Seg, offset: u64, size: u32, value: u64) -> R<()> {
         let lin = self.linear(seg, offset, size, true)?;
         let user = self.user_access();

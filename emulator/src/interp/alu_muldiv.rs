@@ -117,17 +117,30 @@ pub(crate) fn cmpxchg_wide(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     if half == 8 && ea & 15 != 0 {
         return Err(gp(0));
     }
-    let lo = cpu.read_mem(seg, ea, half)?;
-    let hi = cpu.read_mem(seg, ea.wrapping_add(half as u64), half)?;
+    // The destination is read as a write (a #PF reports W = 1), and CMPXCHG8B as one 8-byte
+    // access (its alignment check is for 8 bytes); it is always written back.
+    let (lo, hi) = if half == 4 {
+        let v = cpu.read_mem_for_write(seg, ea, 8)?;
+        (v & 0xFFFF_FFFF, v >> 32)
+    } else {
+        let lo = cpu.read_mem_for_write(seg, ea, 8)?;
+        (lo, cpu.read_mem_for_write(seg, ea.wrapping_add(8), 8)?)
+    };
     let (a, d) = (cpu.gpr(reg::RAX, half), cpu.gpr(reg::RDX, half));
+    let store = |cpu: &mut Cpu, l: u64, h: u64| {
+        if half == 4 {
+            cpu.write_mem(seg, ea, 8, l | h << 32)
+        } else {
+            cpu.write_mem(seg, ea, 8, l)?;
+            cpu.write_mem(seg, ea.wrapping_add(8), 8, h)
+        }
+    };
     if lo == a && hi == d {
         let (b, c) = (cpu.gpr(reg::RBX, half), cpu.gpr(reg::RCX, half));
-        cpu.write_mem(seg, ea, half, b)?;
-        cpu.write_mem(seg, ea.wrapping_add(half as u64), half, c)?;
+        store(cpu, b, c)?;
         cpu.set_flags(ZF, ZF);
     } else {
-        cpu.write_mem(seg, ea, half, lo)?;
-        cpu.write_mem(seg, ea.wrapping_add(half as u64), half, hi)?;
+        store(cpu, lo, hi)?;
         cpu.set_gpr(reg::RAX, half, lo);
         cpu.set_gpr(reg::RDX, half, hi);
         cpu.set_flags(ZF, 0);

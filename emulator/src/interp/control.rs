@@ -426,20 +426,34 @@ fn enter(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let alloc = ins.immediate16() as u64;
     let level = ins.immediate8_2nd() as u64 % 32;
     let ss = cpu.stack_size();
-    let bp = cpu.gpr(reg::RBP, size);
-    cpu.push(size, bp)?;
-    let frame = cpu.gpr(reg::RSP, ss);
-    if level > 0 {
-        let mut cur_bp = cpu.gpr(reg::RBP, ss);
-        for _ in 1..level {
-            cur_bp = cur_bp.wrapping_sub(size as u64) & mask(ss);
-            let v = cpu.read_mem(Seg::Ss, cur_bp, size)?;
-            cpu.push(size, v)?;
+    // After its pushes the CPU checks a write at the final stack pointer (SDM ENTER: #SS/#PF
+    // "if a write using the final value of the stack pointer" would fault; with alignment
+    // checking, #AC). A fault leaves RSP and RBP as they were (the pushed bytes stay, as
+    // measured on the CPU).
+    let rsp = cpu.s().gpr[reg::RSP];
+    let rbp = cpu.s().gpr[reg::RBP];
+    let result = (|| {
+        let bp = cpu.gpr(reg::RBP, size);
+        cpu.push(size, bp)?;
+        let frame = cpu.gpr(reg::RSP, ss);
+        if level > 0 {
+            let mut cur_bp = cpu.gpr(reg::RBP, ss);
+            for _ in 1..level {
+                cur_bp = cur_bp.wrapping_sub(size as u64) & mask(ss);
+                let v = cpu.read_mem(Seg::Ss, cur_bp, size)?;
+                cpu.push(size, v)?;
+            }
+            cpu.push(size, frame)?;
         }
-        cpu.push(size, frame)?;
+        let sp = cpu.gpr(reg::RSP, ss).wrapping_sub(alloc) & mask(ss);
+        cpu.probe_write(Seg::Ss, sp, size)?;
+        cpu.set_gpr(reg::RBP, size, frame);
+        cpu.set_gpr(reg::RSP, ss, sp);
+        Ok(())
+    })();
+    if result.is_err() {
+        cpu.st().gpr[reg::RSP] = rsp;
+        cpu.st().gpr[reg::RBP] = rbp;
     }
-    cpu.set_gpr(reg::RBP, size, frame);
-    let sp = cpu.gpr(reg::RSP, ss).wrapping_sub(alloc);
-    cpu.set_gpr(reg::RSP, ss, sp);
-    Ok(())
+    result
 }
