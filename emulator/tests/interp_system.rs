@@ -409,6 +409,61 @@ fn single_step_traps_after_into_without_overflow_and_after_each_rep_iteration() 
 
 // ---- 16-bit TSS task switches ---------------------------------------------------------------
 
+/// Protected mode with task A (the current task, busy 16-bit TSS at 0x3000, selector 0x20)
+/// running `a` at 0x8000, and task B (available 16-bit TSS at 0x3100 with limit `b_limit`,
+/// selector 0x28) whose TSS starts `b` at 0x7000 with AX..DI = 0x1111..0x8888 (SP 0xE000).
+/// IDT: a #TS handler (32-bit gate, vector 10) that pops the error code into EBX and exits 0x77.
+fn tss16_machine(a: &[u8], b: &[u8], b_limit: u64) -> Machine {
+    let mut m = support::protected_mode(&[]);
+    m.ram.write(0x8000, a).unwrap();
+    m.ram.write(0x7000, b).unwrap();
+    // 16-bit TSS descriptors: type 3 (busy, the current task) and type 1 (available).
+    m.ram.write_le(0x1020, 8, 0x0000_8300_3000_002B).unwrap();
+    m.ram
+        .write_le(0x1028, 8, 0x0000_8100_3100_0000 | b_limit)
+        .unwrap();
+    m.cpu.gdtr.limit = 0x2F;
+    m.cpu.tr = Segment {
+        selector: 0x20,
+        base: 0x3000,
+        limit: 0x2B,
+        type_: 0x3,
+        present: true,
+        ..Default::default()
+    };
+    // Task B's TSS: IP, FLAGS, AX..DI, ES CS SS DS, LDT.
+    let tss_b: [(u64, u16); 14] = [
+        (0x0E, 0x7000),
+        (0x10, 0x0002),
+        (0x12, 0x1111),
+        (0x14, 0x2222),
+        (0x16, 0x3333),
+        (0x18, 0x4444),
+        (0x1A, 0xE000),
+        (0x1C, 0x6666),
+        (0x20, 0x8888),
+        (0x22, 0x10),
+        (0x24, 0x08),
+        (0x26, 0x10),
+        (0x28, 0x10),
+        (0x2A, 0),
+    ];
+    for (off, v) in tss_b {
+        m.ram.write_le(0x3100 + off, 2, v as u64).unwrap();
+    }
+    let ts = assemble(32, 0x9800, "pop ebx\n mov eax, 0x77\n out 0xF4, eax");
+    m.ram.write(0x9800, &ts).unwrap();
+    let gate = 0x9800 | 0x08 << 16 | 0x8E << 40;
+    m.ram.write_le(0x2000 + 8 * 10, 8, gate).unwrap();
+    m.cpu.idtr = DescriptorTable {
+        base: 0x2000,
+        limit: 0xFF,
+    };
+    m.cpu.rip = 0x8000;
+    m.cpu.gpr[reg::RSP] = 0xF000;
+    m
+}
+
 #[test]
 fn a_call_to_a_16_bit_tss_switches_tasks_and_iret_returns() {
     // Task A (the current one, 16-bit TSS at 0x3000, selector 0x20) runs at 0x8000 and calls
@@ -439,43 +494,7 @@ fn a_call_to_a_16_bit_tss_switches_tasks_and_iret_returns() {
     iretd
 "#,
     );
-    let mut m = support::protected_mode(&[]);
-    m.ram.write(0x8000, &a).unwrap();
-    m.ram.write(0x7000, &b).unwrap();
-    // 16-bit TSS descriptors: type 3 (busy, the current task) and type 1 (available).
-    m.ram.write_le(0x1020, 8, 0x0000_8300_3000_002B).unwrap();
-    m.ram.write_le(0x1028, 8, 0x0000_8100_3100_002B).unwrap();
-    m.cpu.gdtr.limit = 0x2F;
-    m.cpu.tr = Segment {
-        selector: 0x20,
-        base: 0x3000,
-        limit: 0x2B,
-        type_: 0x3,
-        present: true,
-        ..Default::default()
-    };
-    // Task B's TSS: IP, FLAGS, AX..DI, ES CS SS DS, LDT.
-    let tss_b: [(u64, u16); 14] = [
-        (0x0E, 0x7000),
-        (0x10, 0x0002),
-        (0x12, 0x1111),
-        (0x14, 0x2222),
-        (0x16, 0x3333),
-        (0x18, 0x4444),
-        (0x1A, 0xE000),
-        (0x1C, 0x6666),
-        (0x20, 0x8888),
-        (0x22, 0x10),
-        (0x24, 0x08),
-        (0x26, 0x10),
-        (0x28, 0x10),
-        (0x2A, 0),
-    ];
-    for (off, v) in tss_b {
-        m.ram.write_le(0x3100 + off, 2, v as u64).unwrap();
-    }
-    m.cpu.rip = 0x8000;
-    m.cpu.gpr[reg::RSP] = 0xF000;
+    let mut m = tss16_machine(&a, &b, 0x2B);
     let exit = run(&mut m);
     assert_eq!(
         exit,
@@ -532,4 +551,55 @@ fn umip_is_not_advertised_and_cr4_umip_cannot_be_set() {
     assert_eq!(m.cpu.gpr[reg::RBX] & 4, 0, "UMIP advertised");
     // MOV to CR4 with a bit the CPU does not support is #GP(0); with no IDT, a triple fault.
     assert!(matches!(exit, Exit::TripleFault { .. }), "{exit:?}");
+}
+
+#[test]
+fn a_jmp_to_a_16_bit_tss_frees_the_old_task_and_loads_the_16_bit_registers() {
+    let a = assemble(
+        32,
+        0x8000,
+        r#"
+    mov ebx, 0xFFFF1234
+    .byte 0xEA                # jmp 0x28:0 (ptr16:32)
+    .long 0
+    .word 0x28
+"#,
+    );
+    let b = assemble(32, 0x7000, "mov eax, 0x11\n out 0xF4, eax");
+    let mut m = tss16_machine(&a, &b, 0x2B);
+    assert_eq!(
+        run(&mut m),
+        Exit::DebugExit {
+            value: 0x11,
+            status: 0x23
+        }
+    );
+    // JMP: A becomes available (type 1), B busy (type 3), no back link, NT clear.
+    assert_eq!(m.ram.read_le(0x1025, 1).unwrap() & 0xF, 0x1);
+    assert_eq!(m.ram.read_le(0x102D, 1).unwrap() & 0xF, 0x3);
+    assert_eq!(m.ram.read_le(0x3100, 2).unwrap(), 0);
+    assert_eq!(m.cpu.rflags & flags::NT, 0);
+    assert_eq!(m.cpu.tr.selector, 0x28);
+    // B's registers are the TSS's 16-bit values; A's BX went into A's TSS as 16 bits.
+    assert_eq!(m.cpu.gpr[reg::RBX] & 0xFFFF, 0x4444);
+    assert_eq!(m.cpu.gpr[reg::RSP] & 0xFFFF, 0xE000);
+    assert_eq!(m.ram.read_le(0x3000 + 0x18, 4).unwrap(), 0xF000_1234, "BX, then SP");
+    assert_eq!(m.ram.read_le(0x3000 + 0x0E, 2).unwrap(), 0x8000 + 5 + 7);
+}
+
+#[test]
+fn a_16_bit_tss_below_its_minimum_limit_is_a_ts() {
+    // The smallest 16-bit TSS is 44 bytes (limit 0x2B): limit 0x2A → #TS(0x28), no switch.
+    let a = assemble(32, 0x8000, ".byte 0xEA\n .long 0\n .word 0x28");
+    let b = assemble(32, 0x7000, "mov eax, 0x11\n out 0xF4, eax");
+    let mut m = tss16_machine(&a, &b, 0x2A);
+    assert_eq!(
+        run(&mut m),
+        Exit::DebugExit {
+            value: 0x77,
+            status: 0xEF
+        }
+    );
+    assert_eq!(m.cpu.gpr[reg::RBX], 0x28);
+    assert_eq!(m.cpu.tr.selector, 0x20);
 }
