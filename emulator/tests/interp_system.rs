@@ -583,7 +583,11 @@ fn a_jmp_to_a_16_bit_tss_frees_the_old_task_and_loads_the_16_bit_registers() {
     // B's registers are the TSS's 16-bit values; A's BX went into A's TSS as 16 bits.
     assert_eq!(m.cpu.gpr[reg::RBX] & 0xFFFF, 0x4444);
     assert_eq!(m.cpu.gpr[reg::RSP] & 0xFFFF, 0xE000);
-    assert_eq!(m.ram.read_le(0x3000 + 0x18, 4).unwrap(), 0xF000_1234, "BX, then SP");
+    assert_eq!(
+        m.ram.read_le(0x3000 + 0x18, 4).unwrap(),
+        0xF000_1234,
+        "BX, then SP"
+    );
     assert_eq!(m.ram.read_le(0x3000 + 0x0E, 2).unwrap(), 0x8000 + 5 + 7);
 }
 
