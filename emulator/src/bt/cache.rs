@@ -22,6 +22,9 @@ use std::collections::HashMap;
 
 use super::ops::Op;
 
+/// Chain links per block.
+pub const LINKS: usize = 4;
+
 /// Index of a block in the cache's arena.
 pub type BlockId = u32;
 
@@ -44,11 +47,12 @@ pub struct Block {
     /// Guest bytes covered (`key.phys .. key.phys + guest_bytes`).
     pub guest_bytes: u64,
     /// Direct links to the successor blocks: (guest RIP the link is for, block).
-    pub links: [Option<(u64, BlockId)>; 2],
+    pub links: [Option<(u64, BlockId)>; LINKS],
     /// Links from other blocks into this one: (source block, slot).
     incoming: Vec<(BlockId, u8)>,
     pub executions: u64,
     /// Ends in a near branch (JMP/Jcc/CALL/RET/LOOP) that cannot change mode: may be chained.
+    /// (A taken side exit — a Jcc inside the block — may always be chained.)
     pub chainable: bool,
     alive: bool,
 }
@@ -165,7 +169,7 @@ impl TranslationCache {
             linear,
             ops,
             guest_bytes,
-            links: [None, None],
+            links: [None; LINKS],
             incoming: Vec::new(),
             executions: 0,
             chainable,
@@ -197,12 +201,12 @@ impl TranslationCache {
     /// The block `from` is linked to for `rip`, if any.
     #[inline]
     pub fn follow(&self, from: BlockId, rip: u64) -> Option<BlockId> {
-        let links = &self.blocks[from as usize].links;
-        match links {
-            [Some((r, to)), _] if *r == rip => Some(*to),
-            [_, Some((r, to))] if *r == rip => Some(*to),
-            _ => None,
-        }
+        self.blocks[from as usize]
+            .links
+            .iter()
+            .flatten()
+            .find(|(r, _)| *r == rip)
+            .map(|&(_, to)| to)
     }
 
     /// May `from` link to `to`? Only within one linear page (see the module notes).
@@ -210,15 +214,17 @@ impl TranslationCache {
         self.blocks[from as usize].linear >> 12 == self.blocks[to as usize].linear >> 12
     }
 
-    /// Links `from`'s exit to `to`: slot 0 for the branch's own target, slot 1 for the other
-    /// way out (fall-through, or the last return address).
+    /// Links one of `from`'s exits to `to`: into the slot already used for that RIP, else a
+    /// free one, else one chosen by the RIP (a block has a branch target, a fall-through, and
+    /// with side exits a few more ways out).
     pub fn link(&mut self, from: BlockId, to: BlockId) {
         let rip = self.blocks[to as usize].key.rip;
-        let target = self.blocks[from as usize]
-            .ops
-            .last()
-            .map(|op| op.ins.near_branch_target());
-        let slot = if target == Some(rip) { 0 } else { 1 };
+        let links = &self.blocks[from as usize].links;
+        let slot = links
+            .iter()
+            .position(|l| l.is_some_and(|(r, _)| r == rip))
+            .or_else(|| links.iter().position(|l| l.is_none()))
+            .unwrap_or((rip as usize >> 1) % LINKS);
         if let Some((_, old)) = self.blocks[from as usize].links[slot] {
             self.blocks[old as usize]
                 .incoming

@@ -23,6 +23,7 @@
 //! instruction and the overlapped blocks are dropped before the next fetch.
 
 mod cache;
+pub(crate) mod lazy;
 mod ops;
 mod show;
 mod translate;
@@ -95,6 +96,7 @@ impl BinaryTranslator {
     pub fn run_one_block(&mut self, machine: &mut Machine) -> Exit {
         let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
         let exit = run_blocks(&mut cpu, &mut self.cache, RunLimit::UNLIMITED, true);
+        lazy::materialize(&mut cpu);
         cpu.sync_clock();
         exit
     }
@@ -123,6 +125,7 @@ impl Engine for BinaryTranslator {
     fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError> {
         let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
         let exit = run_blocks(&mut cpu, &mut self.cache, limit, false);
+        lazy::materialize(&mut cpu);
         cpu.sync_clock();
         Ok(exit)
     }
@@ -181,6 +184,7 @@ fn find_or_translate(cpu: &mut Cpu, cache: &mut TranslationCache) -> R<Found> {
 
 /// Runs one instruction in the interpreter (with its TF and debug-register handling).
 fn interpret_one(cpu: &mut Cpu, cache: &mut TranslationCache) -> Option<Exit> {
+    lazy::materialize(cpu);
     cache.stats.interpreted += 1;
     let result = interp::step_instruction(cpu);
     interp::retire(cpu, result)
@@ -198,6 +202,8 @@ fn run_blocks(
     // The block just left through a chainable exit, and the cache epoch it belongs to.
     let mut came_from: Option<(BlockId, u64)> = None;
     loop {
+        // Between runs of chained blocks RFLAGS is exact: interrupts and exceptions push it.
+        lazy::materialize(cpu);
         if one_block && cpu.m.stats.instructions > first {
             return Exit::LimitReached;
         }
@@ -278,8 +284,8 @@ fn run_blocks(
                 }
                 break;
             }
-            let (outcome, full) = execute_block(cpu, cache, id);
-            came_from = (full && cache.get(id).chainable).then(|| (id, cache.epoch()));
+            let (outcome, chain_ok) = execute_block(cpu, cache, id);
+            came_from = chain_ok.then(|| (id, cache.epoch()));
             if !cpu.code.block_writes.is_empty() {
                 for (phys, size) in std::mem::take(&mut cpu.code.block_writes) {
                     for page in cache.invalidate_write(phys, size) {
@@ -315,7 +321,8 @@ fn run_blocks(
 }
 
 /// Runs block `id` from its first op until its end, a fault, or an early stop (`end_block`).
-/// Returns the exit (if the run must stop) and whether the block ran to its end.
+/// Returns the exit (if the run must stop) and whether the block was left through a branch
+/// that may be chained (its end, or a taken side exit).
 #[inline]
 fn execute_block(cpu: &mut Cpu, cache: &mut TranslationCache, id: BlockId) -> (Option<Exit>, bool) {
     cache.stats.blocks_executed += 1;
@@ -341,10 +348,12 @@ fn execute_block(cpu: &mut Cpu, cache: &mut TranslationCache, id: BlockId) -> (O
             }
             cpu.m.stats.instructions += done;
             cpu.now_ns = base_ns + done;
-            let full = done as usize == block.ops.len() && !cpu.end_block;
-            (None, full)
+            let chain_ok = last.name == "jcc"
+                || done as usize == block.ops.len() && !cpu.end_block && block.chainable;
+            (None, chain_ok)
         }
         Err(fault) => {
+            lazy::materialize(cpu);
             // Everything before the faulting instruction retired; it is retired (delivered
             // and counted) as the interpreter does.
             cpu.m.stats.instructions += done - 1;

@@ -13,10 +13,11 @@
 
 use iced_x86::{ConditionCode, Instruction, Mnemonic};
 
-use crate::cpu::flags::{CF, STATUS};
 use crate::cpu::Seg;
 use crate::interp::{alu_api as alu, Cpu, R};
 use crate::mmu::Access;
+
+use super::lazy;
 
 /// A handler: executes one translated instruction (RIP is not updated unless it branches).
 pub type Handler = fn(&mut Cpu, &Op) -> R<()>;
@@ -155,6 +156,7 @@ pub const MI: u8 = 4;
 /// While a block runs, `cpu.now_ns` stays at the block's start (ops that cannot reach a device
 /// need no clock); a callout sees the exact time of its own instruction.
 pub fn callout(cpu: &mut Cpu, op: &Op) -> R<()> {
+    lazy::materialize(cpu);
     cpu.start_rip = op.rip;
     let block_start = cpu.now_ns;
     cpu.now_ns = block_start + op.index as u64;
@@ -245,16 +247,46 @@ pub fn alu<const OP: u8, const KIND: u8, const WRITE: bool>(cpu: &mut Cpu, op: &
             (a, b, addr)
         }
     };
-    let (r, f) = alu::binary(binop(OP), a, b, cpu.s().rflags, size);
+    let op_kind = binop(OP);
+    if matches!(op_kind, alu::BinOp::Adc | alu::BinOp::Sbb) {
+        // They read CF: take the exact flags, and compute theirs now.
+        lazy::materialize(cpu);
+        let (r, f) = alu::binary(op_kind, a, b, cpu.s().rflags, size);
+        write_back::<KIND, WRITE>(cpu, op, addr, size, r)?;
+        if op.flags_live {
+            cpu.set_status(f);
+        }
+        return Ok(());
+    }
+    // The result from the shared definition; its flags are deferred (the unused flag
+    // computation is optimised away).
+    let (r, _) = alu::binary(op_kind, a, b, 0, size);
+    write_back::<KIND, WRITE>(cpu, op, addr, size, r)?;
+    if op.flags_live {
+        let kind = match op_kind {
+            alu::BinOp::Add => lazy::Kind::Add,
+            alu::BinOp::Sub => lazy::Kind::Sub,
+            _ => lazy::Kind::Logic,
+        };
+        lazy::record(cpu, kind, size, a, b, r);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn write_back<const KIND: u8, const WRITE: bool>(
+    cpu: &mut Cpu,
+    op: &Op,
+    addr: u64,
+    size: u32,
+    r: u64,
+) -> R<()> {
     if WRITE {
         if KIND == MR || KIND == MI {
-            cpu.write_mem(op.mem.seg, addr, size, r)?;
+            write(cpu, &op.mem, addr, size, r)?;
         } else {
             cpu.set_gpr(op.dst as usize, size, r);
         }
-    }
-    if op.flags_live {
-        cpu.set_status(f);
     }
     Ok(())
 }
@@ -262,10 +294,11 @@ pub fn alu<const OP: u8, const KIND: u8, const WRITE: bool>(cpu: &mut Cpu, op: &
 /// INC (`INC = true`) / DEC of a register: CF is kept.
 pub fn inc_dec<const INC: bool>(cpu: &mut Cpu, op: &Op) -> R<()> {
     let size = op.size as u32;
-    let (r, f) = alu::inc_dec(INC, cpu.gpr(op.dst as usize, size), size);
+    let a = cpu.gpr(op.dst as usize, size);
+    let (r, _) = alu::inc_dec(INC, a, size);
     cpu.set_gpr(op.dst as usize, size, r);
     if op.flags_live {
-        cpu.set_flags(STATUS & !CF, f);
+        lazy::record_inc_dec(cpu, INC, size, a, r);
     }
     Ok(())
 }
@@ -281,6 +314,7 @@ pub const SHIFTS: [Mnemonic; 5] = [
 
 /// SHL/SHR/SAR/ROL/ROR (`SHIFTS[K]`) of a register by a non-zero immediate count (`imm`).
 pub fn shift_imm<const K: usize>(cpu: &mut Cpu, op: &Op) -> R<()> {
+    lazy::materialize(cpu);
     let size = op.size as u32;
     let a = cpu.gpr(op.dst as usize, size);
     let (r, f) = alu::shift_value(SHIFTS[K], a, op.imm as u32, size, cpu.s().rflags);
@@ -292,11 +326,46 @@ pub fn shift_imm<const K: usize>(cpu: &mut Cpu, op: &Op) -> R<()> {
 }
 
 /// Jcc: taken to `imm`, else to the next instruction (the target was checked at translation).
-pub fn jcc(cpu: &mut Cpu, op: &Op) -> R<()> {
-    let taken = alu::condition(op.cc, cpu.s().rflags);
-    cpu.st().rip = if taken { op.imm } else { op.next_rip };
+///
+/// A Jcc inside a block is a **side exit**: taken, it leaves the block (`end_block`); not
+/// taken, the block goes on with the fall-through — longer blocks, fewer trips through the
+/// run loop. `CC` indexes `CONDITIONS`, so each condition is its own straight-line handler.
+pub fn jcc<const CC: usize>(cpu: &mut Cpu, op: &Op) -> R<()> {
+    if lazy::condition(cpu, CONDITIONS[CC]) {
+        cpu.st().rip = op.imm;
+        cpu.end_block = true;
+    } else {
+        cpu.st().rip = op.next_rip;
+    }
     Ok(())
 }
+
+/// Condition codes in iced-x86's order (index = `ConditionCode as usize`).
+pub const CONDITIONS: [ConditionCode; 17] = [
+    ConditionCode::None,
+    ConditionCode::o,
+    ConditionCode::no,
+    ConditionCode::b,
+    ConditionCode::ae,
+    ConditionCode::e,
+    ConditionCode::ne,
+    ConditionCode::be,
+    ConditionCode::a,
+    ConditionCode::s,
+    ConditionCode::ns,
+    ConditionCode::p,
+    ConditionCode::np,
+    ConditionCode::l,
+    ConditionCode::ge,
+    ConditionCode::le,
+    ConditionCode::g,
+];
+
+/// The Jcc handler for each condition code.
+pub const JCC: [Handler; 17] = [
+    jcc::<0>, jcc::<1>, jcc::<2>, jcc::<3>, jcc::<4>, jcc::<5>, jcc::<6>, jcc::<7>, jcc::<8>,
+    jcc::<9>, jcc::<10>, jcc::<11>, jcc::<12>, jcc::<13>, jcc::<14>, jcc::<15>, jcc::<16>,
+];
 
 /// JMP to a direct target.
 pub fn jmp(cpu: &mut Cpu, op: &Op) -> R<()> {
@@ -306,7 +375,7 @@ pub fn jmp(cpu: &mut Cpu, op: &Op) -> R<()> {
 
 /// SETcc r8 (low byte registers only).
 pub fn setcc(cpu: &mut Cpu, op: &Op) -> R<()> {
-    let v = alu::condition(op.cc, cpu.s().rflags) as u64;
+    let v = lazy::condition(cpu, op.cc) as u64;
     cpu.set_gpr(op.dst as usize, 1, v);
     Ok(())
 }
@@ -314,7 +383,7 @@ pub fn setcc(cpu: &mut Cpu, op: &Op) -> R<()> {
 /// CMOVcc r, r: a 32-bit destination is written (upper half cleared) even when false.
 pub fn cmov_rr(cpu: &mut Cpu, op: &Op) -> R<()> {
     let size = op.size as u32;
-    let v = if alu::condition(op.cc, cpu.s().rflags) {
+    let v = if lazy::condition(cpu, op.cc) {
         cpu.gpr(op.src as usize, size)
     } else {
         cpu.gpr(op.dst as usize, size)
@@ -334,4 +403,16 @@ pub fn pop_r(cpu: &mut Cpu, op: &Op) -> R<()> {
     let v = cpu.pop(op.size as u32)?;
     cpu.set_gpr(op.dst as usize, op.size as u32, v);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn condition_table_is_indexed_by_iced_condition_code() {
+        for (i, cc) in CONDITIONS.iter().enumerate() {
+            assert_eq!(*cc as usize, i, "{cc:?}");
+        }
+    }
 }

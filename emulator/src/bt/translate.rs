@@ -55,7 +55,8 @@ pub fn translate(cpu: &mut Cpu, phys: u64, rip: u64, bits: u32) -> (Vec<Op>, u64
         let mut op = select(cpu, &ins, bits);
         op.index = ops.len() as u8;
         used += ins.len() as u64;
-        let ends = ends_block(&ins);
+        // A specialised Jcc is a side exit: the block goes on with its fall-through.
+        let ends = ends_block(&ins) && op.name != "jcc";
         ops.push(op);
         if ends || ins.is_invalid() {
             break;
@@ -307,7 +308,7 @@ fn specialise(
             if !canonical(op.imm) {
                 return None;
             }
-            (ops::jcc, "jcc")
+            (ops::JCC[op.cc as usize], "jcc")
         }
         _ if is_setcc(m) && k0 == OpKind::Register => {
             (op.dst, op.size) = gpr(ins.op0_register())?;
@@ -434,7 +435,7 @@ fn alu_handler(m: Mnemonic, kind: u8) -> Option<(Handler, &'static str)> {
 /// Can leaving the block at this op be observed (a fault, a device, a callout)?
 fn may_leave(op: &Op) -> bool {
     op.name == "callout"
-        || matches!(op.name, "push r" | "pop r")
+        || matches!(op.name, "push r" | "pop r" | "jcc")
         || op.name != "lea" && (0..op.ins.op_count()).any(|i| op.ins.op_kind(i) == OpKind::Memory)
 }
 

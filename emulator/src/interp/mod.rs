@@ -40,6 +40,20 @@ pub(crate) mod alu_api {
     pub(crate) use super::alu::{binary, inc_dec, BinOp};
     pub(crate) use super::alu_shift::shift_value;
     pub(crate) use super::flags::condition;
+
+    /// Status flags of `a + b`, `a - b` and a logical result at `size` bytes.
+    #[inline(always)]
+    pub(crate) fn add_flags(a: u64, b: u64, size: u32) -> u64 {
+        super::flags::add(a, b, 0, size).1
+    }
+    #[inline(always)]
+    pub(crate) fn sub_flags(a: u64, b: u64, size: u32) -> u64 {
+        super::flags::sub(a, b, 0, size).1
+    }
+    #[inline(always)]
+    pub(crate) fn logic_flags(r: u64, size: u32) -> u64 {
+        super::flags::logic(r, size)
+    }
 }
 pub use exceptions::vector_name;
 
@@ -170,6 +184,9 @@ pub(crate) struct Cpu<'a> {
     /// or wrote to a page holding translated code. The binary translator ends a block early
     /// when it sees it; the interpreter, which looks between every instruction anyway, ignores it.
     pub end_block: bool,
+    /// Status flags the translator has deferred (see `bt::lazy`); the interpreter never
+    /// defers, and RFLAGS is exact whenever code outside a translated block runs.
+    pub lazy: crate::bt::lazy::LazyFlags,
 }
 
 impl<'a> Cpu<'a> {
@@ -193,6 +210,7 @@ impl<'a> Cpu<'a> {
             units: dispatch_table(),
             data_hits: 0,
             end_block: false,
+            lazy: Default::default(),
         }
     }
 }
