@@ -406,3 +406,31 @@ fn cmpxchg8b_reads_its_destination_as_a_write() {
     let f = out.fault.expect("#PF");
     assert_eq!((f.vector, f.error_code), (14, 7));
 }
+
+#[test]
+fn compatibility_mode_cases_include_16_bit_addressing_through_the_alias_page() {
+    use vmscope::conformance::native::Rng;
+    use vmscope::conformance::native_forms::{generate, select_forms};
+    let form = select_forms("32/Add_rm16_r16").remove(0);
+    let mut rng = Rng::new(5);
+    let data = [0u8; 4096];
+    let cases: Vec<Case> = (0..400)
+        .filter_map(|_| generate(&form, &mut rng, &data))
+        .collect();
+    // 66 67 01 /r disp16: operand and address size both 16 bits.
+    let a16 = cases
+        .iter()
+        .filter(|c| c.code.starts_with(&[0x66, 0x67, 0x01]))
+        .count();
+    assert!(
+        a16 > 10,
+        "{a16} of {} cases use 16-bit addressing",
+        cases.len()
+    );
+    // The alias maps the data page below 64 KiB: a write through it lands in the data page.
+    let out = interp(&case32(
+        &[0x66, 0x67, 0x89, 0x06, 0x10, 0xB0], // mov [0xB010], ax
+        &[(reg::RAX, 0xBEEF)],
+    ));
+    assert_eq!((out.data[0x10], out.data[0x11]), (0xEF, 0xBE));
+}

@@ -15,7 +15,9 @@ use emulator::cpu::state::flags::{AC, AF, CF, ID, IF, NT, OF, PF, SF, ZF};
 use emulator::cpu::state::reg;
 
 use super::native::Rng;
-use super::native_machine::{CodeMode, CODE, DATA, NONCANONICAL, READONLY, STACK_TOP, UNMAPPED};
+use super::native_machine::{
+    CodeMode, CODE, DATA, DATA_ALIAS16, NONCANONICAL, READONLY, STACK_TOP, UNMAPPED,
+};
 use super::native_raw;
 
 /// One testable instruction form.
@@ -427,6 +429,8 @@ fn data_mem(rng: &mut Rng, mode: CodeMode, page: u64) -> MemoryOperand {
     let off = rng.below(3072);
     match mode {
         CodeMode::Long64 => MemoryOperand::with_base_displ(Register::R15, off as i64),
+        // One in eight with 16-bit addressing (`[disp16]`, an 0x67 prefix) through the alias.
+        CodeMode::Compat32 if rng.below(8) == 0 => MemoryOperand::with_displ(DATA_ALIAS16 + off, 2),
         CodeMode::Compat32 => MemoryOperand::with_displ(page + off, 4),
     }
 }

@@ -13,6 +13,7 @@
 //! | `0x8000`  | one 16-byte stub per vector: `push 0` (if the CPU pushed no error code), `out 0x81, al` |
 //! | `0x9000`  | the kernel stack; the exception frame ends at `0xA000`               |
 //! | `0x10000` | the case's code, then `out 0x80, al`                                 |
+//! | `0xB000`  | the data page again (a second mapping, for 16-bit addresses)         |
 //! | `0x30000` | the data page memory operands use; `0x50000` is not present, `0x60000` is read-only |
 //!
 //! A fault in a case therefore ends in a stub's OUT: the vector is where RIP stopped, the error
@@ -42,6 +43,9 @@ pub const DATA: u64 = 0x30000;
 /// The stack page; RSP starts in its middle.
 pub const STACK: u64 = 0x40000;
 pub const STACK_TOP: u64 = STACK + 0x800;
+/// A second linear address of the data page, below 64 KiB: what 16-bit addressing (an 0x67
+/// prefix in 32-bit code) can reach.
+pub const DATA_ALIAS16: u64 = 0xB000;
 /// A page that is not present: any access is a #PF.
 pub const UNMAPPED: u64 = 0x50000;
 /// A read-only user page holding a copy of the data page: writes are a #PF.
@@ -128,6 +132,7 @@ fn write_tables(m: &mut Machine) {
         let page = i << 12;
         let pte = match page {
             UNMAPPED => 0,
+            DATA_ALIAS16 => DATA | 7,
             READONLY => page | 5,
             _ => page | 7,
         };
