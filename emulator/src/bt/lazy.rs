@@ -98,6 +98,12 @@ fn materialize_now(cpu: &mut Cpu) {
     cpu.lazy.kind = Kind::None;
 }
 
+/// RFLAGS was just written in full: nothing is deferred any more.
+#[inline(always)]
+pub fn forget(cpu: &mut Cpu) {
+    cpu.lazy.kind = Kind::None;
+}
+
 /// Records an ADD/SUB/logic result (`a`, `b` and `r` already masked to `size`).
 #[inline(always)]
 pub fn record(cpu: &mut Cpu, kind: Kind, size: u32, a: u64, b: u64, r: u64) {

@@ -332,33 +332,36 @@ fn execute_block(cpu: &mut Cpu, cache: &mut TranslationCache, id: BlockId) -> (O
     let base_ns = cpu.now_ns;
     cpu.end_block = false;
     let mut done = 0u64;
-    let mut result = Ok(());
+    let mut fault = None;
     for op in block.ops.iter() {
-        result = (op.exec)(cpu, op);
         done += 1;
-        if result.is_err() || cpu.end_block {
+        if let Err(f) = (op.exec)(cpu, op) {
+            fault = Some(f);
+            break;
+        }
+        if cpu.end_block {
             break;
         }
     }
     let last = &block.ops[done as usize - 1];
-    match result {
-        Ok(()) => {
+    match fault {
+        None => {
             if !last.sets_rip {
                 cpu.st().rip = last.next_rip;
             }
             cpu.m.stats.instructions += done;
             cpu.now_ns = base_ns + done;
-            let chain_ok = last.name == "jcc"
+            let chain_ok = last.side_exit
                 || done as usize == block.ops.len() && !cpu.end_block && block.chainable;
             (None, chain_ok)
         }
-        Err(fault) => {
+        Some(fault) => {
             lazy::materialize(cpu);
             // Everything before the faulting instruction retired; it is retired (delivered
             // and counted) as the interpreter does.
             cpu.m.stats.instructions += done - 1;
             cpu.now_ns = base_ns + done - 1;
-            if last.name != "callout" {
+            if !last.is_callout() {
                 cpu.st().rip = last.rip;
                 cpu.start_rip = last.rip;
             }

@@ -72,6 +72,8 @@ pub struct Op {
     pub flags_live: bool,
     /// Does the handler leave RIP correct itself (branches and callouts)?
     pub sets_rip: bool,
+    /// A Jcc: when it leaves the block, the exit may be chained.
+    pub side_exit: bool,
     pub cc: ConditionCode,
     pub imm: u64,
     pub mem: Mem,
@@ -80,6 +82,12 @@ pub struct Op {
     /// Position in the block: a callout's virtual time is the block's start + this.
     pub index: u8,
     pub ins: Instruction,
+}
+
+impl Op {
+    pub fn is_callout(&self) -> bool {
+        self.name == "callout"
+    }
 }
 
 #[inline(always)]
@@ -128,6 +136,18 @@ fn read(cpu: &mut Cpu, m: &Mem, offset: u64, size: u32) -> R<u64> {
         return cpu.read_mem(m.seg, offset, size);
     }
     let phys = cpu.translate(lin, Access::read(m.user))?;
+    Ok(cpu.phys_read(phys, size))
+}
+
+/// The read of a read-modify-write destination: checked as a write (segment type, page
+/// R/W, so a fault says W = 1), like the interpreter's `read_mem_for_write`.
+#[inline(always)]
+fn read_for_write(cpu: &mut Cpu, m: &Mem, offset: u64, size: u32) -> R<u64> {
+    let lin = cpu.linear(m.seg, offset, size, true)?;
+    if !short_path(cpu, lin, size) {
+        return cpu.read_mem_for_write(m.seg, offset, size);
+    }
+    let phys = cpu.translate(lin, Access::write(m.user))?;
     Ok(cpu.phys_read(phys, size))
 }
 
@@ -238,7 +258,11 @@ pub fn alu<const OP: u8, const KIND: u8, const WRITE: bool>(cpu: &mut Cpu, op: &
         RM => (cpu.gpr(op.dst as usize, size), load(cpu, op, size)?, 0),
         _ => {
             let addr = ea(cpu, &op.mem);
-            let a = cpu.read_mem(op.mem.seg, addr, size)?;
+            let a = if WRITE {
+                read_for_write(cpu, &op.mem, addr, size)?
+            } else {
+                read(cpu, &op.mem, addr, size)?
+            };
             let b = if KIND == MR {
                 cpu.gpr(op.src as usize, size)
             } else {
@@ -314,13 +338,18 @@ pub const SHIFTS: [Mnemonic; 5] = [
 
 /// SHL/SHR/SAR/ROL/ROR (`SHIFTS[K]`) of a register by a non-zero immediate count (`imm`).
 pub fn shift_imm<const K: usize>(cpu: &mut Cpu, op: &Op) -> R<()> {
-    lazy::materialize(cpu);
+    // SHL/SHR/SAR define all six status flags from their inputs; ROL/ROR keep four of the
+    // old ones, which must be exact first.
+    if K >= 3 {
+        lazy::materialize(cpu);
+    }
     let size = op.size as u32;
     let a = cpu.gpr(op.dst as usize, size);
     let (r, f) = alu::shift_value(SHIFTS[K], a, op.imm as u32, size, cpu.s().rflags);
     cpu.set_gpr(op.dst as usize, size, r);
     if op.flags_live {
         cpu.set_status(f);
+        lazy::forget(cpu);
     }
     Ok(())
 }

@@ -158,6 +158,7 @@ fn select(cpu: &Cpu, ins: &Instruction, bits: u32) -> Op {
         src_size: 0,
         flags_live: true,
         sets_rip: true,
+        side_exit: false,
         cc: ConditionCode::None,
         imm: 0,
         mem: Mem::NONE,
@@ -172,6 +173,7 @@ fn select(cpu: &Cpu, ins: &Instruction, bits: u32) -> Op {
         op.exec = exec;
         op.name = name;
         op.sets_rip = is_direct_branch(ins);
+        op.side_exit = name == "jcc";
     }
     op
 }
