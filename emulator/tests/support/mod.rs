@@ -5,15 +5,42 @@
 
 use std::process::Command;
 
+use emulator::bt::BinaryTranslator;
 use emulator::cpu::{flags, reg, CpuState, DescriptorTable, Seg, Segment};
 use emulator::interp::Interpreter;
 use emulator::{Engine, Exit, Machine, RunLimit};
 
-/// Runs the interpreter for at most a million instructions.
+/// Runs the interpreter for at most a million instructions — and the same program from the
+/// same state on the binary translator, which must end identically (every interpreter test is
+/// a translator test too).
 pub fn run(m: &mut Machine) -> Exit {
-    Interpreter::new()
+    let start = m.snapshot().expect("snapshot of the test machine");
+    let exit = Interpreter::new()
         .run(m, RunLimit::instructions(1_000_000))
-        .unwrap()
+        .unwrap();
+    let mut t = Machine::new(m.ram.size()).unwrap();
+    t.restore(&start)
+        .expect("restore into a machine of the same size");
+    let exit_bt = BinaryTranslator::default()
+        .run(&mut t, RunLimit::instructions(1_000_000))
+        .unwrap();
+    assert_eq!(exit_bt, exit, "bt ended differently from the interpreter");
+    assert_eq!(
+        t.cpu, m.cpu,
+        "bt's final CpuState differs from the interpreter's"
+    );
+    assert_eq!(
+        t.stats.instructions, m.stats.instructions,
+        "bt's instruction count"
+    );
+    let (mut a, mut b) = (
+        vec![0u8; m.ram.size() as usize],
+        vec![0u8; m.ram.size() as usize],
+    );
+    m.ram.read(0, &mut a).unwrap();
+    t.ram.read(0, &mut b).unwrap();
+    assert!(a == b, "bt left different RAM from the interpreter's");
+    exit
 }
 
 /// A real-mode machine with `code` at 0x7C00, CS:IP = 0000:7C00, SP = 0x7000, interrupts off.
