@@ -73,7 +73,7 @@ pub fn show(image: &str, after: u64, cmdline: &str, stats: bool) -> Result<Strin
     }
     let state = &machine.cpu;
     out.push_str(&format!(
-        "after {} instructions: {} mode, CPL {}, rip {:#x}\n",
+        "after {} instructions: {}, CPL {}, rip {:#x}\n",
         machine.stats.instructions,
         state.mode(),
         state.cpl(),

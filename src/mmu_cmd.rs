@@ -5,12 +5,13 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
+use emulator::bt::BinaryTranslator;
 use emulator::interp::Interpreter;
 use emulator::machine::loader::load_image;
 use emulator::mmu::{Access, SpaceView};
 use emulator::{Engine, Exit, Machine, RunLimit};
 
-use crate::engines::{make_engine, EngineChoice};
+use crate::engines::{bt_cache_bytes, make_engine, EngineChoice};
 
 /// What the explained access is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +86,13 @@ fn run_for(engine: &mut dyn Engine, machine: &mut Machine, after: u64) -> Result
     Ok(when)
 }
 
+/// The engine `mmu walk` runs the guest on, kept by kind so its MMU can explain the walk.
+enum WalkEngine {
+    Interp(Box<Interpreter>),
+    Bt(Box<BinaryTranslator>),
+    Other(Box<dyn Engine>),
+}
+
 /// `vmscope mmu walk`: the explanation as text.
 #[allow(clippy::too_many_arguments)]
 pub fn walk_report(
@@ -98,14 +106,20 @@ pub fn walk_report(
     user: bool,
 ) -> Result<String> {
     let mut machine = load(name, bytes, cmdline)?;
-    let mut interp = Interpreter::new();
-    let mut other;
-    let engine_ref: &mut dyn Engine = if engine == EngineChoice::Interp {
-        &mut interp
-    } else {
+    // The software engines explain with their own MMU (it holds the PAE PDPTE registers the
+    // CPU loaded); KVM's MMU is the host CPU's, so its walk is read from guest memory alone.
+    let mut engine = match engine {
+        EngineChoice::Interp => WalkEngine::Interp(Box::new(Interpreter::new())),
+        EngineChoice::Bt => WalkEngine::Bt(Box::new(BinaryTranslator::new(bt_cache_bytes()))),
         // KVM maps this machine's RAM when it is made, so the engine comes after the machine.
-        other = make_engine(engine, &machine, &mut |n| eprintln!("{n}"))?;
-        other.as_mut()
+        EngineChoice::Kvm | EngineChoice::Auto => {
+            WalkEngine::Other(make_engine(engine, &machine, &mut |n| eprintln!("{n}"))?)
+        }
+    };
+    let engine_ref: &mut dyn Engine = match &mut engine {
+        WalkEngine::Interp(i) => i.as_mut(),
+        WalkEngine::Bt(b) => b.as_mut(),
+        WalkEngine::Other(e) => e.as_mut(),
     };
     let when = run_for(engine_ref, &mut machine, after)?;
     let user = user || machine.cpu.cpl() == 3;
@@ -114,10 +128,10 @@ pub fn walk_report(
         AccessKind::Write => Access::write(user),
         AccessKind::Fetch => Access::fetch(user),
     };
-    let explanation = if engine == EngineChoice::Interp {
-        interp.mmu().explain(&mut machine, va, access)
-    } else {
-        emulator::mmu::explain(&mut machine, va, access)
+    let explanation = match &engine {
+        WalkEngine::Interp(i) => i.mmu().explain(&mut machine, va, access),
+        WalkEngine::Bt(b) => b.mmu().explain(&mut machine, va, access),
+        WalkEngine::Other(_) => emulator::mmu::explain(&mut machine, va, access),
     };
     let mut out = String::new();
     writeln!(out, "{name}, {when}, RIP = {:#x}", machine.cpu.rip)?;
