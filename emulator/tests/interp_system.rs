@@ -31,8 +31,9 @@ fn gate64(cs: u16, offset: u64, dpl: u64, present: bool, upper_type: u64) -> [u6
 /// 32-bit compatibility CS 0x2B with `compat`). GDT: 0x08 kernel code64, 0x10 kernel data,
 /// 0x18 user code64, 0x20 user data, 0x28 user code32, 0x30 TSS (16 bytes), 0x40 kernel code32;
 /// call gates 0x48 (DPL 3 → 0x08:kernel_entry), 0x58 (DPL 0), 0x68 (not present), 0x78 (→ 32-bit
-/// code), 0x88 (upper type ≠ 0), 0x98 (a legacy 16-bit gate, type 4). IDT: #TS #NP #SS #GP stubs
-/// at CODE+0x100.. that put the vector in R12, the error code in R13 and halt.
+/// code), 0x88 (upper type ≠ 0), 0x98 (a legacy 16-bit gate, type 4), 0xA8 (non-canonical
+/// target). IDT: #TS #NP #SS(IST1) #GP stubs at CODE+0x100.. that put the vector in R12, the
+/// error code in R13 and halt.
 fn gate_machine(code: &[u8], entry: u64, cpl: u8, compat: bool) -> Machine {
     let mut m = Machine::new(4 << 20).unwrap();
     m.ram.write(CODE, code).unwrap();
@@ -55,15 +56,19 @@ fn gate_machine(code: &[u8], entry: u64, cpl: u8, compat: bool) -> Machine {
     gdt.extend(gate64(0x08, kernel_entry, 3, true, 0xC));
     let legacy = gate64(0x08, kernel_entry, 3, true, 0)[0] & !(0xF << 40) | 0x4 << 40;
     gdt.extend([legacy, 0]);
+    gdt.extend(gate64(0x08, kernel_entry | 1 << 47, 3, true, 0)); // 0xA8: non-canonical target
     for (i, e) in gdt.iter().enumerate() {
         m.ram.write_le(GDT + 8 * i as u64, 8, *e).unwrap();
     }
     for (v, at) in [(10u64, 0x100u64), (11, 0x120), (12, 0x140), (13, 0x160)] {
         let h = CODE + at;
-        let low = (h & 0xFFFF) | 0x08 << 16 | 0x8E << 40 | ((h >> 16) & 0xFFFF) << 48;
+        // #SS runs on IST1, so a bad RSP0 can still be reported.
+        let ist = if v == 12 { 1u64 << 32 } else { 0 };
+        let low = (h & 0xFFFF) | 0x08 << 16 | ist | 0x8E << 40 | ((h >> 16) & 0xFFFF) << 48;
         m.ram.write_le(IDT + 16 * v, 8, low).unwrap();
     }
     m.ram.write_le(TSS + 4, 8, RSP0).unwrap();
+    m.ram.write_le(TSS + 0x24, 8, RSP0 - 0x400).unwrap(); // IST1
     m.ram.write_le(PML4, 8, (PML4 + 0x1000) | 7).unwrap();
     m.ram
         .write_le(PML4 + 0x1000, 8, (PML4 + 0x2000) | 7)
@@ -273,6 +278,23 @@ fn call_gate_checks_raise_the_sdm_exceptions() {
         let exit = run(&mut m);
         assert_eq!(fault_of(&m, &exit), want, "{why}");
     }
+}
+
+#[test]
+fn a_call_gate_checks_its_target_and_the_new_stack_for_canonical_addresses() {
+    // A non-canonical entry point: #GP(0), nothing pushed.
+    let mut m = gate_machine(&through_gate("call", 0xAB), CODE, 3, false);
+    let exit = run(&mut m);
+    assert_eq!(fault_of(&m, &exit), (13, 0), "non-canonical target");
+    // An RSP0 whose 32 bytes of pushes are non-canonical: #SS(0) (the null new SS's
+    // selector), reported on IST1; RSP, CS and SS as before the CALL.
+    let mut m = gate_machine(&through_gate("call", 0x4B), CODE, 3, false);
+    m.ram.write_le(TSS + 4, 8, (1 << 47) + 64).unwrap();
+    let exit = run(&mut m);
+    assert_eq!(fault_of(&m, &exit), (12, 0), "non-canonical RSP0");
+    let frame = RSP0 - 0x400 - 48; // error code, RIP, CS, RFLAGS, RSP, SS on IST1
+    assert_eq!(m.ram.read_le(frame + 16, 8).unwrap(), 0x1B);
+    assert_eq!(m.ram.read_le(frame + 32, 8).unwrap(), USER_RSP);
 }
 
 #[test]
