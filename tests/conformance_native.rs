@@ -434,3 +434,36 @@ fn compatibility_mode_cases_include_16_bit_addressing_through_the_alias_page() {
     ));
     assert_eq!((out.data[0x10], out.data[0x11]), (0xEF, 0xBE));
 }
+
+#[test]
+fn the_command_selects_forms_by_mode_and_explains_what_it_sets_aside() {
+    if !kvm_or_skip("the_command_selects_forms_by_mode_and_explains_what_it_sets_aside") {
+        return;
+    }
+    let vmscope = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vmscope"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = vmscope(&[
+        "conformance",
+        "native",
+        "--forms",
+        "32/Add_rm32_r32,ud2",
+        "--cases",
+        "5",
+        "--rules",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("Not comparable on PVM"), "{stdout}");
+    assert!(
+        stdout.contains("cases that faulted natively: #UD 5"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("passed 10 of 10\n"), "{stdout}");
+    let out = vmscope(&["conformance", "native", "--forms", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no form matches"));
+}
