@@ -87,6 +87,7 @@ pub fn show(image: &str, after: u64, cmdline: &str, stats: bool) -> Result<Strin
         ),
     }
     if stats {
+        out.push_str(&machine.stats.report(&machine.bus.stats));
         if let Some(report) = bt.report() {
             out.push_str(&report);
             out.push('\n');

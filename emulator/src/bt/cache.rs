@@ -64,30 +64,7 @@ impl Block {
     }
 }
 
-/// Counters of the translator, shown by `--stats` and `vmscope bt show`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct BtStats {
-    /// Blocks translated, and the guest instructions in them.
-    pub blocks_translated: u64,
-    pub instructions_translated: u64,
-    /// Blocks executed (entered), and how many of those entries came through a chain link.
-    pub blocks_executed: u64,
-    pub blocks_chained: u64,
-    /// Links made between blocks.
-    pub links_made: u64,
-    /// Blocks dropped because the guest wrote to their bytes (self-modifying code).
-    pub invalidated_smc: u64,
-    /// Blocks dropped by a capacity flush, and the flushes.
-    pub invalidated_capacity: u64,
-    pub capacity_flushes: u64,
-    /// Blocks dropped because the cache was flushed from outside (another engine ran, a
-    /// debugger wrote memory).
-    pub invalidated_flush: u64,
-    /// Instructions run one at a time by the interpreter instead (single-step, debug
-    /// registers, page-crossing or MMIO-resident instructions, a partial block before a
-    /// device deadline or the run limit).
-    pub interpreted: u64,
-}
+pub use crate::machine::TranslatorStats as BtStats;
 
 /// Default capacity of the translation cache in bytes of host memory.
 pub const DEFAULT_CAPACITY: usize = 32 << 20;

@@ -44,6 +44,8 @@ pub struct BinaryTranslator {
     code: DecodeCache,
     write_log: Option<Vec<(u64, u32)>>,
     cache: TranslationCache,
+    /// The cache's counters when they were last added to the machine's `Stats`.
+    reported: BtStats,
 }
 
 impl Default for BinaryTranslator {
@@ -60,7 +62,15 @@ impl BinaryTranslator {
             code: DecodeCache::default(),
             write_log: None,
             cache: TranslationCache::new(capacity),
+            reported: BtStats::default(),
         }
+    }
+
+    /// Adds what the cache counted since the last report to `machine.stats.translator`.
+    fn report_counters(&mut self, machine: &mut Machine) {
+        let now = self.cache.stats;
+        machine.stats.translator.add(&now.since(&self.reported));
+        self.reported = now;
     }
 
     pub fn stats(&self) -> BtStats {
@@ -98,6 +108,7 @@ impl BinaryTranslator {
         let exit = run_blocks(&mut cpu, &mut self.cache, RunLimit::UNLIMITED, true);
         lazy::materialize(&mut cpu);
         cpu.sync_clock();
+        self.report_counters(machine);
         exit
     }
 
@@ -127,11 +138,12 @@ impl Engine for BinaryTranslator {
         let exit = run_blocks(&mut cpu, &mut self.cache, limit, false);
         lazy::materialize(&mut cpu);
         cpu.sync_clock();
+        self.report_counters(machine);
         Ok(exit)
     }
 
     fn report(&self) -> Option<String> {
-        Some(show::format_stats(&self.cache))
+        Some(show::format_cache_usage(&self.cache))
     }
 }
 

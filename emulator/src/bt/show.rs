@@ -136,26 +136,12 @@ pub fn format_block(block: &Block, stats: &BtStats) -> String {
     out
 }
 
-/// The translator's counters for `--stats`.
-pub fn format_stats(cache: &TranslationCache) -> String {
-    let s = &cache.stats;
+/// The translation cache's size for `--stats` (its counters are in `Stats`).
+pub fn format_cache_usage(cache: &TranslationCache) -> String {
     format!(
-        "translator: {} blocks translated ({} instructions), {} executed, {} entered by a chain \
-         link ({} links made), {} instructions interpreted\n\
-         translation cache: {} live blocks, {} KiB of {} KiB, invalidated: {} by guest writes \
-         (self-modifying code), {} by {} capacity flushes, {} by flushes from outside",
-        s.blocks_translated,
-        s.instructions_translated,
-        s.blocks_executed,
-        s.blocks_chained,
-        s.links_made,
-        s.interpreted,
+        "translation cache: {} live blocks using {} KiB of host memory (capacity {} KiB)",
         cache.live_blocks(),
-        cache.used() / 1024,
-        cache.capacity() / 1024,
-        s.invalidated_smc,
-        s.invalidated_capacity,
-        s.capacity_flushes,
-        s.invalidated_flush
+        cache.used().div_ceil(1024),
+        cache.capacity() / 1024
     )
 }

@@ -63,6 +63,7 @@ pub fn translate(cpu: &mut Cpu, phys: u64, rip: u64, bits: u32) -> (Vec<Op>, u64
         }
     }
     mark_flag_liveness(&mut ops);
+    ops.shrink_to_fit();
     (ops, used)
 }
 

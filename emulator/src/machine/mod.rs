@@ -8,7 +8,7 @@ pub mod stats;
 
 pub use engine::{Engine, EngineError, Exit, RunLimit};
 pub use snapshot::MachineSnapshot;
-pub use stats::{MmuStats, Stats};
+pub use stats::{MmuStats, Stats, TranslatorStats};
 
 use devices::{Bus, PcPlatformConfig};
 

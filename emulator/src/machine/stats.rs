@@ -25,6 +25,77 @@ pub struct Stats {
     pub mmu: MmuStats,
     /// Engine switches performed during the run.
     pub engine_switches: u64,
+    /// Binary-translator counters (zero when it never ran).
+    pub translator: TranslatorStats,
+}
+
+/// Counters of the binary translator (part of `Stats`, so they add up across engine switches).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TranslatorStats {
+    /// Blocks translated, and the guest instructions in them.
+    pub blocks_translated: u64,
+    pub instructions_translated: u64,
+    /// Blocks executed (entered), and how many of those entries came through a chain link.
+    pub blocks_executed: u64,
+    pub blocks_chained: u64,
+    /// Links made between blocks.
+    pub links_made: u64,
+    /// Blocks dropped because the guest wrote to their bytes (self-modifying code).
+    pub invalidated_smc: u64,
+    /// Blocks dropped by a capacity flush, and the flushes.
+    pub invalidated_capacity: u64,
+    pub capacity_flushes: u64,
+    /// Blocks dropped because the cache was flushed from outside (another engine ran, a
+    /// debugger wrote memory).
+    pub invalidated_flush: u64,
+    /// Instructions run one at a time by the interpreter instead (single-step, debug
+    /// registers, page-crossing or MMIO-resident instructions, a partial block before a
+    /// device deadline or the run limit).
+    pub interpreted: u64,
+}
+
+impl TranslatorStats {
+    fn fields(&self) -> [u64; 10] {
+        [
+            self.blocks_translated,
+            self.instructions_translated,
+            self.blocks_executed,
+            self.blocks_chained,
+            self.links_made,
+            self.invalidated_smc,
+            self.invalidated_capacity,
+            self.capacity_flushes,
+            self.invalidated_flush,
+            self.interpreted,
+        ]
+    }
+
+    fn from_fields(v: [u64; 10]) -> Self {
+        TranslatorStats {
+            blocks_translated: v[0],
+            instructions_translated: v[1],
+            blocks_executed: v[2],
+            blocks_chained: v[3],
+            links_made: v[4],
+            invalidated_smc: v[5],
+            invalidated_capacity: v[6],
+            capacity_flushes: v[7],
+            invalidated_flush: v[8],
+            interpreted: v[9],
+        }
+    }
+
+    /// The counts that happened since `earlier` (same translator).
+    pub fn since(&self, earlier: &TranslatorStats) -> TranslatorStats {
+        let (a, b) = (self.fields(), earlier.fields());
+        TranslatorStats::from_fields(std::array::from_fn(|i| a[i] - b[i]))
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &TranslatorStats) {
+        let (a, b) = (self.fields(), other.fields());
+        *self = TranslatorStats::from_fields(std::array::from_fn(|i| a[i] + b[i]));
+    }
 }
 
 /// Counters of the software MMU (the shadow page tables).
@@ -166,6 +237,26 @@ impl Stats {
                 out,
                 "MMIO: {} reads, {} writes",
                 io.mmio_reads, io.mmio_writes
+            )?;
+        }
+        let t = &self.translator;
+        if t.blocks_translated > 0 {
+            writeln!(
+                out,
+                "binary translator: {} blocks translated ({} instructions), {} executed, {} entered \
+                 through a chain link ({} links made), {} instructions interpreted",
+                t.blocks_translated,
+                t.instructions_translated,
+                t.blocks_executed,
+                t.blocks_chained,
+                t.links_made,
+                t.interpreted
+            )?;
+            writeln!(
+                out,
+                "  blocks invalidated by: guest writes (self-modifying code) {}, capacity flushes {} \
+                 ({} flushes), flushes from outside {}",
+                t.invalidated_smc, t.invalidated_capacity, t.capacity_flushes, t.invalidated_flush
             )?;
         }
         if self.engine_switches > 0 {
