@@ -18,6 +18,7 @@
 
 pub mod moo;
 pub mod native;
+pub mod native_fixups;
 pub mod native_forms;
 pub mod native_machine;
 pub mod native_raw;

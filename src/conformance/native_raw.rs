@@ -12,7 +12,8 @@ use emulator::cpu::state::flags::{AF, CF, OF, PF, SF, ZF};
 use emulator::cpu::state::reg;
 
 use super::native::Rng;
-use super::native_forms::{sign_extend, Case};
+use super::native_fixups::sign_extend;
+use super::native_forms::Case;
 use super::native_machine::{
     CodeMode, DATA, NONCANONICAL, UNMAPPED, USER_CS32, USER_CS64, USER_SS,
 };
@@ -319,7 +320,7 @@ pub fn fix_up_legacy(
             let (lo, hi) = (word(off), word(off + (bits / 8) as usize));
             if lo <= hi {
                 let v = lo + (rng.below((hi - lo) as u64 + 1) as i64);
-                super::native_forms::write_reg(case, i.op_register(0), v as u64);
+                super::native_fixups::write_reg(case, i.op_register(0), v as u64);
             }
         }
         M::Pop if i.op_kind(0) == OpKind::Register && i.op_register(0).is_segment_register() => {
