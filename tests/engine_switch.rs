@@ -62,3 +62,97 @@ fn kvm_to_interp_and_interp_to_kvm_give_identical_output() {
         }
     }
 }
+
+/// The guests the translator switch tests move between engines.
+const BT_SWITCH_GUESTS: [&str; 3] = ["hello64", "kernel", "demo"];
+
+/// interp and bt retire the same instructions at the same virtual times, so a switch between
+/// them in either direction — at any instruction — leaves nothing for the guest to notice: the
+/// serial output, the exit, the instruction count and the final `CpuState` all equal a plain
+/// interpreter run. The translator starts with an empty cache after the switch. Switch points
+/// are fractions of each guest's own length, so every one lands mid-run.
+#[test]
+fn interp_to_bt_and_bt_to_interp_are_invisible() {
+    for name in BT_SWITCH_GUESTS {
+        let g = guests::by_name(name).unwrap();
+        let (reference, reference_out) = run_builtin(name, opts(EngineChoice::Interp));
+        assert_eq!(reference_out, expected_serial(g), "{name} on interp");
+        for (from, to) in [
+            (EngineChoice::Interp, EngineChoice::Bt),
+            (EngineChoice::Bt, EngineChoice::Interp),
+        ] {
+            let total = reference.machine.stats.instructions;
+            for after in [1, total / 3, total * 2 / 3] {
+                let (sw, out) =
+                    run_builtin(name, switched(from, to, after, SwitchUnit::Instructions));
+                let what = format!("{name}: {from} → {to} after {after} instructions");
+                assert_eq!(out, reference_out, "{what}");
+                assert_eq!(sw.exit, reference.exit, "{what}");
+                assert_eq!(sw.status, expected_status(g), "{what}");
+                assert_eq!(sw.engines.len(), 2, "{what}: {:?}", sw.engines);
+                assert!(sw.engines[1].starts_with(&to.to_string()), "{what}");
+                assert_eq!(sw.machine.stats.engine_switches, 1, "{what}");
+                assert_eq!(
+                    sw.machine.stats.instructions, reference.machine.stats.instructions,
+                    "{what}"
+                );
+                assert_eq!(sw.machine.cpu, reference.machine.cpu, "{what}");
+                assert!(
+                    sw.machine.stats.translator.blocks_executed > 0,
+                    "{what}: bt ran blocks"
+                );
+            }
+        }
+    }
+}
+
+/// bt reports its cache when it hands over (`--stats` prints it per engine), and its counters
+/// stay in `Stats` after the switch.
+#[test]
+fn bt_reports_its_cache_when_switched_away() {
+    let (sw, _) = run_builtin(
+        "kernel",
+        switched(
+            EngineChoice::Bt,
+            EngineChoice::Interp,
+            50_000,
+            SwitchUnit::Instructions,
+        ),
+    );
+    assert_eq!(sw.reports.len(), 1, "{:?}", sw.reports);
+    assert!(
+        sw.reports[0].contains("translation cache"),
+        "{}",
+        sw.reports[0]
+    );
+    let t = &sw.machine.stats.translator;
+    assert!(t.blocks_translated > 0 && t.blocks_executed > 0, "{t:?}");
+}
+
+/// KVM and the translator hand the guest to each other by I/O count (KVM cannot count
+/// instructions without single-stepping); KVM writes RAM the translator never saw, so the
+/// new translator starts with empty caches.
+#[test]
+fn bt_to_kvm_and_kvm_to_bt_give_identical_output() {
+    if let Some(why) = kvm_skip_reason() {
+        eprintln!("skipped: KVM is not usable here: {why}");
+        return;
+    }
+    for name in BT_SWITCH_GUESTS {
+        let g = guests::by_name(name).unwrap();
+        let (_, reference_out) = run_builtin(name, opts(EngineChoice::Interp));
+        for (from, to) in [
+            (EngineChoice::Bt, EngineChoice::Kvm),
+            (EngineChoice::Kvm, EngineChoice::Bt),
+        ] {
+            for after in [10, 200] {
+                let (sw, out) = run_builtin(name, switched(from, to, after, SwitchUnit::Io));
+                let what = format!("{name}: {from} → {to} after {after} I/O accesses");
+                assert_eq!(out, reference_out, "{what}");
+                assert_eq!(sw.status, expected_status(g), "{what}");
+                assert_eq!(sw.engines.len(), 2, "{what}: {:?}", sw.engines);
+                assert!(sw.engines[1].starts_with(&to.to_string()), "{what}");
+            }
+        }
+    }
+}
