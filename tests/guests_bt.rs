@@ -146,8 +146,11 @@ fn bt_translates_chains_and_reports_its_cache() {
 
 #[test]
 fn a_tiny_cache_flushes_and_still_runs_correctly() {
-    let (reference, ref_serial) = run_builtin("kernel", opts(EngineChoice::Interp));
-    let mut m = machine_for("kernel", CMDLINE);
+    let cmdline = "workloads=all iterations=2";
+    let mut o = opts(EngineChoice::Interp);
+    o.cmdline = cmdline.into();
+    let (reference, ref_serial) = run_builtin("kernel", o);
+    let mut m = machine_for("kernel", cmdline);
     let mut bt = BinaryTranslator::new(64 << 10);
     let mut serial = Vec::new();
     let exit = loop {

@@ -327,6 +327,29 @@ pub fn inc_dec<const INC: bool>(cpu: &mut Cpu, op: &Op) -> R<()> {
     Ok(())
 }
 
+/// Two- and three-operand IMUL: `dst = src × imm` (`KIND` RI: register source in `src`, RM:
+/// memory source) or `dst = dst × src` (RR, RM with `THREE = false`).
+pub fn imul<const KIND: u8, const THREE: bool>(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let size = op.size as u32;
+    let src = if KIND == RM {
+        load(cpu, op, size)?
+    } else {
+        cpu.gpr(op.src as usize, size)
+    };
+    let (a, b) = if THREE {
+        (src, op.imm)
+    } else {
+        (cpu.gpr(op.dst as usize, size), src)
+    };
+    let (r, f) = alu::imul_truncated(a, b, size);
+    cpu.set_gpr(op.dst as usize, size, r);
+    if op.flags_live {
+        cpu.set_status(f);
+        lazy::forget(cpu);
+    }
+    Ok(())
+}
+
 /// The shifts with a specialised form, numbered for `shift_imm`.
 pub const SHIFTS: [Mnemonic; 5] = [
     Mnemonic::Shl,

@@ -47,6 +47,8 @@ fn operands(op: &Op) -> String {
         "push r" => format!("{}/{}", reg(op.src), size),
         "pop r" | "inc r" | "dec r" => format!("{}/{}", reg(op.dst), size),
         "shift r,imm" => format!("{}/{} by {}", reg(op.dst), size, op.imm),
+        "imul r,r,imm" => format!("{}/{size} <- {} * {:#x}", reg(op.dst), reg(op.src), op.imm),
+        "imul r,[m],imm" => format!("{}/{size} <- {} * {:#x}", reg(op.dst), mem(), op.imm),
         "setcc r8" => format!("{}/8 <- {:?}", reg(op.dst), op.cc),
         "cmovcc r,r" => format!("if {:?}: {}/{size} <- {}", op.cc, reg(op.dst), reg(op.src)),
         _ if name.ends_with("r,r") => format!(

@@ -273,6 +273,22 @@ fn specialise(
             let kind = two(op)?;
             alu_handler(m, kind)?
         }
+        M::Imul if ins.op_count() == 3 && k0 == OpKind::Register => {
+            (op.dst, op.size) = gpr(ins.op0_register())?;
+            op.imm = ins.immediate(2);
+            if k1 == OpKind::Register {
+                (op.src, _) = gpr(ins.op1_register())?;
+                (ops::imul::<RR, true>, "imul r,r,imm")
+            } else {
+                op.mem = mem(cpu, ins)?;
+                (ops::imul::<RM, true>, "imul r,[m],imm")
+            }
+        }
+        M::Imul if ins.op_count() == 2 => match two(op)? {
+            RR => (ops::imul::<RR, false>, "imul r,r"),
+            RM => (ops::imul::<RM, false>, "imul r,[m]"),
+            _ => return None,
+        },
         M::Inc | M::Dec if k0 == OpKind::Register => {
             (op.dst, op.size) = gpr(ins.op0_register())?;
             if m == M::Inc {

@@ -9,6 +9,19 @@ use super::{gp, ud, Cpu, R};
 use crate::cpu::flags::*;
 use crate::cpu::reg;
 
+/// Two- and three-operand IMUL: the signed product truncated to `size` bytes, and the status
+/// flags (CF = OF = "the product did not fit"; SF, ZF, PF from the result; AF cleared).
+#[inline(always)]
+pub(crate) fn imul_truncated(a: u64, b: u64, size: u32) -> (u64, u64) {
+    let full = (sext(a, size) as i64 as i128) * (sext(b, size) as i64 as i128);
+    let r = full as u64 & mask(size);
+    let mut f = super::flags::szp(r, size);
+    if sext(r, size) as i64 as i128 != full {
+        f |= CF | OF;
+    }
+    (r, f)
+}
+
 pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     use Mnemonic as M;
     let m = ins.mnemonic();
@@ -20,14 +33,8 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         } else {
             (cpu.read_op(ins, 0)?, cpu.read_op(ins, 1)?)
         };
-        let full = (sext(a, size) as i64 as i128) * (sext(b, size) as i64 as i128);
-        let r = full as u64 & mask(size);
-        let overflow = sext(r, size) as i64 as i128 != full;
+        let (r, f) = imul_truncated(a, b, size);
         cpu.write_op(ins, 0, r)?;
-        let mut f = super::flags::szp(r, size);
-        if overflow {
-            f |= CF | OF;
-        }
         cpu.set_status(f);
         return Ok(());
     }

@@ -38,6 +38,7 @@ pub(crate) use decode_cache::DecodeCache;
 /// definition of each instruction's arithmetic.
 pub(crate) mod alu_api {
     pub(crate) use super::alu::{binary, inc_dec, BinOp};
+    pub(crate) use super::alu_muldiv::imul_truncated;
     pub(crate) use super::alu_shift::shift_value;
     pub(crate) use super::flags::condition;
 
