@@ -26,6 +26,7 @@ mod cache;
 pub(crate) mod lazy;
 mod ops;
 mod show;
+pub(crate) mod tlb;
 mod translate;
 
 pub use cache::{BtStats, DEFAULT_CAPACITY};
@@ -216,6 +217,8 @@ fn run_blocks(
     loop {
         // Between runs of chained blocks RFLAGS is exact: interrupts and exceptions push it.
         lazy::materialize(cpu);
+        // Mode, CPL or RFLAGS.AC may change out here: the small TLB starts over.
+        cpu.mmu.generation += 1;
         if one_block && cpu.m.stats.instructions > first {
             return Exit::LimitReached;
         }

@@ -127,7 +127,45 @@ fn short_path(cpu: &Cpu, lin: u64, size: u32) -> bool {
         && (s.cr0 & crate::cpu::ctl::CR0_AM == 0 || s.rflags & crate::cpu::flags::AC == 0)
 }
 
-/// A data read: the interpreter's segment check, then the MMU and RAM directly when
+/// The physical address of a user-mode access through the small TLB (`bt::tlb`), or through
+/// the MMU — filling the TLB when the frame is RAM (and, for writes, holds no traced page table).
+#[inline(always)]
+fn user_phys(cpu: &mut Cpu, lin: u64, write: bool) -> R<u64> {
+    if let Some(phys) = cpu.tlb.lookup(lin, write, cpu.mmu.generation) {
+        return Ok(phys);
+    }
+    user_phys_slow(cpu, lin, write)
+}
+
+#[inline(never)]
+fn user_phys_slow(cpu: &mut Cpu, lin: u64, write: bool) -> R<u64> {
+    let access = if write {
+        Access::write(true)
+    } else {
+        Access::read(true)
+    };
+    let phys = cpu.translate(lin, access)?;
+    let frame = phys & !0xFFF;
+    if cpu.m.ram.contains(frame, 0x1000) && !(write && cpu.mmu.is_traced(frame)) {
+        let generation = cpu.mmu.generation;
+        cpu.tlb.fill(lin, write, phys, generation);
+    }
+    Ok(phys)
+}
+
+/// The physical address of a data access that took the short path.
+#[inline(always)]
+fn data_phys(cpu: &mut Cpu, m: &Mem, lin: u64, write: bool) -> R<u64> {
+    if m.user {
+        user_phys(cpu, lin, write)
+    } else if write {
+        cpu.translate(lin, Access::write(false))
+    } else {
+        cpu.translate(lin, Access::read(false))
+    }
+}
+
+/// A data read: the interpreter's segment check, then the TLB or MMU and RAM directly when
 /// `short_path` allows, else the interpreter's whole `read_mem`.
 #[inline(always)]
 fn read(cpu: &mut Cpu, m: &Mem, offset: u64, size: u32) -> R<u64> {
@@ -135,7 +173,7 @@ fn read(cpu: &mut Cpu, m: &Mem, offset: u64, size: u32) -> R<u64> {
     if !short_path(cpu, lin, size) {
         return cpu.read_mem(m.seg, offset, size);
     }
-    let phys = cpu.translate(lin, Access::read(m.user))?;
+    let phys = data_phys(cpu, m, lin, false)?;
     Ok(cpu.phys_read(phys, size))
 }
 
@@ -147,7 +185,7 @@ fn read_for_write(cpu: &mut Cpu, m: &Mem, offset: u64, size: u32) -> R<u64> {
     if !short_path(cpu, lin, size) {
         return cpu.read_mem_for_write(m.seg, offset, size);
     }
-    let phys = cpu.translate(lin, Access::write(m.user))?;
+    let phys = data_phys(cpu, m, lin, true)?;
     Ok(cpu.phys_read(phys, size))
 }
 
@@ -158,7 +196,7 @@ fn write(cpu: &mut Cpu, m: &Mem, offset: u64, size: u32, value: u64) -> R<()> {
     if !short_path(cpu, lin, size) {
         return cpu.write_mem(m.seg, offset, size, value);
     }
-    let phys = cpu.translate(lin, Access::write(m.user))?;
+    let phys = data_phys(cpu, m, lin, true)?;
     cpu.phys_write(phys, size, value);
     Ok(())
 }

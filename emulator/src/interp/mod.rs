@@ -188,6 +188,8 @@ pub(crate) struct Cpu<'a> {
     /// Status flags the translator has deferred (see `bt::lazy`); the interpreter never
     /// defers, and RFLAGS is exact whenever code outside a translated block runs.
     pub lazy: crate::bt::lazy::LazyFlags,
+    /// The translator's TLB for ring-3 data accesses (see `bt::tlb`); unused by the interpreter.
+    pub tlb: crate::bt::tlb::SoftTlb,
 }
 
 impl<'a> Cpu<'a> {
@@ -212,6 +214,7 @@ impl<'a> Cpu<'a> {
             data_hits: 0,
             end_block: false,
             lazy: Default::default(),
+            tlb: Default::default(),
         }
     }
 }

@@ -61,6 +61,10 @@ pub struct Mmu {
     /// Entries the walker wrote (accessed/dirty bits) since the engine last asked: a page
     /// table may share bytes with code, so cached decodes and translations must hear of it.
     pub entry_writes: Vec<(u64, u32)>,
+    /// Bumped whenever a translation the MMU gave out may have stopped being valid (a walk
+    /// that traced new page-table frames, a page-table write, CR3/CR0/CR4/EFER, INVLPG,
+    /// INVPCID, flushes): the translator's small TLB keeps entries only while it is unchanged.
+    pub generation: u64,
 }
 
 impl Default for Mmu {
@@ -99,11 +103,18 @@ impl Mmu {
             tracer: Tracer::default(),
             seen_native_runs: 0,
             entry_writes: Vec::new(),
+            generation: 0,
         }
     }
 
     pub fn config(&self) -> ShadowConfig {
         self.config
+    }
+
+    /// Does `frame` hold page-table entries a shadow was built from? (Writes to it must pass
+    /// `translate`, which notices them.)
+    pub fn is_traced(&self, frame: u64) -> bool {
+        self.tracer.is_traced(frame)
     }
 
     /// The PAE PDPTE registers (meaningful in PAE paging only).
@@ -144,6 +155,7 @@ impl Mmu {
                 let frame = e.frame & !0xFFF;
                 if access.write && self.tracer.is_traced(frame) {
                     self.tracer.note_write(frame);
+                    self.generation += 1;
                     machine.stats.mmu.pt_write_traps += 1;
                 }
                 return Ok(frame | (linear & 0xFFF));
@@ -159,6 +171,7 @@ impl Mmu {
         linear: u64,
         access: Access,
     ) -> Result<u64, PageFault> {
+        self.generation += 1;
         machine.stats.mmu.tlb_misses += 1;
         machine.stats.mmu.page_walks += 1;
         let d = walk::walk_detail(machine, Some(&self.pdptes), linear, access, true);
@@ -207,6 +220,7 @@ impl Mmu {
         }
         if access.write && self.tracer.is_traced(frame) {
             self.tracer.note_write(frame);
+            self.generation += 1;
             machine.stats.mmu.pt_write_traps += 1;
         }
         Ok(r.phys)
@@ -214,6 +228,7 @@ impl Mmu {
 
     /// Write-protect tracing: drop the shadow entries whose guest entries were just rewritten.
     fn process_pending(&mut self, machine: &mut Machine) {
+        self.generation += 1;
         for dep in self.tracer.take_changes(&machine.ram) {
             if let Some(space) = self.spaces.iter_mut().find(|s| s.id == dep.space) {
                 machine.stats.mmu.inval_pt_write += space.invalidate_region(dep.base, dep.shift);
@@ -224,6 +239,7 @@ impl Mmu {
     /// The CPU's paging registers changed without a hook (start of a run, another engine, a
     /// test): adopt them, dropping everything if the walk semantics changed.
     fn sync_context(&mut self, machine: &mut Machine) {
+        self.generation += 1;
         if machine.stats.uncounted_runs != self.seen_native_runs {
             // Another engine ran the guest since: nothing cached can be trusted.
             self.seen_native_runs = machine.stats.uncounted_runs;
@@ -304,6 +320,7 @@ impl Mmu {
     }
 
     fn drop_all(&mut self, stats: &mut MmuStats, cause: Cause) {
+        self.generation += 1;
         let live: u64 = self.spaces.iter().map(|s| s.live as u64).sum();
         if !self.spaces.is_empty() {
             stats.flushes += 1;
@@ -320,6 +337,7 @@ impl Mmu {
     /// MOV to CR3. Checks reserved bits, loads the PAE PDPTEs (#GP if they are malformed; CR3
     /// is then unchanged), and switches the shadow. With CR4.PCIDE, bit 63 means "no flush".
     pub fn write_cr3(&mut self, machine: &mut Machine, value: u64) -> Result<(), PagingGp> {
+        self.generation += 1;
         self.process_pending(machine);
         let regs = ControlRegs::of(&machine.cpu);
         let mut v = value;
@@ -359,6 +377,7 @@ impl Mmu {
         machine: &mut Machine,
         old: ControlRegs,
     ) -> Result<(), PagingGp> {
+        self.generation += 1;
         self.process_pending(machine);
         let new = ControlRegs::of(&machine.cpu);
         let restore = |m: &mut Machine| {
@@ -404,6 +423,7 @@ impl Mmu {
     /// INVLPG: drops the translation of one linear page — in every retained space, and global
     /// entries too (a plain TLB drops the current PCID's entry and every global one).
     pub fn invlpg(&mut self, stats: &mut Stats, linear: u64) {
+        self.generation += 1;
         let vpage = linear >> 12;
         let current = self.current;
         let retain = self.config.retain_address_spaces;
@@ -415,6 +435,7 @@ impl Mmu {
 
     /// INVPCID of the given kind (the caller has checked the descriptor).
     pub fn invpcid(&mut self, stats: &mut Stats, kind: InvpcidKind, pcid: u16, linear: u64) {
+        self.generation += 1;
         let n: u64 = self
             .spaces
             .iter_mut()
@@ -434,6 +455,7 @@ impl Mmu {
     /// Drops every shadow: guest memory may have changed where tracing could not see it
     /// (another engine ran, a device wrote by DMA).
     pub fn flush_all(&mut self, stats: &mut Stats) {
+        self.generation += 1;
         self.drop_all(&mut stats.mmu, Cause::Other);
         self.ctx_valid = false;
     }
@@ -441,6 +463,7 @@ impl Mmu {
     /// Forgets every cached translation (kept for callers of the first MMU; `keep_global` is
     /// accepted for compatibility: everything is dropped, which is always allowed).
     pub fn flush(&mut self, stats: &mut Stats, _keep_global: bool) {
+        self.generation += 1;
         self.flush_all(stats);
     }
 
