@@ -206,24 +206,7 @@ mod tests {
             0x8000_0000,
             u64::MAX,
         ];
-        let ccs = [
-            ConditionCode::o,
-            ConditionCode::no,
-            ConditionCode::b,
-            ConditionCode::ae,
-            ConditionCode::e,
-            ConditionCode::ne,
-            ConditionCode::be,
-            ConditionCode::a,
-            ConditionCode::s,
-            ConditionCode::ns,
-            ConditionCode::p,
-            ConditionCode::np,
-            ConditionCode::l,
-            ConditionCode::ge,
-            ConditionCode::le,
-            ConditionCode::g,
-        ];
+        let ccs = crate::bt::ops::CONDITIONS;
         for size in [1u32, 2, 4, 8] {
             let m = if size == 8 {
                 u64::MAX

@@ -329,12 +329,12 @@ fn specialise(
             }
             (ops::JCC[op.cc as usize], "jcc")
         }
-        _ if is_setcc(m) && k0 == OpKind::Register => {
+        _ if is_setcc(ins) && k0 == OpKind::Register => {
             (op.dst, op.size) = gpr(ins.op0_register())?;
             op.cc = ins.condition_code();
             (ops::setcc, "setcc r8")
         }
-        _ if is_cmovcc(m) => {
+        _ if is_cmovcc(ins) => {
             if two(op)? != RR {
                 return None;
             }
@@ -358,50 +358,19 @@ fn specialise(
     Some(r)
 }
 
-fn is_setcc(m: Mnemonic) -> bool {
-    use Mnemonic as M;
-    matches!(
-        m,
-        M::Seto
-            | M::Setno
-            | M::Setb
-            | M::Setae
-            | M::Sete
-            | M::Setne
-            | M::Setbe
-            | M::Seta
-            | M::Sets
-            | M::Setns
-            | M::Setp
-            | M::Setnp
-            | M::Setl
-            | M::Setge
-            | M::Setle
-            | M::Setg
-    )
+/// SETcc: a condition code, one operand, no control transfer.
+fn is_setcc(ins: &Instruction) -> bool {
+    ins.condition_code() != ConditionCode::None
+        && ins.flow_control() == FlowControl::Next
+        && ins.op_count() == 1
 }
 
-fn is_cmovcc(m: Mnemonic) -> bool {
-    use Mnemonic as M;
-    matches!(
-        m,
-        M::Cmovo
-            | M::Cmovno
-            | M::Cmovb
-            | M::Cmovae
-            | M::Cmove
-            | M::Cmovne
-            | M::Cmovbe
-            | M::Cmova
-            | M::Cmovs
-            | M::Cmovns
-            | M::Cmovp
-            | M::Cmovnp
-            | M::Cmovl
-            | M::Cmovge
-            | M::Cmovle
-            | M::Cmovg
-    )
+/// CMOVcc: a condition code, two operands, no control transfer (FCMOVcc's x87 registers are
+/// refused later, as they are no general registers).
+fn is_cmovcc(ins: &Instruction) -> bool {
+    ins.condition_code() != ConditionCode::None
+        && ins.flow_control() == FlowControl::Next
+        && ins.op_count() == 2
 }
 
 fn canonical(a: u64) -> bool {
