@@ -45,6 +45,20 @@ const HOW: &[(&str, &str)] = &[
          the last step changed, and the events tab shows what the machine did.",
     ),
     (
+        "The binary translator (bt)",
+        "Run (F5) on bt executes translated blocks: the first time a guest block is reached it \
+         is decoded once into a list of pre-decoded operations (flags computed only where a \
+         later instruction can see them; I/O, control registers and other sensitive \
+         instructions call into the interpreter), stored in a translation cache and, once \
+         found again, linked straight to the block that follows. A single step (F11) on bt \
+         is one instruction through the interpreter path, so stepping looks exactly like on \
+         interp; so is a run with breakpoints or watchpoints, which checks after every \
+         instruction. bt retires the same instructions at the same virtual times as interp, \
+         so step back works after bt ran. Memory writes made by bt blocks are not highlighted \
+         in the memory view (only interpreter steps record them). The Stats tab shows the \
+         translator's counters: blocks translated, chain links, cache use and flushes.",
+    ),
+    (
         "Stepping under KVM",
         "KVM runs the guest on the real CPU, so it cannot stop \"between instructions\" by \
          itself. vmscope asks KVM to single-step (KVM_SET_GUEST_DEBUG with \
@@ -58,14 +72,16 @@ const HOW: &[(&str, &str)] = &[
     ),
     (
         "Switching engines",
-        "While paused, pick interp or kvm: the CPU state, RAM and devices stay where they \
-         are and the other engine continues from the same instruction. The interpreter \
-         forgets its cached translations after KVM ran, because KVM wrote memory it did not \
-         see.",
+        "While paused, pick interp, bt or kvm: the CPU state, RAM and devices stay where \
+         they are and the other engine continues from the same instruction. The interpreter \
+         forgets its cached decodes and shadow page tables, and bt starts with an empty \
+         translation cache, because the engine that ran in between wrote memory — code and \
+         page tables — they did not see.",
     ),
     (
         "Step back",
-        "The interpreter is deterministic: virtual time advances 1 ns per instruction and \
+        "The interpreter (and bt, which runs the same instructions at the same virtual \
+         times) is deterministic: virtual time advances 1 ns per instruction and \
          devices read only that clock. So the state after n instructions depends only on an \
          earlier state and on what was typed since (and when). Every 1,000,000 instructions \
          the debugger snapshots the whole machine — CPU, RAM, every device and the clock — and \

@@ -29,7 +29,7 @@ built-in guest (see `vmscope guests`); default: demo.
 
 options:
   --cmdline TEXT      Multiboot command line
-  --engine NAME       start on this engine: interp (default) or kvm
+  --engine NAME       start on this engine: interp (default), bt or kvm
   --boot firmware|direct
                       how a Multiboot kernel starts: at the reset vector F000:FFF0 in real
                       mode through vmscope's boot firmware (default), or directly in 32-bit

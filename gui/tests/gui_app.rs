@@ -460,3 +460,63 @@ fn the_layout_and_view_settings_survive_a_restart() {
     assert!(!app.settings.show_memory);
     assert!(app.settings.show_registers);
 }
+
+/// bt from the toolbar: F11 steps one instruction (through the interpreter path), F5 runs
+/// translated blocks to the end, the Stats tab shows the translator, F7 steps back on bt, and
+/// the interp button moves the guest back — all without KVM.
+#[test]
+fn bt_runs_steps_steps_back_and_switches_from_the_toolbar() {
+    use gui::session::EngineKind;
+    let mut h = harness(app("demo"));
+    h.get_by_label("bt").click();
+    h.run();
+    assert_eq!(h.state().error, None);
+    assert_eq!(h.state().session.engine_kind(), EngineKind::Bt);
+    h.get_by_label_contains("bt (software, translated blocks)");
+
+    h.key_press(Key::F11);
+    h.run();
+    assert_eq!(h.state().session.position(), 1);
+    assert_eq!(h.state().facts.highlighted_registers, vec!["eip"], "CLI");
+
+    h.key_press(Key::F5);
+    h.step();
+    run_until_paused(&mut h, 500);
+    let s = &h.state().session;
+    assert!(s.finished.is_some(), "{:?}", s.last_stop);
+    assert_eq!(s.serial, guests::by_name("demo").unwrap().expected_serial);
+    assert!(s.translator().unwrap().stats().blocks_executed > 0);
+    let end = s.position();
+
+    h.get_by_label("Stats").click();
+    h.run();
+    h.get_by_label_contains("translation cache:");
+
+    h.key_press(Key::F7);
+    h.run();
+    let s = &h.state().session;
+    assert_eq!(s.position(), end - 1, "{:?}", s.notice);
+    assert_eq!(s.engine_kind(), EngineKind::Bt);
+    assert!(s.finished.is_none(), "stepped back before the end");
+
+    h.get_by_label("interp").click();
+    h.run();
+    assert_eq!(h.state().session.engine_kind(), EngineKind::Interp);
+    h.key_press(Key::F5);
+    h.step();
+    run_until_paused(&mut h, 100);
+    let s = &h.state().session;
+    assert_eq!(s.position(), end);
+    assert!(s.finished.is_some(), "the guest ends again, on interp");
+    assert_eq!(s.serial, guests::by_name("demo").unwrap().expected_serial);
+    // The rewound machine's counters are the replay's; the switch to interp after it counts.
+    assert_eq!(s.machine.stats.engine_switches, 1);
+}
+
+#[test]
+fn the_help_explains_bt_stepping() {
+    let mut h = harness(app("demo"));
+    h.key_press(Key::F1);
+    h.run();
+    h.get_by_label_contains("A single step (F11) on bt");
+}

@@ -349,3 +349,201 @@ fn under_kvm_the_demo_runs_freely_and_break_on_kvm_exit_stops_at_io() {
     assert_eq!(s.serial, guests::by_name("demo").unwrap().expected_serial);
     assert!(s.step_back_blocker().is_some());
 }
+
+/// The same guest run to its end on `bt` from the first instruction, and on the interpreter.
+fn demo_to_the_end(engine: gui::session::EngineKind) -> Session {
+    let mut s = Session::builtin("demo").unwrap();
+    s.switch_engine(engine).unwrap();
+    s.run();
+    assert!(s.run_until_stopped(20_000, 10_000));
+    assert!(
+        matches!(s.last_stop, Some(StopReason::GuestEnded(_))),
+        "{:?}",
+        s.last_stop
+    );
+    s
+}
+
+/// bt runs translated blocks in the free run, and ends exactly where the interpreter ends:
+/// same output, same instruction count, same CPU — so the debugger's step back (a replay on
+/// the interpreter) works after bt ran, and the session stays on bt.
+#[test]
+fn bt_runs_the_demo_like_the_interpreter_and_steps_back() {
+    use gui::session::EngineKind;
+    let reference = demo_to_the_end(EngineKind::Interp);
+    let mut s = demo_to_the_end(EngineKind::Bt);
+    assert_eq!(s.engine_kind(), EngineKind::Bt);
+    assert!(s.engine_description().starts_with("bt"));
+    assert_eq!(s.serial, guests::by_name("demo").unwrap().expected_serial);
+    assert_eq!(s.position(), reference.position());
+    assert_eq!(s.machine.cpu, reference.machine.cpu);
+    let t = s.translator().expect("bt is active");
+    assert!(
+        t.stats().blocks_executed > 100,
+        "the run went through translated blocks: {:?}",
+        t.stats()
+    );
+    assert!(s.engine_report().unwrap().contains("translation cache"));
+    assert!(s.step_back_blocker().is_none(), "bt's past is replayable");
+
+    let end = s.position();
+    s.step_back(1_000).unwrap();
+    assert_eq!(s.position(), end - 1_000);
+    assert_eq!(s.engine_kind(), EngineKind::Bt, "a rewind keeps the engine");
+    assert!(s.notice.is_none(), "{:?}", s.notice);
+    let mut replay = Session::builtin("demo").unwrap();
+    advance(&mut replay, end - 1_000);
+    assert_eq!(s.machine.cpu, replay.machine.cpu);
+    assert_eq!(s.serial, replay.serial);
+    // …and runs on to the same end on a fresh translator.
+    s.run();
+    assert!(s.run_until_stopped(20_000, 10_000));
+    assert_eq!(s.machine.cpu, reference.machine.cpu);
+    assert_eq!(s.serial, reference.serial);
+}
+
+/// F11 on bt is one instruction through the interpreter path: the same states, one by one,
+/// as on interp — including where bt would otherwise run a whole block.
+#[test]
+fn bt_single_steps_exactly_like_the_interpreter() {
+    use gui::session::EngineKind;
+    let mut s = Session::builtin("demo").unwrap();
+    let mut reference = Session::builtin("demo").unwrap();
+    advance(&mut s, 5_000);
+    advance(&mut reference, 5_000);
+    s.switch_engine(EngineKind::Bt).unwrap();
+    for i in 0..300 {
+        s.step_into();
+        reference.step_into();
+        assert_eq!(s.position(), reference.position(), "step {i}");
+        assert_eq!(s.machine.cpu, reference.machine.cpu, "step {i}");
+    }
+    // A breakpoint on bt stops where it stops on interp (checked between single steps).
+    let at = s.symbols.find("long_mode").unwrap();
+    let mut fresh = Session::builtin("demo").unwrap();
+    fresh.switch_engine(EngineKind::Bt).unwrap();
+    fresh.toggle_breakpoint(at);
+    fresh.run();
+    assert!(fresh.run_until_stopped(10_000, 100));
+    assert_eq!(fresh.last_stop, Some(StopReason::Breakpoint { linear: at }));
+    assert_eq!(fresh.machine.cpu.linear_rip(), at);
+}
+
+/// interp → bt → interp → bt in the middle of the demo: the guest does not notice, and every
+/// switch to bt starts an empty translation cache.
+#[test]
+fn switching_between_interp_and_bt_mid_run_keeps_the_guest_state() {
+    use gui::session::EngineKind;
+    let reference = demo_to_the_end(EngineKind::Interp);
+    let mut s = Session::builtin("demo").unwrap();
+    for (i, engine) in [EngineKind::Bt, EngineKind::Interp, EngineKind::Bt]
+        .into_iter()
+        .enumerate()
+    {
+        advance(&mut s, 3_000);
+        s.switch_engine(engine).unwrap();
+        assert_eq!(s.engine_kind(), engine);
+        if engine == EngineKind::Bt {
+            assert_eq!(
+                s.translator().unwrap().stats().blocks_translated,
+                0,
+                "switch {i}: a fresh translator"
+            );
+        } else {
+            assert!(s.translator().is_none());
+        }
+    }
+    s.run();
+    assert!(s.run_until_stopped(20_000, 10_000));
+    assert_eq!(s.machine.stats.engine_switches, 3);
+    assert_eq!(s.serial, reference.serial);
+    assert_eq!(s.position(), reference.position());
+    assert_eq!(s.machine.cpu, reference.machine.cpu);
+}
+
+/// Memory changed while bt was not running (by a debugger here; by KVM or the interpreter in
+/// a real switch) must not leave stale translations behind: the switch back to bt starts
+/// afresh, so the new code runs.
+#[test]
+fn a_switch_to_bt_forgets_translations_of_code_changed_meanwhile() {
+    use gui::session::EngineKind;
+    // Real mode at 0x7C00: loop: inc ax; jmp loop
+    let mut s = support::flat(&[0x40, 0xEB, 0xFD]);
+    s.switch_engine(EngineKind::Bt).unwrap();
+    advance(&mut s, 1_000);
+    assert_eq!(s.machine.cpu.gpr[reg::RAX] & 0xFFFF, 500);
+    s.switch_engine(EngineKind::Interp).unwrap();
+    s.machine.phys_write(0x7C00, 1, 0x43); // inc bx
+    s.switch_engine(EngineKind::Bt).unwrap();
+    advance(&mut s, 1_000);
+    assert_eq!(
+        s.machine.cpu.gpr[reg::RAX] & 0xFFFF,
+        500,
+        "ax no longer counts"
+    );
+    assert_eq!(
+        s.machine.cpu.gpr[reg::RBX] & 0xFFFF,
+        500,
+        "the new inc bx ran"
+    );
+    assert!(s.translator().unwrap().stats().blocks_executed > 0);
+}
+
+/// The page-walk panel explains with the running engine's MMU; on bt that is the translator's.
+#[test]
+fn page_walks_on_bt_read_the_same_tables() {
+    use emulator::mmu::Access;
+    use gui::session::EngineKind;
+    let mut s = Session::builtin("demo").unwrap();
+    let mut reference = Session::builtin("demo").unwrap();
+    s.switch_engine(EngineKind::Bt).unwrap();
+    advance(&mut s, 5_000);
+    advance(&mut reference, 5_000);
+    let a = s.explain(0x20_0010, Access::write(true));
+    let b = reference.explain(0x20_0010, Access::write(true));
+    assert_eq!(a.to_string(), b.to_string());
+    assert!(
+        !s.mmu().spaces().is_empty(),
+        "the translator's shadow MMU is in use"
+    );
+}
+
+/// bt → kvm → bt: KVM continues from the translator's state, and the translator made for the
+/// way back starts empty (KVM wrote RAM it never saw). The guest prints what it always prints.
+#[test]
+fn bt_to_kvm_and_back_keeps_the_guest_running() {
+    use gui::session::EngineKind;
+    if let Err(why) = gui::session::kvm_status() {
+        println!("skipping: KVM is not usable here: {why}");
+        return;
+    }
+    let mut s = Session::builtin("demo").unwrap();
+    s.switch_engine(EngineKind::Bt).unwrap();
+    advance(&mut s, 5_000);
+    s.switch_engine(EngineKind::Kvm).unwrap();
+    assert!(s.translator().is_none());
+    for _ in 0..50 {
+        s.step_into();
+    }
+    assert!(
+        s.last_stop.is_some() && s.finished.is_none(),
+        "{:?}",
+        s.last_stop
+    );
+    s.switch_engine(EngineKind::Bt).unwrap();
+    assert_eq!(s.translator().unwrap().stats().blocks_translated, 0);
+    s.run();
+    assert!(s.run_until_stopped(20_000, 10_000));
+    assert!(
+        matches!(s.last_stop, Some(StopReason::GuestEnded(_))),
+        "{:?}",
+        s.last_stop
+    );
+    assert_eq!(s.serial, guests::by_name("demo").unwrap().expected_serial);
+    assert!(s.translator().unwrap().stats().blocks_executed > 0);
+    assert!(
+        s.step_back_blocker().unwrap().contains("KVM ran"),
+        "KVM's past is not replayable, even back on bt"
+    );
+    assert_eq!(s.machine.stats.engine_switches, 3);
+}

@@ -91,3 +91,17 @@ fn main_window_at_the_reset_vector_through_the_firmware() {
     h.run();
     h.snapshot_options("main_window_reset_vector", &options());
 }
+
+#[test]
+fn stats_tab_after_the_demo_on_bt() {
+    let mut h = harness(app("demo"));
+    h.state_mut().budget = 1_000;
+    h.get_by_label("bt").click();
+    h.run();
+    h.key_press(Key::F5);
+    h.step();
+    run_until_paused(&mut h, 5_000);
+    h.get_by_label("Stats").click();
+    h.run();
+    h.snapshot_options("stats_tab_bt", &options());
+}

@@ -127,14 +127,19 @@ pub fn stats(ui: &mut egui::Ui, app: &mut VmscopeApp) {
         });
     let s = &app.session;
     let interp = s.interpreter();
-    let (frames, deps) = interp.mmu().tracing_footprint();
+    let mmu = s.mmu();
+    let (frames, deps) = mmu.tracing_footprint();
     let dc = interp.decode_cache_stats();
     let mut text = s.machine.stats.report(&s.machine.bus.stats);
+    if let Some(report) = s.engine_report() {
+        text.push_str(&report);
+        text.push('\n');
+    }
     text.push_str(&format!(
         "shadow address spaces: {}, page-table frames traced: {frames} ({deps} dependencies)\n\
-         decode cache: {dc:?}\n\
+         interpreter decode cache: {dc:?}\n\
          step back: {} CPU states recorded, {} machine snapshots (every {} instructions){}\n",
-        interp.mmu().spaces().len(),
+        mmu.spaces().len(),
         s.history.checkpoints(),
         s.history.snapshot_positions().len(),
         s.history.snapshot_every,

@@ -252,11 +252,10 @@ impl Session {
         );
     }
 
-    /// Explains how `linear` translates now, step by step (with the interpreter MMU's PAE
-    /// PDPTE registers when it has them).
+    /// Explains how `linear` translates now, step by step (with the active software engine's
+    /// PAE PDPTE registers when it has them).
     pub fn explain(&mut self, linear: u64, access: Access) -> Explanation {
         self.engines
-            .interp
             .mmu()
             .explain(&mut self.machine, linear, access)
     }
@@ -264,6 +263,21 @@ impl Session {
     /// The interpreter (its shadow MMU and decode cache can be inspected).
     pub fn interpreter(&self) -> &Interpreter {
         &self.engines.interp
+    }
+
+    /// The software MMU of the engine that runs (the translator's on bt, else the interpreter's).
+    pub fn mmu(&self) -> &emulator::mmu::Mmu {
+        self.engines.mmu()
+    }
+
+    /// The binary translator while it is the active engine (blocks, cache, chain links).
+    pub fn translator(&self) -> Option<&emulator::bt::BinaryTranslator> {
+        self.engines.translator()
+    }
+
+    /// The active engine's own counters (`Engine::report`: the translator's cache on bt).
+    pub fn engine_report(&self) -> Option<String> {
+        self.engines.report()
     }
 
     /// Is there a breakpoint at this linear address? (enabled or not)
