@@ -1,5 +1,8 @@
-//! Criterion benchmark of the interpreter on a compute-bound guest: a sieve of Eratosthenes.
+//! Criterion benchmark of the interpreter and the binary translator on a compute-bound guest.
 //! Teaches: measure guest instructions per second on a fixed workload, never in a test.
+//!
+//! The workload is a sieve of Eratosthenes; both engines retire exactly the same instructions,
+//! so `interp/sieve32` and `bt/sieve32` compare per-instruction cost directly.
 //!
 //! The guest (32-bit protected mode, flat segments, paging off) is assembled with GNU `as` when
 //! the benchmark starts, like the interpreter tests do. Criterion reports the throughput in
@@ -8,6 +11,7 @@
 use std::process::Command;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use emulator::bt::BinaryTranslator;
 use emulator::cpu::{reg, CpuState, DescriptorTable, Seg, Segment};
 use emulator::interp::Interpreter;
 use emulator::{Engine, Exit, Machine, RunLimit};
@@ -94,22 +98,22 @@ fn machine(code: &[u8]) -> Machine {
     m
 }
 
-/// Runs the sieve to its HLT; returns the retired instruction count (and the machine, so that
-/// criterion drops it outside the timed region).
-fn run_sieve((mut m, mut interp): (Machine, Interpreter)) -> (u64, Machine, Interpreter) {
-    let exit = interp
+/// Runs the sieve to its HLT on `engine`; returns the retired instruction count (and the
+/// machine and engine, so that criterion drops them outside the timed region).
+fn run_sieve<E: Engine>((mut m, mut engine): (Machine, E)) -> (u64, Machine, E) {
+    let exit = engine
         .run(&mut m, RunLimit::instructions(100_000_000))
-        .expect("interpreter");
+        .expect("engine");
     assert_eq!(exit, Exit::Shutdown);
     assert_eq!(m.cpu.gpr[reg::RAX], 9592, "the sieve counts 9592 primes");
-    (m.stats.instructions, m, interp)
+    (m.stats.instructions, m, engine)
 }
 
-fn bench(c: &mut Criterion) {
-    let code = assemble(SIEVE);
-    let setup = || (machine(&code), Interpreter::new());
+/// One group per engine, e.g. `interp/sieve32`, with a fresh engine (empty caches) per sample.
+fn bench_engine<E: Engine>(c: &mut Criterion, name: &str, code: &[u8], make: fn() -> E) {
+    let setup = || (machine(code), make());
     let instructions = run_sieve(setup()).0;
-    let mut group = c.benchmark_group("interp");
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(instructions));
     group.sample_size(10);
     // Building the machine (RAM, devices, caches) is not part of the measurement.
@@ -117,6 +121,13 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(setup, run_sieve, BatchSize::LargeInput)
     });
     group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let code = assemble(SIEVE);
+    bench_engine(c, "interp", &code, Interpreter::new);
+    // The translation time of the sieve's few blocks is part of every sample.
+    bench_engine(c, "bt", &code, BinaryTranslator::default);
 }
 
 criterion_group!(benches, bench);
