@@ -120,6 +120,19 @@ impl TranslationCache {
         &mut self.blocks[id as usize]
     }
 
+    /// The most-run live block of `mode` whose bytes include the physical address `phys`.
+    pub fn containing(&self, phys: u64, mode: u32) -> Option<BlockId> {
+        self.by_page
+            .get(&(phys >> 12))?
+            .iter()
+            .copied()
+            .filter(|&id| {
+                let b = &self.blocks[id as usize];
+                b.key.mode == mode && b.key.phys <= phys && phys < b.key.phys + b.guest_bytes
+            })
+            .max_by_key(|&id| self.blocks[id as usize].executions)
+    }
+
     #[inline]
     pub fn lookup(&self, key: &BlockKey) -> Option<BlockId> {
         self.map.get(key).copied()

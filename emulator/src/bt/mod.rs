@@ -117,11 +117,25 @@ impl BinaryTranslator {
     /// guest instructions (`vmscope bt show`). None when RIP cannot be translated here.
     pub fn show_current_block(&mut self, machine: &mut Machine) -> Option<String> {
         let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
-        let id = match find_or_translate(&mut cpu, &mut self.cache) {
-            Ok(Found::Block(id)) => id,
-            _ => return None,
+        let rip = cpu.s().rip;
+        let user = cpu.s().cpl() == 3;
+        let phys = cpu
+            .translate(cpu.s().linear_rip(), Access::fetch(user))
+            .ok()?;
+        // The block the CPU is inside (the most-run one, if several hold RIP), else the block
+        // that starts at RIP, translated now.
+        let id = match self.cache.containing(phys, mode_key(&cpu)) {
+            Some(id) => id,
+            None => match find_or_translate(&mut cpu, &mut self.cache) {
+                Ok(Found::Block(id)) => id,
+                _ => return None,
+            },
         };
-        Some(show::format_block(self.cache.get(id), &self.cache.stats))
+        Some(show::format_block(
+            self.cache.get(id),
+            &self.cache.stats,
+            rip,
+        ))
     }
 }
 

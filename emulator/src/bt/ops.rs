@@ -388,6 +388,14 @@ pub fn imul<const KIND: u8, const THREE: bool>(cpu: &mut Cpu, op: &Op) -> R<()> 
     Ok(())
 }
 
+/// NOT r: no flags.
+pub fn not_r(cpu: &mut Cpu, op: &Op) -> R<()> {
+    let size = op.size as u32;
+    let v = !cpu.gpr(op.dst as usize, size);
+    cpu.set_gpr(op.dst as usize, size, v);
+    Ok(())
+}
+
 /// The shifts with a specialised form, numbered for `shift_imm`.
 pub const SHIFTS: [Mnemonic; 5] = [
     Mnemonic::Shl,

@@ -45,7 +45,7 @@ fn operands(op: &Op) -> String {
         "jcc" => format!("if {:?}: rip={:#x} else {:#x}", op.cc, op.imm, op.next_rip),
         "lea" => format!("{}/{} <- {}", reg(op.dst), size, mem()),
         "push r" => format!("{}/{}", reg(op.src), size),
-        "pop r" | "inc r" | "dec r" => format!("{}/{}", reg(op.dst), size),
+        "pop r" | "inc r" | "dec r" | "not r" => format!("{}/{}", reg(op.dst), size),
         "shift r,imm" => format!("{}/{} by {}", reg(op.dst), size, op.imm),
         "imul r,r,imm" => format!("{}/{size} <- {} * {:#x}", reg(op.dst), reg(op.src), op.imm),
         "imul r,[m],imm" => format!("{}/{size} <- {} * {:#x}", reg(op.dst), mem(), op.imm),
@@ -70,8 +70,8 @@ fn operands(op: &Op) -> String {
     }
 }
 
-/// The block as a table: address, guest instruction, op, operands, whether flags are computed.
-pub fn format_block(block: &Block, stats: &BtStats) -> String {
+/// The block as a table; the line of the instruction at `rip` is marked `=>`.
+pub fn format_block(block: &Block, stats: &BtStats, rip: u64) -> String {
     let mut out = String::new();
     let mut fmt = IntelFormatter::new();
     fmt.options_mut().set_first_operand_char_index(8);
@@ -87,7 +87,7 @@ pub fn format_block(block: &Block, stats: &BtStats) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<18} {:<34} {:<14} {:<6} operands",
+        "     {:<18} {:<34} {:<14} {:<6} operands",
         "guest rip", "guest instruction", "op", "flags"
     );
     for op in &block.ops {
@@ -104,7 +104,8 @@ pub fn format_block(block: &Block, stats: &BtStats) -> String {
         };
         let _ = writeln!(
             out,
-            "  {:<#18x} {:<34} {:<14} {:<6} {}",
+            "  {} {:<#18x} {:<34} {:<14} {:<6} {}",
+            if op.rip == rip { "=>" } else { "  " },
             op.rip,
             text,
             op.name,

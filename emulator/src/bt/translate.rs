@@ -289,6 +289,10 @@ fn specialise(
             RM => (ops::imul::<RM, false>, "imul r,[m]"),
             _ => return None,
         },
+        M::Not if k0 == OpKind::Register => {
+            (op.dst, op.size) = gpr(ins.op0_register())?;
+            (ops::not_r, "not r")
+        }
         M::Inc | M::Dec if k0 == OpKind::Register => {
             (op.dst, op.size) = gpr(ins.op0_register())?;
             if m == M::Inc {
