@@ -24,6 +24,7 @@ fn help_lists_the_options() {
     for opt in ["--engine", "--boot", "--break", "--screenshot", "--steps"] {
         assert!(out.contains(opt), "{opt} in {out}");
     }
+    assert!(out.contains("interp (default), bt or kvm"), "{out}");
 }
 
 #[test]
