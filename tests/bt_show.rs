@@ -179,3 +179,40 @@ fn mmu_walk_on_bt_explains_like_the_interpreter() {
         "same walk, same result"
     );
 }
+
+/// `run --engine bt` with a switch, as the README shows it: the engine line names both, the
+/// guest's output and exit status are those of a plain run, `--stats` has the translator.
+#[test]
+fn run_switches_from_bt_to_interp_and_back_on_the_command_line() {
+    let reference = vmscope(&["run", "hello64", "--engine", "interp"]);
+    assert_eq!(reference.status.code(), Some(33));
+    for (from, to, engines) in [
+        (
+            "bt",
+            "interp",
+            "engine: bt (software, translated blocks) → interp",
+        ),
+        (
+            "interp",
+            "bt",
+            "engine: interp (software, one instruction at a time) → bt (software, translated blocks)",
+        ),
+    ] {
+        let out = vmscope(&[
+            "run",
+            "hello64",
+            "--engine",
+            from,
+            "--switch-after",
+            "20",
+            "--switch-to",
+            to,
+            "--stats",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(33), "{from} → {to}: {stderr}");
+        assert_eq!(out.stdout, reference.stdout, "{from} → {to}");
+        assert!(stderr.contains(engines), "{stderr}");
+        assert!(stderr.contains("binary translator: "), "{stderr}");
+    }
+}
