@@ -38,6 +38,8 @@ pub enum MmuCommand {
         /// Explain a user-mode (CPL 3) access instead of the guest's current privilege level.
         #[arg(long)]
         user: bool,
+        /// The engine that runs the guest first; interp and bt explain with their own MMU,
+        /// kvm (the host CPU's MMU) from the tables in guest memory.
         #[arg(long, value_enum, default_value_t = EngineChoice::Interp)]
         engine: EngineChoice,
         #[arg(long, default_value = "")]
