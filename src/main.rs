@@ -87,7 +87,7 @@ enum Command {
         #[command(subcommand)]
         command: vmscope::mmu_cmd::MmuCommand,
     },
-    /// Run the teaching kernel's workloads on every engine (interp, kvm, qemu-tcg, qemu-kvm) and compare.
+    /// Run the teaching kernel's workloads on every engine (interp, bt, kvm, qemu-tcg, qemu-kvm, bochs) and compare.
     Compare(vmscope::compare::cli::CompareArgs),
     /// Open the stepping debugger window on a guest (runs `vmscope-gui`: `cargo build -p gui`).
     Gui {

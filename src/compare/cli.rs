@@ -16,7 +16,7 @@ pub struct CompareArgs {
     /// Workloads, comma-separated (default: the whole suite).
     #[arg(long, value_delimiter = ',')]
     pub workloads: Vec<String>,
-    /// Engines, comma-separated: interp, kvm, qemu-tcg, qemu-kvm, bochs (default: all available).
+    /// Engines, comma-separated: interp, bt, kvm, qemu-tcg, qemu-kvm, bochs (default: all available).
     #[arg(long, value_delimiter = ',')]
     pub engines: Vec<String>,
     /// Operations per workload on every engine (default: per workload and engine, ≈0.3 s each).
