@@ -54,8 +54,8 @@ const HOW: &[(&str, &str)] = &[
          is one instruction through the interpreter path, so stepping looks exactly like on \
          interp; so is a run with breakpoints or watchpoints, which checks after every \
          instruction. bt retires the same instructions at the same virtual times as interp, \
-         so step back works after bt ran. Memory writes made by bt blocks are not highlighted \
-         in the memory view (only interpreter steps record them). The Stats tab shows the \
+         so step back works after bt ran. Memory writes made on bt are highlighted in the \
+         memory view as on interp (the translator records them too). The Stats tab shows the \
          translator's counters: blocks translated, chain links, cache use and flushes.",
     ),
     (

@@ -418,6 +418,21 @@ fn bt_single_steps_exactly_like_the_interpreter() {
         assert_eq!(s.position(), reference.position(), "step {i}");
         assert_eq!(s.machine.cpu, reference.machine.cpu, "step {i}");
     }
+    // The memory view highlights the same writes: bt records its writes too.
+    let rsp = s.machine.cpu.gpr[4];
+    let mut highlighted = 0;
+    for p in rsp.saturating_sub(512)..rsp + 512 {
+        let (a, b) = (
+            s.recent_writes.last_write(p),
+            reference.recent_writes.last_write(p),
+        );
+        assert_eq!(a, b, "last write to {p:#x}");
+        highlighted += a.is_some() as u32;
+    }
+    assert!(
+        highlighted > 0,
+        "no stack write highlighted around {rsp:#x}"
+    );
     // A breakpoint on bt stops where it stops on interp (checked between single steps).
     let at = s.symbols.find("long_mode").unwrap();
     let mut fresh = Session::builtin("demo").unwrap();

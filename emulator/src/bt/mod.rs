@@ -74,6 +74,20 @@ impl BinaryTranslator {
         self.reported = now;
     }
 
+    /// Starts (or stops) recording the guest-physical writes the translator makes (the GUI
+    /// highlights them), as `Interpreter::record_writes` does.
+    pub fn record_writes(&mut self, on: bool) {
+        self.write_log = on.then(Vec::new);
+    }
+
+    /// The writes recorded since the last call, as (guest-physical address, size in bytes).
+    pub fn take_recorded_writes(&mut self) -> Vec<(u64, u32)> {
+        self.write_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     pub fn stats(&self) -> BtStats {
         self.cache.stats
     }

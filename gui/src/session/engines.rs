@@ -90,6 +90,13 @@ pub(super) struct Engines {
     pub active: EngineKind,
 }
 
+/// A translator that records its guest writes, so the memory view can highlight them.
+fn recording_translator() -> BinaryTranslator {
+    let mut bt = BinaryTranslator::default();
+    bt.record_writes(true);
+    bt
+}
+
 impl Engines {
     pub fn new() -> Self {
         let mut interp = Interpreter::new();
@@ -114,7 +121,7 @@ impl Engines {
             self.kvm = None;
         }
         if self.active == EngineKind::Bt {
-            self.bt = Some(Box::new(BinaryTranslator::default()));
+            self.bt = Some(Box::new(recording_translator()));
         } else {
             self.bt = None;
             self.active = EngineKind::Interp;
@@ -146,7 +153,7 @@ impl Engines {
             }
             EngineKind::Bt => {
                 // Whatever ran before wrote memory the translator did not see: start empty.
-                self.bt = Some(Box::new(BinaryTranslator::default()));
+                self.bt = Some(Box::new(recording_translator()));
             }
             EngineKind::Kvm => {
                 #[cfg(target_os = "linux")]
@@ -211,9 +218,13 @@ impl Engines {
         self.active_mut().run(machine, limit)
     }
 
-    /// Guest-physical writes the interpreter made since the last call (the translator's and
-    /// KVM's are not recorded: only interpreter steps highlight memory).
+    /// Guest-physical writes the interpreter and the translator made since the last call
+    /// (KVM's are not seen: its guest writes RAM directly).
     pub fn take_writes(&mut self) -> Vec<(u64, u32)> {
-        self.interp.take_recorded_writes()
+        let mut writes = self.interp.take_recorded_writes();
+        if let Some(bt) = self.bt.as_deref_mut() {
+            writes.extend(bt.take_recorded_writes());
+        }
+        writes
     }
 }
