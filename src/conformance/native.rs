@@ -8,7 +8,10 @@
 //! exception stub a fault went to. Then every GPR, RIP, RFLAGS (less the flags the architecture
 //! leaves undefined for the case), the data page and the stack page are compared, and for a fault
 //! the vector, error code, CR2 (#PF) and the frame's CS/RIP/RSP/RFLAGS. KVM re-enters the same
-//! vCPU for every case with new registers, so a case costs one exit.
+//! vCPU for every case with new registers, so a case costs one exit. The binary translator runs
+//! every case too (a block of the instruction and the OUT callout: its specialised form and its
+//! deferred flags) and must agree with the CPU under the same rules; its differences print as
+//! `bt: …`.
 //!
 //! On PVM (KVM without VT-x) 64-bit ring-3 code runs on the CPU, but 32-bit compatibility-mode
 //! code and every ring-3 #GP go through KVM's instruction emulator: for them the oracle is that
@@ -18,6 +21,7 @@
 use std::fmt::Write as _;
 
 use accel_kvm::{kvm_available, KvmEngine};
+use emulator::bt::BinaryTranslator;
 use emulator::cpu::state::{flags, reg};
 use emulator::interp::Interpreter;
 use emulator::{Engine, Exit, Machine, RunLimit};
@@ -200,6 +204,18 @@ pub fn run_interp(m: &mut Machine, interp: &mut Interpreter, case: &Case, data: 
         ..limit()
     };
     let exit = interp.run(m, lim).map_err(|e| e.to_string());
+    outcome(m, exit, CODE + case.code.len() as u64 + 2)
+}
+
+/// Runs `case` on the binary translator (its block: the instruction, then the `out` callout).
+pub fn run_bt(m: &mut Machine, bt: &mut BinaryTranslator, case: &Case, data: &[u8]) -> Outcome {
+    load_case(m, case, data);
+    bt.flush_caches(m);
+    let lim = RunLimit {
+        instructions: Some(100_000),
+        ..limit()
+    };
+    let exit = bt.run(m, lim).map_err(|e| e.to_string());
     outcome(m, exit, CODE + case.code.len() as u64 + 2)
 }
 
@@ -410,7 +426,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     }
     let mut mi = new_machine();
     let mut mk = new_machine();
+    let mut mt = new_machine();
     let mut interp = Interpreter::new();
+    let mut bt = BinaryTranslator::default();
     let mut kvm = KvmEngine::new(&mk)?;
     let pvm = accel_kvm::detect_flavour() == accel_kvm::KvmFlavour::Pvm;
     let mut rng = Rng::new(opts.seed);
@@ -433,7 +451,14 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
             let mut a = run_interp(&mut mi, &mut interp, &case, &data);
             a.rflags ^= opts.corrupt_interp_rflags;
             let b = run_kvm(&mut mk, &mut kvm, &case, &data);
-            let diffs = compare(&case, &a, &b);
+            let mut diffs = compare(&case, &a, &b);
+            // The translator must agree with the CPU as well (its specialised form, lazy flags).
+            let t = run_bt(&mut mt, &mut bt, &case, &data);
+            diffs.extend(
+                compare(&case, &t, &b)
+                    .into_iter()
+                    .map(|d| format!("bt: {}", d.replace("interp", "bt"))),
+            );
             if !diffs.is_empty() && pvm && !opts.strict {
                 if let Some(q) = pvm_quirk(form, &a, &b) {
                     tried -= 1;
