@@ -42,19 +42,15 @@ pub struct LazyFlags {
     pub cf: u64,
 }
 
+/// `v` read as a signed number of `size` bytes (the interpreter's sign extension).
 #[inline(always)]
-fn sign(v: u64, size: u32) -> bool {
-    (v >> (size * 8 - 1)) & 1 != 0
+fn signed(v: u64, size: u32) -> i64 {
+    crate::interp::sext(v, size) as i64
 }
 
 #[inline(always)]
-fn signed(v: u64, size: u32) -> i64 {
-    match size {
-        1 => v as u8 as i8 as i64,
-        2 => v as u16 as i16 as i64,
-        4 => v as u32 as i32 as i64,
-        _ => v as i64,
-    }
+fn sign(v: u64, size: u32) -> bool {
+    (v >> (size * 8 - 1)) & 1 != 0
 }
 
 impl LazyFlags {

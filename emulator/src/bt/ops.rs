@@ -14,7 +14,7 @@
 use iced_x86::{ConditionCode, Instruction, Mnemonic};
 
 use crate::cpu::Seg;
-use crate::interp::{alu_api as alu, Cpu, R};
+use crate::interp::{alu_api as alu, mask, sext, Cpu, R};
 use crate::mmu::Access;
 
 use super::lazy;
@@ -87,15 +87,6 @@ pub struct Op {
 impl Op {
     pub fn is_callout(&self) -> bool {
         self.name == "callout"
-    }
-}
-
-#[inline(always)]
-fn mask(size: u32) -> u64 {
-    if size >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (size * 8)) - 1
     }
 }
 
@@ -250,16 +241,6 @@ pub fn mov<const KIND: u8, const SX: bool>(cpu: &mut Cpu, op: &Op) -> R<()> {
             cpu.set_gpr(op.dst as usize, size, v);
             Ok(())
         }
-    }
-}
-
-#[inline(always)]
-fn sext(v: u64, size: u32) -> u64 {
-    match size {
-        1 => v as u8 as i8 as i64 as u64,
-        2 => v as u16 as i16 as i64 as u64,
-        4 => v as u32 as i32 as i64 as u64,
-        _ => v,
     }
 }
 

@@ -320,7 +320,7 @@ fn specialise(
         }
         M::Jmp if is_direct_branch(ins) && bits == 64 => {
             op.imm = ins.near_branch_target();
-            if !canonical(op.imm) {
+            if !interp::is_canonical(op.imm) {
                 return None;
             }
             (ops::jmp, "jmp")
@@ -328,7 +328,7 @@ fn specialise(
         _ if is_direct_branch(ins) && bits == 64 => {
             op.imm = ins.near_branch_target();
             op.cc = ins.condition_code();
-            if !canonical(op.imm) {
+            if !interp::is_canonical(op.imm) {
                 return None;
             }
             (ops::JCC[op.cc as usize], "jcc")
@@ -375,11 +375,6 @@ fn is_cmovcc(ins: &Instruction) -> bool {
     ins.condition_code() != ConditionCode::None
         && ins.flow_control() == FlowControl::Next
         && ins.op_count() == 2
-}
-
-fn canonical(a: u64) -> bool {
-    let top = a >> 47;
-    top == 0 || top == 0x1_FFFF
 }
 
 fn alu_handler(m: Mnemonic, kind: u8) -> Option<(Handler, &'static str)> {

@@ -31,7 +31,7 @@ use crate::mmu::{Access, Mmu};
 
 pub use decode_cache::DecodeCacheStats;
 
-pub(crate) use access::{mask, seg_of};
+pub(crate) use access::{is_canonical, mask, seg_of, sext};
 pub(crate) use decode_cache::DecodeCache;
 
 /// The pure semantic functions the binary translator shares with the interpreter: one
