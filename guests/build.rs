@@ -48,6 +48,7 @@ const IMAGES: &[Image] = &[
     image("platform.elf", "platform.S", Link::MultibootElf),
     image("smc.elf", "smc.S", Link::MultibootElf),
     image("jit.elf", "jit.S", Link::MultibootElf),
+    image("sensitive.elf", "sensitive.S", Link::MultibootElf),
     // The teaching kernel: one unit of many files in kernel/ (found through `-I kernel/`).
     image("kernel.elf", "../kernel/kernel.S", Link::MultibootElf),
     // The BIOS boot loader that starts a Multiboot kernel from a disk image (for Bochs).

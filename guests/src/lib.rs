@@ -47,6 +47,8 @@ pub const PLATFORM_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/platfo
 pub const SMC_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/smc.elf"));
 /// A tiny JIT in ring 3: generates, calls and regenerates code, through two virtual mappings.
 pub const JIT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/jit.elf"));
+/// Trap-and-emulate in miniature: a guest kernel deprivileged to ring 3 (`asm/sensitive.S`).
+pub const SENSITIVE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sensitive.elf"));
 /// The teaching kernel (`kernel/`): runs the workload suite named on its command line.
 pub const KERNEL_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.elf"));
 /// The BIOS boot loader (`asm/bootdisk.S`, whole sectors for 0x7C00) that starts a Multiboot
@@ -301,7 +303,48 @@ jit: code generated at run time in 64-bit ring 3, through two mappings
 jit: 5 cases, 0 failed
 ";
 
-static GUESTS: [Guest; 12] = [
+/// What `sensitive` prints on vmscope's engines (interp, bt) and on KVM with VT-x or AMD-V:
+/// vmscope's CPU model offers no UMIP, so SGDT, SIDT, SLDT, STR and SMSW run in ring 3
+/// without a trap and show the guest's own ring-0 state.
+pub const SENSITIVE_TEXT: &str = "\
+sensitive: a guest kernel deprivileged to ring 3 (IOPL 0); ring 0 is the VMM
+privileged instructions trap, and the VMM emulates them:
+  cli        #GP, the VMM emulates it: the guest's virtual IF is now 0
+  sti        #GP, the VMM emulates it: the guest's virtual IF is now 1
+  lgdt       #GP, the VMM emulates it: the guest's virtual GDTR is now base 0x0000000000300000 limit 0x007f
+sensitive but not privileged: no trap, and the real machine shows through:
+  mov %cs    no trap: CS = 0x0023, RPL 3: the kernel sees it is not in ring 0
+  sgdt       no trap: base 0x0000000000101000 limit 0x003f, not what the guest loaded
+  sidt       no trap: base 0x0000000000105000 limit 0x01ff
+  sldt       no trap: LDTR = 0x0000
+  str        no trap: TR = 0x0028
+  smsw       no trap: CR0[15:0] = 0x0011
+  lar %cs    no trap: access byte 0xfb, DPL 3
+  pushf      no trap: RFLAGS.IF = 0, IOPL = 0 although the guest's STI set its virtual IF to 1
+  popf IF=1  no trap: RFLAGS.IF = 0, IOPL = 0: the change was dropped silently
+the VMM saw 3 traps in 12 probes
+";
+
+/// How `sensitive` differs under PVM (KVM in software, guest ring 3 on the host CPU):
+/// (vmscope's line, PVM's line). CS reads the host's user code selector 0x33, and PUSHF the
+/// host's real IF = 1. SGDT, SIDT, SLDT, STR and SMSW print the guest's own values: the host
+/// CPU has UMIP on, so they fault in the host and PVM emulates them invisibly.
+pub const SENSITIVE_PVM_DIFFERENCES: [(&str, &str); 3] = [
+    (
+        "  mov %cs    no trap: CS = 0x0023, RPL 3: the kernel sees it is not in ring 0\n",
+        "  mov %cs    no trap: CS = 0x0033, RPL 3: the kernel sees it is not in ring 0\n",
+    ),
+    (
+        "  pushf      no trap: RFLAGS.IF = 0, IOPL = 0 although the guest's STI set its virtual IF to 1\n",
+        "  pushf      no trap: RFLAGS.IF = 1, IOPL = 0 although the guest's STI set its virtual IF to 1\n",
+    ),
+    (
+        "  popf IF=1  no trap: RFLAGS.IF = 0, IOPL = 0: the change was dropped silently\n",
+        "  popf IF=1  no trap: RFLAGS.IF = 1, IOPL = 0: the change was dropped silently\n",
+    ),
+];
+
+static GUESTS: [Guest; 13] = [
     Guest {
         name: "demo",
         file_name: "demo.elf",
@@ -443,6 +486,19 @@ static GUESTS: [Guest; 12] = [
                       instruction across two pages whose second page is remapped. Checked \
                       against an interpreter of the same code; exits 0x18 on a mismatch.",
         expected_serial: JIT_TEXT,
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "sensitive",
+        file_name: "sensitive.elf",
+        kind: GuestKind::Multiboot,
+        image: SENSITIVE_ELF,
+        description: "Why classic x86 was not virtualizable: a guest kernel run deprivileged in \
+                      ring 3 with IOPL 0, its ring 0 playing a trap-and-emulate VMM. CLI, STI and \
+                      LGDT trap (#GP) and are emulated; SGDT, SIDT, SLDT, STR, SMSW, LAR, PUSHF, \
+                      POPF and MOV from CS run without a trap and show the real machine.",
+        expected_serial: SENSITIVE_TEXT,
         exit_value: Some(exit::OK),
         ending: Ending::DebugExit(exit::OK),
     },
