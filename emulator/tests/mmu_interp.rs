@@ -5,40 +5,10 @@
 
 mod support;
 
-use emulator::cpu::{ctl, flags, reg, CpuState, Seg, Segment};
+use emulator::cpu::{flags, reg};
 use emulator::interp::Interpreter;
 use emulator::{Engine, Exit, Machine, RunLimit};
 use support::assemble;
-
-/// Long mode, CR3 = 0x1000: PD[0] → PT at 0x4000 identity-mapping 0-2 MiB with 4 KiB pages
-/// (so single pages can be remapped), code at 0x10000.
-fn long_mode_machine(code: &[u8]) -> Machine {
-    let mut m = Machine::new(4 << 20).unwrap();
-    m.ram.write(0x10000, code).unwrap();
-    m.ram.write_le(0x1000, 8, 0x2000 | 3).unwrap();
-    m.ram.write_le(0x2000, 8, 0x3000 | 3).unwrap();
-    m.ram.write_le(0x3000, 8, 0x4000 | 3).unwrap();
-    for page in 0..512u64 {
-        m.ram
-            .write_le(0x4000 + page * 8, 8, page << 12 | 3)
-            .unwrap();
-    }
-    // A second address space at CR3 0x5000 shares the PDPT.
-    m.ram.write_le(0x5000, 8, 0x2000 | 3).unwrap();
-    let mut s = CpuState::multiboot_entry(0x10000, 0);
-    s.cr0 |= ctl::CR0_PG | ctl::CR0_WP;
-    s.cr4 = ctl::CR4_PAE;
-    s.cr3 = 0x1000;
-    s.efer = ctl::EFER_LME | ctl::EFER_LMA | ctl::EFER_NXE;
-    s.seg[Seg::Cs as usize] = Segment {
-        l: true,
-        db: false,
-        ..Segment::flat32(0x08, true)
-    };
-    s.gpr[reg::RSP] = 0x9000;
-    m.cpu = s;
-    m
-}
 
 fn run(m: &mut Machine) -> Exit {
     Interpreter::new()
@@ -64,7 +34,7 @@ fn a_guest_remapping_its_own_page_sees_the_new_frame_with_or_without_invlpg() {
         out 0xF4, eax
         "#,
     );
-    let mut m = long_mode_machine(&code);
+    let mut m = support::long_mode(&code);
     assert!(matches!(run(&mut m), Exit::DebugExit { value: 0x10, .. }));
     assert_eq!(m.cpu.gpr[reg::RBX] & 0xFFFF_FFFF, 0x2222);
     assert_eq!(m.cpu.gpr[reg::RCX] & 0xFFFF_FFFF, 0x1111);
@@ -99,7 +69,7 @@ fn pcids_invpcid_and_stac_clac_through_the_interpreter() {
         out 0xF4, eax
         "#,
     );
-    let mut m = long_mode_machine(&code);
+    let mut m = support::long_mode(&code);
     assert!(matches!(run(&mut m), Exit::DebugExit { value: 0x10, .. }));
     assert_eq!(m.cpu.gpr[reg::RBX], 0x5007);
     assert_eq!(m.cpu.gpr[reg::RCX], 0x1000);
@@ -122,7 +92,7 @@ fn a_cr3_above_maxphyaddr_is_a_general_protection_fault() {
         mov cr3, rax
         "#,
     );
-    let mut m = long_mode_machine(&code);
+    let mut m = support::long_mode(&code);
     assert!(matches!(run(&mut m), Exit::TripleFault { .. }));
     assert_eq!(m.cpu.cr3, 0x1000, "CR3 kept its value");
     assert_eq!(m.stats.exceptions.get("#GP").copied(), Some(1));

@@ -335,7 +335,7 @@ pub const PVM_QUIRKS: &[(&str, &str)] = &[
     ),
     (
         COMPAT_EMULATED,
-        "DAA AAA AAS ARPL BOUND POPCNT INT3 (and INT n) are #UD, INTO's #OF arrives as #UD, AAM/AAD set SF ZF PF from EAX instead of AL, LZCNT runs as BSR, TF on a REP string instruction traps once after all iterations (with RF set), TF after POP SS traps at once (no SS shadow), a REP string faulting part-way leaves other status flags, a 16-bit ENTER pushes 4 bytes and ENTER with a nesting level is #UD, no #AC is raised (cases in 32-bit code never set RFLAGS.AC)",
+        "DAA AAA AAS ARPL BOUND POPCNT INT3 (and INT n) are #UD, INTO's #OF arrives as #UD, AAM/AAD set SF ZF PF from EAX instead of AL, LZCNT runs as BSR, hint NOPs (0F 18-0F 1F: NOP r/m, ENDBR, CLDEMOTE, prefetches) ignore TF, compute their memory operand (#PF/#GP where the CPU touches nothing) and with 0x67 are decoded with a wrong length, TF on a REP string instruction traps once after all iterations (with RF set), TF after POP SS traps at once (no SS shadow), a REP string faulting part-way leaves other status flags, a 16-bit ENTER pushes 4 bytes and ENTER with a nesting level is #UD, no #AC is raised (cases in 32-bit code never set RFLAGS.AC)",
     ),
     (
         "INT n (n != 3) from ring 3",
@@ -399,6 +399,21 @@ pub fn pvm_quirk(form: &Form, interp: &Outcome, native: &Outcome) -> Option<&'st
     if form.mode == CodeMode::Compat32
         && (stepped && vi == Some(1) && vn == Some(1) || rep_fault && vi == vn || rep_stepped)
     {
+        return Some(PVM_QUIRKS[3].0);
+    }
+    // Hint NOPs: the emulator neither single-steps them nor leaves their memory operand alone,
+    // and with an address-size prefix it misreads their length (measured: garbage executed).
+    let hint = [
+        "Nop",
+        "Reservednop",
+        "Prefetch",
+        "Cldemote",
+        "Endbr",
+        "Rdssp",
+    ]
+    .iter()
+    .any(|h| name.strip_prefix("32/").is_some_and(|n| n.starts_with(h)));
+    if hint {
         return Some(PVM_QUIRKS[3].0);
     }
     // AAM/AAD: the emulator's flags (from EAX); registers must agree. LZCNT: run as BSR.

@@ -159,6 +159,21 @@ const MNEMONICS: &[Mnemonic] = &[
     Mnemonic::Popf,
     Mnemonic::Popfd,
     Mnemonic::Popfq,
+    // The hint and NOP space (0F 0D, 0F 18–0F 1F): must leave everything but RIP alone.
+    Mnemonic::Nop,
+    Mnemonic::Reservednop,
+    Mnemonic::Prefetch,
+    Mnemonic::Prefetchw,
+    Mnemonic::Prefetchnta,
+    Mnemonic::Prefetcht0,
+    Mnemonic::Prefetcht1,
+    Mnemonic::Prefetcht2,
+    Mnemonic::Cldemote,
+    Mnemonic::Endbr32,
+    Mnemonic::Endbr64,
+    Mnemonic::Rdsspd,
+    Mnemonic::Rdsspq,
+    Mnemonic::Pause,
 ];
 
 /// The undefined parts of results that are not compared: (instructions, what, why). [`fix_up`]

@@ -272,6 +272,12 @@ fn run_blocks(
             }
             Boundary::Stop(exit) => return exit,
         };
+        // Code writes from any path since the last block (an instruction the interpreter ran
+        // alone, an interrupt frame pushed onto a code page, a previous run) drop their blocks
+        // before the next lookup, so no stale translation is ever entered.
+        if drop_written_blocks(cpu, cache) {
+            came_from = None;
+        }
         budget = budget.min(timing.instructions_until_deadline(cpu).max(1));
         let s = cpu.s();
         if shadowed || s.rflags & (TF | RF) != 0 || s.dr[7] & 0xFF != 0 {
@@ -329,12 +335,7 @@ fn run_blocks(
             }
             let (outcome, chain_ok) = execute_block(cpu, cache, id);
             came_from = chain_ok.then(|| (id, cache.epoch()));
-            if !cpu.code.block_writes.is_empty() {
-                for (phys, size) in std::mem::take(&mut cpu.code.block_writes) {
-                    for page in cache.invalidate_write(phys, size) {
-                        cpu.code.unmark_block_page(page);
-                    }
-                }
+            if drop_written_blocks(cpu, cache) {
                 came_from = None;
             }
             if let Some(exit) = outcome {
@@ -361,6 +362,19 @@ fn run_blocks(
             }
         }
     }
+}
+
+/// Drops the blocks overlapping every queued write to translated code; true if there were any.
+fn drop_written_blocks(cpu: &mut Cpu, cache: &mut TranslationCache) -> bool {
+    if cpu.code.block_writes.is_empty() {
+        return false;
+    }
+    for (phys, size) in std::mem::take(&mut cpu.code.block_writes) {
+        for page in cache.invalidate_write(phys, size) {
+            cpu.code.unmark_block_page(page);
+        }
+    }
+    true
 }
 
 /// Runs block `id` from its first op until its end, a fault, or an early stop (`end_block`).

@@ -246,7 +246,7 @@ fn specialise(
         }
     };
     let r: (Handler, &'static str) = match m {
-        M::Nop | M::Pause => (ops::nop, "nop"),
+        m if interp::is_no_op(m) => (ops::nop, "nop"),
         M::Mov => match two(op)? {
             RR => (ops::mov::<RR, false>, "mov r,r"),
             RI => (ops::mov::<RI, false>, "mov r,imm"),

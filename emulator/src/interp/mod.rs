@@ -566,21 +566,38 @@ pub(crate) fn fetch_bytes(cpu: &mut Cpu, phys: u64, out: &mut [u8]) {
     }
 }
 
-/// Instructions with no architectural effect on this machine (no caches, one CPU).
-fn is_no_op(m: Mnemonic) -> bool {
+/// Instructions with no architectural effect on this machine (no caches, one CPU, no CET).
+///
+/// Most of them live in the *hint space* 0F 18–0F 1F (and 0F 0D), which Intel reserved as
+/// multi-byte NOPs on the P6 so that later CPUs could give some encodings a meaning that older
+/// CPUs simply skip: prefetches, CLDEMOTE, and CET's ENDBR32/ENDBR64 and RDSSP, which gcc's
+/// `-fcf-protection` puts at every function entry. Without CET (CR4.CET is reserved here and
+/// CPUID does not offer it) they all execute as NOPs, memory operands are never accessed, and
+/// RDSSP leaves its register unchanged — as on a CPU without shadow stacks.
+pub(crate) fn is_no_op(m: Mnemonic) -> bool {
     use Mnemonic as M;
     matches!(
         m,
         M::Nop
             | M::Pause
+            | M::Reservednop
+            | M::Prefetch
+            | M::Prefetchw
+            | M::Prefetchwt1
             | M::Prefetchnta
             | M::Prefetcht0
             | M::Prefetcht1
             | M::Prefetcht2
+            | M::Prefetchit0
+            | M::Prefetchit1
+            | M::Cldemote
+            | M::Endbr32
+            | M::Endbr64
+            | M::Rdsspd
+            | M::Rdsspq
             | M::Lfence
             | M::Sfence
             | M::Mfence
-            | M::Reservednop
     )
 }
 

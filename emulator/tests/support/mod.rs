@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use emulator::bt::BinaryTranslator;
-use emulator::cpu::{flags, reg, CpuState, DescriptorTable, Seg, Segment};
+use emulator::cpu::{ctl, flags, reg, CpuState, DescriptorTable, Seg, Segment};
 use emulator::interp::Interpreter;
 use emulator::{Engine, Exit, Machine, RunLimit};
 
@@ -71,6 +71,36 @@ pub fn protected_mode(code: &[u8]) -> Machine {
         limit: 31,
     };
     m.cpu.gpr[reg::RSP] = 0x9000;
+    m
+}
+
+/// Long mode, CR3 = 0x1000: PD[0] → PT at 0x4000 identity-mapping 0-2 MiB with 4 KiB pages
+/// (so single pages can be remapped), code at 0x10000.
+pub fn long_mode(code: &[u8]) -> Machine {
+    let mut m = Machine::new(4 << 20).unwrap();
+    m.ram.write(0x10000, code).unwrap();
+    m.ram.write_le(0x1000, 8, 0x2000 | 3).unwrap();
+    m.ram.write_le(0x2000, 8, 0x3000 | 3).unwrap();
+    m.ram.write_le(0x3000, 8, 0x4000 | 3).unwrap();
+    for page in 0..512u64 {
+        m.ram
+            .write_le(0x4000 + page * 8, 8, page << 12 | 3)
+            .unwrap();
+    }
+    // A second address space at CR3 0x5000 shares the PDPT.
+    m.ram.write_le(0x5000, 8, 0x2000 | 3).unwrap();
+    let mut s = CpuState::multiboot_entry(0x10000, 0);
+    s.cr0 |= ctl::CR0_PG | ctl::CR0_WP;
+    s.cr4 = ctl::CR4_PAE;
+    s.cr3 = 0x1000;
+    s.efer = ctl::EFER_LME | ctl::EFER_LMA | ctl::EFER_NXE;
+    s.seg[Seg::Cs as usize] = Segment {
+        l: true,
+        db: false,
+        ..Segment::flat32(0x08, true)
+    };
+    s.gpr[reg::RSP] = 0x9000;
+    m.cpu = s;
     m
 }
 
