@@ -49,6 +49,9 @@ pub const SMC_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/smc.elf"));
 pub const JIT_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/jit.elf"));
 /// Trap-and-emulate in miniature: a guest kernel deprivileged to ring 3 (`asm/sensitive.S`).
 pub const SENSITIVE_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sensitive.elf"));
+/// A 64-bit kernel in C built by gcc with `-fcf-protection=full -fstack-protector-strong`
+/// (`c/hardened.c`): ENDBR64 at its functions, like code from any distribution.
+pub const HARDENED_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hardened.elf"));
 /// The teaching kernel (`kernel/`): runs the workload suite named on its command line.
 pub const KERNEL_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kernel.elf"));
 /// The BIOS boot loader (`asm/bootdisk.S`, whole sectors for 0x7C00) that starts a Multiboot
@@ -303,6 +306,15 @@ jit: code generated at run time in 64-bit ring 3, through two mappings
 jit: 5 cases, 0 failed
 ";
 
+/// What `hardened` prints: its checks with the values gcc's code computed.
+const HARDENED_TEXT: &str = "hardened: a gcc -fcf-protection=full kernel in long mode\n\
+indirect calls: ok 0000000000012480\n\
+jump table: ok 000000000044a48a\n\
+recursion: ok 0000000000001a6d\n\
+stack canary: ok 4c36f692d90a0d9c\n\
+64-bit division: ok 000548fd367c8280\n\
+hardened: all checks passed\n";
+
 /// What `sensitive` prints on vmscope's engines (interp, bt) and on KVM with VT-x or AMD-V:
 /// vmscope's CPU model offers no UMIP, so SGDT, SIDT, SLDT, STR and SMSW run in ring 3
 /// without a trap and show the guest's own ring-0 state.
@@ -344,7 +356,7 @@ pub const SENSITIVE_PVM_DIFFERENCES: [(&str, &str); 3] = [
     ),
 ];
 
-static GUESTS: [Guest; 13] = [
+static GUESTS: [Guest; 14] = [
     Guest {
         name: "demo",
         file_name: "demo.elf",
@@ -499,6 +511,19 @@ static GUESTS: [Guest; 13] = [
                       LGDT trap (#GP) and are emulated; SGDT, SIDT, SLDT, STR, SMSW, LAR, PUSHF, \
                       POPF and MOV from CS run without a trap and show the real machine.",
         expected_serial: SENSITIVE_TEXT,
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "hardened",
+        file_name: "hardened.elf",
+        kind: GuestKind::Multiboot,
+        image: HARDENED_ELF,
+        description: "A kernel in C, compiled as distributions compile code (gcc -O2 \
+                      -fcf-protection=full -fstack-protector-strong): ENDBR64 at every function \
+                      reached indirectly, a switch table, recursion, a stack canary, 64-bit \
+                      division. Runs on CPUs without CET because ENDBR is a hint NOP there.",
+        expected_serial: HARDENED_TEXT,
         exit_value: Some(exit::OK),
         ending: Ending::DebugExit(exit::OK),
     },
