@@ -48,4 +48,10 @@ else
     say "rustup not found: install Rust from https://rustup.rs first"
     exit 1
 fi
+# The book (book/, mdbook): one pinned version, built from source by cargo (≈2 minutes once).
+MDBOOK_VERSION=0.4.52
+if [ "$(mdbook --version 2>/dev/null)" != "mdbook v$MDBOOK_VERSION" ]; then
+    say "installing mdbook $MDBOOK_VERSION (cargo install --locked)"
+    cargo install mdbook --version "$MDBOOK_VERSION" --locked
+fi
 say "ready"

@@ -12,5 +12,7 @@ echo "== portable core builds for wasm32-unknown-unknown"
 cargo build -p emulator -p devices --target wasm32-unknown-unknown
 echo "== the GUI library checks for wasm32 too (the web demo runs the same app)"
 cargo check -p gui --lib --target wasm32-unknown-unknown
+echo "== the book builds (mdbook; its experiments are checked by tests/book_experiments.rs)"
+mdbook build book
 echo "== cargo test"
 cargo test --workspace

@@ -4,6 +4,7 @@
 //! Emulated engines advance it by retired instructions; the KVM engine advances it from the host
 //! clock at the edge (in `accel-kvm`). Devices only ever see `now_ns`.
 
+// ANCHOR: virtual_clock
 /// Nanoseconds of guest time since machine reset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VirtualClock {
@@ -34,3 +35,4 @@ impl VirtualClock {
         self.now_ns
     }
 }
+// ANCHOR_END: virtual_clock

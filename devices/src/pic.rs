@@ -448,6 +448,7 @@ impl PicPair {
         self.master.pending_request().is_some()
     }
 
+    // ANCHOR: pic_acknowledge
     /// The interrupt-acknowledge cycle: returns the vector and marks the interrupt in service.
     /// With nothing to deliver, the chip answers with its IR7 vector (a "spurious" IRQ 7, or
     /// IRQ 15 when the master picked the slave but the slave's request went away) without
@@ -473,6 +474,7 @@ impl PicPair {
         self.update_cascade();
         vector
     }
+    // ANCHOR_END: pic_acknowledge
 
     /// Register snapshots of the master and the slave.
     pub fn registers(&self) -> [PicRegisters; 2] {

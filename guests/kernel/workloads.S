@@ -77,6 +77,7 @@ run_workload:
     test %rax, %rax
     jz 2f
     call *%rax
+# ANCHOR: timed_loop
 2:  sti
     rdtsc                           # the clock starts ...
     shl $32, %rdx
@@ -96,6 +97,7 @@ run_workload:
     or %rax, %rdx
     sub %rdx, %r13
     neg %r13                        # R13 = TSC ticks the workload took
+    # ANCHOR_END: timed_loop
     sti                             # a system call left interrupts off
     test %r15, %r15
     jz 5f

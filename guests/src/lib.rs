@@ -337,6 +337,7 @@ sensitive but not privileged: no trap, and the real machine shows through:
 the VMM saw 3 traps in 12 probes
 ";
 
+// ANCHOR: sensitive_pvm
 /// How `sensitive` differs under PVM (KVM in software, guest ring 3 on the host CPU):
 /// (vmscope's line, PVM's line). CS reads the host's user code selector 0x33, and PUSHF the
 /// host's real IF = 1. SGDT, SIDT, SLDT, STR and SMSW print the guest's own values: the host
@@ -355,6 +356,7 @@ pub const SENSITIVE_PVM_DIFFERENCES: [(&str, &str); 3] = [
         "  popf IF=1  no trap: RFLAGS.IF = 1, IOPL = 0: the change was dropped silently\n",
     ),
 ];
+// ANCHOR_END: sensitive_pvm
 
 static GUESTS: [Guest; 14] = [
     Guest {

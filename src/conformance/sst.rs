@@ -373,6 +373,7 @@ fn machine_regs(cpu: &CpuState) -> [u16; 14] {
     ]
 }
 
+// ANCHOR: sst_compare
 fn compare(m: &Machine, stem: &str, test: &Test, written: &[(u64, u32)]) -> Result<(), String> {
     let undefined = rules::undefined_flags(stem, test);
     let flag_mask = !(undefined | fl::HIGH_NIBBLE);
@@ -389,6 +390,7 @@ fn compare(m: &Machine, stem: &str, test: &Test, written: &[(u64, u32)]) -> Resu
             diffs.push(format!("{}={a:#06x} want {b:#06x}", REG_NAMES[i]));
         }
     }
+    // ANCHOR_END: sst_compare
     // Expected bytes: INIT overlaid with FINA. The FLAGS image an exception pushed is masked too.
     let mut expect: BTreeMap<u64, u8> = BTreeMap::new();
     for &(a, v) in test.init.ram.iter().chain(&test.fina.ram) {

@@ -225,6 +225,7 @@ impl TranslationCache {
         self.stats.links_made += 1;
     }
 
+    // ANCHOR: invalidate_write
     /// Drops the blocks whose guest bytes overlap `[phys, phys + size)`. Returns the physical
     /// pages that no longer hold any block (they need no watching any more).
     pub fn invalidate_write(&mut self, phys: u64, size: u32) -> Vec<u64> {
@@ -253,6 +254,7 @@ impl TranslationCache {
         }
         emptied
     }
+    // ANCHOR_END: invalidate_write
 
     /// Forgets every block. Returns the pages that were watched.
     pub fn flush(&mut self, capacity: bool) -> Vec<u64> {

@@ -42,6 +42,7 @@ fn has_error_code(v: u8) -> bool {
     matches!(v, 8 | 10..=14 | 17 | 21 | 29 | 30)
 }
 
+// ANCHOR: deliver_exception
 /// Delivers an exception raised by an instruction (RIP already points at the right place),
 /// escalating to #DF and to a triple fault as the SDM's table prescribes.
 pub(crate) fn deliver_exception(
@@ -90,6 +91,7 @@ pub(crate) fn deliver_exception(
     }
     Err(triple_fault(cpu, current.0, current.0))
 }
+// ANCHOR_END: deliver_exception
 
 fn triple_fault(cpu: &mut Cpu, first: u8, second: u8) -> Fault {
     Fault::Stop(Exit::TripleFault {

@@ -45,6 +45,7 @@ pub(crate) fn szp(result: u64, size: u32) -> u64 {
     f
 }
 
+// ANCHOR: add_flags
 /// Flags of `a + b + carry_in`.
 pub(crate) fn add(a: u64, b: u64, carry_in: u64, size: u32) -> (u64, u64) {
     let m = mask(size);
@@ -63,6 +64,7 @@ pub(crate) fn add(a: u64, b: u64, carry_in: u64, size: u32) -> (u64, u64) {
     }
     (r, f)
 }
+// ANCHOR_END: add_flags
 
 /// Flags of `a - b - borrow_in`.
 pub(crate) fn sub(a: u64, b: u64, borrow_in: u64, size: u32) -> (u64, u64) {

@@ -169,6 +169,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             let f = cpu.s().rflags & !(VM | RF);
             cpu.push(size, f)
         }
+        // ANCHOR: popf
         M::Popf | M::Popfd | M::Popfq => {
             let size = ins.stack_pointer_increment().unsigned_abs();
             let v = cpu.pop(size)?;
@@ -187,6 +188,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             set_rflags_checked(cpu, f);
             Ok(())
         }
+        // ANCHOR_END: popf
         M::Lgdt | M::Lidt => {
             require_cpl0(cpu)?;
             let seg = seg_of(ins.memory_segment());
@@ -206,6 +208,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             t.limit = limit;
             Ok(())
         }
+        // ANCHOR: sgdt
         M::Sgdt | M::Sidt => {
             let t = if ins.mnemonic() == M::Sgdt {
                 cpu.s().gdtr
@@ -218,6 +221,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             let base_size = if long64 { 8 } else { 4 };
             cpu.write_mem(seg, ea.wrapping_add(2), base_size, t.base)
         }
+        // ANCHOR_END: sgdt
         M::Sldt | M::Str => {
             if !protected(cpu) || cpu.s().rflags & VM != 0 {
                 return Err(ud());

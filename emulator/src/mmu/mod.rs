@@ -122,6 +122,7 @@ impl Mmu {
         self.pdptes
     }
 
+    // ANCHOR: shadow_hit
     /// Translates a linear address for `access`: a shadow hit, or a walk that fills the shadow.
     #[inline]
     pub fn translate(
@@ -163,6 +164,7 @@ impl Mmu {
         }
         self.miss(machine, linear, access)
     }
+    // ANCHOR_END: shadow_hit
 
     #[cold]
     fn miss(

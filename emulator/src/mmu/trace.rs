@@ -17,6 +17,7 @@ use crate::memory::GuestRam;
 /// that zaps its shadow pages when they use too much memory.
 pub const MAX_DEPS: usize = 1 << 17;
 
+// ANCHOR: dep
 /// "Shadow entries of space `space` inside `[base, base + 2^shift)` were built from this entry,
 /// which then held `value`."
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,7 @@ pub(crate) struct Dep {
     pub size: u8,
     pub value: u64,
 }
+// ANCHOR_END: dep
 
 #[derive(Default)]
 pub(crate) struct Tracer {

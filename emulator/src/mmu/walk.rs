@@ -260,6 +260,7 @@ pub fn walk_detail(
         }
     };
     let mut rights = Rights::ALL;
+    // ANCHOR: walk_level
     for &(level, shift, bits, size) in levels {
         let index = (linear >> shift) & ((1 << bits) - 1);
         let entry_addr = table + index * size as u64;
@@ -312,6 +313,7 @@ pub fn walk_detail(
             };
             continue;
         }
+        // ANCHOR_END: walk_level
         if let Err(denial) = check(&regs, rflags, access, rights) {
             d.outcome = Err((fault(true, false), FaultCause::Denied(denial)));
             return d;

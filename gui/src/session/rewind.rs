@@ -232,6 +232,7 @@ impl Session {
         self.rewind_to(target)
     }
 
+    // ANCHOR: rewind_to
     /// Rebuilds the machine as it was after `target` instructions: restores the newest snapshot
     /// at or before it (or boots afresh) and replays deterministically from there.
     pub fn rewind_to(&mut self, target: u64) -> Result<(), String> {
@@ -292,4 +293,5 @@ impl Session {
         self.stop(StopReason::Rewound { to: target });
         Ok(())
     }
+    // ANCHOR_END: rewind_to
 }
