@@ -116,6 +116,7 @@ fn bt_and_interp_agree_at_every_block_boundary_on_the_small_guests() {
         "demo",
         "paging-matrix",
         "platform",
+        "sensitive",
     ] {
         let blocks = lockstep(name, CMDLINE, 2_000_000);
         assert!(blocks > 10, "{name}: only {blocks} blocks compared");

@@ -144,11 +144,14 @@ user_main:
     PRINT "\n  lar %cs    "
     mov %cs, %bx
     PROBE lar %bx, %ebx
-    PRINT "access byte 0x"       # bits 15:8: P, DPL, S, type (bits 19:16 vary by CPU)
+    # Access rights bits 15:8 = P, DPL, S, type. Only P and DPL are printed: the type's
+    # accessed bit differs (QEMU's TCG does not set it when IRETQ loads CS; CPUs do), and
+    # bits 19:16 (limit 19:16) are reported by some CPUs and masked by others.
+    PRINT "descriptor present "
     mov %ebx, %eax
-    shr $8, %eax
-    mov $2, %ecx
-    call serial_hex
+    shr $15, %eax
+    and $1, %eax
+    call serial_dec
     PRINT ", DPL "
     mov %ebx, %eax
     shr $13, %eax

@@ -331,7 +331,7 @@ sensitive but not privileged: no trap, and the real machine shows through:
   sldt       no trap: LDTR = 0x0000
   str        no trap: TR = 0x0028
   smsw       no trap: CR0[15:0] = 0x0011
-  lar %cs    no trap: access byte 0xfb, DPL 3
+  lar %cs    no trap: descriptor present 1, DPL 3
   pushf      no trap: RFLAGS.IF = 0, IOPL = 0 although the guest's STI set its virtual IF to 1
   popf IF=1  no trap: RFLAGS.IF = 0, IOPL = 0: the change was dropped silently
 the VMM saw 3 traps in 12 probes
