@@ -68,7 +68,8 @@ pub fn show(image: &str, after: u64, cmdline: &str, stats: bool) -> Result<Strin
     let mut out = String::new();
     if exit != Exit::LimitReached {
         out.push_str(&format!(
-            "note: the guest stopped before {after} instructions ({exit:?})\n"
+            "note: the guest stopped before {after} instructions ({})\n",
+            crate::runner::exit_summary(&exit)
         ));
     }
     let state = &machine.cpu;

@@ -368,7 +368,10 @@ fn step(
     if skip > 0 {
         let exit = engine.run(&mut machine, emulator::RunLimit::instructions(skip))?;
         if exit != emulator::Exit::LimitReached {
-            bail!("the guest stopped during --skip: {exit:?}");
+            bail!(
+                "the guest stopped during --skip: {}",
+                vmscope::runner::exit_summary(&exit)
+            );
         }
     }
     let mut stdout = std::io::stdout();
@@ -387,7 +390,11 @@ fn step(
             writeln!(stdout, "  serial: {:?}", String::from_utf8_lossy(&out))?;
         }
         if exit != emulator::Exit::LimitReached {
-            writeln!(stdout, "guest stopped: {exit:?}")?;
+            writeln!(
+                stdout,
+                "guest stopped: {}",
+                vmscope::runner::exit_summary(&exit)
+            )?;
             return Ok(vmscope::runner::exit_status(&exit));
         }
     }

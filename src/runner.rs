@@ -70,15 +70,20 @@ pub struct GuestOutcome {
 impl GuestOutcome {
     /// One line for the user about how the guest ended.
     pub fn summary(&self) -> String {
-        match &self.exit {
-            Exit::DebugExit { value, status } => {
-                format!("guest wrote {value:#x} to isa-debug-exit: exit status {status}")
-            }
-            Exit::Shutdown => "guest halted with interrupts disabled: clean shutdown".into(),
-            Exit::TripleFault { detail } => format!("triple fault: {detail}; machine stopped"),
-            Exit::ResetRequested => "guest requested a reset; machine stopped".into(),
-            Exit::LimitReached => "instruction limit reached; guest stopped".into(),
+        exit_summary(&self.exit)
+    }
+}
+
+/// How a run ended, in words (`guest wrote 0x10 to isa-debug-exit: exit status 33`).
+pub fn exit_summary(exit: &Exit) -> String {
+    match exit {
+        Exit::DebugExit { value, status } => {
+            format!("guest wrote {value:#x} to isa-debug-exit: exit status {status}")
         }
+        Exit::Shutdown => "guest halted with interrupts disabled: clean shutdown".into(),
+        Exit::TripleFault { detail } => format!("triple fault: {detail}; machine stopped"),
+        Exit::ResetRequested => "guest requested a reset; machine stopped".into(),
+        Exit::LimitReached => "instruction limit reached; guest stopped".into(),
     }
 }
 
@@ -90,6 +95,9 @@ pub fn exit_status(exit: &Exit) -> i32 {
         Exit::LimitReached => 4,
     }
 }
+
+/// How much guest time a KVM run slice lasts before the runner shows the output so far.
+const SLICE_NS: u64 = 50_000_000;
 
 /// Builds a machine, loads `bytes`, runs it to the end. Serial output goes to `serial`
 /// (as it arrives when `live` is set, which routes the UART straight to stdout).
@@ -117,24 +125,26 @@ pub fn run_guest(
     let start_instructions = machine.stats.instructions;
     if opts.max_instructions.is_some() && !engine.counts_instructions() {
         notice(format!(
-            "note: {} runs guest code natively and cannot count instructions; \
-             --max-instructions applies only while an emulated engine runs",
+            "note: {} runs guest code natively; to count instructions for --max-instructions \
+             it single-steps the guest (one exit per instruction: slow)",
             engine.describe()
         ));
     }
     let exit = loop {
-        let mut limit = RunLimit::instructions(1_000_000);
-        if !engine.counts_instructions() {
-            limit = RunLimit::UNLIMITED;
-        }
+        // Emulated engines run in slices of instructions, KVM in slices of (host) time: either
+        // way the loop gets control back often enough to show the guest's output as it comes.
+        let mut limit = if engine.counts_instructions() {
+            RunLimit::instructions(1_000_000)
+        } else {
+            RunLimit::time_ns(SLICE_NS)
+        };
         if let Some(max) = opts.max_instructions {
             let used = machine.stats.instructions - start_instructions;
             if used >= max {
                 break Exit::LimitReached;
             }
-            if engine.counts_instructions() {
-                limit.instructions = Some(limit.instructions.unwrap_or(u64::MAX).min(max - used));
-            }
+            // KVM counts instructions by single-stepping whenever the limit names a count.
+            limit.instructions = Some(limit.instructions.unwrap_or(u64::MAX).min(max - used));
         }
         if let Some(plan) = switch {
             match plan.unit {
@@ -148,7 +158,11 @@ pub fn run_guest(
         let before_io = machine.stats.io_accesses();
         let before_ins = machine.stats.instructions;
         let exit = engine.run(&mut machine, limit)?;
-        serial.write_all(&machine.bus.take_serial_output())?;
+        let output = machine.bus.take_serial_output();
+        if !output.is_empty() {
+            serial.write_all(&output)?;
+            serial.flush()?;
+        }
         if exit != Exit::LimitReached {
             break exit;
         }

@@ -185,7 +185,7 @@ impl KvmEngine {
     }
 
     /// Loads `machine.cpu` into the vCPU.
-    fn push_state(&mut self, machine: &Machine) -> Result<(), EngineError> {
+    pub(crate) fn push_state(&mut self, machine: &Machine) -> Result<(), EngineError> {
         state::push(
             &self.vcpu,
             &machine.cpu,
@@ -223,7 +223,7 @@ impl KvmEngine {
     }
 
     /// Turns single-stepping (one KVM_EXIT_DEBUG per instruction) on or off.
-    fn set_single_step(&self, on: bool) -> Result<(), KvmError> {
+    pub(crate) fn set_single_step(&self, on: bool) -> Result<(), KvmError> {
         let debug = kvm_guest_debug {
             control: if on {
                 KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP

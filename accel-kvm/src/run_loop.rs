@@ -70,18 +70,44 @@ enum GuestExit {
     Failed(String),
 }
 
+/// What offering a pending interrupt to the guest did.
+enum Offered {
+    Nothing,
+    Delivered,
+    /// Delivering it stopped the machine (a triple fault while the interpreter delivered it).
+    Stopped(Exit),
+}
+
 /// Counts how far a run has got against its `RunLimit`.
 #[derive(Debug, Default)]
 struct Budget {
     limit: RunLimit,
     instructions: u64,
     io_accesses: u64,
+    /// Virtual time (host time here) at which `limit.time_ns` runs out.
+    time_end: Option<u64>,
 }
 
 impl Budget {
-    fn exhausted(&self) -> bool {
+    /// One instruction retired under single-step: it counts against the limit and in `Stats`
+    /// (a stepped KVM run counts exactly, like the emulated engines; a free run cannot).
+    fn retire(&mut self, machine: &mut Machine) {
+        self.instructions += 1;
+        machine.stats.instructions += 1;
+    }
+
+    fn exhausted(&self, machine: &Machine) -> bool {
         matches!(self.limit.instructions, Some(n) if self.instructions >= n)
             || matches!(self.limit.io_accesses, Some(n) if self.io_accesses >= n)
+            || self.time_end.is_some_and(|end| machine.bus.now_ns() >= end)
+    }
+
+    /// The earlier of the next device deadline and the end of the time budget.
+    fn wake_at(&self, machine: &Machine) -> Option<u64> {
+        match (machine.bus.next_deadline(), self.time_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -97,6 +123,9 @@ impl KvmEngine {
     ) -> Result<Exit, EngineError> {
         let mut budget = Budget {
             limit,
+            time_end: limit
+                .time_ns
+                .map(|t| machine.bus.now_ns().saturating_add(t)),
             ..Default::default()
         };
         // Why we will return; set by a device event, the budget, or an exit.
@@ -107,10 +136,15 @@ impl KvmEngine {
         let mut step_from = Some(machine.cpu.rip);
 
         if self.halted {
-            stop = self.wait_for_interrupt(machine, clock, interrupts_enabled(machine.cpu.rflags));
+            stop = self.wait_for_interrupt(
+                machine,
+                clock,
+                interrupts_enabled(machine.cpu.rflags),
+                &budget,
+            );
         }
         loop {
-            if stop.is_none() && budget.exhausted() {
+            if stop.is_none() && budget.exhausted(machine) {
                 stop = Some(Exit::LimitReached);
             }
             if let Some(exit) = stop {
@@ -122,17 +156,20 @@ impl KvmEngine {
                 return Ok(exit);
             }
 
-            if self.offer_interrupt(machine)? {
-                step_from = None; // the next instruction is the handler's
+            match self.offer_interrupt(machine, stepping && !unfinished)? {
+                Offered::Nothing => {}
+                Offered::Delivered => step_from = None, // the next instruction is the handler's
+                Offered::Stopped(exit) => return Ok(exit),
             }
             if stepping && step_from.is_none() {
                 step_from = self.vcpu.get_regs().ok().map(|r| r.rip);
             }
             // Be kicked out of the guest when the next device deadline comes, even if the
             // guest makes no exit of its own until then.
-            let next = machine.bus.next_deadline().map(|d| clock.host_instant(d));
+            let next = budget.wake_at(machine).map(|d| clock.host_instant(d));
             self.kicker.set_deadline(next);
 
+            // ANCHOR: exit_dispatch
             let exit = self.enter_guest(machine);
             machine.stats.uncounted_runs += 1;
             self.ready_after_push = None;
@@ -159,7 +196,7 @@ impl KvmEngine {
                         // The I/O instruction retires when KVM completes it. Complete it now, so
                         // it counts as exactly one step on every flavour (VT-x reports a Debug
                         // exit for it, PVM does not).
-                        budget.instructions += 1;
+                        budget.retire(machine);
                         unfinished = false;
                         if let Some(worse) = self.finish_instruction(machine)? {
                             return Ok(worse);
@@ -171,18 +208,34 @@ impl KvmEngine {
                     self.platform_msr(machine, index, value)?;
                     unfinished = true; // KVM completes RDMSR/WRMSR on the next entry
                 }
+                GuestExit::Hlt
+                    if stepping
+                        && stepped_from.is_some_and(|from| !self.is_hlt_at(machine, from)) =>
+                {
+                    // Measured on PVM: single-stepping the IRETQ of a handler that woke the CPU
+                    // from HLT reports a HLT exit, though the instruction was an IRETQ and the
+                    // guest is not halted. Count the step; make sure the vCPU is runnable.
+                    machine.stats.count_exit("hlt");
+                    budget.retire(machine);
+                    self.make_runnable()?;
+                }
                 GuestExit::Hlt => {
                     machine.stats.count_exit("hlt");
                     if stepping {
-                        budget.instructions += 1; // HLT retired; no Debug exit follows it
+                        budget.retire(machine); // HLT retired; no Debug exit follows it
                     }
                     stop = self.halt(machine, clock, &budget);
                 }
                 GuestExit::IrqWindowOpen => machine.stats.count_exit("irq-window"),
+                // ANCHOR_END: exit_dispatch
                 GuestExit::Interrupted => machine.stats.count_exit("intr"),
                 GuestExit::Debug(rip) => {
                     machine.stats.count_exit("debug");
-                    budget.instructions += 1;
+                    let unfinished_rep =
+                        stepped_from == Some(rip) && self.is_rep_string_at(machine, rip);
+                    if !unfinished_rep {
+                        budget.retire(machine);
+                    }
                     step_from = Some(rip);
                     // PVM single-steps over HLT as if it were a NOP; give it its meaning back.
                     if stepped_from.is_some_and(|from| {
@@ -269,18 +322,52 @@ impl KvmEngine {
         let can_wake = self.vcpu.get_kvm_run().if_flag != 0;
         if !can_wake {
             Some(Exit::Shutdown)
-        } else if budget.exhausted() {
+        } else if budget.exhausted(machine) {
             Some(Exit::LimitReached)
         } else {
-            self.wait_for_interrupt(machine, clock, true)
+            self.wait_for_interrupt(machine, clock, true, budget)
         }
+    }
+
+    /// Leaves the vCPU's multiprocessing state RUNNABLE (not HALTED), so the next KVM_RUN
+    /// runs guest code.
+    fn make_runnable(&self) -> Result<(), EngineError> {
+        let runnable = kvm_bindings::kvm_mp_state {
+            mp_state: kvm_bindings::KVM_MP_STATE_RUNNABLE,
+        };
+        self.vcpu
+            .set_mp_state(runnable)
+            .map_err(|e| EngineError::Host(format!("KVM_SET_MP_STATE: {e}")))
     }
 
     /// Is the instruction at `rip` (in the current code segment) a HLT? Used only while stepping.
     fn is_hlt_at(&self, machine: &Machine, rip: u64) -> bool {
-        let Ok(sregs) = self.vcpu.get_sregs() else {
+        self.code_at(machine, rip).is_some_and(|b| b[0] == 0xF4)
+    }
+
+    /// Is the instruction at `rip` a REP-prefixed string instruction? Single-stepping one
+    /// traps after every iteration (VT-x) or chunk (KVM's emulator) with RIP unchanged; it
+    /// retires once, when RIP moves on — as the emulated engines count it.
+    fn is_rep_string_at(&self, machine: &Machine, rip: u64) -> bool {
+        let Some(bytes) = self.code_at(machine, rip) else {
             return false;
         };
+        let mut rep = false;
+        for &b in &bytes {
+            match b {
+                0xF2 | 0xF3 => rep = true,
+                0x66 | 0x67 | 0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x40..=0x4F => {}
+                0x6C..=0x6F | 0xA4..=0xA7 | 0xAA..=0xAF => return rep,
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// Up to 15 bytes of guest code at `rip` in the current code segment (through the guest's
+    /// page tables), or None where they are not in RAM.
+    fn code_at(&self, machine: &Machine, rip: u64) -> Option<[u8; 15]> {
+        let sregs = self.vcpu.get_sregs().ok()?;
         let long = sregs.efer & emulator::cpu::state::ctl::EFER_LMA != 0 && sregs.cs.l != 0;
         let linear = if long {
             rip
@@ -290,12 +377,17 @@ impl KvmEngine {
         let physical = if sregs.cr0 & emulator::cpu::state::ctl::CR0_PG != 0 {
             match self.vcpu.translate_gva(linear) {
                 Ok(t) if t.valid != 0 => t.physical_address,
-                _ => return false,
+                _ => return None,
             }
         } else {
             linear
         };
-        machine.ram.read_le(physical, 1) == Ok(0xF4)
+        // Bytes past the page may be unmapped or elsewhere: only the prefix loop needs them,
+        // and a prefix run that long is rare enough to read as "not a REP string".
+        let room = (0x1000 - (physical & 0xFFF)).min(15) as usize;
+        let mut bytes = [0u8; 15];
+        machine.ram.read(physical, &mut bytes[..room]).ok()?;
+        Some(bytes)
     }
 
     /// One KVM_RUN. Port I/O is left in `kvm_run` for [`Self::port_io`]; MMIO is done here.
@@ -401,10 +493,15 @@ impl KvmEngine {
         Ok(count as u64)
     }
 
+    // ANCHOR: offer_interrupt
     /// Injects the PIC's interrupt if the guest can take it now; otherwise asks KVM for an
     /// "interrupt window" exit, which comes as soon as RFLAGS.IF = 1 and no STI/MOV SS shadow.
     /// Returns whether an interrupt was injected.
-    fn offer_interrupt(&mut self, machine: &mut Machine) -> Result<bool, EngineError> {
+    fn offer_interrupt(
+        &mut self,
+        machine: &mut Machine,
+        through_interpreter: bool,
+    ) -> Result<Offered, EngineError> {
         let pending = machine.bus.interrupt_pending();
         let pushed = self.ready_after_push;
         let run = self.vcpu.get_kvm_run();
@@ -413,13 +510,29 @@ impl KvmEngine {
         run.request_interrupt_window = (pending && !ready) as u8;
         if pending && ready {
             let vector = machine.bus.acknowledge_interrupt();
-            inject_interrupt(&self.vcpu, vector)?;
             machine.stats.interrupts += 1;
             self.halted = false;
-            return Ok(true);
+            if through_interpreter {
+                // While single-stepping, KVM keeps RFLAGS.TF set in the vCPU; an interrupt the
+                // CPU delivers would push it into the frame, and the handler's IRET would turn
+                // stepping on for the guest itself (measured on PVM: a #DB after the IRET).
+                // So the interpreter delivers it into the same state, and KVM goes on from there.
+                self.pull_state(machine)?;
+                let delivered = emulator::interp::Interpreter::new()
+                    .deliver_external_interrupt(machine, vector);
+                if let Some(exit) = delivered {
+                    return Ok(Offered::Stopped(exit));
+                }
+                self.push_state(machine)?;
+                self.set_single_step(true)?;
+            } else {
+                inject_interrupt(&self.vcpu, vector)?;
+            }
+            return Ok(Offered::Delivered);
         }
-        Ok(false)
+        Ok(Offered::Nothing)
     }
+    // ANCHOR_END: offer_interrupt
 
     /// The CPU is halted with interrupts enabled: sleep on the host until virtual time reaches
     /// the next device deadline, as a real CPU sleeps until the next timer interrupt. Returns
@@ -429,6 +542,7 @@ impl KvmEngine {
         machine: &mut Machine,
         clock: &HostClock,
         can_wake: bool,
+        budget: &Budget,
     ) -> Option<Exit> {
         if !can_wake {
             return Some(Exit::Shutdown);
@@ -442,8 +556,18 @@ impl KvmEngine {
             if machine.bus.interrupt_pending() {
                 return None;
             }
+            // Still halted when the time budget ends: return; the next run waits on.
+            if budget
+                .time_end
+                .is_some_and(|end| machine.bus.now_ns() >= end)
+            {
+                return Some(Exit::LimitReached);
+            }
             // No deadline: nothing in this machine can ever raise an interrupt again.
-            let Some(deadline) = machine.bus.next_deadline() else {
+            if machine.bus.next_deadline().is_none() {
+                return Some(Exit::Shutdown);
+            }
+            let Some(deadline) = budget.wake_at(machine) else {
                 return Some(Exit::Shutdown);
             };
             let wake = clock.host_instant(deadline);

@@ -189,10 +189,7 @@ fn outcome(m: &Machine, exit: Result<Exit, String>, expect_rip: u64) -> Outcome 
 }
 
 fn limit() -> RunLimit {
-    RunLimit {
-        instructions: None,
-        io_accesses: Some(1),
-    }
+    RunLimit::io_accesses(1)
 }
 
 /// Runs `case` on the interpreter.

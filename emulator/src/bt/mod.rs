@@ -190,6 +190,7 @@ fn mode_key(cpu: &Cpu) -> u32 {
     s.code_bits() | (s.cpl() as u32) << 8 | (s.mode() as u32) << 16
 }
 
+// ANCHOR: find_or_translate
 /// Translates RIP through the MMU and finds (or makes) its block. A fetch fault is returned
 /// as the instruction's fault.
 fn find_or_translate(cpu: &mut Cpu, cache: &mut TranslationCache) -> R<Found> {
@@ -222,6 +223,7 @@ fn find_or_translate(cpu: &mut Cpu, cache: &mut TranslationCache) -> R<Found> {
     cpu.code.mark_block_page(phys >> 12);
     Ok(Found::Block(id))
 }
+// ANCHOR_END: find_or_translate
 
 /// Runs one instruction in the interpreter (with its TF and debug-register handling).
 fn interpret_one(cpu: &mut Cpu, cache: &mut TranslationCache) -> Option<Exit> {
@@ -239,6 +241,7 @@ fn run_blocks(
 ) -> Exit {
     let first = cpu.m.stats.instructions;
     let io_start = cpu.m.stats.io_accesses();
+    let time_end = limit.time_ns.map(|t| cpu.now_ns.saturating_add(t));
     let mut timing = Timing::new(cpu);
     // The block just left through a chainable exit, and the cache epoch it belongs to.
     let mut came_from: Option<(BlockId, u64)> = None;
@@ -263,6 +266,13 @@ fn run_blocks(
             .is_some_and(|n| cpu.m.stats.io_accesses() - io_start >= n)
         {
             return Exit::LimitReached;
+        }
+        if let Some(end) = time_end {
+            if cpu.now_ns >= end {
+                return Exit::LimitReached;
+            }
+            // One instruction takes one ns: a block must not run past the end either.
+            budget = budget.min(end - cpu.now_ns);
         }
         let shadowed = match interp::at_boundary(cpu, &mut timing) {
             Boundary::Execute { shadowed } => shadowed,
@@ -406,7 +416,9 @@ fn execute_block(cpu: &mut Cpu, cache: &mut TranslationCache, id: BlockId) -> (O
             if !last.sets_rip {
                 cpu.st().rip = last.next_rip;
             }
-            cpu.m.stats.instructions += done;
+            // A REP string callout that stopped after a chunk has not retired (time passed).
+            let retired = done - u64::from(std::mem::take(&mut cpu.rep_restart));
+            cpu.m.stats.instructions += retired;
             cpu.now_ns = base_ns + done;
             let chain_ok = last.side_exit
                 || done as usize == block.ops.len() && !cpu.end_block && block.chainable;

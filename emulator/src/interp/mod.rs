@@ -140,6 +140,28 @@ impl Interpreter {
         self.code.flush();
     }
 
+    /// Delivers a hardware interrupt with `vector` at the current instruction boundary, as the
+    /// CPU does between instructions (the frame pushed, the gate's handler entered). For an
+    /// engine that must not let the hardware do it: KVM while single-stepping, where the
+    /// pushed RFLAGS would carry the trap flag KVM uses to step. `Some(exit)` if the delivery
+    /// itself stopped the machine (a triple fault).
+    pub fn deliver_external_interrupt(
+        &mut self,
+        machine: &mut Machine,
+        vector: u8,
+    ) -> Option<Exit> {
+        self.flush_caches(machine);
+        let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
+        cpu.start_rip = cpu.s().rip;
+        cpu.st().events.halted = false;
+        let exit = match exceptions::deliver_external(&mut cpu, vector) {
+            Err(Fault::Stop(exit)) => Some(exit),
+            _ => None,
+        };
+        cpu.sync_clock();
+        exit
+    }
+
     /// Counters of the decoded-instruction cache.
     pub fn decode_cache_stats(&self) -> DecodeCacheStats {
         self.code.stats
@@ -190,6 +212,10 @@ pub(crate) struct Cpu<'a> {
     pub lazy: crate::bt::lazy::LazyFlags,
     /// The translator's TLB for ring-3 data accesses (see `bt::tlb`); unused by the interpreter.
     pub tlb: crate::bt::tlb::SoftTlb,
+    /// A REP string instruction stopped after a chunk of iterations to let interrupts in and
+    /// will restart: time passed, but the instruction has not retired yet (it counts once,
+    /// when it completes, as on hardware and under KVM).
+    pub rep_restart: bool,
 }
 
 impl<'a> Cpu<'a> {
@@ -215,6 +241,7 @@ impl<'a> Cpu<'a> {
             end_block: false,
             lazy: Default::default(),
             tlb: Default::default(),
+            rep_restart: false,
         }
     }
 }
@@ -309,14 +336,17 @@ impl Engine for Interpreter {
     }
 }
 
+// ANCHOR: run_loop
 fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
     let first = cpu.m.stats.instructions;
     let io_start = cpu.m.stats.io_accesses();
+    let time_end = limit.time_ns.map(|t| cpu.now_ns.saturating_add(t));
     let mut timing = Timing::new(cpu);
     loop {
         if limit
             .instructions
             .is_some_and(|n| cpu.m.stats.instructions - first >= n)
+            || time_end.is_some_and(|end| cpu.now_ns >= end)
         {
             return Exit::LimitReached;
         }
@@ -337,6 +367,7 @@ fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
         }
     }
 }
+// ANCHOR_END: run_loop
 
 /// The next device deadline in virtual time, as the run loops track it.
 pub(crate) struct Timing {
@@ -371,6 +402,7 @@ pub(crate) enum Boundary {
     Stop(Exit),
 }
 
+// ANCHOR: at_boundary
 /// Between instructions: device deadlines, a hardware interrupt if the CPU accepts one, and
 /// the halted state. Every engine that counts instructions goes through here, so interrupts
 /// arrive at the same instruction in the interpreter and in the translator.
@@ -417,10 +449,12 @@ pub(crate) fn at_boundary(cpu: &mut Cpu, timing: &mut Timing) -> Boundary {
     }
     Boundary::Execute { shadowed }
 }
+// ANCHOR_END: at_boundary
 
 /// Completes one instruction's outcome: delivers its exception, counts it (a faulting
 /// instruction counts too) and advances virtual time. `Some(exit)` stops the run.
 pub(crate) fn retire(cpu: &mut Cpu, result: R<()>) -> Option<Exit> {
+    let restarted = std::mem::take(&mut cpu.rep_restart);
     match result {
         Ok(()) => {}
         Err(Fault::Stop(exit)) => {
@@ -440,11 +474,14 @@ pub(crate) fn retire(cpu: &mut Cpu, result: R<()>) -> Option<Exit> {
             }
         }
     }
-    cpu.m.stats.instructions += 1;
+    if !restarted {
+        cpu.m.stats.instructions += 1;
+    }
     cpu.now_ns += 1;
     None
 }
 
+// ANCHOR: step_instruction
 /// Fetches, decodes and executes one instruction at RIP, with TF single-step and debug
 /// registers honoured.
 pub(crate) fn step_instruction(cpu: &mut Cpu) -> R<()> {
@@ -471,6 +508,7 @@ pub(crate) fn step_instruction(cpu: &mut Cpu) -> R<()> {
     }
     Ok(())
 }
+// ANCHOR_END: step_instruction
 
 /// Executes an instruction already decoded at `cpu.start_rip` (the interpreter's fetch or a
 /// translated block's copy): RIP moves past it, a fault puts RIP back, RF clears on completion.
@@ -612,6 +650,7 @@ pub fn lock_allowed(ins: &Instruction) -> bool {
     !ins.is_invalid() && (!ins.has_lock_prefix() || alu::lockable(ins))
 }
 
+// ANCHOR: dispatch
 /// Executes one decoded instruction. RIP already points at the next instruction.
 pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     use Mnemonic as M;
@@ -645,6 +684,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         }
     }
 }
+// ANCHOR_END: dispatch
 
 /// Which part of the interpreter executes a mnemonic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

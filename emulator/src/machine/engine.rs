@@ -16,25 +16,37 @@ pub struct RunLimit {
     pub instructions: Option<u64>,
     /// Stop after this many guest I/O accesses (port or MMIO), counted the same way by every engine.
     pub io_accesses: Option<u64>,
+    /// Stop once the machine's virtual clock has advanced this many ns (emulated engines: about
+    /// one per instruction; KVM: host time). Lets a caller get control back from a guest that
+    /// spins without I/O on an engine that cannot count instructions cheaply.
+    pub time_ns: Option<u64>,
 }
 
 impl RunLimit {
     pub const UNLIMITED: RunLimit = RunLimit {
         instructions: None,
         io_accesses: None,
+        time_ns: None,
     };
 
     pub fn instructions(n: u64) -> Self {
         RunLimit {
             instructions: Some(n),
-            io_accesses: None,
+            ..RunLimit::UNLIMITED
         }
     }
 
     pub fn io_accesses(n: u64) -> Self {
         RunLimit {
-            instructions: None,
             io_accesses: Some(n),
+            ..RunLimit::UNLIMITED
+        }
+    }
+
+    pub fn time_ns(ns: u64) -> Self {
+        RunLimit {
+            time_ns: Some(ns),
+            ..RunLimit::UNLIMITED
         }
     }
 }
@@ -65,6 +77,7 @@ pub enum EngineError {
     Host(String),
 }
 
+// ANCHOR: engine_trait
 /// One way of executing guest instructions: interpreter, translator, KVM.
 pub trait Engine {
     /// Short name used on the command line and in tables ("interp", "kvm").
@@ -93,3 +106,4 @@ pub trait Engine {
         true
     }
 }
+// ANCHOR_END: engine_trait
