@@ -56,6 +56,10 @@ enum Command {
         /// or `firmware` (at the reset vector F000:FFF0; vmscope's boot ROM enters protected mode).
         #[arg(long, value_enum, default_value_t = Boot::Direct)]
         boot: Boot,
+        /// Paravirtualization: `on` shows the guest a hypervisor (CPUID 0x40000000: KVM's
+        /// interface with kvmclock, 0x40000100: vmscope's hypercalls); `off` looks like hardware.
+        #[arg(long, value_enum, default_value_t = OnOff::Off)]
+        pv: OnOff,
     },
     /// Execute N instructions one at a time, printing each with the registers it changed.
     Step {
@@ -74,6 +78,9 @@ enum Command {
         /// How a Multiboot kernel starts (see `vmscope run --help`).
         #[arg(long, value_enum, default_value_t = Boot::Direct)]
         boot: Boot,
+        /// Paravirtualization on or off (see `vmscope run --help`).
+        #[arg(long, value_enum, default_value_t = OnOff::Off)]
+        pv: OnOff,
     },
     /// List the built-in guests; `--export DIR` writes their images there (e.g. for QEMU's -kernel).
     Guests {
@@ -109,6 +116,13 @@ enum Command {
         #[command(subcommand)]
         command: vmscope::bt_cmd::BtCommand,
     },
+}
+
+/// `--pv on|off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 /// `--boot`: how a Multiboot kernel is started.
@@ -207,6 +221,7 @@ fn real_main() -> Result<i32> {
             switch_to,
             switch_unit,
             boot,
+            pv,
         } => {
             let (name, bytes) = read_image(image.as_deref())?;
             let opts = RunOptions {
@@ -220,6 +235,7 @@ fn real_main() -> Result<i32> {
                     to,
                 }),
                 boot: boot.into(),
+                pv: pv == OnOff::On,
             };
             let mut stdout = std::io::stdout();
             let mut notice = |s: String| eprintln!("{s}");
@@ -246,15 +262,18 @@ fn real_main() -> Result<i32> {
             cmdline,
             skip,
             boot,
-        } => step(
-            image.as_deref(),
-            count,
-            engine,
-            memory,
-            &cmdline,
-            skip,
-            boot.into(),
-        ),
+            pv,
+        } => {
+            let opts = RunOptions {
+                engine,
+                memory,
+                cmdline,
+                boot: boot.into(),
+                pv: pv == OnOff::On,
+                ..RunOptions::default()
+            };
+            step(image.as_deref(), count, skip, &opts)
+        }
         Command::Guests { export } => {
             for g in guests::all() {
                 println!("{:<16} {}", g.name, g.description);
@@ -343,17 +362,11 @@ fn mmu(command: vmscope::mmu_cmd::MmuCommand) -> Result<i32> {
     Ok(0)
 }
 
-fn step(
-    image: Option<&str>,
-    count: u64,
-    engine: EngineChoice,
-    memory: u64,
-    cmdline: &str,
-    skip: u64,
-    boot: BootMethod,
-) -> Result<i32> {
+fn step(image: Option<&str>, count: u64, skip: u64, opts: &RunOptions) -> Result<i32> {
     let (name, bytes) = read_image(image)?;
-    let mut machine = emulator::Machine::new(memory)?;
+    let mut machine = emulator::Machine::new(opts.memory)?;
+    machine.pv = opts.pv;
+    let (cmdline, boot, engine) = (opts.cmdline.as_str(), opts.boot, opts.engine);
     let loaded = emulator::machine::loader::load_image_with_boot(
         &mut machine,
         &name,

@@ -37,6 +37,8 @@ pub struct RunOptions {
     /// How a Multiboot kernel starts: directly in protected mode, or at RESET through
     /// vmscope's firmware ROM (`guests::FIRMWARE_ROM`). Other images ignore it.
     pub boot: BootMethod,
+    /// Offer paravirtualization (`--pv on`): CPUID's hypervisor leaves, hypercalls, kvmclock.
+    pub pv: bool,
 }
 
 impl Default for RunOptions {
@@ -48,6 +50,7 @@ impl Default for RunOptions {
             max_instructions: None,
             switch: None,
             boot: BootMethod::Direct,
+            pv: false,
         }
     }
 }
@@ -110,6 +113,7 @@ pub fn run_guest(
 ) -> Result<GuestOutcome> {
     let mut machine = Machine::new(opts.memory)
         .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
+    machine.pv = opts.pv;
     let image = load_image_with_boot(
         &mut machine,
         name,

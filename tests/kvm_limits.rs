@@ -83,12 +83,19 @@ fn kvm_steps_the_same_instructions_as_the_interpreter_until_interrupts_begin() {
     if skip() {
         return;
     }
-    // hello64 clears its BSS with REP STOSB (16 KiB) and enables interrupts after ~1,500
-    // instructions: until then nothing depends on time, so every step must be the same one.
-    let interp = stepped_rips("interp", "1200");
-    let kvm = stepped_rips("kvm", "1200");
-    assert_eq!(interp.len(), 1200);
-    assert_eq!(kvm, interp);
+    // hello64 enables interrupts after ~1,500 instructions: until then nothing depends on
+    // time, so the same instructions must run in the same order. Its REP STOSB over 16 KiB is
+    // one step on KVM and four on the emulated engines (which stop every 4,096 iterations to
+    // let interrupts in), so repeats of one RIP are compared as one.
+    let collapse = |mut rips: Vec<String>| {
+        rips.dedup();
+        rips
+    };
+    let interp = collapse(stepped_rips("interp", "1200"));
+    let kvm = collapse(stepped_rips("kvm", "1200"));
+    assert!(interp.len() > 1100);
+    let n = interp.len().min(kvm.len());
+    assert_eq!(kvm[..n], interp[..n]);
 }
 
 #[test]
@@ -153,9 +160,11 @@ fn max_instructions_applies_on_kvm() {
         String::from_utf8_lossy(&kvm.stderr)
     );
     assert_eq!(interp.status.code(), Some(4));
-    // The first 400 instructions print the same part of the greeting on both.
-    assert_eq!(kvm.stdout, interp.stdout);
-    assert!(!kvm.stdout.is_empty());
+    // The first 400 instructions print the beginning of the greeting on both (the emulated
+    // engines count the boot's long REP STOSB as 4 steps, KVM as one: KVM gets 3 further).
+    assert!(!interp.stdout.is_empty());
+    assert!(kvm.stdout.starts_with(&interp.stdout), "{:?}", kvm.stdout);
+    assert!(kvm.stdout.len() <= interp.stdout.len() + 1);
 }
 
 #[test]

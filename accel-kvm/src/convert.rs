@@ -254,7 +254,7 @@ const XSTATE_BV_WORD: usize = 512 / 4;
 
 /// The MSRs `CpuState::msrs` carries, other than the APIC base (which travels in `kvm_sregs`)
 /// and EFER (also in `kvm_sregs`). FS/GS bases travel in the segment caches.
-pub const CARRIED_MSRS: [u32; 10] = [
+pub const CARRIED_MSRS: [u32; 12] = [
     msr::IA32_STAR,
     msr::IA32_LSTAR,
     msr::IA32_CSTAR,
@@ -265,6 +265,9 @@ pub const CARRIED_MSRS: [u32; 10] = [
     msr::IA32_SYSENTER_EIP,
     msr::IA32_PAT,
     msr::IA32_TSC_AUX,
+    // kvmclock: KVM's kernel keeps the time info once it knows its address.
+    emulator::pv::kvmclock::MSR_SYSTEM_TIME,
+    emulator::pv::kvmclock::MSR_WALL_CLOCK,
 ];
 
 /// The value of one carried MSR in `cpu`, or `None` for an MSR `CpuState` does not hold.
@@ -281,6 +284,8 @@ pub fn msr_value(cpu: &CpuState, index: u32) -> Option<u64> {
         msr::IA32_SYSENTER_EIP => m.sysenter_eip,
         msr::IA32_PAT => m.pat,
         msr::IA32_TSC_AUX => m.tsc_aux,
+        emulator::pv::kvmclock::MSR_SYSTEM_TIME => m.kvm_system_time,
+        emulator::pv::kvmclock::MSR_WALL_CLOCK => m.kvm_wall_clock,
         msr::IA32_APIC_BASE => m.apic_base,
         msr::IA32_EFER => cpu.efer,
         _ => return None,
@@ -301,6 +306,8 @@ pub fn set_msr_value(cpu: &mut CpuState, index: u32, value: u64) -> bool {
         msr::IA32_SYSENTER_EIP => m.sysenter_eip = value,
         msr::IA32_PAT => m.pat = value,
         msr::IA32_TSC_AUX => m.tsc_aux = value,
+        emulator::pv::kvmclock::MSR_SYSTEM_TIME => m.kvm_system_time = value,
+        emulator::pv::kvmclock::MSR_WALL_CLOCK => m.kvm_wall_clock = value,
         msr::IA32_APIC_BASE => m.apic_base = value,
         msr::IA32_EFER => cpu.efer = value,
         _ => return false,
@@ -423,6 +430,7 @@ mod tests {
             pat: 0x0007_0406_0007_0406,
             tsc_aux: 7,
             apic_base: 0xFEE0_0900,
+            ..Msrs::default()
         };
         cpu.fpu.fxsave[0..2].copy_from_slice(&0x027Fu16.to_le_bytes());
         cpu.fpu.fxsave[2..4].copy_from_slice(&0x3800u16.to_le_bytes());

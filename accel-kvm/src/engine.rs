@@ -86,7 +86,7 @@ impl KvmEngine {
         // The local APIC's MSRs must reach our bus (see apic_msr.rs); where KVM cannot route
         // them, CPUID does not offer x2APIC and TSC-deadline.
         let apic_msrs = crate::apic_msr::route_apic_msrs(&kvm, &vm);
-        let mut notes = vm::install_cpuid_with(&kvm, &vcpu, apic_msrs.is_ok())?;
+        let mut notes = vm::install_cpuid_with(&kvm, &vcpu, apic_msrs.is_ok(), machine.pv)?;
         if let Err(why) = apic_msrs {
             notes.push(format!("{why}: x2APIC and TSC-deadline not advertised"));
         }
@@ -203,6 +203,7 @@ impl KvmEngine {
     pub(crate) fn pull_state(&mut self, machine: &mut Machine) -> Result<(), EngineError> {
         if let Some(tsc) = state::pull(&self.vcpu, &mut machine.cpu, &self.caps)? {
             self.last_guest_tsc = tsc;
+            self.record_kvmclock_floor(machine, tsc);
         }
         machine.cpu.events.halted = self.halted;
         Ok(())
@@ -238,6 +239,12 @@ impl KvmEngine {
     }
 }
 
+impl KvmEngine {
+    pub(crate) fn vm(&self) -> &VmFd {
+        &self.vm
+    }
+}
+
 impl Engine for KvmEngine {
     fn name(&self) -> &'static str {
         "kvm"
@@ -254,6 +261,7 @@ impl Engine for KvmEngine {
     fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError> {
         self.sync_memory(machine)?;
         self.push_state(machine)?;
+        self.adopt_kvmclock(machine)?;
         let stepping = limit.instructions.is_some();
         self.set_single_step(stepping)?;
         let clock = HostClock::start(&machine.bus);

@@ -57,6 +57,7 @@ pub mod convert;
 mod engine;
 mod error;
 pub mod flavour;
+mod pv_door;
 mod run_loop;
 pub mod state;
 pub mod vm;

@@ -153,15 +153,18 @@ pub fn set_real_mode_helpers(vm: &VmFd, kvm: &Kvm, rom_len: usize) -> Result<(),
 /// Installs the machine's CPUID model. Feature bits the host cannot provide are cleared (and
 /// reported), so the guest is never promised something KVM would refuse later.
 pub fn install_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<Vec<String>, KvmError> {
-    install_cpuid_with(kvm, vcpu, true)
+    install_cpuid_with(kvm, vcpu, true, false)
 }
 
 /// [`install_cpuid`]; without `apic_msrs` (the local APIC's MSRs routed to the bus, see
-/// `apic_msr.rs`) x2APIC and TSC-deadline are not advertised either.
+/// `apic_msr.rs`) x2APIC and TSC-deadline are not advertised either. With `pv`, the hypervisor
+/// leaves go in too (the same answers the emulated engines give; KVM's own feature bits are
+/// kept only where this KVM implements them: kvmclock lives in the host kernel).
 pub fn install_cpuid_with(
     kvm: &Kvm,
     vcpu: &VcpuFd,
     apic_msrs: bool,
+    pv: bool,
 ) -> Result<Vec<String>, KvmError> {
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -175,7 +178,7 @@ pub fn install_cpuid_with(
     };
     let mut notes = Vec::new();
     let mut entries = Vec::new();
-    for (leaf, [eax, ebx, ecx, edx]) in cpuid::all_leaves() {
+    for (leaf, [eax, ebx, ecx, edx]) in cpuid::all_leaves(pv) {
         let mut e = kvm_cpuid_entry2 {
             function: leaf,
             eax,
@@ -207,6 +210,16 @@ pub fn install_cpuid_with(
                         e.eax & 0xFF
                     ));
                     e.eax = (e.eax & !0xFF) | host_bits;
+                }
+            }
+            emulator::pv::abi::CPUID_KVM_FEATURES => {
+                let host_eax = host(leaf).map_or(0, |h| h.eax);
+                let missing = e.eax & !host_eax;
+                if missing != 0 {
+                    notes.push(format!(
+                        "CPUID {leaf:#x}: this KVM lacks paravirtual features {missing:#x}; not advertised"
+                    ));
+                    e.eax &= host_eax;
                 }
             }
             _ => {}

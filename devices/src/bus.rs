@@ -661,6 +661,13 @@ impl Bus {
             .unwrap_or_default()
     }
 
+    /// Adds bytes to the console output as if the UART had sent them (a paravirtual console).
+    pub fn write_console(&mut self, bytes: &[u8]) {
+        if let Some(uart) = self.device_mut::<crate::uart::Uart>() {
+            uart.write_console(bytes);
+        }
+    }
+
     /// Sends the UART's output straight to a host writer (a terminal) from now on, instead of
     /// buffering it for [`Bus::take_serial_output`].
     pub fn set_serial_sink(&mut self, sink: Box<dyn std::io::Write>) {

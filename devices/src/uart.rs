@@ -110,6 +110,15 @@ impl Uart {
         }
     }
 
+    /// Bytes that reach COM1's output without passing the transmit register: a paravirtual
+    /// console write (one hypercall for a whole string instead of a trap per byte) lands in
+    /// the same place as the UART's own output, so a reader sees one console.
+    pub fn write_console(&mut self, bytes: &[u8]) {
+        let out = self.serial.writer_mut();
+        // A host writer that fails loses output; it must never stop or crash the guest.
+        let _ = out.write_all(bytes).and_then(|_| out.flush());
+    }
+
     /// Sends everything the guest transmits from now on straight to `sink`, flushing after
     /// each byte (a terminal shows output live). Output buffered so far is written first.
     pub fn set_output_sink(&mut self, mut sink: Box<dyn Write>) {

@@ -15,6 +15,7 @@ pub mod interp;
 pub mod machine;
 pub mod memory;
 pub mod mmu;
+pub mod pv;
 
 pub use cpu::CpuState;
 pub use machine::{Engine, EngineError, Exit, Machine, RunLimit, Stats};

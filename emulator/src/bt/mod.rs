@@ -164,6 +164,7 @@ impl Engine for BinaryTranslator {
 
     fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError> {
         let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
+        interp::pv_door::adopt_kvmclock(&mut cpu);
         let exit = run_blocks(&mut cpu, &mut self.cache, limit, false);
         lazy::materialize(&mut cpu);
         cpu.sync_clock();
@@ -416,9 +417,7 @@ fn execute_block(cpu: &mut Cpu, cache: &mut TranslationCache, id: BlockId) -> (O
             if !last.sets_rip {
                 cpu.st().rip = last.next_rip;
             }
-            // A REP string callout that stopped after a chunk has not retired (time passed).
-            let retired = done - u64::from(std::mem::take(&mut cpu.rep_restart));
-            cpu.m.stats.instructions += retired;
+            cpu.m.stats.instructions += done;
             cpu.now_ns = base_ns + done;
             let chain_ok = last.side_exit
                 || done as usize == block.ops.len() && !cpu.end_block && block.chainable;

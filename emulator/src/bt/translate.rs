@@ -52,12 +52,6 @@ pub fn translate(cpu: &mut Cpu, phys: u64, rip: u64, bits: u32) -> (Vec<Op>, u64
         if ins.is_invalid() && at + 15 > bytes.len() {
             break;
         }
-        // A REP string instruction starts a block of its own: a chunk of its iterations may
-        // end without retiring it, and a block that retired instructions before it would
-        // then stop somewhere the interpreter, counting retired instructions, never stops.
-        if !ops.is_empty() && is_rep_string(&ins) {
-            break;
-        }
         let mut op = select(cpu, &ins, bits);
         op.index = ops.len() as u8;
         used += ins.len() as u64;
@@ -71,10 +65,6 @@ pub fn translate(cpu: &mut Cpu, phys: u64, rip: u64, bits: u32) -> (Vec<Op>, u64
     mark_flag_liveness(&mut ops);
     ops.shrink_to_fit();
     (ops, used)
-}
-
-fn is_rep_string(ins: &Instruction) -> bool {
-    (ins.has_rep_prefix() || ins.has_repne_prefix()) && ins.is_string_instruction()
 }
 
 /// Does this instruction end a block: a control transfer, or sensitive?

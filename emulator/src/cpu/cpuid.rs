@@ -74,7 +74,24 @@ pub mod edx81 {
 /// The brand string shown by guests (48 bytes, leaves 0x80000002–4).
 pub const BRAND: &[u8; 48] = b"vmscope virtual CPU (teaching model)\0\0\0\0\0\0\0\0\0\0\0\0";
 
-/// Returns (EAX, EBX, ECX, EDX) for a CPUID leaf/subleaf.
+/// CPUID as this machine answers it: with paravirtualization on (`pv`), leaf 1 says "hypervisor
+/// present" (ECX bit 31) and the hypervisor leaves from 0x40000000 describe KVM's and vmscope's
+/// interfaces (`crate::pv::abi`); off, the CPU looks like bare hardware.
+pub fn cpuid_with(pv: bool, leaf: u32, subleaf: u32) -> [u32; 4] {
+    if pv {
+        if let Some(values) = crate::pv::abi::cpuid_leaf(leaf) {
+            return values;
+        }
+        if leaf == 1 {
+            let mut values = cpuid(1, subleaf);
+            values[2] |= crate::pv::abi::CPUID_HYPERVISOR_BIT;
+            return values;
+        }
+    }
+    cpuid(leaf, subleaf)
+}
+
+/// Returns (EAX, EBX, ECX, EDX) for a CPUID leaf/subleaf of the bare CPU (no hypervisor leaves).
 pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
     let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     match leaf {
@@ -126,10 +143,17 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
 }
 
 /// Every leaf we define, for engines that install a CPUID table (KVM).
-pub fn all_leaves() -> Vec<(u32, [u32; 4])> {
+pub fn all_leaves(pv: bool) -> Vec<(u32, [u32; 4])> {
+    let hypervisor = [
+        crate::pv::abi::CPUID_KVM,
+        crate::pv::abi::CPUID_KVM_FEATURES,
+        crate::pv::abi::CPUID_VMSCOPE,
+        crate::pv::abi::CPUID_VMSCOPE_INFO,
+    ];
     (0..=MAX_BASIC_LEAF)
         .chain(0x8000_0000..=MAX_EXTENDED_LEAF)
-        .map(|l| (l, cpuid(l, 0)))
+        .chain(hypervisor.into_iter().filter(|_| pv))
+        .map(|l| (l, cpuid_with(pv, l, 0)))
         .collect()
 }
 

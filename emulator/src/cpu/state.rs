@@ -11,6 +11,14 @@ pub mod reg {
     pub const RBP: usize = 5;
     pub const RSI: usize = 6;
     pub const RDI: usize = 7;
+    pub const R8: usize = 8;
+    pub const R9: usize = 9;
+    pub const R10: usize = 10;
+    pub const R11: usize = 11;
+    pub const R12: usize = 12;
+    pub const R13: usize = 13;
+    pub const R14: usize = 14;
+    pub const R15: usize = 15;
 }
 
 /// Segment register numbers in encoding order.
@@ -235,6 +243,10 @@ impl FpuState {
 /// The MSRs that matter to the guests and engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Msrs {
+    /// MSR_KVM_SYSTEM_TIME_NEW (kvmclock: the time info's address | enable) and
+    /// MSR_KVM_WALL_CLOCK_NEW; only with paravirtualization on (`Machine::pv`).
+    pub kvm_system_time: u64,
+    pub kvm_wall_clock: u64,
     pub star: u64,
     pub lstar: u64,
     pub cstar: u64,

@@ -17,6 +17,7 @@ pub(crate) mod exceptions;
 mod flags;
 mod gates;
 mod legacy;
+pub(crate) mod pv_door;
 mod segments;
 mod string;
 mod sysenter;
@@ -212,10 +213,6 @@ pub(crate) struct Cpu<'a> {
     pub lazy: crate::bt::lazy::LazyFlags,
     /// The translator's TLB for ring-3 data accesses (see `bt::tlb`); unused by the interpreter.
     pub tlb: crate::bt::tlb::SoftTlb,
-    /// A REP string instruction stopped after a chunk of iterations to let interrupts in and
-    /// will restart: time passed, but the instruction has not retired yet (it counts once,
-    /// when it completes, as on hardware and under KVM).
-    pub rep_restart: bool,
 }
 
 impl<'a> Cpu<'a> {
@@ -241,7 +238,6 @@ impl<'a> Cpu<'a> {
             end_block: false,
             lazy: Default::default(),
             tlb: Default::default(),
-            rep_restart: false,
         }
     }
 }
@@ -330,6 +326,7 @@ impl Engine for Interpreter {
 
     fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError> {
         let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
+        pv_door::adopt_kvmclock(&mut cpu);
         let exit = run_loop(&mut cpu, limit);
         cpu.sync_clock();
         Ok(exit)
@@ -454,7 +451,6 @@ pub(crate) fn at_boundary(cpu: &mut Cpu, timing: &mut Timing) -> Boundary {
 /// Completes one instruction's outcome: delivers its exception, counts it (a faulting
 /// instruction counts too) and advances virtual time. `Some(exit)` stops the run.
 pub(crate) fn retire(cpu: &mut Cpu, result: R<()>) -> Option<Exit> {
-    let restarted = std::mem::take(&mut cpu.rep_restart);
     match result {
         Ok(()) => {}
         Err(Fault::Stop(exit)) => {
@@ -474,9 +470,7 @@ pub(crate) fn retire(cpu: &mut Cpu, result: R<()>) -> Option<Exit> {
             }
         }
     }
-    if !restarted {
-        cpu.m.stats.instructions += 1;
-    }
+    cpu.m.stats.instructions += 1;
     cpu.now_ns += 1;
     None
 }

@@ -128,7 +128,6 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             if done == chunk {
                 // Let interrupts in: restart this instruction with the remaining count.
                 cpu.st().rip = cpu.start_rip;
-                cpu.rep_restart = true;
                 return Ok(());
             }
         }

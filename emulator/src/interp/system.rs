@@ -43,6 +43,7 @@ pub(crate) fn handles(m: Mnemonic) -> bool {
             | M::Stac
             | M::Clac
             | M::Cpuid
+            | M::Vmcall
             | M::Rdtsc
             | M::Rdtscp
             | M::Rdpid
@@ -130,6 +131,9 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             let size = cpu.op_size(ins, 0);
             let port = cpu.read_op(ins, 1)? as u16;
             check_io_permission(cpu, port, size)?;
+            if super::pv_door::is_hypercall_port(cpu, port, size) {
+                return super::pv_door::hypercall(cpu, crate::pv::Door::Port);
+            }
             let v = port_in(cpu, port, size)?;
             cpu.set_gpr(reg::RAX, size, v);
             Ok(())
@@ -272,10 +276,16 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             }
             Ok(())
         }
+        // VMCALL: the second hypercall door, which only an emulating VMM sees (no VMX here:
+        // without paravirtualization it is #UD, as on a CPU without VT-x).
+        M::Vmcall if cpu.m.pv && cpu.s().cpl() == 0 => {
+            super::pv_door::hypercall(cpu, crate::pv::Door::Vmcall)
+        }
+        M::Vmcall => Err(super::ud()),
         M::Cpuid => {
             let leaf = cpu.gpr(reg::RAX, 4) as u32;
             let sub = cpu.gpr(reg::RCX, 4) as u32;
-            let [a, b, c, d] = crate::cpu::cpuid::cpuid(leaf, sub);
+            let [a, b, c, d] = crate::cpu::cpuid::cpuid_with(cpu.m.pv, leaf, sub);
             cpu.set_gpr(reg::RAX, 4, a as u64);
             cpu.set_gpr(reg::RBX, 4, b as u64);
             cpu.set_gpr(reg::RCX, 4, c as u64);
@@ -560,6 +570,9 @@ fn read_msr(cpu: &mut Cpu, index: u32) -> R<u64> {
     if let Some(result) = cpu.m.bus.msr_read(index) {
         return result.map_err(|_| gp(0));
     }
+    if let Some(value) = super::pv_door::read_msr(cpu, index) {
+        return Ok(value);
+    }
     let s = cpu.s();
     Ok(match index {
         msr::IA32_TSC => cpu.now_ns,
@@ -587,6 +600,9 @@ fn write_msr(cpu: &mut Cpu, index: u32, v: u64) -> R<()> {
         result.map_err(|_| gp(0))?;
         // CpuState keeps a copy of IA32_APIC_BASE for engines that load it (KVM's sregs).
         cpu.st().msrs.apic_base = cpu.m.bus.lapic.apic_base();
+        return Ok(());
+    }
+    if super::pv_door::write_msr(cpu, index, v) {
         return Ok(());
     }
     let canonical = super::access::is_canonical(v);

@@ -26,6 +26,11 @@ pub struct Machine {
     pub bus: Bus,
     pub cpu: CpuState,
     pub stats: Stats,
+    /// Paravirtualization offered to the guest (`--pv on`): CPUID's hypervisor leaves, the
+    /// hypercall door, kvmclock. Off, the machine looks like bare hardware.
+    pub pv: bool,
+    /// Which engine last published kvmclock, and how to continue its time.
+    pub kvmclock: crate::pv::kvmclock::Kvmclock,
 }
 
 impl std::fmt::Debug for Machine {
@@ -50,6 +55,8 @@ impl Machine {
             bus: Bus::new_pc(PcPlatformConfig { ram_bytes }),
             cpu: CpuState::reset(),
             stats: Stats::default(),
+            pv: false,
+            kvmclock: Default::default(),
         })
     }
 

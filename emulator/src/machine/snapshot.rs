@@ -29,6 +29,7 @@ const PAGE: usize = 4096;
 pub struct MachineSnapshot {
     pub cpu: CpuState,
     pub stats: Stats,
+    kvmclock: crate::pv::kvmclock::Kvmclock,
     pub bus: BusSnapshot,
     rom: Vec<u8>,
     ram_size: u64,
@@ -90,6 +91,7 @@ impl Machine {
         Ok(MachineSnapshot {
             cpu: self.cpu.clone(),
             stats: self.stats.clone(),
+            kvmclock: self.kvmclock,
             bus,
             rom: self.rom.clone(),
             ram_size: self.ram.size(),
@@ -120,6 +122,7 @@ impl Machine {
         self.rom.clone_from(&snap.rom);
         self.cpu = snap.cpu.clone();
         self.stats = snap.stats.clone();
+        self.kvmclock = snap.kvmclock;
         Ok(())
     }
 }

@@ -27,6 +27,10 @@ pub struct Stats {
     pub engine_switches: u64,
     /// Binary-translator counters (zero when it never ran).
     pub translator: TranslatorStats,
+    /// Hypercalls by (name, door: "port" or "vmcall").
+    pub hypercalls: BTreeMap<(&'static str, &'static str), u64>,
+    /// Hypercalls that returned an error to the guest.
+    pub hypercall_errors: u64,
 }
 
 /// Counters of the binary translator (part of `Stats`, so they add up across engine switches).
@@ -125,6 +129,12 @@ pub struct MmuStats {
     pub spaces_evicted: u64,
     /// Guest writes that hit a page holding page-table entries a shadow was built from.
     pub pt_write_traps: u64,
+    /// Page-table entries written by HC_MMU_UPDATE (paravirtual page tables), of them how many
+    /// sat in a traced frame (a write-protect trap each, had the guest stored them itself),
+    /// and INVLPG requests in batches.
+    pub pv_pte_writes: u64,
+    pub pv_traps_avoided: u64,
+    pub pv_invlpg: u64,
     /// Shadow entries invalidated, by cause.
     pub inval_cr3: u64,
     pub inval_invlpg: u64,
@@ -227,6 +237,25 @@ impl Stats {
                 m.inval_mode_change,
                 m.inval_other
             )?;
+        }
+        if m.pv_pte_writes + m.pv_invlpg > 0 {
+            writeln!(
+                out,
+                "paravirtual page tables: {} entries written by HC_MMU_UPDATE ({} write-protect \
+                 traps avoided), {} INVLPG requests",
+                m.pv_pte_writes, m.pv_traps_avoided, m.pv_invlpg
+            )?;
+        }
+        if !self.hypercalls.is_empty() {
+            writeln!(
+                out,
+                "hypercalls: {} ({} returned an error)",
+                self.hypercalls.values().sum::<u64>(),
+                self.hypercall_errors
+            )?;
+            for ((name, door), n) in &self.hypercalls {
+                writeln!(out, "  {name:<14} via {door:<7} {n}")?;
+            }
         }
         writeln!(out, "I/O by device:")?;
         for (dev, n) in &io.by_device {

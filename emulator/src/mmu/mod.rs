@@ -424,6 +424,20 @@ impl Mmu {
 
     /// INVLPG: drops the translation of one linear page — in every retained space, and global
     /// entries too (a plain TLB drops the current PCID's entry and every global one).
+    /// A paravirtual batch (HC_MMU_UPDATE) wrote the entry at guest-physical `addr`. If a
+    /// shadow was built from that frame, the changed entries' shadow entries are dropped
+    /// before the next translation — what a write-protect trap would have achieved, without
+    /// the trap. Returns whether the frame was traced (a trap avoided).
+    pub fn pv_entry_written(&mut self, addr: u64) -> bool {
+        let frame = addr & !0xFFF;
+        if !self.tracer.is_traced(frame) {
+            return false;
+        }
+        self.tracer.note_write(frame);
+        self.generation += 1;
+        true
+    }
+
     pub fn invlpg(&mut self, stats: &mut Stats, linear: u64) {
         self.generation += 1;
         let vpage = linear >> 12;

@@ -19,6 +19,7 @@ pub fn run(m: &mut Machine) -> Exit {
         .run(m, RunLimit::instructions(1_000_000))
         .unwrap();
     let mut t = Machine::new(m.ram.size()).unwrap();
+    t.pv = m.pv;
     t.restore(&start)
         .expect("restore into a machine of the same size");
     let exit_bt = BinaryTranslator::default()
