@@ -6,7 +6,7 @@ use vmscope::compare::{self, suite, verify, CompareOptions, EngineId, Report};
 use vmscope::{run_guest, EngineChoice, RunOptions};
 
 /// Each workload with its own small count; pagefault passes 128 to cover a window release.
-const COUNTS: [(&str, u64); 12] = [
+const COUNTS: [(&str, u64); 13] = [
     ("compute", 3),
     ("syscall", 11),
     ("int80", 12),
@@ -19,6 +19,7 @@ const COUNTS: [(&str, u64); 12] = [
     ("cpuid", 18),
     ("rdtsc", 19),
     ("cli_sti", 20),
+    ("clock", 21),
 ];
 
 fn interp_only(iterations: u64, workloads: &[&str]) -> CompareOptions {

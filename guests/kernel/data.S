@@ -20,6 +20,12 @@ gdtr:
 idtr:
     .word 256 * 16 - 1
     .long idt, 0
+    .balign 8
+pv_op_pte_set:        .long pte_set_native, 0       # the pv_ops (pv.S): native until
+pv_op_tlb_flush_page: .long tlb_flush_page_native, 0  # pv_detect finds HC_MMU_UPDATE
+pv_op_mmu_commit:     .long mmu_commit_native, 0
+pit_last_ticks:       .quad -1      # the previous PIT reading (clock.S); -1: none yet
+pit_last_count:       .quad 0
 
     .bss
     .balign 4096
@@ -47,6 +53,18 @@ selected:           .skip MAX_SELECTED
     .balign 8
 selected_iterations: .skip MAX_SELECTED * 8   # per workload, -1 = use iterations
 cmdline_buf:        .skip CMDLINE_MAX
+    .balign 8                       # what pv_detect found (0 where it found nothing)
+pv_kvm_features:    .skip 8         # CPUID 0x40000001 EAX
+pv_features:        .skip 8         # CPUID 0x40000101: vmscope feature bits,
+pv_hypercall_port:  .skip 8         #   the hypercall door,
+pv_abi_version:     .skip 8         #   the ABI version,
+pv_batch_max:       .skip 8         #   requests per HC_MMU_UPDATE (at most MMU_BATCH_MAX)
+kvmclock_in_use:    .skip 8         # 1 once the hypervisor keeps pvclock current
+mmu_batch_count:    .skip 8         # requests queued in mmu_batch
+    .balign 32                      # pvclock_vcpu_time_info: 32 bytes, never across a page
+pvclock:            .skip 32
+    .balign 16
+mmu_batch:          .skip MMU_BATCH_MAX * MMU_REQUEST_SIZE   # {target, value} requests
     .balign 16
                     .skip STACK_SIZE
 boot_stack_top:                     # the kernel's own stack

@@ -18,6 +18,7 @@
     .include "serial.inc"       # shared: polled UART output, PRINT
     .include "multiboot.inc"    # shared: the Multiboot header and entry
     .include "layout.inc"       # this kernel's memory map, selectors, system calls
+    .include "pv_abi.inc"       # the paravirtual interface: CPUID leaves, hypercalls, kvmclock
 
     MULTIBOOT_HEADER
 
@@ -25,7 +26,9 @@
     .include "main.S"           # the 64-bit main line: set everything up, run the workloads
     .include "cpu_tables.S"     # GDT, TSS, IDT and the SYSCALL MSRs
     .include "traps.S"          # exception entry, the register frame, #DE/#UD/#PF dispatch
+    .include "pv.S"             # finding the hypervisor; page-table changes as pv_ops
     .include "timer.S"          # PIC + PIT, the timer interrupt
+    .include "clock.S"          # reading the time: the PIT counter or kvmclock
     .include "syscall.S"        # SYSCALL, INT 0x80, the PVM detours, the system calls
     .include "memory.S"         # the frame allocator, address spaces, demand-zero faults
     .include "task.S"           # entering ring 3 and coming back when the task exits

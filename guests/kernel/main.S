@@ -19,6 +19,7 @@ long_mode:
     sti
 
     PRINT "vmscope teaching kernel: long mode, ring 3 in own address spaces, SYSCALL + INT 0x80, demand-zero paging, PIT at 100 Hz\n"
+    call pv_detect                  # pv.S: a line per hypervisor interface found, else nothing
     call parse_cmdline              # cmdline.S: fills selected[] and iterations
     cmpl $0, selected_count(%rip)
     jne 1f

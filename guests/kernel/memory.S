@@ -3,6 +3,11 @@
 # built from that pool; a page can stay unmapped until first touched (the fault handler maps
 # a zeroed frame and the instruction runs again), and unmapping needs INVLPG.
 #
+# Live page tables change only through the pv_ops (pv.S): pte_set, tlb_flush_page, then
+# mmu_commit. Natively that is a store and an INVLPG; paravirtualized, the changes are queued
+# and the commit hands them to the VMM at once. Tables of a space that is not in use yet
+# (space_create) are plain memory to everyone and are written directly.
+#
 # An address space (one per user task, or per ring-0 test):
 #   PML4[0] -> PDPT;  PDPT[0] -> PD;  PDPT[3] -> device_pd (shared: the null-device MMIO page)
 #   PD[0]  = 0-2 MiB, the kernel: a supervisor 2 MiB page, the same in every space
@@ -145,7 +150,10 @@ demand_zero:
     call user_pte
     or $PG_P + PG_RW + PG_US, %rdx
     bts $63, %rdx                   # NX: data, never code
-    mov %rdx, (%rax)
+    mov %rax, %rdi
+    mov %rdx, %rsi
+    call pte_set
+    call mmu_commit                 # in place before the instruction runs again
     incq demand_zero_faults(%rip)
     mov $1, %eax
     ret
@@ -155,6 +163,10 @@ demand_zero:
 # release_pages (SYS_RELEASE): RDI = first address, RSI = page count. Unmaps the demand-zero
 # pages in that range, frees their frames and flushes each from the TLB. RAX = pages freed.
 # The range is checked against the demand-zero region first: never trust a user's pointer.
+# This is where batching pays: a whole window (pagefault's 128 pages) is 256 requests and one
+# commit — one hypercall instead of 128 trapped stores. The frames go on the free list before
+# the commit, while the user's entries may still point at them; that is safe only because
+# nothing can allocate a frame or run user code before the commit below.
 # Clobbers RCX, RDX, RSI, RDI, R8.
 release_pages:
     xor %r8d, %r8d
@@ -169,22 +181,26 @@ release_pages:
     cmp $DZ_END, %rdx
     ja 9f
 1:  cmp %rdx, %rdi
-    jae 9f
-    push %rdi
-    call user_pte
+    jae 8f
+    call user_pte                   # RAX = the entry (RDI stays)
     mov (%rax), %rcx
     test $PG_P, %cl
     jz 2f
-    movq $0, (%rax)                 # unmap, then make the CPU forget the old translation
-    invlpg (%rdi)
+    push %rdi
+    mov %rax, %rdi
+    xor %esi, %esi
+    call pte_set                    # unmap, then make the CPU forget the old translation
+    mov (%rsp), %rdi
+    call tlb_flush_page
     mov $ADDR_MASK, %rax
     and %rax, %rcx
     mov %rcx, %rdi
     call frame_free
     inc %r8
-2:  pop %rdi
-    add $PAGE_SIZE, %rdi
+    pop %rdi
+2:  add $PAGE_SIZE, %rdi
     jmp 1b
+8:  call mmu_commit
 9:  mov %r8, %rax
     ret
 

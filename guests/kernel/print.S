@@ -25,8 +25,32 @@ print_u64:
 # print_hex64: RAX = value, printed as exactly 16 hexadecimal digits. Clobbers RAX, RCX, RDX,
 # RSI, RDI, R8.
 print_hex64:
-    mov %rax, %r8
     mov $16, %esi
+    jmp print_hex_digits
+
+# print_hex32: EAX = value, printed as exactly 8 hexadecimal digits (a 32-bit register, as
+# CPUID returns them). Clobbers like print_hex64.
+print_hex32:
+    shl $32, %rax                   # the digits wanted at the top, where the loop starts
+    mov $8, %esi
+    jmp print_hex_digits
+
+# print_hex: RAX = value, printed in hexadecimal without leading zeros (at least one digit).
+# Clobbers like print_hex64.
+print_hex:
+    mov $16, %esi
+1:  cmp $1, %esi                    # drop zero nibbles from the top, keeping the last one
+    je print_hex_digits
+    mov %rax, %rcx
+    shr $60, %rcx
+    jnz print_hex_digits
+    shl $4, %rax
+    dec %esi
+    jmp 1b
+
+# print_hex_digits: the top ESI nibbles of RAX, most significant first.
+print_hex_digits:
+    mov %rax, %r8
 1:  rol $4, %r8                     # the next digit into the low nibble
     mov %r8d, %eax
     and $0xF, %eax

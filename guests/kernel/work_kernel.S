@@ -1,4 +1,5 @@
-# work_kernel.S — the ring-0 workloads: port I/O, MMIO, PTE changes, CR3 switches, CPUID, CLI/STI.
+# work_kernel.S — the ring-0 workloads: port I/O, MMIO, PTE changes, CR3 switches, CPUID,
+# CLI/STI, clock reads.
 # Teaches: the operations only a kernel performs, and which of them a hypervisor must see —
 # an emulator pays for each in software, hardware-assisted virtualization pays a VM exit
 # for some (I/O, MMIO, CPUID) and nothing for others (CLI/STI), and shadow paging pays for
@@ -88,7 +89,9 @@ new_test_frame:
 
 # ptemod: one address space; PTE_TEST_PAGE's entry is pointed at frame A, then B, then A ...
 # with INVLPG after each change, and the page is read. Checksum: the sum of the values read,
-# which is right only if every INVLPG really dropped the old translation.
+# which is right only if every INVLPG really dropped the old translation. The change goes
+# through the pv_ops (pv.S): natively a store the shadow MMU traps plus an INVLPG,
+# paravirtualized one HC_MMU_UPDATE carrying both — no batching here, one commit per op.
 k_ptemod_prepare:
     push %r12
     call space_create
@@ -107,26 +110,36 @@ k_ptemod_prepare:
     ret
 
 k_ptemod:
-    mov %cr3, %r9                   # R9 = the space to return to
+    push %rbx
+    push %r12
+    push %r13
+    push %r14
+    mov %rdi, %r12                  # R12 = iterations
+    mov %cr3, %r13                  # R13 = the space to return to
     mov ptemod_space(%rip), %rax
     mov %rax, %cr3
-    mov ptemod_pte(%rip), %r10      # R10 = the entry we keep changing
-    mov $PTE_TEST_PAGE, %esi
-    lea ptemod_entries(%rip), %r11
-    xor %r8d, %r8d
-    xor %ecx, %ecx
-1:  cmp %rdi, %rcx
+    xor %r14d, %r14d                # R14 = the checksum
+    xor %ebx, %ebx                  # RBX = the op
+1:  cmp %r12, %rbx
     jae 2f
-    mov %ecx, %eax
+    mov %ebx, %eax
     and $1, %eax
-    mov (%r11, %rax, 8), %rax
-    mov %rax, (%r10)                # the PTE change ...
-    invlpg (%rsi)                   # ... and the TLB shootdown (of one CPU)
-    add (%rsi), %r8
-    inc %rcx
+    lea ptemod_entries(%rip), %rsi
+    mov (%rsi, %rax, 8), %rsi
+    mov ptemod_pte(%rip), %rdi
+    call pte_set                    # the PTE change ...
+    mov $PTE_TEST_PAGE, %edi
+    call tlb_flush_page             # ... the TLB shootdown (of one CPU) ...
+    call mmu_commit                 # ... both in effect now
+    add (%rdi), %r14
+    inc %rbx
     jmp 1b
-2:  mov %r9, %cr3
-    mov %r8, %rax
+2:  mov %r13, %cr3
+    mov %r14, %rax
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbx
     ret
 
 # cr3switch: two address spaces that map PTE_TEST_PAGE to different frames; each op loads
@@ -172,4 +185,37 @@ k_cr3switch:
     jmp 1b
 2:  mov %r9, %cr3
     mov %r8, %rax
+    ret
+
+# clock: read the time once per op, the way this kernel found best: kvmclock if pv.S switched
+# it on (memory and RDTSC, no exit), else the PIT (three port accesses, three exits under
+# KVM). The ring-3 `rdtsc` workload is the third way: the raw TSC. Checksum: how many reads
+# were not below the one before — the op count, whenever time never runs backwards.
+k_clock:
+    push %rbx
+    push %r12
+    push %r13
+    push %r14
+    mov %rdi, %r12                  # R12 = ops left
+    mov $pit_clock_read, %ebx       # RBX = the reader, chosen once (clock.S)
+    cmpq $0, kvmclock_in_use(%rip)
+    je 1f
+    mov $kvmclock_read, %ebx
+1:  call *%rbx
+    mov %rax, %r13                  # R13 = the previous reading
+    xor %r14d, %r14d                # R14 = the checksum
+2:  test %r12, %r12
+    jz 4f
+    call *%rbx
+    cmp %r13, %rax
+    jb 3f
+    inc %r14
+3:  mov %rax, %r13
+    dec %r12
+    jmp 2b
+4:  mov %r14, %rax
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %rbx
     ret

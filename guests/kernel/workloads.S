@@ -35,6 +35,7 @@ workload_table:
     WORKLOAD "cpuid",     RING0, k_cpuid
     WORKLOAD "rdtsc",     RING3, user_rdtsc
     WORKLOAD "cli_sti",   RING0, k_cli_sti
+    WORKLOAD "clock",     RING0, k_clock
 workload_table_end:
 .set WORKLOAD_COUNT, (workload_table_end - workload_table) / 32
 

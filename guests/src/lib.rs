@@ -139,6 +139,8 @@ pub mod exit {
     pub const CODE_CHECK_FAILED: u32 = 0x18;
     /// bootdisk (the BIOS boot loader): the disk could not be read, or held no kernel.
     pub const BOOT_FAILED: u32 = 0x19;
+    /// The teaching kernel: the VMM refused a batch of paravirtual page-table updates.
+    pub const KERNEL_PV_FAILED: u32 = 0x1A;
 }
 
 /// The exit status QEMU reports for a debug-exit value: `(value << 1) | 1`.
@@ -207,7 +209,7 @@ platform: all checks passed
 pub const KERNEL_TEXT: &str = "\
 vmscope teaching kernel: long mode, ring 3 in own address spaces, SYSCALL + INT 0x80, demand-zero paging, PIT at 100 Hz
 usage: workloads=NAME[:N][,NAME[:N]...] or workloads=all; iterations=N (default 100)
-workloads: compute syscall int80 portio mmio pagefault ptemod cr3switch divzero cpuid rdtsc cli_sti
+workloads: compute syscall int80 portio mmio pagefault ptemod cr3switch divzero cpuid rdtsc cli_sti clock
 nothing to run: no workloads= on the command line
 ";
 
