@@ -26,6 +26,7 @@ fn interp_only(iterations: u64, workloads: &[&str]) -> CompareOptions {
     CompareOptions {
         engines: vec![EngineId::Interp],
         iterations: Some(iterations),
+        modes: Vec::new(),
         workloads: workloads.iter().map(|w| w.to_string()).collect(),
         ..CompareOptions::for_builtin_kernel()
     }
@@ -203,6 +204,7 @@ fn every_available_engine_agrees_with_the_interpreter() {
     let report = compare::run(
         &CompareOptions {
             iterations: Some(40),
+            modes: Vec::new(),
             ..CompareOptions::for_builtin_kernel()
         },
         &mut |line| eprintln!("{line}"),
@@ -260,6 +262,7 @@ fn the_table_layout() {
     // A second column as an outside engine reports it: no exits, no instruction count.
     report.engines.push(compare::EngineColumn {
         engine: "qemu-kvm".into(),
+        mode: "full".into(),
         label: "qemu-kvm (KVM flavour)".into(),
         method: "guest_tsc".into(),
     });
@@ -333,4 +336,35 @@ fn the_json_schema() {
     json["skipped"] = serde_json::json!([{"engine": "qemu-kvm", "reason": "why"}]);
     json["mismatches"] = serde_json::json!([]);
     insta::assert_json_snapshot!(schema(&json));
+}
+
+#[test]
+fn modes_full_and_pv_give_a_column_each_with_the_same_checksums() {
+    let opts = CompareOptions {
+        modes: vec![compare::Mode::Full, compare::Mode::Pv],
+        ..interp_only(20, &["ptemod", "pagefault", "cpuid"])
+    };
+    let report = compare::run(&opts, &mut |_| {}).unwrap();
+    assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
+    let modes: Vec<&str> = report.engines.iter().map(|e| e.mode.as_str()).collect();
+    assert_eq!(modes, ["full", "pv"]);
+    for w in ["ptemod", "pagefault", "cpuid"] {
+        let full = report.cell_in(w, "interp", "full").unwrap();
+        let pv = report.cell_in(w, "interp", "pv").unwrap();
+        assert_eq!(full.checksum, pv.checksum, "{w}");
+    }
+    // The PV kernel changes a PTE with one hypercall per op (an exit to the VMM) instead of a
+    // store the shadow MMU traps; CPUID is the same either way.
+    let ptemod_pv = report.cell_in("ptemod", "interp", "pv").unwrap();
+    assert!(ptemod_pv.exits_per_op.unwrap() >= 1.0, "{ptemod_pv:?}");
+    let ptemod_full = report.cell_in("ptemod", "interp", "full").unwrap();
+    assert!(ptemod_full.exits_per_op.unwrap() < 0.5, "{ptemod_full:?}");
+    let table = compare::table::render(&report);
+    assert!(table.contains("interp pv"), "{table}");
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["mode"] == "pv"));
 }

@@ -20,6 +20,7 @@ fn compute_on_bochs_gives_the_host_checksum_and_a_speed() {
         engines: vec![EngineId::Bochs],
         workloads: vec!["compute".into(), "syscall".into()],
         iterations: Some(5),
+        modes: Vec::new(),
         ..CompareOptions::for_builtin_kernel()
     };
     let report = compare::run(&opts, &mut |line| eprintln!("{line}")).unwrap();
@@ -51,6 +52,7 @@ fn the_whole_suite_leaves_out_what_bochs_cannot_compare_and_an_explicit_list_run
         engines: vec![EngineId::Bochs],
         workloads: vec!["portio".into()],
         iterations: Some(3),
+        modes: Vec::new(),
         ..CompareOptions::for_builtin_kernel()
     };
     let report = compare::run(&opts, &mut |_| {}).unwrap();

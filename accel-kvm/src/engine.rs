@@ -45,6 +45,8 @@ pub struct KvmEngine {
     /// IA32_TSC_DEADLINE as the guest wrote it, in guest TSC ticks (the bus holds it in
     /// virtual ns; see `apic_msr.rs`).
     pub(crate) guest_tsc_deadline: u64,
+    /// KVM walks guest page tables in hardware: HC_MMU_UPDATE may write them (see `pv_door`).
+    pub(crate) hardware_paging: bool,
 }
 
 impl std::fmt::Debug for KvmEngine {
@@ -86,7 +88,10 @@ impl KvmEngine {
         // The local APIC's MSRs must reach our bus (see apic_msr.rs); where KVM cannot route
         // them, CPUID does not offer x2APIC and TSC-deadline.
         let apic_msrs = crate::apic_msr::route_apic_msrs(&kvm, &vm);
-        let mut notes = vm::install_cpuid_with(&kvm, &vcpu, apic_msrs.is_ok(), machine.pv)?;
+        let hardware_paging =
+            crate::flavour::hardware_paging(flavour, std::path::Path::new("/sys/module"));
+        let mut notes =
+            vm::install_cpuid_with(&kvm, &vcpu, apic_msrs.is_ok(), machine.pv, hardware_paging)?;
         if let Err(why) = apic_msrs {
             notes.push(format!("{why}: x2APIC and TSC-deadline not advertised"));
         }
@@ -124,6 +129,7 @@ impl KvmEngine {
             halted: false,
             ready_after_push: None,
             last_guest_tsc: 0,
+            hardware_paging,
             guest_tsc_deadline: 0,
         })
     }

@@ -93,6 +93,23 @@ pub fn flavour_from_modules(sys_module: &Path) -> KvmFlavour {
     }
 }
 
+/// Does this KVM walk the guest's page tables in hardware (EPT on Intel, NPT on AMD)? Only then
+/// may a user-space VMM change guest page-table entries: with shadow paging (PVM, or the
+/// hardware modules with `ept=N`/`npt=0`) KVM keeps copies in the kernel, write-protected
+/// against the guest's own stores but blind to writes from user space.
+pub fn hardware_paging(flavour: KvmFlavour, sys_module: &Path) -> bool {
+    let param = |module: &str, name: &str| {
+        std::fs::read_to_string(sys_module.join(module).join("parameters").join(name))
+            .map(|v| matches!(v.trim(), "Y" | "1"))
+            .unwrap_or(false)
+    };
+    match flavour {
+        KvmFlavour::VtX => param("kvm_intel", "ept"),
+        KvmFlavour::AmdV => param("kvm_amd", "npt"),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,16 @@
 //! cannot touch the guest's TLB — it can only ask KVM to rebuild its view of the page tables.
 //!
 //! `in %dx, %eax` on the hypercall port exits to us as KVM_EXIT_IO; we read the registers,
-//! run the shared dispatcher and put the result where KVM completes the IN. Page-table writes
-//! go straight into guest RAM. Where KVM shadows the guest's tables itself (PVM, or any host
-//! without EPT/NPT), it does not notice writes from user space, so after a batch we reload
-//! the vCPU's control registers, which makes KVM drop its shadow of them (KVM_SET_SREGS); with
-//! hardware paging (EPT/NPT) that costs a TLB flush and nothing else.
+//! run the shared dispatcher and put the result where KVM completes the IN.
+//!
+//! Page-table batches work only where KVM walks the guest's tables in hardware (EPT/NPT):
+//! the entries go straight into guest RAM, and since user space cannot INVLPG for the guest,
+//! KVM is made to flush the guest's TLB (KVM_SET_SREGS with a paging bit toggled and
+//! restored). Where KVM shadows the tables in the kernel (PVM here, or `ept=N`) it
+//! write-protects them against the guest's stores but cannot see ours — measured: a batch
+//! written from user space left KVM's shadow stale. There the interface is not offered
+//! (`vm::install_cpuid_with`): the guest keeps its native page-table code, whose writes KVM
+//! traps and emulates in the kernel — the paravirtual idea belongs inside the kernel's MMU.
 //!
 //! kvmclock lives in the host kernel: once the MSR holds the structure's address KVM keeps it
 //! up to date. When KVM takes the clock over from an emulated engine, its clock is set to the
@@ -25,6 +30,7 @@ use crate::engine::KvmEngine;
 struct KvmHost<'a> {
     machine: &'a mut Machine,
     tables_changed: bool,
+    hardware_paging: bool,
 }
 
 impl PvHost for KvmHost<'_> {
@@ -41,6 +47,9 @@ impl PvHost for KvmHost<'_> {
     }
     fn flush_tlb(&mut self) {
         self.tables_changed = true;
+    }
+    fn can_update_page_tables(&self) -> bool {
+        self.hardware_paging
     }
 }
 
@@ -60,22 +69,36 @@ pub(crate) fn hypercall(engine: &mut KvmEngine, machine: &mut Machine) -> Result
     let mut host = KvmHost {
         machine,
         tables_changed: false,
+        hardware_paging: engine.hardware_paging,
     };
     let result = pv::dispatch(&mut host, Door::Port, &regs);
     if host.tables_changed {
-        // Loading the same control registers again makes KVM forget its shadow of the guest's
-        // page tables (and flush the guest's TLB): the only TLB operation user space has.
-        let sregs = engine
-            .vcpu
-            .get_sregs()
-            .map_err(|e| EngineError::Host(format!("KVM_GET_SREGS: {e}")))?;
-        engine
-            .vcpu
-            .set_sregs(&sregs)
-            .map_err(|e| EngineError::Host(format!("KVM_SET_SREGS: {e}")))?;
-        host.machine.stats.count_exit("pv-tlb-reload");
+        reset_kvm_mmu(engine)?;
+        host.machine.stats.kvm_mmu_resets += 1;
     }
     Ok(result)
+}
+
+/// Makes KVM drop its view of the guest's page tables (its shadow pages, or the guest TLB
+/// entries it caches): the only TLB operation user space has. KVM resets its MMU context when
+/// KVM_SET_SREGS changes a paging control bit, so CR4.PGE is toggled and restored (loading the
+/// same values again would change nothing and reset nothing).
+fn reset_kvm_mmu(engine: &mut KvmEngine) -> Result<(), EngineError> {
+    let host = |what: &str, e: kvm_ioctls::Error| EngineError::Host(format!("{what}: {e}"));
+    let sregs = engine
+        .vcpu
+        .get_sregs()
+        .map_err(|e| host("KVM_GET_SREGS", e))?;
+    let mut toggled = sregs;
+    toggled.cr4 ^= emulator::cpu::state::ctl::CR4_PGE;
+    engine
+        .vcpu
+        .set_sregs(&toggled)
+        .map_err(|e| host("KVM_SET_SREGS", e))?;
+    engine
+        .vcpu
+        .set_sregs(&sregs)
+        .map_err(|e| host("KVM_SET_SREGS", e))
 }
 
 impl KvmEngine {

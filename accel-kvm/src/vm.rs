@@ -153,18 +153,20 @@ pub fn set_real_mode_helpers(vm: &VmFd, kvm: &Kvm, rom_len: usize) -> Result<(),
 /// Installs the machine's CPUID model. Feature bits the host cannot provide are cleared (and
 /// reported), so the guest is never promised something KVM would refuse later.
 pub fn install_cpuid(kvm: &Kvm, vcpu: &VcpuFd) -> Result<Vec<String>, KvmError> {
-    install_cpuid_with(kvm, vcpu, true, false)
+    install_cpuid_with(kvm, vcpu, true, false, false)
 }
 
 /// [`install_cpuid`]; without `apic_msrs` (the local APIC's MSRs routed to the bus, see
 /// `apic_msr.rs`) x2APIC and TSC-deadline are not advertised either. With `pv`, the hypervisor
-/// leaves go in too (the same answers the emulated engines give; KVM's own feature bits are
-/// kept only where this KVM implements them: kvmclock lives in the host kernel).
+/// leaves go in too (the same answers the emulated engines give, except what this KVM cannot
+/// do: KVM's own feature bits only where it implements them — kvmclock lives in the host
+/// kernel — and HC_MMU_UPDATE only with `hardware_paging`, see `flavour::hardware_paging`).
 pub fn install_cpuid_with(
     kvm: &Kvm,
     vcpu: &VcpuFd,
     apic_msrs: bool,
     pv: bool,
+    hardware_paging: bool,
 ) -> Result<Vec<String>, KvmError> {
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -211,6 +213,14 @@ pub fn install_cpuid_with(
                     ));
                     e.eax = (e.eax & !0xFF) | host_bits;
                 }
+            }
+            emulator::pv::abi::CPUID_VMSCOPE_INFO if !hardware_paging => {
+                notes.push(
+                    "paravirtual page tables (HC_MMU_UPDATE) not offered: this KVM shadows the \
+                     guest's page tables in the kernel, where writes from user space go unseen"
+                        .into(),
+                );
+                e.eax &= !emulator::pv::abi::F_MMU_UPDATE;
             }
             emulator::pv::abi::CPUID_KVM_FEATURES => {
                 let host_eax = host(leaf).map_or(0, |h| h.eax);

@@ -22,6 +22,10 @@ pub struct CompareArgs {
     /// Operations per workload on every engine (default: per workload and engine, ≈0.3 s each).
     #[arg(long)]
     pub iterations: Option<u64>,
+    /// Modes, comma-separated: `full` (the guest sees hardware), `pv` (it sees a hypervisor:
+    /// hypercalls, batched page-table updates, kvmclock). Each engine gets a column per mode.
+    #[arg(long, value_delimiter = ',', value_enum, default_value = "full")]
+    pub modes: Vec<super::Mode>,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -61,6 +65,7 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
         workloads: args.workloads,
         engines,
         iterations: args.iterations,
+        modes: args.modes,
     };
     let report = super::run(&opts, &mut |line| eprintln!("{line}"))?;
     print!("{}", table::render(&report));

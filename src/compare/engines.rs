@@ -161,11 +161,23 @@ pub fn boot(
     image: &[u8],
     cmdline: &str,
     host_tsc_hz: f64,
+    mode: super::Mode,
 ) -> Result<Boot> {
+    if mode == super::Mode::Pv && !engine.in_process() {
+        bail!(
+            "{}: paravirtual mode exists on vmscope's own engines only",
+            engine.name()
+        );
+    }
     let boot = match engine {
-        EngineId::Interp | EngineId::Bt | EngineId::Kvm => {
-            boot_in_process(engine, name, image, cmdline, host_tsc_hz)
-        }
+        EngineId::Interp | EngineId::Bt | EngineId::Kvm => boot_in_process(
+            engine,
+            name,
+            image,
+            cmdline,
+            host_tsc_hz,
+            mode == super::Mode::Pv,
+        ),
         EngineId::QemuTcg | EngineId::QemuKvm => boot_qemu(engine, image, cmdline, host_tsc_hz),
         EngineId::Bochs => super::bochs::boot(name, image, cmdline),
     }
@@ -179,8 +191,10 @@ fn boot_in_process(
     image: &[u8],
     cmdline: &str,
     host_tsc_hz: f64,
+    pv: bool,
 ) -> Result<Boot> {
     let mut machine = Machine::new(MEMORY).context("creating the machine")?;
+    machine.pv = pv;
     emulator::machine::loader::load_image(&mut machine, name, image, cmdline)?;
     let (mut engine, guest_tsc_hz): (Box<dyn Engine>, Option<f64>) = match id {
         EngineId::Interp => (Box::new(Interpreter::new()), None),

@@ -7,20 +7,21 @@ use anyhow::{bail, Result};
 
 use super::engines::{self, Boot, EngineId};
 use super::suite::{self, ResultLine};
-use super::{CompareOptions, Measurement};
+use super::{CompareOptions, Measurement, Mode};
 
 /// Measures every workload with two boots each (N operations and 0), so `Stats` differences
 /// give exits per operation; time comes from the guest TSC where it is host time, else from
 /// the difference of the two wall times. In-process engines and Bochs.
 pub fn two_boots(
     engine: EngineId,
+    mode: Mode,
     opts: &CompareOptions,
     workloads: &[String],
     count: &dyn Fn(&str) -> u64,
     host_tsc_hz: f64,
     progress: &mut dyn FnMut(String),
 ) -> Result<(&'static str, Vec<Measurement>)> {
-    let label = engine.label();
+    let label = mode.label(engine);
     let mut method = "wall_minus_baseline";
     let mut cells = Vec::new();
     for name in workloads {
@@ -28,7 +29,14 @@ pub fn two_boots(
         progress(format!("compare: {label}: {name} × {n}"));
         let run = |ops: u64| -> Result<(Boot, ResultLine)> {
             let cmdline = format!("workloads={name}:{ops}");
-            let boot = engines::boot(engine, &opts.image_name, &opts.image, &cmdline, host_tsc_hz)?;
+            let boot = engines::boot(
+                engine,
+                &opts.image_name,
+                &opts.image,
+                &cmdline,
+                host_tsc_hz,
+                mode,
+            )?;
             let line = single_result(&boot.serial, name, ops, &label)?;
             Ok((boot, line))
         };
@@ -60,6 +68,7 @@ pub fn two_boots(
         let cell = Measurement {
             workload: name.clone(),
             engine: engine.name().into(),
+            mode: mode.name().into(),
             ops: n,
             ns_per_op,
             guest_ips: instructions
@@ -82,20 +91,28 @@ pub fn two_boots(
 /// for QEMU, whose start-up alone takes seconds under PVM.
 pub fn one_boot(
     engine: EngineId,
+    mode: Mode,
     opts: &CompareOptions,
     workloads: &[String],
     count: &dyn Fn(&str) -> u64,
     host_tsc_hz: f64,
     progress: &mut dyn FnMut(String),
 ) -> Result<(&'static str, Vec<Measurement>)> {
-    let label = engine.label();
+    let label = mode.label(engine);
     let list: Vec<String> = workloads
         .iter()
         .map(|w| format!("{w}:{}", count(w)))
         .collect();
     let cmdline = format!("workloads={}", list.join(","));
     progress(format!("compare: {label}: one boot, {cmdline}"));
-    let boot = engines::boot(engine, &opts.image_name, &opts.image, &cmdline, host_tsc_hz)?;
+    let boot = engines::boot(
+        engine,
+        &opts.image_name,
+        &opts.image,
+        &cmdline,
+        host_tsc_hz,
+        mode,
+    )?;
     let lines = suite::parse_results(&boot.serial).map_err(anyhow::Error::msg)?;
     if lines.len() != workloads.len() {
         bail!(
@@ -113,6 +130,7 @@ pub fn one_boot(
         let cell = Measurement {
             workload: name.clone(),
             engine: engine.name().into(),
+            mode: mode.name().into(),
             ops: n,
             ns_per_op: (n > 0).then(|| line.guest_tsc as f64 / hz * 1e9 / n as f64),
             guest_ips: None,

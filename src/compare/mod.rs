@@ -50,6 +50,36 @@ pub struct CompareOptions {
     pub engines: Vec<EngineId>,
     /// One iteration count for every workload and engine (else the suite's defaults).
     pub iterations: Option<u64>,
+    /// Full virtualization, paravirtualization, or both (each engine gets a column per mode);
+    /// empty = full only.
+    pub modes: Vec<Mode>,
+}
+
+/// How the guest is run: as on hardware, or told it is virtual (`--pv on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Full virtualization: CPUID shows no hypervisor, the kernel traps like on hardware.
+    Full,
+    /// Paravirtualization: hypercalls, batched page-table updates, kvmclock.
+    Pv,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Pv => "pv",
+        }
+    }
+
+    /// A column header: the engine's label, marked for PV.
+    pub fn label(self, engine: EngineId) -> String {
+        match self {
+            Mode::Full => engine.label(),
+            Mode::Pv => format!("{} pv", engine.label()),
+        }
+    }
 }
 
 impl CompareOptions {
@@ -61,6 +91,7 @@ impl CompareOptions {
             workloads: Vec::new(),
             engines: Vec::new(),
             iterations: None,
+            modes: Vec::new(),
         }
     }
 }
@@ -82,6 +113,8 @@ pub struct HostInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineColumn {
     pub engine: String,
+    /// "full" or "pv".
+    pub mode: String,
     /// The header, e.g. "kvm (PVM, software)".
     pub label: String,
     /// How its ns/op were measured: "guest_tsc" or "wall_minus_baseline".
@@ -93,6 +126,8 @@ pub struct EngineColumn {
 pub struct Measurement {
     pub workload: String,
     pub engine: String,
+    /// "full" or "pv" (`compare --modes`).
+    pub mode: String,
     pub ops: u64,
     /// Host nanoseconds per operation (null only for 0 operations).
     pub ns_per_op: Option<f64>,
@@ -132,10 +167,16 @@ pub struct Report {
 }
 
 impl Report {
+    /// The cell of `workload` on `engine` in full virtualization.
     pub fn cell(&self, workload: &str, engine: &str) -> Option<&Measurement> {
+        self.cell_in(workload, engine, Mode::Full.name())
+    }
+
+    /// The cell of `workload` on `engine` in `mode` ("full" or "pv").
+    pub fn cell_in(&self, workload: &str, engine: &str, mode: &str) -> Option<&Measurement> {
         self.results
             .iter()
-            .find(|m| m.workload == workload && m.engine == engine)
+            .find(|m| m.workload == workload && m.engine == engine && m.mode == mode)
     }
 }
 
@@ -194,7 +235,30 @@ pub fn run(opts: &CompareOptions, progress: &mut dyn FnMut(String)) -> Result<Re
     ));
     let mut results = Vec::new();
     let mut columns = Vec::new();
-    for &engine in &engines {
+    let modes = if opts.modes.is_empty() {
+        vec![Mode::Full]
+    } else {
+        opts.modes.clone()
+    };
+    let columns_wanted: Vec<(EngineId, Mode)> = engines
+        .iter()
+        .flat_map(|&e| modes.iter().map(move |&m| (e, m)))
+        .filter(|&(e, m)| {
+            let runs = m == Mode::Full || e.in_process();
+            if !runs {
+                progress(format!(
+                    "compare: {}: no pv column: vmscope's paravirtual interface is in its own engines only",
+                    e.name()
+                ));
+                skipped.push(Skipped {
+                    engine: e.name().to_string(),
+                    reason: "pv: vmscope's paravirtual interface is in its own engines only".into(),
+                });
+            }
+            runs
+        })
+        .collect();
+    for (engine, mode) in columns_wanted {
         // The whole suite leaves out what an engine cannot compare; a list asked for runs.
         let mut left_out = Vec::new();
         let workloads: Vec<String> = workloads
@@ -225,15 +289,16 @@ pub fn run(opts: &CompareOptions, progress: &mut dyn FnMut(String)) -> Result<Re
         };
         let (method, cells) = match engine.timing() {
             Timing::TwoBoots => {
-                measure::two_boots(engine, opts, &workloads, &count, tsc_hz, progress)?
+                measure::two_boots(engine, mode, opts, &workloads, &count, tsc_hz, progress)?
             }
             Timing::OneBoot => {
-                measure::one_boot(engine, opts, &workloads, &count, tsc_hz, progress)?
+                measure::one_boot(engine, mode, opts, &workloads, &count, tsc_hz, progress)?
             }
         };
         columns.push(EngineColumn {
             engine: engine.name().into(),
-            label: engine.label(),
+            mode: mode.name().into(),
+            label: mode.label(engine),
             method: method.into(),
         });
         results.extend(cells);
@@ -269,6 +334,7 @@ pub fn measure_one(
     }
     let (_, mut cells) = measure::two_boots(
         engine,
+        Mode::Full,
         opts,
         &[workload.to_string()],
         &|_| n,

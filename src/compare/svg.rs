@@ -94,7 +94,10 @@ pub fn render(report: &Report) -> String {
             escape(w)
         );
         for (i, e) in report.engines.iter().enumerate() {
-            let Some(ns) = report.cell(w, &e.engine).and_then(|m| m.ns_per_op) else {
+            let Some(ns) = report
+                .cell_in(w, &e.engine, &e.mode)
+                .and_then(|m| m.ns_per_op)
+            else {
                 continue;
             };
             let y = gy + i as f64 * BAR_H;

@@ -16,7 +16,11 @@ pub fn render(report: &Report) -> String {
         let ring = suite::workload(w).map_or("?".to_string(), |s| s.ring.to_string());
         let mut row = vec![w.clone(), ring];
         for e in &report.engines {
-            row.push(report.cell(w, &e.engine).map_or("-".into(), |m| cell(w, m)));
+            row.push(
+                report
+                    .cell_in(w, &e.engine, &e.mode)
+                    .map_or("-".into(), |m| cell(w, m)),
+            );
         }
         rows.push(row);
     }

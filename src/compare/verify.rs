@@ -11,6 +11,8 @@ use super::Measurement;
 pub struct Mismatch {
     pub workload: String,
     pub engine: String,
+    /// "full" or "pv".
+    pub mode: String,
     pub ops: u64,
     pub checksum: String,
     /// The host's reference value, or the checksum of the engine named in `against`.
@@ -21,9 +23,10 @@ pub struct Mismatch {
 
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = if self.mode == "pv" { " pv" } else { "" };
         write!(
             f,
-            "{} on {} ({} ops): checksum {}, but {} says {}",
+            "{} on {}{mode} ({} ops): checksum {}, but {} says {}",
             self.workload, self.engine, self.ops, self.checksum, self.against, self.expected
         )
     }
@@ -45,7 +48,11 @@ pub fn verify(results: &[Measurement]) -> Vec<Mismatch> {
             .find(|o| o.workload == m.workload && o.ops == m.ops);
         if let Some(o) = first {
             if o.checksum != m.checksum {
-                out.push(mismatch(m, &o.checksum, &o.engine));
+                let against = match o.mode.as_str() {
+                    "pv" => format!("{} pv", o.engine),
+                    _ => o.engine.clone(),
+                };
+                out.push(mismatch(m, &o.checksum, &against));
             }
         }
     }
@@ -56,6 +63,7 @@ fn mismatch(m: &Measurement, expected: &str, against: &str) -> Mismatch {
     Mismatch {
         workload: m.workload.clone(),
         engine: m.engine.clone(),
+        mode: m.mode.clone(),
         ops: m.ops,
         checksum: m.checksum.clone(),
         expected: expected.to_string(),

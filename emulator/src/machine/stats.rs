@@ -31,6 +31,8 @@ pub struct Stats {
     pub hypercalls: BTreeMap<(&'static str, &'static str), u64>,
     /// Hypercalls that returned an error to the guest.
     pub hypercall_errors: u64,
+    /// Times a page-table batch made KVM reset its MMU (KVM cannot be told single entries).
+    pub kvm_mmu_resets: u64,
 }
 
 /// Counters of the binary translator (part of `Stats`, so they add up across engine switches).
@@ -255,6 +257,13 @@ impl Stats {
             )?;
             for ((name, door), n) in &self.hypercalls {
                 writeln!(out, "  {name:<14} via {door:<7} {n}")?;
+            }
+            if self.kvm_mmu_resets > 0 {
+                writeln!(
+                    out,
+                    "  KVM MMU resets after page-table batches: {}",
+                    self.kvm_mmu_resets
+                )?;
             }
         }
         writeln!(out, "I/O by device:")?;

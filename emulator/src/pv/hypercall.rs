@@ -51,12 +51,18 @@ pub trait PvHost {
     fn invlpg(&mut self, linear: u64);
     /// Forgets every non-global translation (as a CR3 reload does).
     fn flush_tlb(&mut self);
+    /// Can this engine update guest page tables for the guest? (Not KVM with shadow paging in
+    /// the kernel; CPUID then does not offer HC_MMU_UPDATE, and a call gets -ENOSYS.)
+    fn can_update_page_tables(&self) -> bool {
+        true
+    }
 }
 
 /// Runs hypercall `regs.rax` and returns its result for EAX (negative: an error).
 pub fn dispatch(host: &mut dyn PvHost, door: Door, regs: &HypercallRegs) -> i32 {
     let (name, result) = match regs.rax {
         abi::HC_VERSION => ("version", abi::ABI_VERSION as i32),
+        abi::HC_MMU_UPDATE if !host.can_update_page_tables() => ("mmu_update", -ENOSYS),
         abi::HC_MMU_UPDATE => ("mmu_update", mmu_update(host, regs.rbx, regs.rcx)),
         abi::HC_CONSOLE_WRITE => ("console_write", console_write(host, regs.rbx, regs.rcx)),
         _ => ("unknown", -ENOSYS),
