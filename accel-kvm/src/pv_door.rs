@@ -111,6 +111,11 @@ impl KvmEngine {
         if kvmclock::enabled_at(&machine.ram, machine.cpu.msrs.kvm_system_time).is_none() {
             return Ok(());
         }
+        if machine.kvmclock.publisher == Publisher::Nobody {
+            // Enabled, but nobody published before us: KVM's clock is the only one there is.
+            machine.kvmclock.publisher = Publisher::Kvm;
+            return Ok(());
+        }
         let clock = &mut machine.kvmclock;
         let now = machine.bus.now_ns() + clock.offset_ns;
         let start = now.max(clock.floor_ns);
@@ -128,13 +133,16 @@ impl KvmEngine {
     /// After a run: the latest kvmclock time the guest could have read (from the structure KVM
     /// keeps and the guest TSC now), for whichever engine publishes next.
     pub(crate) fn record_kvmclock_floor(&self, machine: &mut Machine, guest_tsc: u64) {
-        if !machine.pv || machine.kvmclock.publisher != Publisher::Kvm {
+        if !machine.pv || machine.kvmclock.publisher == Publisher::Emulated {
             return;
         }
         let Some(addr) = kvmclock::enabled_at(&machine.ram, machine.cpu.msrs.kvm_system_time)
         else {
             return;
         };
+        // The guest may have enabled kvmclock during this run: then KVM's kernel published it,
+        // and the next run must not set KVM's clock back to the machine's.
+        machine.kvmclock.publisher = Publisher::Kvm;
         if let Some(info) = kvmclock::read(&machine.ram, addr) {
             if info.version % 2 == 0 && info.mul != 0 {
                 let seen = info.time_at(guest_tsc);
