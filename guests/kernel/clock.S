@@ -49,6 +49,7 @@ pit_clock_read:
     sub %rcx, %rax
     ret
 
+# ANCHOR: kvmclock_read
 # kvmclock_read: RAX = nanoseconds, from the pvclock_vcpu_time_info the hypervisor keeps
 # (pv.S enabled it). The hypervisor makes the version odd while it rewrites the structure and
 # even again after, so a reader retries while it is odd or when it changed during the read.
@@ -80,3 +81,4 @@ kvmclock_read:
     ret
 4:  pause                           # mid-update: let the hypervisor finish
     jmp 1b
+# ANCHOR_END: kvmclock_read

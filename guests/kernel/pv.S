@@ -32,6 +32,7 @@
 # (pv_kvm_features, pv_features, ...), prints one line per interface recognised, switches
 # kvmclock on when offered and the pv_ops to hypercalls when HC_MMU_UPDATE is offered.
 # Clobbers RAX, RCX, RDX, RSI, RDI, R8.
+# ANCHOR: detect
 pv_detect:
     push %rbx                       # CPUID writes EBX
     mov $1, %eax
@@ -56,6 +57,7 @@ pv_detect_kvm:
     jne 9f
     cmp $PV_KVM_SIG_EDX, %edx
     jne 9f
+# ANCHOR_END: detect
     mov $PV_CPUID_KVM_FEATURES, %eax
     xor %ecx, %ecx
     cpuid
@@ -139,6 +141,7 @@ pv_detect_vmscope:
     call pv_use_mmu_update
 9:  ret
 
+# ANCHOR: use_mmu_update
 # pv_use_mmu_update: switch the pv_ops to hypercalls if the interface offers them — but ask
 # the door its ABI version first: a port that nobody answers reads all ones, and trusting it
 # with page tables would fail much later and much more confusingly. Clobbers RAX, RCX.
@@ -157,6 +160,7 @@ pv_use_mmu_update:
     movl $tlb_flush_page_pv, pv_op_tlb_flush_page(%rip)   # goes through mmu_batch
     movl $mmu_commit_pv, pv_op_mmu_commit(%rip)
 9:  ret
+# ANCHOR_END: use_mmu_update
 1:  push %rax
     PRINT "pv: HC_VERSION answered "
     pop %rax
@@ -164,6 +168,7 @@ pv_use_mmu_update:
     PRINT ": page tables stay native\n"
     ret
 
+# ANCHOR: pv_ops
 # hypercall: RAX = number, RBX/RCX/RSI/RDI = its arguments; returns the result in RAX
 # (sign-extended from EAX, where the VMM puts it). The door is an IN from the port CPUID
 # named: on KVM one exit to the VMM, on vmscope's own engines one emulated instruction.
@@ -198,6 +203,7 @@ mmu_commit_native:
 # (8-byte aligned) address is its target as it stands.
 pte_set_pv:
     jmp mmu_queue
+# ANCHOR_END: pv_ops
 
 tlb_flush_page_pv:
     push %rdi
@@ -228,6 +234,7 @@ mmu_queue:
     call mmu_commit_pv
 1:  ret
 
+# ANCHOR: mmu_commit
 # mmu_commit_pv: HC_MMU_UPDATE with the queued requests. The VMM checks the whole batch and
 # applies all of it (answering the count) or none of it (answering an error); anything but
 # the count means this kernel built a bad request — a bug, so it stops loudly. Clobbers RAX.
@@ -246,6 +253,7 @@ mmu_commit_pv:
     movq $0, mmu_batch_count(%rip)
 1:  pop %rcx
     ret
+# ANCHOR_END: mmu_commit
 
 mmu_update_failed:
     push %rax

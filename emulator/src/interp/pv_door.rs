@@ -13,6 +13,7 @@ use crate::machine::Machine;
 use crate::pv::kvmclock::{self, Publisher};
 use crate::pv::{abi, Door, HypercallRegs, PvHost};
 
+// ANCHOR: pv_host
 impl PvHost for Cpu<'_> {
     fn machine(&mut self) -> &mut Machine {
         self.m
@@ -33,7 +34,9 @@ impl PvHost for Cpu<'_> {
         self.mmu.flush(&mut self.m.stats, true);
     }
 }
+// ANCHOR_END: pv_host
 
+// ANCHOR: door
 /// Is this IN a hypercall rather than a device access?
 pub(crate) fn is_hypercall_port(cpu: &Cpu, port: u16, size: u32) -> bool {
     cpu.m.pv && port == abi::HYPERCALL_PORT && size == 4
@@ -57,6 +60,7 @@ pub(crate) fn hypercall(cpu: &mut Cpu, door: Door) -> R<()> {
     cpu.end_block = true;
     Ok(())
 }
+// ANCHOR_END: door
 
 /// RDMSR of a kvmclock MSR (only with PV on): the value last written.
 pub(crate) fn read_msr(cpu: &Cpu, index: u32) -> Option<u64> {

@@ -424,6 +424,7 @@ impl Mmu {
 
     /// INVLPG: drops the translation of one linear page — in every retained space, and global
     /// entries too (a plain TLB drops the current PCID's entry and every global one).
+    // ANCHOR: pv_entry_written
     /// A paravirtual batch (HC_MMU_UPDATE) wrote the entry at guest-physical `addr`. If a
     /// shadow was built from that frame, the changed entries' shadow entries are dropped
     /// before the next translation — what a write-protect trap would have achieved, without
@@ -437,6 +438,7 @@ impl Mmu {
         self.generation += 1;
         true
     }
+    // ANCHOR_END: pv_entry_written
 
     pub fn invlpg(&mut self, stats: &mut Stats, linear: u64) {
         self.generation += 1;

@@ -58,6 +58,7 @@ pub trait PvHost {
     }
 }
 
+// ANCHOR: dispatch
 /// Runs hypercall `regs.rax` and returns its result for EAX (negative: an error).
 pub fn dispatch(host: &mut dyn PvHost, door: Door, regs: &HypercallRegs) -> i32 {
     let (name, result) = match regs.rax {
@@ -74,6 +75,7 @@ pub fn dispatch(host: &mut dyn PvHost, door: Door, regs: &HypercallRegs) -> i32 
     }
     result
 }
+// ANCHOR_END: dispatch
 
 /// Is `[addr, addr + len)` inside guest RAM (without overflowing)?
 fn in_ram(m: &Machine, addr: u64, len: u64) -> bool {
@@ -88,6 +90,7 @@ enum Request {
     Flush,
 }
 
+// ANCHOR: mmu_update
 /// Reads and checks the whole batch first, then applies it in order: all or nothing.
 fn mmu_update(host: &mut dyn PvHost, base: u64, count: u64) -> i32 {
     if count > abi::MMU_BATCH_MAX {
@@ -130,6 +133,7 @@ fn mmu_update(host: &mut dyn PvHost, base: u64, count: u64) -> i32 {
     }
     count as i32
 }
+// ANCHOR_END: mmu_update
 
 fn console_write(host: &mut dyn PvHost, addr: u64, len: u64) -> i32 {
     if len > abi::CONSOLE_MAX {

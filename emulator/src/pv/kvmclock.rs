@@ -90,6 +90,7 @@ pub fn enabled_at(ram: &GuestRam, msr_value: u64) -> Option<u64> {
     (msr_value & 1 != 0 && ram.contains(addr, TIME_INFO_SIZE as usize)).then_some(addr)
 }
 
+// ANCHOR: publish_emulated
 /// Publishes the emulated engines' clock: TSC `tsc_now` is guest time `time_now`, and one TSC
 /// tick is one ns. The version goes odd, the fields change, the version goes even again.
 pub fn publish_emulated(ram: &mut GuestRam, addr: u64, tsc_now: u64, time_now: u64) {
@@ -103,6 +104,7 @@ pub fn publish_emulated(ram: &mut GuestRam, addr: u64, tsc_now: u64, time_now: u
     let _ = ram.write_le(addr + 29, 1, FLAG_TSC_STABLE as u64);
     let _ = ram.write_le(addr, 4, writing.wrapping_add(1) as u64);
 }
+// ANCHOR_END: publish_emulated
 
 /// MSR_KVM_WALL_CLOCK_NEW: writes `pvclock_wall_clock` {version, sec, nsec} at `addr`: the
 /// wall-clock time at guest time 0. The emulated machine's clock starts at the epoch it was
