@@ -60,6 +60,10 @@ enum Command {
         /// interface with kvmclock, 0x40000100: vmscope's hypercalls); `off` looks like hardware.
         #[arg(long, value_enum, default_value_t = OnOff::Off)]
         pv: OnOff,
+        /// `auto`: detect a Multiboot kernel, a firmware ROM, or a small flat boot-sector
+        /// program; `flat`: load the file at 0x7C00 and start it in real mode, whatever it is.
+        #[arg(long, value_enum, default_value_t = Format::Auto)]
+        format: Format,
     },
     /// Execute N instructions one at a time, printing each with the registers it changed.
     Step {
@@ -81,6 +85,10 @@ enum Command {
         /// Paravirtualization on or off (see `vmscope run --help`).
         #[arg(long, value_enum, default_value_t = OnOff::Off)]
         pv: OnOff,
+        /// `auto`: detect a Multiboot kernel, a firmware ROM, or a small flat boot-sector
+        /// program; `flat`: load the file at 0x7C00 and start it in real mode, whatever it is.
+        #[arg(long, value_enum, default_value_t = Format::Auto)]
+        format: Format,
     },
     /// List the built-in guests; `--export DIR` writes their images there (e.g. for QEMU's -kernel).
     Guests {
@@ -116,6 +124,13 @@ enum Command {
         #[command(subcommand)]
         command: vmscope::bt_cmd::BtCommand,
     },
+}
+
+/// `--format`: how to take the image file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Auto,
+    Flat,
 }
 
 /// `--pv on|off`.
@@ -189,9 +204,30 @@ fn read_image(image: Option<&str>) -> Result<(String, Vec<u8>)> {
         }
     }
     let path = PathBuf::from(name);
-    let bytes =
-        std::fs::read(&path).with_context(|| format!("reading image {}", path.display()))?;
+    let bytes = read_capped(&path)?;
     Ok((path.display().to_string(), bytes))
+}
+
+/// The largest image vmscope reads: more would not fit a sensible guest, and the cap keeps a
+/// device file such as /dev/zero from filling the host's memory.
+const MAX_IMAGE_BYTES: u64 = 512 << 20;
+
+fn read_capped(path: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("reading image {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_IMAGE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading image {}", path.display()))?;
+    if bytes.len() as u64 > MAX_IMAGE_BYTES {
+        bail!(
+            "{}: larger than {} MiB, which is more than any image vmscope loads",
+            path.display(),
+            MAX_IMAGE_BYTES >> 20
+        );
+    }
+    Ok(bytes)
 }
 
 fn main() -> ExitCode {
@@ -222,6 +258,7 @@ fn real_main() -> Result<i32> {
             switch_unit,
             boot,
             pv,
+            format,
         } => {
             let (name, bytes) = read_image(image.as_deref())?;
             let opts = RunOptions {
@@ -236,6 +273,7 @@ fn real_main() -> Result<i32> {
                 }),
                 boot: boot.into(),
                 pv: pv == OnOff::On,
+                flat: format == Format::Flat,
             };
             let mut stdout = std::io::stdout();
             let mut notice = |s: String| eprintln!("{s}");
@@ -263,6 +301,7 @@ fn real_main() -> Result<i32> {
             skip,
             boot,
             pv,
+            format,
         } => {
             let opts = RunOptions {
                 engine,
@@ -270,6 +309,7 @@ fn real_main() -> Result<i32> {
                 cmdline,
                 boot: boot.into(),
                 pv: pv == OnOff::On,
+                flat: format == Format::Flat,
                 ..RunOptions::default()
             };
             step(image.as_deref(), count, skip, &opts)
@@ -366,15 +406,8 @@ fn step(image: Option<&str>, count: u64, skip: u64, opts: &RunOptions) -> Result
     let (name, bytes) = read_image(image)?;
     let mut machine = emulator::Machine::new(opts.memory)?;
     machine.pv = opts.pv;
-    let (cmdline, boot, engine) = (opts.cmdline.as_str(), opts.boot, opts.engine);
-    let loaded = emulator::machine::loader::load_image_with_boot(
-        &mut machine,
-        &name,
-        &bytes,
-        cmdline,
-        boot,
-        guests::FIRMWARE_ROM,
-    )?;
+    let engine = opts.engine;
+    let loaded = vmscope::runner::load(&mut machine, &name, &bytes, opts)?;
     eprintln!("vmscope: {loaded}");
     let mut notice = |s: String| eprintln!("{s}");
     let mut engine = vmscope::make_engine(engine, &machine, &mut notice)?;

@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub boot: BootMethod,
     /// Offer paravirtualization (`--pv on`): CPUID's hypervisor leaves, hypercalls, kvmclock.
     pub pv: bool,
+    /// Load the file as a flat real-mode binary at 0x7C00 whatever it looks like
+    /// (`--format flat`), instead of detecting its format.
+    pub flat: bool,
 }
 
 impl Default for RunOptions {
@@ -51,6 +54,7 @@ impl Default for RunOptions {
             switch: None,
             boot: BootMethod::Direct,
             pv: false,
+            flat: false,
         }
     }
 }
@@ -99,6 +103,34 @@ pub fn exit_status(exit: &Exit) -> i32 {
     }
 }
 
+/// Loads an image as `opts` says: detected (with the boot method), or as a flat binary.
+pub fn load(
+    machine: &mut Machine,
+    name: &str,
+    bytes: &[u8],
+    opts: &RunOptions,
+) -> Result<LoadedImage> {
+    use emulator::machine::loader::{load_flat, FLAT_DEFAULT_LOAD_ADDR};
+    Ok(if opts.flat {
+        load_flat(
+            machine,
+            name,
+            bytes,
+            FLAT_DEFAULT_LOAD_ADDR,
+            Some(FLAT_DEFAULT_LOAD_ADDR),
+        )?
+    } else {
+        load_image_with_boot(
+            machine,
+            name,
+            bytes,
+            &opts.cmdline,
+            opts.boot,
+            guests::FIRMWARE_ROM,
+        )?
+    })
+}
+
 /// How much guest time a KVM run slice lasts before the runner shows the output so far.
 const SLICE_NS: u64 = 50_000_000;
 
@@ -114,14 +146,7 @@ pub fn run_guest(
     let mut machine = Machine::new(opts.memory)
         .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
     machine.pv = opts.pv;
-    let image = load_image_with_boot(
-        &mut machine,
-        name,
-        bytes,
-        &opts.cmdline,
-        opts.boot,
-        guests::FIRMWARE_ROM,
-    )?;
+    let image = load(&mut machine, name, bytes, opts)?;
     let mut engine = make_engine(opts.engine, &machine, notice)?;
     let mut engines = vec![engine.describe()];
     let mut reports = Vec::new();

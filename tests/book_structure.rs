@@ -12,13 +12,7 @@ use std::process::Command;
 use book_support::*;
 
 /// Chapters that are not concept chapters (no experiment or exercise required).
-const FRAME_PAGES: &[&str] = &[
-    "SUMMARY.md",
-    "introduction.md",
-    "how-to-read.md",
-    "paravirtualization.md",
-    "next.md",
-];
+const FRAME_PAGES: &[&str] = &["SUMMARY.md", "introduction.md", "how-to-read.md", "next.md"];
 
 fn file_name(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()

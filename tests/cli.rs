@@ -89,3 +89,57 @@ fn guests_export_writes_bootable_images() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("demo"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn files_that_are_not_images_get_an_error_saying_what_they_look_like() {
+    let dir = std::env::temp_dir().join(format!("vmscope-notimg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let mut bz = vec![0u8; 4096];
+    bz[0x202..0x206].copy_from_slice(b"HdrS");
+    let cases = [
+        (write("empty.img", b""), "is empty"),
+        ("/dev/null".to_string(), "is empty"),
+        (write("zeros.img", &vec![0u8; 1 << 20]), "bytes of zeros"),
+        (write("vmlinuz", &bz), "Linux bzImage"),
+        (write("short.rom", &[0x90; 1000]), "not a ROM size"),
+        (
+            write("mb.bin", &0x1BAD_B002u32.to_le_bytes()),
+            "header is cut off",
+        ),
+        (write("big.img", &vec![0x90u8; 700 << 10]), "--format flat"),
+        ("/dev/zero".to_string(), "larger than 512 MiB"),
+    ];
+    for (path, expected) in &cases {
+        let out = vmscope(&["run", path, "--engine", "interp"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{path}: {stderr}");
+        assert!(stderr.contains(expected), "{path}: {stderr}");
+        assert!(
+            stderr.contains(path.as_str()),
+            "the error names the file: {stderr}"
+        );
+    }
+    // Asked for explicitly, a flat binary loads whatever it is.
+    let out = vmscope(&[
+        "run",
+        &cases[6].0,
+        "--format",
+        "flat",
+        "--engine",
+        "interp",
+        "--max-instructions",
+        "50",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -422,8 +422,6 @@ impl Mmu {
         Ok(())
     }
 
-    /// INVLPG: drops the translation of one linear page — in every retained space, and global
-    /// entries too (a plain TLB drops the current PCID's entry and every global one).
     // ANCHOR: pv_entry_written
     /// A paravirtual batch (HC_MMU_UPDATE) wrote the entry at guest-physical `addr`. If a
     /// shadow was built from that frame, the changed entries' shadow entries are dropped
@@ -440,6 +438,8 @@ impl Mmu {
     }
     // ANCHOR_END: pv_entry_written
 
+    /// INVLPG: drops the translation of one linear page — in every retained space, and global
+    /// entries too (a plain TLB drops the current PCID's entry and every global one).
     pub fn invlpg(&mut self, stats: &mut Stats, linear: u64) {
         self.generation += 1;
         let vpage = linear >> 12;

@@ -9,6 +9,10 @@ use crate::memory::MemoryError;
 /// offsets/addresses in hex so they can be matched against `xxd`/`readelf` output.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum LoadError {
+    /// {name}: {why}
+    #[error("{name}: {why}")]
+    NotAnImage { name: String, why: String },
+
     /// {name}: {what} at offset {offset:#x} is truncated (need {need} bytes, file has {have:#x})
     #[error(
         "{name}: {what} at offset {offset:#x} is truncated (need {need} bytes, file has {have:#x})"

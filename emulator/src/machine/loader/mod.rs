@@ -137,8 +137,70 @@ pub fn load_image(
                 name: name.to_string(),
             })
         }
-        ImageKind::Flat { load_addr, entry } => load_flat(machine, name, bytes, load_addr, entry),
+        ImageKind::Flat { load_addr, entry } => {
+            check_flat_plausible(name, bytes)?;
+            load_flat(machine, name, bytes, load_addr, entry)
+        }
     }
+}
+
+/// The most bytes a guessed flat binary may have: loaded at 0x7C00, it must end below the
+/// video memory at 640 KiB, as a boot sector's program must on a PC.
+pub const FLAT_GUESS_LIMIT: u64 = 0xA_0000 - FLAT_DEFAULT_LOAD_ADDR;
+
+/// When nothing else matched, a file is taken as a flat real-mode binary only if it could be
+/// one; otherwise the error says what the file looks like instead. (Asking for a flat binary
+/// explicitly, `--format flat`, calls [`load_flat`] and skips this.)
+pub fn check_flat_plausible(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    let refuse = |why: String| {
+        Err(LoadError::NotAnImage {
+            name: name.to_string(),
+            why,
+        })
+    };
+    let lower = name.to_ascii_lowercase();
+    if bytes.is_empty() {
+        return refuse("the file is empty".into());
+    }
+    if bytes.get(0x202..0x206) == Some(b"HdrS") {
+        return refuse(
+            "a Linux bzImage (boot protocol header \"HdrS\" at offset 0x202); booting Linux is \
+             not supported yet (a `vmscope linux` command is planned)"
+                .into(),
+        );
+    }
+    if lower.ends_with(".rom") {
+        return refuse(format!(
+            "named like a firmware ROM, but {:#x} bytes is not a ROM size (64, 128, 192 or 256 KiB)",
+            bytes.len()
+        ));
+    }
+    let window = &bytes[..bytes.len().min(8192)];
+    if let Some(at) = (0..window.len().saturating_sub(3))
+        .step_by(4)
+        .find(|&o| window[o..o + 4] == 0x1BAD_B002u32.to_le_bytes())
+    {
+        return refuse(format!(
+            "the Multiboot magic at offset {at:#x}, but its 12-byte header is cut off at the end \
+             of the file ({:#x} bytes)",
+            bytes.len()
+        ));
+    }
+    if bytes.iter().all(|&b| b == 0) {
+        return refuse(format!(
+            "{:#x} bytes of zeros: not a kernel, ROM or boot-sector program",
+            bytes.len()
+        ));
+    }
+    if bytes.len() as u64 > FLAT_GUESS_LIMIT {
+        return refuse(format!(
+            "not a Multiboot kernel or firmware ROM, and at {:#x} bytes too large for a flat \
+             real-mode binary at 0x7c00 (at most {FLAT_GUESS_LIMIT:#x}); use --format flat to load \
+             it anyway",
+            bytes.len()
+        ));
+    }
+    Ok(())
 }
 
 /// [`load_image`], but a Multiboot kernel with [`BootMethod::Firmware`] starts at RESET and
