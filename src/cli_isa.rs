@@ -68,6 +68,12 @@ pub fn conformance(suite: ConformanceSuite) -> Result<i32> {
             }
             let dir = dir.unwrap_or_else(conformance::default_sst_dir);
             let report = conformance::sst::run_dir(&dir, &only)?;
+            if report.total() == 0 {
+                anyhow::bail!(
+                    "no test file in {} matches --only {only:?} (names are opcodes in hex, e.g. F6 or D3.4)",
+                    dir.display()
+                );
+            }
             print!("{}", report.render(details));
             Ok(if report.failed() == 0 { 0 } else { 1 })
         }

@@ -48,7 +48,7 @@ enum Command {
         /// Switch engines after N units (see --switch-unit), keeping the guest running.
         #[arg(long, requires = "switch_to")]
         switch_after: Option<u64>,
-        #[arg(long, value_enum)]
+        #[arg(long, value_enum, requires = "switch_after")]
         switch_to: Option<EngineChoice>,
         #[arg(long, value_enum, default_value_t = SwitchUnit::Io)]
         switch_unit: SwitchUnit,
@@ -282,6 +282,9 @@ fn real_main() -> Result<i32> {
             eprintln!("vmscope: {}", outcome.image);
             eprintln!("vmscope: engine: {}", outcome.engines.join(" → "));
             eprintln!("vmscope: {}", outcome.summary());
+            if let Some(hint) = vmscope::runner::hint_for(&outcome) {
+                eprintln!("vmscope: note: {hint}");
+            }
             if stats {
                 let mut m = outcome.machine;
                 eprint!("{}", m.stats.report(&m.bus.stats));

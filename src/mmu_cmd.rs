@@ -124,6 +124,7 @@ pub fn walk_report(
         WalkEngine::Other(e) => e.as_mut(),
     };
     let when = run_for(engine_ref, &mut machine, after)?;
+    check_linear_address(&machine.cpu, va)?;
     let user = user || machine.cpu.cpl() == 3;
     let access = match kind {
         AccessKind::Read => Access::read(user),
@@ -245,6 +246,26 @@ fn write_space(out: &mut String, s: &SpaceView, limit: usize) -> std::fmt::Resul
         )?;
         lines += 1;
         i = j;
+    }
+    Ok(())
+}
+
+/// A linear address the CPU in its current mode could form at all: canonical in 64-bit long
+/// mode (else hardware raises #GP before any walk), at most 32 bits otherwise.
+fn check_linear_address(cpu: &emulator::cpu::CpuState, va: u64) -> Result<()> {
+    if cpu.long_mode_active() {
+        let top = (va as i64) >> 47;
+        if top != 0 && top != -1 {
+            anyhow::bail!(
+                "{va:#x} is not canonical (bits 63:47 differ): in long mode the CPU raises #GP \
+                 for it before any page walk"
+            );
+        }
+    } else if va > 0xFFFF_FFFF {
+        anyhow::bail!(
+            "{va:#x} is wider than 32 bits: in {} linear addresses are 32-bit",
+            cpu.mode()
+        );
     }
     Ok(())
 }

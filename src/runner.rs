@@ -81,6 +81,21 @@ impl GuestOutcome {
     }
 }
 
+/// A likely explanation for how a run ended, where the host is the reason.
+pub fn hint_for(outcome: &GuestOutcome) -> Option<String> {
+    let on_pvm = outcome.engines.last().is_some_and(|e| e.contains("PVM"));
+    let cpu = &outcome.machine.cpu;
+    if on_pvm && matches!(outcome.exit, Exit::TripleFault { .. }) && !cpu.long_mode_active() {
+        return Some(
+            "this host's KVM is PVM, which cannot run 32-bit or PAE paging (setting CR0.PG \
+             outside long mode raises #GP); if the guest pages outside long mode, run it with \
+             --engine interp or --engine bt"
+                .into(),
+        );
+    }
+    None
+}
+
 /// How a run ended, in words (`guest wrote 0x10 to isa-debug-exit: exit status 33`).
 pub fn exit_summary(exit: &Exit) -> String {
     match exit {

@@ -143,3 +143,74 @@ fn files_that_are_not_images_get_an_error_saying_what_they_look_like() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn options_that_once_misled_are_refused_with_a_reason() {
+    let err = |args: &[&str]| {
+        let out = vmscope(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(err(&["run", "hello64", "--switch-to", "interp"]).contains("--switch-after"));
+    let twice = err(&[
+        "compare",
+        "--engines",
+        "interp",
+        "--workloads",
+        "cpuid,cpuid",
+    ]);
+    assert!(twice.contains("listed twice"), "{twice}");
+    let json = err(&[
+        "compare",
+        "--engines",
+        "interp",
+        "--workloads",
+        "cpuid",
+        "--json",
+        "/nonexistent-dir/out.json",
+    ]);
+    assert!(json.contains("checked before running"), "{json}");
+    let not_kernel = err(&["compare", "hello64", "--engines", "interp"]);
+    assert!(
+        not_kernel.contains("does not look like a kernel"),
+        "{not_kernel}"
+    );
+    let walk = err(&[
+        "mmu",
+        "walk",
+        "demo",
+        "--va",
+        "0x8000000000000000",
+        "--after",
+        "5000",
+    ]);
+    assert!(walk.contains("not canonical"), "{walk}");
+    let wide = err(&[
+        "mmu",
+        "walk",
+        "hello32",
+        "--va",
+        "0x100000000",
+        "--after",
+        "500",
+    ]);
+    assert!(wide.contains("wider than 32 bits"), "{wide}");
+    let sst = err(&["conformance", "sst", "--only", "ZZ"]);
+    assert!(sst.contains("ZZ"), "{sst}");
+}
+
+#[test]
+fn a_triple_fault_from_pvm_refusing_32_bit_paging_says_so() {
+    if accel_kvm::detect_flavour() != accel_kvm::KvmFlavour::Pvm {
+        eprintln!("skipped: this host's KVM is not PVM (32-bit paging works there)");
+        return;
+    }
+    let out = vmscope(&["run", "hello32", "--engine", "kvm"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("cannot run 32-bit or PAE paging"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--engine interp"), "{stderr}");
+}

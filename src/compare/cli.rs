@@ -59,6 +59,17 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
             ),
         }
     }
+    // Output files are checked before minutes of measuring, not after.
+    for path in args.json.iter().chain(args.plot.iter()) {
+        std::fs::File::create(path)
+            .with_context(|| format!("cannot write {} (checked before running)", path.display()))?;
+    }
+    if !image_name.ends_with("kernel.elf") && !image.windows(16).any(|w| w == b"RESULT workload=") {
+        bail!(
+            "{image_name} does not look like a kernel for `compare`: it never prints \
+             \"RESULT workload=\" lines (see guests/kernel/workloads.S for the protocol)"
+        );
+    }
     let opts = CompareOptions {
         image_name,
         image,

@@ -211,10 +211,11 @@ fn boot_in_process(
             (Box::new(kvm), Some(hz))
         }
     };
+    // KVM in time slices, so a guest that never ends is caught by the timeout below.
     let limit = if engine.counts_instructions() {
         RunLimit::instructions(10_000_000)
     } else {
-        RunLimit::UNLIMITED
+        RunLimit::time_ns(100_000_000)
     };
     let mut serial = Vec::new();
     let start = Instant::now();

@@ -187,9 +187,12 @@ pub fn run(opts: &CompareOptions, progress: &mut dyn FnMut(String)) -> Result<Re
     } else {
         opts.workloads.clone()
     };
-    for name in &workloads {
+    for (i, name) in workloads.iter().enumerate() {
         if name.is_empty() || name.contains([',', ':', ' ']) {
             bail!("not a workload name: {name:?}");
+        }
+        if workloads[..i].contains(name) {
+            bail!("workload {name:?} is listed twice");
         }
         if suite::workload(name).is_none() && opts.iterations.is_none() {
             bail!(

@@ -29,7 +29,7 @@ pub enum SstError {
     /// the SingleStepTests directory {0} does not exist (expected ../shared/testdata/sst-80286-real from the project root)
     #[error(
         "the SingleStepTests directory {0} does not exist; it is expected at \
-         ../shared/testdata/sst-80286-real relative to the project root (see DESIGN.md, Test data)"
+         ../shared/testdata/sst-80286-real relative to the project root (see ../shared/DESIGN.md, section Test data)"
     )]
     MissingDir(PathBuf),
     /// {0} holds no *.MOO.gz files
