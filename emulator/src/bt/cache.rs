@@ -81,6 +81,8 @@ pub struct TranslationCache {
     /// Bumped by every flush: block ids from an older epoch mean nothing.
     epoch: u64,
     pub stats: BtStats,
+    /// Where not to translate (cold code, code pages written often).
+    pub policy: super::policy::TranslationPolicy,
 }
 
 impl TranslationCache {
@@ -94,6 +96,7 @@ impl TranslationCache {
             used: 0,
             epoch: 0,
             stats: BtStats::default(),
+            policy: Default::default(),
         }
     }
 
@@ -266,6 +269,7 @@ impl TranslationCache {
             self.stats.invalidated_flush += n;
         }
         self.epoch += 1;
+        self.policy.clear();
         self.blocks.clear();
         self.free.clear();
         self.map.clear();

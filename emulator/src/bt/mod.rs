@@ -25,6 +25,7 @@
 mod cache;
 pub(crate) mod lazy;
 mod ops;
+mod policy;
 mod show;
 pub(crate) mod tlb;
 mod translate;
@@ -140,7 +141,7 @@ impl BinaryTranslator {
         // that starts at RIP, translated now.
         let id = match self.cache.containing(phys, mode_key(&cpu)) {
             Some(id) => id,
-            None => match find_or_translate(&mut cpu, &mut self.cache) {
+            None => match find_or_translate(&mut cpu, &mut self.cache, false) {
                 Ok(Found::Block(id)) => id,
                 _ => return None,
             },
@@ -183,6 +184,8 @@ enum Found {
     /// Nothing translatable here (MMIO, a page-straddling or undecodable first instruction):
     /// the interpreter runs one instruction.
     Interpret,
+    /// Not worth translating yet (`policy`): the interpreter runs one instruction.
+    Cold,
 }
 
 /// The mode bits a block is specialised for.
@@ -194,7 +197,9 @@ fn mode_key(cpu: &Cpu) -> u32 {
 // ANCHOR: find_or_translate
 /// Translates RIP through the MMU and finds (or makes) its block. A fetch fault is returned
 /// as the instruction's fault.
-fn find_or_translate(cpu: &mut Cpu, cache: &mut TranslationCache) -> R<Found> {
+/// `inside_cold`: the interpreter just ran the instruction before this one (cold code) and
+/// fell through to here: this address is not where a block starts, so it is not remembered.
+fn find_or_translate(cpu: &mut Cpu, cache: &mut TranslationCache, inside_cold: bool) -> R<Found> {
     let s = cpu.s();
     let (rip, bits, linear) = (s.rip, s.code_bits(), s.linear_rip());
     let real_wrap = bits == 16 && rip > 0xFFF0 && s.mode() == CpuMode::Real;
@@ -210,6 +215,13 @@ fn find_or_translate(cpu: &mut Cpu, cache: &mut TranslationCache) -> R<Found> {
     };
     if let Some(id) = cache.lookup(&key) {
         return Ok(Found::Block(id));
+    }
+    let now = cpu.m.stats.instructions;
+    if !cache
+        .policy
+        .should_translate(&key, now, !inside_cold, &mut cache.stats)
+    {
+        return Ok(Found::Cold);
     }
     let (ops, guest_bytes) = translate::translate(cpu, phys, rip, bits);
     if ops.is_empty() {
@@ -246,6 +258,8 @@ fn run_blocks(
     let mut timing = Timing::new(cpu);
     // The block just left through a chainable exit, and the cache epoch it belongs to.
     let mut came_from: Option<(BlockId, u64)> = None;
+    // The interpreter is running cold code and just fell through (see `find_or_translate`).
+    let mut inside_cold = false;
     loop {
         // Between runs of chained blocks RFLAGS is exact: interrupts and exceptions push it.
         lazy::materialize(cpu);
@@ -307,7 +321,7 @@ fn run_blocks(
                 cache.stats.blocks_chained += 1;
                 id
             }
-            None => match find_or_translate(cpu, cache) {
+            None => match find_or_translate(cpu, cache, inside_cold) {
                 Ok(Found::Block(id)) => {
                     if let Some((from, epoch)) = came_from {
                         if epoch == cache.epoch() && cache.same_page(from, id) {
@@ -316,11 +330,15 @@ fn run_blocks(
                     }
                     id
                 }
-                Ok(Found::Interpret) => {
+                Ok(found @ (Found::Interpret | Found::Cold)) => {
                     came_from = None;
                     if let Some(exit) = interpret_one(cpu, cache) {
                         return exit;
                     }
+                    // Fell through to the next instruction: still inside the same would-be
+                    // block, whose start alone counts as a visit.
+                    let next = cpu.s().rip;
+                    inside_cold = matches!(found, Found::Cold) && next > rip && next - rip <= 15;
                     continue;
                 }
                 Err(fault) => {
@@ -380,9 +398,16 @@ fn drop_written_blocks(cpu: &mut Cpu, cache: &mut TranslationCache) -> bool {
     if cpu.code.block_writes.is_empty() {
         return false;
     }
+    let now = cpu.m.stats.instructions;
     for (phys, size) in std::mem::take(&mut cpu.code.block_writes) {
+        let before = cache.stats.invalidated_smc;
         for page in cache.invalidate_write(phys, size) {
             cpu.code.unmark_block_page(page);
+        }
+        if cache.stats.invalidated_smc != before {
+            cache
+                .policy
+                .blocks_written(phys >> 12, now, &mut cache.stats);
         }
     }
     true

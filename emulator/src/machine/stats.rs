@@ -58,10 +58,16 @@ pub struct TranslatorStats {
     /// registers, page-crossing or MMIO-resident instructions, a partial block before a
     /// device deadline or the run limit).
     pub interpreted: u64,
+    /// Of those: instructions of blocks reached for the first time (translated only when
+    /// reached again), and of pages whose code was rewritten often (see `bt::policy`).
+    pub interpreted_cold: u64,
+    pub interpreted_written_page: u64,
+    /// Times a page was switched to interpretation because its code kept being rewritten.
+    pub pages_cooled: u64,
 }
 
 impl TranslatorStats {
-    fn fields(&self) -> [u64; 10] {
+    fn fields(&self) -> [u64; 13] {
         [
             self.blocks_translated,
             self.instructions_translated,
@@ -73,10 +79,13 @@ impl TranslatorStats {
             self.capacity_flushes,
             self.invalidated_flush,
             self.interpreted,
+            self.interpreted_cold,
+            self.interpreted_written_page,
+            self.pages_cooled,
         ]
     }
 
-    fn from_fields(v: [u64; 10]) -> Self {
+    fn from_fields(v: [u64; 13]) -> Self {
         TranslatorStats {
             blocks_translated: v[0],
             instructions_translated: v[1],
@@ -88,6 +97,9 @@ impl TranslatorStats {
             capacity_flushes: v[7],
             invalidated_flush: v[8],
             interpreted: v[9],
+            interpreted_cold: v[10],
+            interpreted_written_page: v[11],
+            pages_cooled: v[12],
         }
     }
 
@@ -295,6 +307,12 @@ impl Stats {
                 "  blocks invalidated by: guest writes (self-modifying code) {}, capacity flushes {} \
                  ({} flushes), flushes from outside {}",
                 t.invalidated_smc, t.invalidated_capacity, t.capacity_flushes, t.invalidated_flush
+            )?;
+            writeln!(
+                out,
+                "  interpreted instead of translated: {} first visits (translated on the next), \
+                 {} on pages whose code kept being rewritten ({} such cool-downs)",
+                t.interpreted_cold, t.interpreted_written_page, t.pages_cooled
             )?;
         }
         if self.engine_switches > 0 {
