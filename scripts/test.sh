@@ -14,5 +14,7 @@ echo "== the GUI library checks for wasm32 too (the web demo runs the same app)"
 cargo check -p gui --lib --target wasm32-unknown-unknown
 echo "== the book builds (mdbook; its experiments are checked by tests/book_experiments.rs)"
 mdbook build book
+# Where /dev/kvm exists, KVM tests must run: a KVM that fails is then a failure, not a skip.
+if [ -e /dev/kvm ]; then export VMSCOPE_REQUIRE_KVM=1; fi
 echo "== cargo test"
 cargo test --workspace

@@ -168,7 +168,7 @@ fn every_experiment_in_the_book_prints_what_the_book_says() {
         "only {} experiments found in book/src",
         experiments.len()
     );
-    let kvm_missing = accel_kvm::kvm_available().err().map(|e| e.to_string());
+    let kvm_missing = accel_kvm::kvm_for_tests().err();
     let mut jobs = Vec::new();
     let mut problems = Vec::new();
     for ex in &experiments {

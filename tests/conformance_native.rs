@@ -1,7 +1,6 @@
 //! `vmscope conformance native`: the interpreter against the real CPU, and the interpreter fixes it found.
 //! Teaches: a differential test must itself be tested — a known-wrong result has to show up as a failure.
 
-use accel_kvm::kvm_available;
 use emulator::cpu::state::flags::{AF, CF, ZF};
 use emulator::cpu::state::reg;
 use emulator::interp::Interpreter;
@@ -9,7 +8,7 @@ use vmscope::conformance::native::{self, Case, CodeMode, Options, Outcome, DATA,
 use vmscope::conformance::native_machine::{READONLY, UNMAPPED};
 
 fn kvm_or_skip(test: &str) -> bool {
-    match kvm_available() {
+    match accel_kvm::kvm_for_tests() {
         Ok(()) => true,
         Err(why) => {
             eprintln!("skipping {test}: {why}");

@@ -51,7 +51,7 @@ fn shadow_lists_the_current_address_space_with_merged_runs() {
 /// The walk reads only the machine's state, so it explains a guest KVM ran just the same.
 #[test]
 fn walk_works_after_a_kvm_run_and_reads_the_same_tables() {
-    if accel_kvm::kvm_available().is_err() {
+    if accel_kvm::kvm_for_tests().is_err() {
         eprintln!("skipped: KVM is not usable here");
         return;
     }

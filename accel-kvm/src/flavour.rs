@@ -93,6 +93,19 @@ pub fn flavour_from_modules(sys_module: &Path) -> KvmFlavour {
     }
 }
 
+/// For tests that need KVM: `Ok(())` to run, `Err(reason)` to skip with that reason. Where the
+/// test command found /dev/kvm (`scripts/test.sh` then sets `VMSCOPE_REQUIRE_KVM=1`), KVM not
+/// being usable is a failure, not a skip, so a broken KVM path cannot pass as "skipped".
+pub fn kvm_for_tests() -> Result<(), String> {
+    match kvm_available() {
+        Ok(()) => Ok(()),
+        Err(why) if std::env::var_os("VMSCOPE_REQUIRE_KVM").is_some() => panic!(
+            "VMSCOPE_REQUIRE_KVM is set (the test command found /dev/kvm) but KVM is not usable: {why}"
+        ),
+        Err(why) => Err(why.to_string()),
+    }
+}
+
 /// Does this KVM walk the guest's page tables in hardware (EPT on Intel, NPT on AMD)? Only then
 /// may a user-space VMM change guest page-table entries: with shadow paging (PVM, or the
 /// hardware modules with `ept=N`/`npt=0`) KVM keeps copies in the kernel, write-protected

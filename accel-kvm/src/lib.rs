@@ -64,4 +64,4 @@ pub mod vm;
 
 pub use engine::KvmEngine;
 pub use error::KvmError;
-pub use flavour::{detect_flavour, kvm_available, KvmFlavour};
+pub use flavour::{detect_flavour, kvm_available, kvm_for_tests, KvmFlavour};

@@ -93,7 +93,7 @@ fn break_on_mode_switch_stops_from_real_mode_to_long_mode_on_the_interpreter() {
 
 #[test]
 fn break_on_mode_switch_stops_the_same_way_under_kvm() {
-    if let Err(why) = gui::session::kvm_status() {
+    if let Err(why) = accel_kvm::kvm_for_tests() {
         eprintln!("skipped: KVM is not usable here: {why}");
         return;
     }

@@ -304,7 +304,7 @@ fn f1_opens_the_help_and_escape_closes_it() {
 
 #[test]
 fn switching_engines_keeps_the_guest_running_the_same_way() {
-    if let Err(why) = gui::session::kvm_status() {
+    if let Err(why) = accel_kvm::kvm_for_tests() {
         println!("skipping the KVM half of this test: {why}");
         return;
     }

@@ -312,7 +312,7 @@ fn step_over_steps_over_a_hardware_interrupt_handler() {
 
 #[test]
 fn under_kvm_the_demo_runs_freely_and_break_on_kvm_exit_stops_at_io() {
-    if let Err(why) = gui::session::kvm_status() {
+    if let Err(why) = accel_kvm::kvm_for_tests() {
         println!("skipping: KVM is not usable here: {why}");
         return;
     }
@@ -528,7 +528,7 @@ fn page_walks_on_bt_read_the_same_tables() {
 #[test]
 fn bt_to_kvm_and_back_keeps_the_guest_running() {
     use gui::session::EngineKind;
-    if let Err(why) = gui::session::kvm_status() {
+    if let Err(why) = accel_kvm::kvm_for_tests() {
         println!("skipping: KVM is not usable here: {why}");
         return;
     }

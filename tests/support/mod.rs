@@ -39,7 +39,7 @@ pub fn expected_serial(g: &guests::Guest) -> String {
 
 /// Why KVM tests cannot run here, if they cannot.
 pub fn kvm_skip_reason() -> Option<String> {
-    accel_kvm::kvm_available().err().map(|e| e.to_string())
+    accel_kvm::kvm_for_tests().err()
 }
 
 pub fn qemu_path() -> Option<&'static str> {

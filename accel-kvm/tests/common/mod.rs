@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use accel_kvm::{kvm_available, KvmEngine};
+use accel_kvm::KvmEngine;
 use emulator::cpu::state::{ctl, reg, CpuState, DescriptorTable, Seg, Segment};
 use emulator::Machine;
 
@@ -25,7 +25,7 @@ pub const SEL_USER_CODE32: u16 = 0x38 | 3;
 
 /// Returns false (after saying why) when this host has no usable /dev/kvm.
 pub fn kvm_or_skip(test: &str) -> bool {
-    match kvm_available() {
+    match accel_kvm::kvm_for_tests() {
         Ok(()) => true,
         Err(why) => {
             eprintln!("skipping {test}: {why}");
