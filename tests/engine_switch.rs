@@ -97,8 +97,10 @@ fn interp_to_bt_and_bt_to_interp_are_invisible() {
                     "{what}"
                 );
                 assert_eq!(sw.machine.cpu, reference.machine.cpu, "{what}");
+                // (One instruction on bt is a first visit: interpreted, not translated.)
+                let bt_ran_one = from == EngineChoice::Bt && after == 1;
                 assert!(
-                    sw.machine.stats.translator.blocks_executed > 0,
+                    bt_ran_one || sw.machine.stats.translator.blocks_executed > 0,
                     "{what}: bt ran blocks"
                 );
             }
