@@ -36,8 +36,8 @@ enum Command {
         /// Guest RAM, e.g. 64M, 1G, 65536.
         #[arg(long, default_value = "64M", value_parser = parse_size)]
         memory: u64,
-        /// Multiboot command line passed to the kernel.
-        #[arg(long, default_value = "")]
+        /// Multiboot command line passed to the kernel (it may start with '-').
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
         cmdline: String,
         /// Print exit/trap/I/O statistics when the guest stops.
         #[arg(long)]
@@ -74,7 +74,7 @@ enum Command {
         engine: EngineChoice,
         #[arg(long, default_value = "64M", value_parser = parse_size)]
         memory: u64,
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", allow_hyphen_values = true)]
         cmdline: String,
         /// Skip this many instructions (run them silently) before printing.
         #[arg(long, default_value_t = 0)]

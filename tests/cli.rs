@@ -214,3 +214,23 @@ fn a_triple_fault_from_pvm_refusing_32_bit_paging_says_so() {
     );
     assert!(stderr.contains("--engine interp"), "{stderr}");
 }
+
+#[test]
+fn a_command_line_may_start_with_a_dash() {
+    // hello32 prints its Multiboot command line.
+    let out = vmscope(&[
+        "run",
+        "hello32",
+        "--engine",
+        "interp",
+        "--cmdline",
+        "-foo bar",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0x21),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("command line: -foo bar"));
+}
