@@ -63,8 +63,8 @@ impl Default for RunOptions {
 #[derive(Debug)]
 pub struct GuestOutcome {
     pub exit: Exit,
-    /// The process exit status `vmscope run` uses: the debug-exit status, 0 on clean shutdown,
-    /// 3 on a triple fault, 4 when the instruction limit stopped the guest.
+    /// The process exit status `vmscope run` uses: the debug-exit status (always odd), 0 on
+    /// clean shutdown, 6 on a triple fault, 4 when the instruction limit stopped the guest.
     pub status: i32,
     /// Engines in the order they ran ("kvm (PVM, software)", …).
     pub engines: Vec<String>,
@@ -113,7 +113,8 @@ pub fn exit_status(exit: &Exit) -> i32 {
     match exit {
         Exit::DebugExit { status, .. } => *status,
         Exit::Shutdown | Exit::ResetRequested => 0,
-        Exit::TripleFault { .. } => 3,
+        // Even, so it never equals a debug-exit status ((v << 1) | 1 is always odd).
+        Exit::TripleFault { .. } => 6,
         Exit::LimitReached => 4,
     }
 }

@@ -17,7 +17,7 @@ fn every_guest_prints_its_expected_output_on_the_interpreter() {
                 "{:?}",
                 outcome.exit
             );
-            assert_eq!(outcome.status, 3);
+            assert_eq!(outcome.status, 6);
             assert_eq!(serial, expected_serial(g));
             continue;
         }
