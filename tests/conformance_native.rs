@@ -119,7 +119,10 @@ fn a_deliberately_wrong_interpreter_flag_is_reported() {
         "{}",
         report.failures[0]
     );
-    assert!(report.render(0).ends_with("passed 0 of 10\n"));
+    // The report names the seed and a command that replays exactly the failing forms.
+    assert!(report.render(0).ends_with(
+        "passed 0 of 10\nseed 1; replay: vmscope conformance native --seed 1 --cases 10 --forms Add_rm64_r64\n"
+    ));
 }
 
 #[test]
@@ -461,7 +464,7 @@ fn the_command_selects_forms_by_mode_and_explains_what_it_sets_aside() {
         stdout.contains("cases that faulted natively: #UD 5"),
         "{stdout}"
     );
-    assert!(stdout.ends_with("passed 10 of 10\n"), "{stdout}");
+    assert!(stdout.ends_with("passed 10 of 10\nseed 1\n"), "{stdout}");
     let out = vmscope(&["conformance", "native", "--forms", "nosuch"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no form matches"));

@@ -99,6 +99,9 @@ pub struct Report {
     pub faults: std::collections::BTreeMap<String, usize>,
     /// Cases not compared because PVM differs from a CPU in a documented way, by quirk.
     pub quirks: std::collections::BTreeMap<&'static str, usize>,
+    /// The seed and case count of the run, so a failure can be replayed exactly.
+    pub seed: u64,
+    pub cases: usize,
 }
 
 impl Report {
@@ -134,6 +137,24 @@ impl Report {
             let _ = writeln!(out, "not comparable on PVM ({q}): {n} cases");
         }
         let _ = writeln!(out, "passed {} of {}", self.passed(), self.total());
+        let failing: Vec<&str> = self
+            .rows
+            .iter()
+            .filter(|(_, p, t, _)| p != t)
+            .map(|(name, ..)| name.as_str())
+            .collect();
+        if failing.is_empty() {
+            let _ = writeln!(out, "seed {}", self.seed);
+        } else {
+            let _ = writeln!(
+                out,
+                "seed {}; replay: vmscope conformance native --seed {} --cases {} --forms {}",
+                self.seed,
+                self.seed,
+                self.cases,
+                failing.join(",")
+            );
+        }
         out
     }
 }
@@ -450,7 +471,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let mut kvm = KvmEngine::new(&mk)?;
     let pvm = accel_kvm::detect_flavour() == accel_kvm::KvmFlavour::Pvm;
     let mut rng = Rng::new(opts.seed);
-    let mut report = Report::default();
+    let mut report = Report {
+        seed: opts.seed,
+        cases: opts.cases,
+        ..Report::default()
+    };
     let mut data = vec![0u8; 4096];
     for form in &forms {
         let mut passed = 0;
