@@ -476,22 +476,19 @@ impl KvmEngine {
     /// Performs the port I/O KVM left in `kvm_run`; returns the number of accesses (for
     /// INS/OUTS KVM batches several iterations into one exit).
     fn port_io(&mut self, machine: &mut Machine) -> Result<u64, EngineError> {
-        let (port, size, write, len) = {
-            let (port, size, write, data) = port_io_request(&mut self.vcpu)?;
-            (port, size, write, data.len())
-        };
-        if machine.pv
+        let (port, size, write, data) = port_io_request(&mut self.vcpu)?;
+        let hypercall = machine.pv
             && port == emulator::pv::abi::HYPERCALL_PORT
             && size == 4
             && !write
-            && len == 4
-        {
+            && data.len() == 4;
+        if hypercall {
+            // The dispatcher needs the vCPU's registers: the data slice is taken again after.
             let result = crate::pv_door::hypercall(self, machine)?;
             let (_, _, _, data) = port_io_request(&mut self.vcpu)?;
             data.copy_from_slice(&(result as u32).to_le_bytes());
             return Ok(1);
         }
-        let (port, size, write, data) = port_io_request(&mut self.vcpu)?;
         let count = data.len() / size;
         for chunk in data.chunks_exact_mut(size) {
             if write {

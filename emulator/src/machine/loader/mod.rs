@@ -175,11 +175,7 @@ pub fn check_flat_plausible(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
             bytes.len()
         ));
     }
-    let window = &bytes[..bytes.len().min(8192)];
-    if let Some(at) = (0..window.len().saturating_sub(3))
-        .step_by(4)
-        .find(|&o| window[o..o + 4] == 0x1BAD_B002u32.to_le_bytes())
-    {
+    if let Some(at) = multiboot::cut_off_magic_offset(bytes) {
         return refuse(format!(
             "the Multiboot magic at offset {at:#x}, but its 12-byte header is cut off at the end \
              of the file ({:#x} bytes)",

@@ -76,6 +76,18 @@ fn magic_offsets(bytes: &[u8]) -> impl Iterator<Item = usize> + '_ {
         .filter(move |&o| le32(bytes, o) == HEADER_MAGIC)
 }
 
+/// The offset of a Multiboot magic (4-byte aligned, in the search window) whose 12-byte header
+/// the file cuts off: a kernel truncated by accident, not something to run as a flat binary.
+pub(crate) fn cut_off_magic_offset(bytes: &[u8]) -> Option<usize> {
+    if bytes.len() > HEADER_SEARCH_LIMIT {
+        return None; // a header near the window's end continues in the file
+    }
+    let end = bytes.len();
+    (end.saturating_sub(HEADER_SIZE - 1)..end.saturating_sub(3))
+        .filter(|o| o % 4 == 0)
+        .find(|&o| le32(bytes, o) == HEADER_MAGIC)
+}
+
 /// The offset of the first Multiboot magic in the search window, checksum unchecked.
 pub(crate) fn magic_offset(bytes: &[u8]) -> Option<usize> {
     magic_offsets(bytes).next()
