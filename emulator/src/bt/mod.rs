@@ -292,7 +292,9 @@ fn run_blocks(
         let shadowed = match interp::at_boundary(cpu, &mut timing) {
             Boundary::Execute { shadowed } => shadowed,
             Boundary::Again => {
+                // An interrupt was delivered: execution jumped, it did not fall through.
                 came_from = None;
+                inside_cold = false;
                 continue;
             }
             Boundary::Stop(exit) => return exit,
@@ -321,7 +323,7 @@ fn run_blocks(
                 cache.stats.blocks_chained += 1;
                 id
             }
-            None => match find_or_translate(cpu, cache, inside_cold) {
+            None => match find_or_translate(cpu, cache, std::mem::take(&mut inside_cold)) {
                 Ok(Found::Block(id)) => {
                     if let Some((from, epoch)) = came_from {
                         if epoch == cache.epoch() && cache.same_page(from, id) {
