@@ -42,9 +42,10 @@ impl HostClock {
             .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX))
     }
 
-    /// Brings the bus up to date: devices whose deadline has passed are ticked.
-    pub fn sync(&self, bus: &mut Bus) {
-        bus.advance_time(self.now_ns());
+    /// Brings the bus up to date: devices whose deadline has passed are ticked (and may reach
+    /// guest RAM, the very memory KVM maps).
+    pub fn sync(&self, bus: &mut Bus, ram: &mut [u8]) {
+        bus.advance_time_with(self.now_ns(), ram);
     }
 
     /// The host instant at which virtual time reaches `virt_ns`.
@@ -197,7 +198,7 @@ mod tests {
             "2 ms of virtual time ahead, got {d:?}"
         );
         std::thread::sleep(Duration::from_millis(3));
-        clock.sync(&mut bus);
+        clock.sync(&mut bus, &mut []);
         assert!(bus.now_ns() >= 8_000_000);
     }
 

@@ -282,7 +282,7 @@ impl Engine for KvmEngine {
             Ok(())
         };
         let pulled = self.pull_state(machine);
-        clock.sync(&mut machine.bus);
+        clock.sync(&mut machine.bus, machine.ram.as_mut_slice());
         let exit = result?;
         unstep?;
         pulled?;

@@ -144,6 +144,12 @@ impl KvmEngine {
             );
         }
         loop {
+            // Device DMA landed in the pages KVM maps: the CPU sees it as is (the in-kernel
+            // shadow MMU does not track user-space writes — guests do not DMA into live page
+            // tables). The record is for the emulated engines' caches; drop it here.
+            if machine.bus.has_dma_writes() {
+                machine.bus.take_dma_writes();
+            }
             if stop.is_none() && budget.exhausted(machine) {
                 stop = Some(Exit::LimitReached);
             }
@@ -173,7 +179,7 @@ impl KvmEngine {
             let exit = self.enter_guest(machine);
             machine.stats.uncounted_runs += 1;
             self.ready_after_push = None;
-            clock.sync(&mut machine.bus);
+            clock.sync(&mut machine.bus, machine.ram.as_mut_slice());
             unfinished = false;
             let stepped_from = step_from.take();
 
@@ -408,7 +414,7 @@ impl KvmEngine {
             GuestExit::MmioRead { addr, len } => {
                 let value = machine
                     .bus
-                    .mmio_read(addr, len as u8)
+                    .mmio_read_with(addr, len as u8, machine.ram.as_mut_slice())
                     .unwrap_or_else(|| open_bus(len as u8));
                 // The exit was KVM_EXIT_MMIO: `mmio` is the union member KVM reads the first
                 // `len` bytes of back. (Assigning a whole union field is safe Rust.)
@@ -417,7 +423,9 @@ impl KvmEngine {
             }
             GuestExit::MmioWrite { addr, len, value } => {
                 // Writes nowhere (or to the read-only ROM) are dropped, as on a real bus.
-                machine.bus.mmio_write(addr, len as u8, value);
+                machine
+                    .bus
+                    .mmio_write_with(addr, len as u8, value, machine.ram.as_mut_slice());
                 GuestExit::Mmio
             }
             other => other,
@@ -494,11 +502,16 @@ impl KvmEngine {
             if write {
                 let mut bytes = [0u8; 4];
                 bytes[..size].copy_from_slice(chunk);
-                machine
-                    .bus
-                    .io_out(port, size as u8, u32::from_le_bytes(bytes));
+                machine.bus.io_out_with(
+                    port,
+                    size as u8,
+                    u32::from_le_bytes(bytes),
+                    machine.ram.as_mut_slice(),
+                );
             } else {
-                let value = machine.bus.io_in(port, size as u8);
+                let value = machine
+                    .bus
+                    .io_in_with(port, size as u8, machine.ram.as_mut_slice());
                 chunk.copy_from_slice(&value.to_le_bytes()[..size]);
             }
         }
@@ -561,7 +574,7 @@ impl KvmEngine {
         }
         self.kicker.set_deadline(None);
         loop {
-            clock.sync(&mut machine.bus);
+            clock.sync(&mut machine.bus, machine.ram.as_mut_slice());
             if let Some(exit) = take_stop_event(machine) {
                 return Some(exit);
             }

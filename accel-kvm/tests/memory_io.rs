@@ -65,7 +65,8 @@ fn mmio_reaches_bus_devices_and_unassigned_reads_are_all_ones() {
     let code = a.finish();
     let mut m = protected_machine(&code, CODE, CODE);
     m.bus
-        .add_mmio_device(Box::new(Scratch::default()), MMIO_BASE as u64, 0x1000);
+        .add_mmio_device(Box::new(Scratch::default()), MMIO_BASE as u64, 0x1000)
+        .unwrap();
     m.cpu.gpr[reg::RDX] = 0xAAAA_0000;
     let mut kvm = engine(&m);
     assert_eq!(
@@ -177,7 +178,9 @@ fn a_device_reset_request_ends_the_run_after_the_instruction() {
     }
     let code = [0xB0, 0xFE, 0xE6, 0x55, 0xEB, 0xFE]; // mov al, 0xFE; out 0x55, al; jmp $
     let mut m = protected_machine(&code, CODE, CODE);
-    m.bus.add_pio_device(Box::new(ResetPort), &[(0x55, 0x55)]);
+    m.bus
+        .add_pio_device(Box::new(ResetPort), &[(0x55, 0x55)])
+        .unwrap();
     let mut kvm = engine(&m);
     assert_eq!(
         kvm.run(&mut m, RunLimit::UNLIMITED).unwrap(),

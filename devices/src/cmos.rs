@@ -150,6 +150,8 @@ pub struct Cmos {
     flags: u8,
     /// Virtual time up to which events have been looked for.
     checked_until_ns: u64,
+    /// The line the interrupt output drives (ISA IRQ 8 on a PC).
+    line: crate::bus::IrqLine,
 }
 
 impl Cmos {
@@ -165,12 +167,19 @@ impl Cmos {
             frozen: None,
             flags: 0,
             checked_until_ns: 0,
+            line: crate::bus::IrqLine::isa(8),
         };
         // 32.768 kHz time base, 1024 Hz periodic rate; 24-hour BCD, as a PC BIOS leaves it.
         cmos.ram[STATUS_A as usize] = 0x26;
         cmos.ram[STATUS_B as usize] = B_24_HOUR;
         cmos.write_memory_size(ram_bytes);
         cmos
+    }
+
+    /// The same RTC with its interrupt on another line.
+    pub fn with_irq(mut self, line: crate::bus::IrqLine) -> Self {
+        self.line = line;
+        self
     }
 
     /// The same RTC whose wall clock reads `unix_seconds` at virtual time zero
@@ -461,7 +470,7 @@ impl BusDevice for Cmos {
         }
         self.catch_up_events(ctx.now_ns);
         let value = self.read_register(self.index, ctx.now_ns);
-        ctx.irq.set_level(8, self.interrupt_asserted());
+        ctx.set_irq_level(self.line, self.interrupt_asserted());
         value as u32
     }
 
@@ -474,12 +483,12 @@ impl BusDevice for Cmos {
         }
         self.catch_up_events(ctx.now_ns);
         self.write_register(self.index, value, ctx.now_ns);
-        ctx.irq.set_level(8, self.interrupt_asserted());
+        ctx.set_irq_level(self.line, self.interrupt_asserted());
     }
 
     fn tick(&mut self, ctx: &mut DeviceCtx) -> Option<u64> {
         self.catch_up_events(ctx.now_ns);
-        ctx.irq.set_level(8, self.interrupt_asserted());
+        ctx.set_irq_level(self.line, self.interrupt_asserted());
         self.next_event_ns(ctx.now_ns)
     }
 
@@ -506,6 +515,8 @@ mod tests {
         fn ctx(&mut self) -> DeviceCtx<'_> {
             DeviceCtx {
                 now_ns: self.now,
+                source: crate::bus::DeviceId(0),
+                dma: crate::bus::Dma::none(),
                 irq: &mut self.irq,
                 events: &mut self.events,
             }

@@ -117,7 +117,7 @@ impl BusDevice for DebugExit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::{Bus, PcPlatformConfig};
+    use crate::{Bus, PcPlatformConfig};
 
     fn pc() -> Bus {
         Bus::new_pc(PcPlatformConfig::default())
@@ -142,6 +142,8 @@ mod tests {
         let mut irq = crate::bus::IrqLines::default();
         let mut ctx = DeviceCtx {
             now_ns: 0,
+            source: crate::bus::DeviceId(0),
+            dma: crate::bus::Dma::none(),
             irq: &mut irq,
             events: &mut events,
         };

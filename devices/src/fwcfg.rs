@@ -177,7 +177,8 @@ mod tests {
                 ("etc/acpi/rsdp".into(), b"RSD PTR ".to_vec()),
             ],
         };
-        bus.add_pio_device(Box::new(FwCfg::new(config)), &[(0x510, 0x511)]);
+        bus.add_pio_device(Box::new(FwCfg::new(config)), &[(0x510, 0x511)])
+            .unwrap();
         bus
     }
 

@@ -87,6 +87,8 @@ pub struct I8042 {
     keyboard_pending: Option<KeyboardParameter>,
     scan_code_set: u8,
     leds: u8,
+    /// The keyboard's and the aux port's lines (ISA IRQ 1 and 12 on a PC).
+    lines: [crate::bus::IrqLine; 2],
 }
 
 impl Default for I8042 {
@@ -114,7 +116,14 @@ impl I8042 {
             keyboard_pending: None,
             scan_code_set: 2,
             leds: 0,
+            lines: [crate::bus::IrqLine::isa(1), crate::bus::IrqLine::isa(12)],
         }
+    }
+
+    /// The same controller with its keyboard and aux interrupts on other lines.
+    pub fn with_irqs(mut self, keyboard: crate::bus::IrqLine, aux: crate::bus::IrqLine) -> Self {
+        self.lines = [keyboard, aux];
+        self
     }
 
     /// Is the A20 gate open (addresses are not wrapped at 1 MiB)?
@@ -171,8 +180,8 @@ impl I8042 {
         let front = self.output.front().map(|&(_, source)| source);
         let keyboard = front == Some(Source::Keyboard) && self.ram[0] & CMD_KEYBOARD_INTERRUPT != 0;
         let aux = front == Some(Source::Aux) && self.ram[0] & CMD_AUX_INTERRUPT != 0;
-        ctx.irq.set_level(1, keyboard);
-        ctx.irq.set_level(12, aux);
+        ctx.set_irq_level(self.lines[0], keyboard);
+        ctx.set_irq_level(self.lines[1], aux);
     }
 
     fn set_output_port(&mut self, value: u8, ctx: &mut DeviceCtx) {
@@ -310,8 +319,8 @@ impl BusDevice for I8042 {
                 if let Some((byte, _)) = self.output.pop_front() {
                     self.last_output = byte;
                     // Drop the line first, so the next queued byte raises a fresh edge.
-                    ctx.irq.set_level(1, false);
-                    ctx.irq.set_level(12, false);
+                    ctx.set_irq_level(self.lines[0], false);
+                    ctx.set_irq_level(self.lines[1], false);
                 }
                 self.last_output
             }
@@ -361,6 +370,8 @@ mod tests {
         fn ctx(&mut self) -> DeviceCtx<'_> {
             DeviceCtx {
                 now_ns: 0,
+                source: crate::bus::DeviceId(0),
+                dma: crate::bus::Dma::none(),
                 irq: &mut self.irq,
                 events: &mut self.events,
             }

@@ -48,15 +48,6 @@ pub mod entry {
     pub const WRITABLE: u64 = 0xFF00_0000_0001_AFFF;
 }
 
-/// The pin an ISA IRQ arrives on (the PC wiring QEMU uses: IRQ 0 → pin 2).
-pub fn isa_irq_to_pin(irq: u8) -> usize {
-    if irq == 0 {
-        2
-    } else {
-        irq as usize
-    }
-}
-
 /// The I/O APIC.
 #[derive(Debug, Clone)]
 pub struct IoApic {

@@ -14,6 +14,8 @@
 //! ```
 
 pub mod acpi;
+pub mod block;
+pub mod board;
 pub mod bus;
 pub mod clock;
 pub mod cmos;
@@ -29,6 +31,10 @@ pub mod pm_timer;
 pub mod snapshot;
 pub mod uart;
 
-pub use bus::{Bus, BusDevice, DeviceCtx, IoStats, IrqLines, MachineEvent, PcPlatformConfig};
+pub use board::PcPlatformConfig;
+pub use bus::{
+    Bus, BusDevice, DeviceCtx, DeviceId, Dma, DmaError, DmaWrite, IoStats, IrqLine, IrqLines,
+    MachineEvent, MsiMessage,
+};
 pub use clock::VirtualClock;
 pub use snapshot::{BusSnapshot, DeviceSnapshot, SnapshotError};

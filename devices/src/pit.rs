@@ -55,6 +55,8 @@ pub struct Pit {
     /// Port 0x61 bits 0–3 as written: gate 2, speaker data enable, parity and I/O-check disables.
     port_b: u8,
     irq0: Irq0Delivery,
+    /// The line counter 0's output drives (ISA IRQ 0 on a PC).
+    line: crate::bus::IrqLine,
 }
 
 impl Default for Pit {
@@ -71,7 +73,14 @@ impl Pit {
             counters: [Counter::new(true), Counter::new(true), Counter::new(false)],
             port_b: 0,
             irq0: Irq0Delivery::default(),
+            line: crate::bus::IrqLine::isa(0),
         }
+    }
+
+    /// The same PIT with counter 0 wired to another line.
+    pub fn with_irq(mut self, line: crate::bus::IrqLine) -> Self {
+        self.line = line;
+        self
     }
 
     /// The level of counter `index`'s OUT pin at virtual time `now_ns`.
@@ -182,7 +191,7 @@ impl BusDevice for Pit {
             (self.irq0.owed_pulses as u64 + new_edges).min(MAX_CATCH_UP_PULSES as u64) as u32;
 
         if self.irq0.owed_pulses > 0 && now >= self.irq0.next_pulse_ns {
-            ctx.irq.pulse(0);
+            ctx.pulse(self.line);
             self.irq0.owed_pulses -= 1;
             let half_period = ticks_to_ns(counter.period_ticks()) / 2;
             self.irq0.next_pulse_ns = now.saturating_add(half_period.clamp(1, CATCH_UP_SPACING_NS));
@@ -232,6 +241,8 @@ mod tests {
         fn tick(&mut self) {
             let mut ctx = DeviceCtx {
                 now_ns: self.now,
+                source: crate::bus::DeviceId(0),
+                dma: crate::bus::Dma::none(),
                 irq: &mut self.irq,
                 events: &mut self.events,
             };
@@ -244,6 +255,8 @@ mod tests {
         fn out(&mut self, port: u16, value: u8) {
             let mut ctx = DeviceCtx {
                 now_ns: self.now,
+                source: crate::bus::DeviceId(0),
+                dma: crate::bus::Dma::none(),
                 irq: &mut self.irq,
                 events: &mut self.events,
             };
@@ -254,6 +267,8 @@ mod tests {
         fn inb(&mut self, port: u16) -> u8 {
             let mut ctx = DeviceCtx {
                 now_ns: self.now,
+                source: crate::bus::DeviceId(0),
+                dma: crate::bus::Dma::none(),
                 irq: &mut self.irq,
                 events: &mut self.events,
             };

@@ -122,7 +122,8 @@ mod tests {
 
     fn bus() -> Bus {
         let mut bus = Bus::new();
-        bus.add_pio_device(Box::new(PmTimer::new()), &[(PM_BASE, PM_LAST)]);
+        bus.add_pio_device(Box::new(PmTimer::new()), &[(PM_BASE, PM_LAST)])
+            .unwrap();
         bus
     }
 

@@ -182,8 +182,10 @@ mod tests {
             }
         }
         let mut bus = Bus::new();
-        bus.add_pio_device(Box::new(Uart::new()), &[(0x3F8, 0x3FF)]);
-        bus.add_pio_device(Box::new(Opaque), &[(0x300, 0x300)]);
+        bus.add_pio_device(Box::new(Uart::new()), &[(0x3F8, 0x3FF)])
+            .unwrap();
+        bus.add_pio_device(Box::new(Opaque), &[(0x300, 0x300)])
+            .unwrap();
         assert_eq!(
             bus.snapshot().unwrap_err(),
             SnapshotError::Unsupported("opaque")

@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use vm_superio::serial::{NoEvents, SerialState};
 use vm_superio::{Serial, Trigger};
 
-use crate::bus::{BusDevice, DeviceCtx};
+use crate::bus::{BusDevice, DeviceCtx, IrqLine};
 use crate::snapshot::{DeviceSnapshot, SnapshotError};
 
 /// COM1's interrupt line on a PC.
@@ -82,6 +82,8 @@ pub struct Uart {
     pending_input: VecDeque<u8>,
     /// The receive FIFO's size (what `fifo_capacity` reports when it is empty).
     fifo_size: usize,
+    /// The line the board wired the interrupt output to (COM1: ISA IRQ 4).
+    irq: IrqLine,
 }
 
 impl Default for Uart {
@@ -99,7 +101,14 @@ impl Uart {
             serial,
             pending_input: VecDeque::new(),
             fifo_size,
+            irq: IrqLine::isa(UART_IRQ),
         }
+    }
+
+    /// The same UART wired to another line (COM2 on IRQ 3, say).
+    pub fn with_irq(mut self, irq: IrqLine) -> Self {
+        self.irq = irq;
+        self
     }
 
     /// Bytes the guest transmitted since the last call (empty while a sink is set).
@@ -155,7 +164,7 @@ impl Uart {
     /// Turns a request of the register model into a pulse on IRQ 4.
     fn forward_interrupt(&mut self, ctx: &mut DeviceCtx) {
         if self.serial.interrupt_evt().0.replace(false) {
-            ctx.irq.pulse(UART_IRQ);
+            ctx.pulse(self.irq);
         }
     }
 }
@@ -273,7 +282,8 @@ mod tests {
     /// A bus with only the UART, and a PIC initialized the way protected-mode kernels do.
     fn bus_with_uart() -> Bus {
         let mut bus = Bus::new();
-        bus.add_pio_device(Box::new(Uart::new()), &[(0x3F8, 0x3FF)]);
+        bus.add_pio_device(Box::new(Uart::new()), &[(0x3F8, 0x3FF)])
+            .unwrap();
         for (port, value) in [
             (0x20, 0x11),
             (0xA0, 0x11),

@@ -195,11 +195,12 @@ impl Runner {
     pub fn new() -> Result<Self, SstError> {
         let mut machine = Machine::new(RAM_BYTES).map_err(|e| SstError::Machine(e.to_string()))?;
         // No devices: every port reads as open bus (0xFF…) and ignores writes, as on the test
-        // machine (a later registration wins, so this covers the built-in PIC ports too).
-        machine.bus = devices::Bus::new();
+        // machine — the PIC's ports included.
+        machine.bus = devices::Bus::with_no_ports();
         machine
             .bus
-            .add_pio_device(Box::new(OpenBus), &[(0, 0xFFFF)]);
+            .add_pio_device(Box::new(OpenBus), &[(0, 0xFFFF)])
+            .expect("a bus with no ports has room");
         Ok(Runner {
             machine,
             interp: Interpreter::new(),

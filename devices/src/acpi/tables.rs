@@ -124,15 +124,13 @@ pub(super) fn madt(lapic_addr: u32, ioapic_addr: u32, cpus: u8) -> Vec<u8> {
     t.extend_from_slice(&[1, 12, 0, 0]);
     t.extend_from_slice(&ioapic_addr.to_le_bytes());
     t.extend_from_slice(&0u32.to_le_bytes());
-    // Interrupt Source Overrides: type 2, length 10, bus 0 (ISA), source IRQ, GSI, flags.
-    // IRQ 0 (the PIT) arrives on GSI 2, with the bus's default polarity and trigger.
-    t.extend_from_slice(&[2, 10, 0, 0]);
-    t.extend_from_slice(&2u32.to_le_bytes());
-    t.extend_from_slice(&0u16.to_le_bytes());
-    // IRQ 9 (the ACPI SCI) is level-triggered, active high — as on QEMU's pc machine.
-    t.extend_from_slice(&[2, 10, 0, 9]);
-    t.extend_from_slice(&9u32.to_le_bytes());
-    t.extend_from_slice(&0x000Du16.to_le_bytes());
+    // Interrupt Source Overrides: type 2, length 10, bus 0 (ISA), source IRQ, GSI, flags —
+    // the board's own list, the one the bus routes by.
+    for o in crate::board::INTERRUPT_OVERRIDES {
+        t.extend_from_slice(&[2, 10, 0, o.isa_irq]);
+        t.extend_from_slice(&(o.gsi as u32).to_le_bytes());
+        t.extend_from_slice(&o.flags.to_le_bytes());
+    }
     // Local APIC NMI: type 4, length 6, all processors (0xFF), flags 0, LINT1.
     t.extend_from_slice(&[4, 6, 0xFF, 0, 0, 1]);
     finish(t)

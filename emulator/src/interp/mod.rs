@@ -264,9 +264,37 @@ impl Cpu<'_> {
         if !self.m.ram.contains(phys, size as usize) {
             self.bus_touched = true;
             self.end_block = true;
+            self.m.phys_write(phys, size as usize, value);
+            self.absorb_device_writes();
+            return;
         }
         self.m.phys_write(phys, size as usize, value);
     }
+
+    // ANCHOR: absorb_device_writes
+    /// Device DMA into guest RAM since the last bus access is treated like the CPU's own
+    /// writes: decoded instructions and translated blocks it overlaps are dropped, and shadow
+    /// entries built from page-table frames it rewrote are queued for the compare-and-drop a
+    /// write-protect trap would have caused.
+    pub fn absorb_device_writes(&mut self) {
+        if !self.m.bus.has_dma_writes() {
+            return;
+        }
+        for w in self.m.bus.take_dma_writes() {
+            let end = w.addr.saturating_add(w.len);
+            let mut at = w.addr;
+            while at < end {
+                let chunk = (end - at).min(0x1000 - (at & 0xFFF));
+                if self.code.note_write(at, chunk as u32) {
+                    self.end_block = true;
+                }
+                self.mmu.device_wrote_frame(at);
+                at += chunk;
+            }
+        }
+        self.end_block = true;
+    }
+    // ANCHOR_END: absorb_device_writes
 
     /// Reads guest-physical memory; anything but RAM may be a device, which counts as a bus access.
     #[inline]
@@ -274,14 +302,20 @@ impl Cpu<'_> {
         if !self.m.ram.contains(phys, size as usize) {
             self.bus_touched = true;
             self.end_block = true;
+            let v = self.m.phys_read(phys, size as usize);
+            self.absorb_device_writes();
+            return v;
         }
         self.m.phys_read(phys, size as usize)
     }
 
     /// Brings the device clock up to the CPU's time (before any device access).
     pub fn sync_clock(&mut self) {
-        self.m.bus.advance_time(self.now_ns);
+        self.m
+            .bus
+            .advance_time_with(self.now_ns, self.m.ram.as_mut_slice());
         self.bus_touched = true;
+        self.absorb_device_writes();
     }
 
     /// Is an interrupt request pending at the controllers? Asks the bus only after the CPU

@@ -108,7 +108,11 @@ pub(crate) fn port_in(cpu: &mut Cpu, port: u16, size: u32) -> R<u64> {
     }
     cpu.sync_clock();
     cpu.m.stats.count_exit("io");
-    let v = cpu.m.bus.io_in(port, size as u8) as u64;
+    let v = cpu
+        .m
+        .bus
+        .io_in_with(port, size as u8, cpu.m.ram.as_mut_slice()) as u64;
+    cpu.absorb_device_writes();
     cpu.check_device_events()?;
     Ok(v)
 }
@@ -119,7 +123,10 @@ pub(crate) fn port_out(cpu: &mut Cpu, port: u16, size: u32, value: u64) -> R<()>
     }
     cpu.sync_clock();
     cpu.m.stats.count_exit("io");
-    cpu.m.bus.io_out(port, size as u8, value as u32);
+    cpu.m
+        .bus
+        .io_out_with(port, size as u8, value as u32, cpu.m.ram.as_mut_slice());
+    cpu.absorb_device_writes();
     cpu.check_device_events()
 }
 

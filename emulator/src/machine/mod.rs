@@ -71,7 +71,10 @@ impl Machine {
         if self.ram.contains(addr, size) {
             return self.ram.read_le(addr, size).unwrap_or(u64::MAX);
         }
-        if let Some(v) = self.bus.mmio_read(addr, size as u8) {
+        if let Some(v) = self
+            .bus
+            .mmio_read_with(addr, size as u8, self.ram.as_mut_slice())
+        {
             self.stats.count_exit("mmio");
             return v;
         }
@@ -100,7 +103,10 @@ impl Machine {
             let _ = self.ram.write_le(addr, size, value);
             return;
         }
-        if self.bus.mmio_write(addr, size as u8, value) {
+        if self
+            .bus
+            .mmio_write_with(addr, size as u8, value, self.ram.as_mut_slice())
+        {
             self.stats.count_exit("mmio");
             return;
         }

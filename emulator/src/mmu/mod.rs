@@ -438,6 +438,12 @@ impl Mmu {
     }
     // ANCHOR_END: pv_entry_written
 
+    /// A device wrote guest RAM in the frame of `addr` (DMA): as [`Mmu::pv_entry_written`], so
+    /// a shadow built from a rewritten page table is not used again unchecked.
+    pub fn device_wrote_frame(&mut self, addr: u64) {
+        self.pv_entry_written(addr);
+    }
+
     /// INVLPG: drops the translation of one linear page — in every retained space, and global
     /// entries too (a plain TLB drops the current PCID's entry and every global one).
     pub fn invlpg(&mut self, stats: &mut Stats, linear: u64) {

@@ -10,8 +10,16 @@
 //! IOAPIC (which sends vectors to the local APIC). [`Bus::interrupt_pending`] and
 //! [`Bus::acknowledge_interrupt`] hide this: engines ask one question and get one vector.
 
+pub mod address_map;
+pub mod dma;
+pub mod irq;
+
 use std::any::Any;
 use std::collections::BTreeMap;
+
+pub use address_map::{AddressMap, OverlapError};
+pub use dma::{Dma, DmaError, DmaWrite};
+pub use irq::{IrqLine, IrqLines, MsiMessage, GSI_COUNT};
 
 use crate::clock::VirtualClock;
 use crate::ioapic::{IoApic, IOAPIC_BASE, IOAPIC_WINDOW};
@@ -38,55 +46,63 @@ impl MachineEvent {
     }
 }
 
-/// The 16 ISA interrupt lines as the devices drive them.
-#[derive(Debug, Default, Clone)]
-pub struct IrqLines {
-    /// Lines that saw a rising edge since the last sync.
-    edges: u16,
-    /// Current level of level-driven lines.
-    levels: u16,
-}
+/// A handle to a device on the bus, returned when it is added (devices of one type can be
+/// told apart: a second UART, one virtio device per disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId(pub usize);
 
-impl IrqLines {
-    /// A short pulse: the PIC (edge-triggered, as on the PC) latches a request.
-    pub fn pulse(&mut self, irq: u8) {
-        self.edges |= 1 << (irq & 15);
-    }
-
-    /// Drives a line high or low; a low-to-high transition is also an edge.
-    pub fn set_level(&mut self, irq: u8, high: bool) {
-        let bit = 1 << (irq & 15);
-        if high {
-            if self.levels & bit == 0 {
-                self.edges |= bit;
-            }
-            self.levels |= bit;
-        } else {
-            self.levels &= !bit;
-        }
-    }
-
-    /// Lines that saw a rising edge since the last call, cleared (bit n = line n).
-    pub fn take_edges(&mut self) -> u16 {
-        std::mem::take(&mut self.edges)
-    }
-
-    /// Current levels of the level-driven lines (bit n = line n).
-    pub fn levels(&self) -> u16 {
-        self.levels
-    }
-}
-
-/// What a device sees while it handles an access: the time, its interrupt lines, the machine.
+/// What a device sees while it handles an access: the time, its interrupt lines, guest RAM
+/// (DMA), the machine.
 pub struct DeviceCtx<'a> {
     pub now_ns: u64,
+    /// The device being called (a source of its interrupt lines: shared lines are wired-OR).
+    pub source: DeviceId,
     pub irq: &'a mut IrqLines,
     pub events: &'a mut Vec<MachineEvent>,
+    /// Guest RAM, bounds-checked; writes are logged for the engines' caches.
+    pub dma: Dma<'a>,
 }
 
 impl DeviceCtx<'_> {
     pub fn request(&mut self, event: MachineEvent) {
         self.events.push(event);
+    }
+
+    /// An edge on `line` (edge-triggered sources: the PIT, the UART as the PC wires it).
+    pub fn pulse(&mut self, line: IrqLine) {
+        self.irq.pulse(line);
+    }
+
+    /// This device drives `line` high or lets it go (level-triggered sources, shared PCI lines).
+    pub fn set_irq_level(&mut self, line: IrqLine, high: bool) {
+        self.irq.set_level(self.source.0, line, high);
+    }
+
+    /// A message-signalled interrupt (PCI MSI / MSI-X): delivered to the local APIC.
+    pub fn send_msi(&mut self, msi: MsiMessage) {
+        self.irq.send_msi(msi);
+    }
+}
+
+/// A context for calling a device outside any bus (device unit tests): no RAM, its own lines.
+#[derive(Default)]
+pub struct TestCtx {
+    pub now_ns: u64,
+    pub irq: IrqLines,
+    pub events: Vec<MachineEvent>,
+    pub ram: Vec<u8>,
+    pub dma_writes: Vec<DmaWrite>,
+}
+
+impl TestCtx {
+    pub fn ctx(&mut self) -> DeviceCtx<'_> {
+        DeviceCtx {
+            now_ns: self.now_ns,
+            source: DeviceId(0),
+            irq: &mut self.irq,
+            events: &mut self.events,
+            dma: Dma::new(&mut self.ram, &mut self.dma_writes),
+        }
     }
 }
 
@@ -156,40 +172,35 @@ enum ApicTarget {
     Io,
 }
 
+/// Who answers at a port: the PIC pair (a bus field, as routing needs it at hand) or a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
     Pic,
-    Device(usize),
+    Device(DeviceId),
 }
 
-/// Settings of the standard PC platform built by [`Bus::new_pc`].
-#[derive(Debug, Clone, Copy)]
-pub struct PcPlatformConfig {
-    /// Guest RAM size, reported through the CMOS.
-    pub ram_bytes: u64,
-}
-
-impl Default for PcPlatformConfig {
-    fn default() -> Self {
-        PcPlatformConfig {
-            ram_bytes: 64 << 20,
-        }
-    }
+struct Slot {
+    device: Box<dyn BusDevice>,
+    /// When the device next wants [`BusDevice::tick`] (guest ns).
+    deadline: Option<u64>,
 }
 
 /// The device bus: port and MMIO address decoding, interrupt routing, virtual time.
 pub struct Bus {
-    devices: Vec<Box<dyn BusDevice>>,
-    deadlines: Vec<Option<u64>>,
-    ports: Vec<(u16, u16, Target)>,
-    mmio: Vec<(u64, u64, usize)>,
+    slots: Vec<Slot>,
+    ports: AddressMap<u16, Target>,
+    mmio: AddressMap<u64, DeviceId>,
     pub pic: PicPair,
     /// The CPU's local APIC (xAPIC MMIO window, x2APIC MSRs, timer).
     pub lapic: LocalApic,
-    /// The IOAPIC at 0xFEC00000, fed by the same ISA lines as the PIC.
+    /// The IOAPIC at 0xFEC00000, fed by the same ISA lines as the PIC and by the PCI lines.
     pub ioapic: IoApic,
+    /// Which IOAPIC pin each ISA IRQ arrives on (the board's interrupt source overrides).
+    isa_to_gsi: [u8; 16],
     irq: IrqLines,
     events: Vec<MachineEvent>,
+    /// Device writes to guest RAM since the engines last drained them.
+    dma_writes: Vec<DmaWrite>,
     clock: VirtualClock,
     /// Bumped whenever a device was accessed or ticked, i.e. may have armed a new deadline.
     deadline_epoch: u64,
@@ -202,117 +213,169 @@ impl Default for Bus {
     }
 }
 
+/// Calls `f` on device `i` with a context over the bus's lines, requests and `ram`.
+macro_rules! with_device {
+    ($bus:expr, $i:expr, $ram:expr, |$dev:ident, $ctx:ident| $body:expr) => {{
+        let i: DeviceId = $i;
+        let mut $ctx = DeviceCtx {
+            now_ns: $bus.clock.now_ns(),
+            source: i,
+            irq: &mut $bus.irq,
+            events: &mut $bus.events,
+            dma: Dma::new($ram, &mut $bus.dma_writes),
+        };
+        let $dev = &mut $bus.slots[i.0].device;
+        $body
+    }};
+}
+
 impl Bus {
     /// An empty bus with only the interrupt controllers: the PIC pair on ports 0x20/0x21,
-    /// 0xA0/0xA1 and ELCR 0x4D0/0x4D1, the local APIC at 0xFEE00000 and the IOAPIC at 0xFEC00000.
+    /// 0xA0/0xA1 and ELCR 0x4D0/0x4D1, the local APIC at 0xFEE00000 and the IOAPIC at
+    /// 0xFEC00000; ISA IRQ n on IOAPIC pin n (see [`Bus::set_isa_gsi`]).
     pub fn new() -> Self {
+        let mut ports = AddressMap::default();
+        for (first, last) in [(0x20, 0x21), (0xA0, 0xA1), (0x4D0, 0x4D1)] {
+            ports
+                .insert(first, last, Target::Pic)
+                .expect("an empty map has room");
+        }
         Bus {
-            devices: Vec::new(),
-            deadlines: Vec::new(),
-            ports: vec![
-                (0x20, 0x21, Target::Pic),
-                (0xA0, 0xA1, Target::Pic),
-                (0x4D0, 0x4D1, Target::Pic),
-            ],
-            mmio: Vec::new(),
+            slots: Vec::new(),
+            ports,
+            mmio: AddressMap::default(),
             pic: PicPair::new(),
             lapic: LocalApic::new(),
             ioapic: IoApic::new(),
+            isa_to_gsi: std::array::from_fn(|n| n as u8),
             irq: IrqLines::default(),
             events: Vec::new(),
+            dma_writes: Vec::new(),
             clock: VirtualClock::default(),
             deadline_epoch: 0,
             stats: IoStats::default(),
         }
     }
 
-    /// The standard PC: UART at 0x3F8 (IRQ 4), PIT (IRQ 0, port 0x61), CMOS RTC (IRQ 8),
-    /// i8042 keyboard controller (IRQ 1, reset, A20) with port 0x92, POST port 0x80,
-    /// debug console 0xE9, isa-debug-exit 0xF4, ACPI PM registers 0x600–0x60B (PM timer
-    /// 0x608) and QEMU's fw_cfg at 0x510/0x511 (one CPU, the ACPI tables as files).
-    pub fn new_pc(config: PcPlatformConfig) -> Self {
-        let mut bus = Bus::new();
-        bus.add_pio_device(Box::new(crate::uart::Uart::new()), &[(0x3F8, 0x3FF)]);
-        bus.add_pio_device(
-            Box::new(crate::pit::Pit::new()),
-            &[(0x40, 0x43), (0x61, 0x61)],
-        );
-        bus.add_pio_device(
-            Box::new(crate::cmos::Cmos::new(config.ram_bytes)),
-            &[(0x70, 0x71)],
-        );
-        bus.add_pio_device(
-            Box::new(crate::i8042::I8042::new()),
-            &[(0x60, 0x60), (0x64, 0x64), (0x92, 0x92)],
-        );
-        bus.add_pio_device(
-            Box::new(crate::debug::PostCodes::default()),
-            &[(0x80, 0x80)],
-        );
-        bus.add_pio_device(Box::new(crate::debug::DebugCon::default()), &[(0xE9, 0xE9)]);
-        bus.add_pio_device(Box::new(crate::debug::DebugExit), &[(0xF4, 0xF4)]);
-        bus.add_pio_device(
-            Box::new(crate::pm_timer::PmTimer::new()),
-            &[(crate::pm_timer::PM_BASE, crate::pm_timer::PM_LAST)],
-        );
-        let fw_cfg = crate::fwcfg::FwCfg::new(crate::fwcfg::FwCfgConfig {
-            ram_bytes: config.ram_bytes,
-            cpus: 1,
-            files: crate::acpi::build().fw_cfg_files(),
-        });
-        use crate::fwcfg::{FW_CFG_PORT_DATA, FW_CFG_PORT_SEL};
-        bus.add_pio_device(Box::new(fw_cfg), &[(FW_CFG_PORT_SEL, FW_CFG_PORT_DATA)]);
-        // The null device (port 0x700, MMIO at 3 GiB): what the `portio` and `mmio` workloads hit.
-        use crate::null::{NullDevice, NULL_MMIO_BASE, NULL_MMIO_LEN, NULL_PORT};
-        let null = bus.add_pio_device(
-            Box::new(NullDevice::default()),
-            &[(NULL_PORT, NULL_PORT + 3)],
-        );
-        bus.mmio.push((NULL_MMIO_BASE, NULL_MMIO_LEN, null)); // the same device, also as MMIO
-        bus
-    }
-
-    /// Registers a device for inclusive port ranges. Later registrations win on overlap.
-    pub fn add_pio_device(&mut self, device: Box<dyn BusDevice>, ranges: &[(u16, u16)]) -> usize {
-        let index = self.push_device(device);
-        for &(first, last) in ranges {
-            self.ports.insert(0, (first, last, Target::Device(index)));
+    /// A bus where no port answers at all, not even the PIC's (test machines that compare
+    /// against hardware with nothing on its bus).
+    pub fn with_no_ports() -> Self {
+        Bus {
+            ports: AddressMap::default(),
+            ..Bus::new()
         }
-        index
     }
 
-    /// Registers a device for a guest-physical MMIO range `[base, base + len)`.
-    pub fn add_mmio_device(&mut self, device: Box<dyn BusDevice>, base: u64, len: u64) -> usize {
-        let index = self.push_device(device);
-        self.mmio.push((base, len, index));
-        index
+    /// ISA IRQ `irq` arrives on IOAPIC pin `gsi` (an ACPI interrupt source override).
+    pub fn set_isa_gsi(&mut self, irq: u8, gsi: u8) {
+        self.isa_to_gsi[irq as usize & 15] = gsi.min(GSI_COUNT as u8 - 1);
     }
 
-    fn push_device(&mut self, device: Box<dyn BusDevice>) -> usize {
-        self.devices.push(device);
-        self.deadlines.push(None);
-        let index = self.devices.len() - 1;
-        self.tick_device(index);
-        index
+    /// Adds a device that answers nowhere yet (map it with [`Bus::map_ports`] /
+    /// [`Bus::map_mmio`]); it is ticked once, so it can arm its first deadline.
+    pub fn add_device(&mut self, device: Box<dyn BusDevice>) -> DeviceId {
+        assert!(
+            self.slots.len() < 64,
+            "a line's wired-OR tracks at most 64 sources"
+        );
+        self.slots.push(Slot {
+            device,
+            deadline: None,
+        });
+        let id = DeviceId(self.slots.len() - 1);
+        self.tick_device(id, &mut []);
+        id
+    }
+
+    /// Makes device `id` answer the inclusive port range `[first, last]`.
+    pub fn map_ports(&mut self, id: DeviceId, first: u16, last: u16) -> Result<(), OverlapError> {
+        self.ports.insert(first, last, Target::Device(id))
+    }
+
+    /// Makes device `id` answer guest-physical `[base, base + len)`; offsets it sees are
+    /// relative to `base`.
+    pub fn map_mmio(&mut self, id: DeviceId, base: u64, len: u64) -> Result<(), OverlapError> {
+        assert!(len > 0, "an MMIO range needs a length");
+        self.mmio.insert(base, base.saturating_add(len - 1), id)
+    }
+
+    /// Stops device `id` answering the range that starts at `first` (a PCI BAR moving away).
+    pub fn unmap_ports(&mut self, id: DeviceId, first: u16) -> bool {
+        self.ports.remove(first, Target::Device(id))
+    }
+
+    pub fn unmap_mmio(&mut self, id: DeviceId, base: u64) -> bool {
+        self.mmio.remove(base, id)
+    }
+
+    /// Adds a device answering inclusive port ranges.
+    pub fn add_pio_device(
+        &mut self,
+        device: Box<dyn BusDevice>,
+        ranges: &[(u16, u16)],
+    ) -> Result<DeviceId, OverlapError> {
+        let id = self.add_device(device);
+        for &(first, last) in ranges {
+            self.map_ports(id, first, last)?;
+        }
+        Ok(id)
+    }
+
+    /// Adds a device answering guest-physical `[base, base + len)`.
+    pub fn add_mmio_device(
+        &mut self,
+        device: Box<dyn BusDevice>,
+        base: u64,
+        len: u64,
+    ) -> Result<DeviceId, OverlapError> {
+        let id = self.add_device(device);
+        self.map_mmio(id, base, len)?;
+        Ok(id)
     }
 
     /// The first device of type `T`, for typed access (serial input, POST codes, tests).
     pub fn device_mut<T: BusDevice>(&mut self) -> Option<&mut T> {
-        self.devices
+        self.slots
             .iter_mut()
-            .find_map(|d| d.as_any_mut().downcast_mut::<T>())
+            .find_map(|s| s.device.as_any_mut().downcast_mut::<T>())
     }
 
-    fn find_port(&self, port: u16) -> Option<Target> {
+    /// Device `id` as a `T`, if it is one.
+    pub fn device_by_id<T: BusDevice>(&mut self, id: DeviceId) -> Option<&mut T> {
+        self.slots
+            .get_mut(id.0)?
+            .device
+            .as_any_mut()
+            .downcast_mut::<T>()
+    }
+
+    /// Every device with its id, in the order they were added.
+    pub fn devices(&self) -> impl Iterator<Item = (DeviceId, &dyn BusDevice)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (DeviceId(i), &*s.device))
+    }
+
+    /// The port ranges each device answers, in port order: (first, last, device).
+    pub fn port_map(&self) -> Vec<(u16, u16, Option<DeviceId>)> {
         self.ports
             .iter()
-            .find(|(first, last, _)| (*first..=*last).contains(&port))
-            .map(|t| t.2)
+            .map(|(f, l, t)| match t {
+                Target::Pic => (f, l, None),
+                Target::Device(id) => (f, l, Some(id)),
+            })
+            .collect()
+    }
+
+    /// The MMIO ranges each device answers, in address order: (first, last, device).
+    pub fn mmio_map(&self) -> Vec<(u64, u64, DeviceId)> {
+        self.mmio.iter().collect()
     }
 
     /// Does a device answer at this guest-physical address? (The MMU keeps such pages off its fast path.)
     pub fn is_mmio(&self, addr: u64) -> bool {
-        self.find_apic(addr).is_some() || self.find_mmio(addr).is_some()
+        self.find_apic(addr).is_some() || self.mmio.find(addr).is_some()
     }
 
     /// Is `addr` in the local APIC's or the IOAPIC's window? (They are bus fields, not
@@ -351,13 +414,6 @@ impl Bus {
         value & open_bus(size)
     }
 
-    fn find_mmio(&self, addr: u64) -> Option<(u64, usize)> {
-        self.mmio
-            .iter()
-            .find(|(base, len, _)| addr >= *base && addr - *base < *len)
-            .map(|(base, _, index)| (addr - base, *index))
-    }
-
     fn count_port(&mut self, port: u16, write: bool, target: Option<Target>) {
         let entry = self.stats.by_port.entry(port).or_default();
         if write {
@@ -367,7 +423,7 @@ impl Bus {
         }
         let name = match target {
             Some(Target::Pic) => "pic",
-            Some(Target::Device(i)) => self.devices[i].name(),
+            Some(Target::Device(i)) => self.slots[i.0].device.name(),
             None => {
                 self.stats.unassigned += 1;
                 "unassigned"
@@ -376,21 +432,20 @@ impl Bus {
         *self.stats.by_device.entry(name).or_default() += 1;
     }
 
-    /// IN: read `size` (1, 2 or 4) bytes from `port`.
+    /// IN: read `size` (1, 2 or 4) bytes from `port`, with no guest RAM for DMA (tests).
     pub fn io_in(&mut self, port: u16, size: u8) -> u32 {
-        let target = self.find_port(port);
+        self.io_in_with(port, size, &mut [])
+    }
+
+    /// IN, with guest RAM a device may reach by DMA (what engines call).
+    pub fn io_in_with(&mut self, port: u16, size: u8, ram: &mut [u8]) -> u32 {
+        let target = self.ports.find(port).map(|(_, t)| t);
         self.count_port(port, false, target);
-        let now_ns = self.clock.now_ns();
         let value = match target {
             Some(Target::Pic) => self.pic.pio_read(port),
             Some(Target::Device(i)) => {
-                let mut ctx = DeviceCtx {
-                    now_ns,
-                    irq: &mut self.irq,
-                    events: &mut self.events,
-                };
-                let v = self.devices[i].pio_read(port, size, &mut ctx);
-                self.tick_device(i);
+                let v = with_device!(self, i, ram, |d, ctx| d.pio_read(port, size, &mut ctx));
+                self.tick_device(i, ram);
                 v
             }
             None => open_bus(size) as u32,
@@ -399,21 +454,22 @@ impl Bus {
         value & open_bus(size) as u32
     }
 
-    /// OUT: write the low `size` bytes of `value` to `port`.
+    /// OUT: write the low `size` bytes of `value` to `port`, with no guest RAM (tests).
     pub fn io_out(&mut self, port: u16, size: u8, value: u32) {
-        let target = self.find_port(port);
+        self.io_out_with(port, size, value, &mut [])
+    }
+
+    /// OUT, with guest RAM a device may reach by DMA (what engines call).
+    pub fn io_out_with(&mut self, port: u16, size: u8, value: u32, ram: &mut [u8]) {
+        let target = self.ports.find(port).map(|(_, t)| t);
         self.count_port(port, true, target);
         let value = value & open_bus(size) as u32;
         match target {
             Some(Target::Pic) => self.pic.pio_write(port, value as u8),
             Some(Target::Device(i)) => {
-                let mut ctx = DeviceCtx {
-                    now_ns: self.clock.now_ns(),
-                    irq: &mut self.irq,
-                    events: &mut self.events,
-                };
-                self.devices[i].pio_write(port, size, value, &mut ctx);
-                self.tick_device(i);
+                with_device!(self, i, ram, |d, ctx| d
+                    .pio_write(port, size, value, &mut ctx));
+                self.tick_device(i, ram);
             }
             None => {}
         }
@@ -422,51 +478,59 @@ impl Bus {
 
     /// MMIO read at a guest-physical address; `None` when no device answers there.
     pub fn mmio_read(&mut self, addr: u64, size: u8) -> Option<u64> {
+        self.mmio_read_with(addr, size, &mut [])
+    }
+
+    pub fn mmio_read_with(&mut self, addr: u64, size: u8, ram: &mut [u8]) -> Option<u64> {
         if let Some((target, offset)) = self.find_apic(addr) {
             self.stats.mmio_reads += 1;
             return Some(self.apic_mmio(target, offset, size, None));
         }
-        let (offset, i) = self.find_mmio(addr)?;
+        let (base, i) = self.mmio.find(addr)?;
         self.stats.mmio_reads += 1;
         *self
             .stats
             .by_device
-            .entry(self.devices[i].name())
+            .entry(self.slots[i.0].device.name())
             .or_default() += 1;
-        let mut ctx = DeviceCtx {
-            now_ns: self.clock.now_ns(),
-            irq: &mut self.irq,
-            events: &mut self.events,
-        };
-        let v = self.devices[i].mmio_read(offset, size, &mut ctx);
-        self.tick_device(i);
+        let v = with_device!(self, i, ram, |d, ctx| d.mmio_read(
+            addr - base,
+            size,
+            &mut ctx
+        ));
+        self.tick_device(i, ram);
         self.sync_irqs();
         Some(v & open_bus(size))
     }
 
     /// MMIO write; returns false when no device answers at `addr`.
     pub fn mmio_write(&mut self, addr: u64, size: u8, value: u64) -> bool {
+        self.mmio_write_with(addr, size, value, &mut [])
+    }
+
+    pub fn mmio_write_with(&mut self, addr: u64, size: u8, value: u64, ram: &mut [u8]) -> bool {
         if let Some((target, offset)) = self.find_apic(addr) {
             self.stats.mmio_writes += 1;
             self.apic_mmio(target, offset, size, Some(value & open_bus(size)));
             return true;
         }
-        let Some((offset, i)) = self.find_mmio(addr) else {
+        let Some((base, i)) = self.mmio.find(addr) else {
             return false;
         };
         self.stats.mmio_writes += 1;
         *self
             .stats
             .by_device
-            .entry(self.devices[i].name())
+            .entry(self.slots[i.0].device.name())
             .or_default() += 1;
-        let mut ctx = DeviceCtx {
-            now_ns: self.clock.now_ns(),
-            irq: &mut self.irq,
-            events: &mut self.events,
-        };
-        self.devices[i].mmio_write(offset, size, value & open_bus(size), &mut ctx);
-        self.tick_device(i);
+        let value = value & open_bus(size);
+        with_device!(self, i, ram, |d, ctx| d.mmio_write(
+            addr - base,
+            size,
+            value,
+            &mut ctx
+        ));
+        self.tick_device(i, ram);
         self.sync_irqs();
         true
     }
@@ -478,35 +542,73 @@ impl Bus {
         self.deadline_epoch
     }
 
-    fn tick_device(&mut self, i: usize) {
+    fn tick_device(&mut self, i: DeviceId, ram: &mut [u8]) {
         self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
-        let mut ctx = DeviceCtx {
-            now_ns: self.clock.now_ns(),
-            irq: &mut self.irq,
-            events: &mut self.events,
-        };
-        self.deadlines[i] = self.devices[i].tick(&mut ctx);
+        self.slots[i.0].deadline = with_device!(self, i, ram, |d, ctx| d.tick(&mut ctx));
     }
 
-    /// Forwards the ISA lines to both interrupt paths — the PIC pair and the IOAPIC (IRQ 0 on
-    /// pin 2) — and the local APIC's EOIs of level-triggered vectors to the IOAPIC.
+    /// Device writes to guest RAM since the last call: the engines apply them to their code
+    /// caches and page-table tracking as they would the CPU's own writes.
+    pub fn take_dma_writes(&mut self) -> Vec<DmaWrite> {
+        std::mem::take(&mut self.dma_writes)
+    }
+
+    pub fn has_dma_writes(&self) -> bool {
+        !self.dma_writes.is_empty()
+    }
+
+    /// Forwards the lines to both interrupt paths — ISA lines to the PIC pair and to their
+    /// IOAPIC pin, PCI lines to their pin only —, MSIs to the local APIC, and the local APIC's
+    /// EOIs of level-triggered vectors to the IOAPIC.
     fn sync_irqs(&mut self) {
         let edges = self.irq.take_edges();
+        let levels = self.irq.levels();
+        let mut pin_edges = 0u32;
         let mut pin_levels = 0u32;
-        for irq in 0..16u8 {
-            let pin = crate::ioapic::isa_irq_to_pin(irq);
-            if edges & (1 << irq) != 0 {
-                self.pic.raise_irq(irq);
-                self.ioapic.edge(pin, &mut self.lapic);
+        for line in 0..GSI_COUNT as u32 {
+            let pin = if line < 16 {
+                self.isa_to_gsi[line as usize] as u32
+            } else {
+                line
+            };
+            if edges & (1 << line) != 0 {
+                if line < 16 {
+                    self.pic.raise_irq(line as u8);
+                }
+                pin_edges |= 1 << pin;
             }
-            if self.irq.levels & (1 << irq) != 0 {
+            if levels & (1 << line) != 0 {
                 pin_levels |= 1 << pin;
             }
         }
-        self.pic.set_levels(self.irq.levels);
+        for pin in 0..GSI_COUNT {
+            if pin_edges & (1 << pin) != 0 {
+                self.ioapic.edge(pin, &mut self.lapic);
+            }
+        }
+        self.pic.set_levels(levels as u16);
         self.ioapic.set_levels(pin_levels, &mut self.lapic);
+        for msi in self.irq.take_msis() {
+            self.deliver_msi(msi);
+        }
         for vector in self.lapic.take_eoi_broadcasts() {
             self.ioapic.end_of_interrupt(vector, &mut self.lapic);
+        }
+    }
+
+    /// An MSI reaches the local APIC if it is addressed to it, in fixed or lowest-priority
+    /// mode (one CPU: both mean "this one"); anything else is dropped and counted.
+    fn deliver_msi(&mut self, msi: MsiMessage) {
+        let ours = if msi.logical() {
+            self.lapic.matches_logical(msi.destination())
+        } else {
+            self.lapic.matches_physical(msi.destination())
+        };
+        if msi.is_valid() && ours && msi.delivery_mode() <= 1 && msi.vector() >= 16 {
+            self.lapic.accept(msi.vector(), false);
+            *self.stats.by_device.entry("msi").or_default() += 1;
+        } else {
+            *self.stats.by_device.entry("msi-dropped").or_default() += 1;
         }
     }
 
@@ -516,13 +618,17 @@ impl Bus {
     /// the deadlines and the clock (see `snapshot.rs`). Fails if a device cannot be snapshotted.
     pub fn snapshot(&self) -> Result<BusSnapshot, SnapshotError> {
         let devices = self
-            .devices
+            .slots
             .iter()
-            .map(|d| d.snapshot().ok_or(SnapshotError::Unsupported(d.name())))
+            .map(|s| {
+                s.device
+                    .snapshot()
+                    .ok_or(SnapshotError::Unsupported(s.device.name()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(BusSnapshot {
             devices,
-            deadlines: self.deadlines.clone(),
+            deadlines: self.slots.iter().map(|s| s.deadline).collect(),
             pic: self.pic.clone(),
             lapic: self.lapic.clone(),
             ioapic: self.ioapic.clone(),
@@ -540,24 +646,29 @@ impl Bus {
     /// must read it again, whatever it cached.
     pub fn restore(&mut self, snap: &BusSnapshot) -> Result<(), SnapshotError> {
         let names = |v: &mut dyn Iterator<Item = &'static str>| v.collect::<Vec<_>>().join(",");
-        if snap.devices.len() != self.devices.len()
-            || snap.deadlines.len() != self.deadlines.len()
+        if snap.devices.len() != self.slots.len()
+            || snap.deadlines.len() != self.slots.len()
             || self
-                .devices
+                .slots
                 .iter()
                 .zip(&snap.devices)
-                .any(|(d, s)| d.name() != s.name)
+                .any(|(d, s)| d.device.name() != s.name)
         {
             return Err(SnapshotError::Mismatch(format!(
                 "snapshot: {}; bus: {}",
                 names(&mut snap.devices.iter().map(|s| s.name)),
-                names(&mut self.devices.iter().map(|d| d.name()))
+                names(&mut self.slots.iter().map(|d| d.device.name()))
             )));
         }
-        for (device, state) in self.devices.iter_mut().zip(&snap.devices) {
-            device.restore(state)?;
+        for ((slot, state), deadline) in self
+            .slots
+            .iter_mut()
+            .zip(&snap.devices)
+            .zip(&snap.deadlines)
+        {
+            slot.device.restore(state)?;
+            slot.deadline = *deadline;
         }
-        self.deadlines.clone_from(&snap.deadlines);
         self.pic = snap.pic.clone();
         self.lapic = snap.lapic.clone();
         self.ioapic = snap.ioapic.clone();
@@ -581,20 +692,25 @@ impl Bus {
 
     /// The earliest time a device wants to be ticked.
     pub fn next_deadline(&self) -> Option<u64> {
-        let devices = self.deadlines.iter().flatten().copied().min();
+        let devices = self.slots.iter().filter_map(|s| s.deadline).min();
         match (devices, self.lapic.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// Moves virtual time to `ns` and ticks every device whose deadline has come.
+    /// Moves virtual time to `ns` and ticks every device whose deadline has come (no RAM: tests).
     pub fn advance_time(&mut self, ns: u64) {
+        self.advance_time_with(ns, &mut [])
+    }
+
+    /// Moves virtual time to `ns`; devices ticked may reach guest RAM.
+    pub fn advance_time_with(&mut self, ns: u64, ram: &mut [u8]) {
         self.clock.advance_to(ns);
         let now = self.clock.now_ns();
-        for i in 0..self.devices.len() {
-            if matches!(self.deadlines[i], Some(d) if d <= now) {
-                self.tick_device(i);
+        for i in 0..self.slots.len() {
+            if matches!(self.slots[i].deadline, Some(d) if d <= now) {
+                self.tick_device(DeviceId(i), ram);
             }
         }
         self.lapic.tick(now);
@@ -678,25 +794,18 @@ impl Bus {
 
     /// Queues bytes typed by the user into the UART's receive FIFO.
     pub fn send_serial_input(&mut self, bytes: &[u8]) {
-        let now_ns = self.clock.now_ns();
         let Some(index) = self
-            .devices
+            .slots
             .iter_mut()
-            .position(|d| d.as_any_mut().is::<crate::uart::Uart>())
+            .position(|s| s.device.as_any_mut().is::<crate::uart::Uart>())
         else {
             return;
         };
-        let mut ctx = DeviceCtx {
-            now_ns,
-            irq: &mut self.irq,
-            events: &mut self.events,
-        };
-        if let Some(uart) = self.devices[index]
-            .as_any_mut()
-            .downcast_mut::<crate::uart::Uart>()
-        {
-            uart.receive(bytes, &mut ctx);
-        }
+        with_device!(self, DeviceId(index), &mut [], |d, ctx| {
+            if let Some(uart) = d.as_any_mut().downcast_mut::<crate::uart::Uart>() {
+                uart.receive(bytes, &mut ctx);
+            }
+        });
         self.sync_irqs();
     }
 
