@@ -14,6 +14,7 @@
 //! ```
 
 pub mod acpi;
+pub mod ata;
 pub mod block;
 pub mod board;
 pub mod bus;
@@ -25,11 +26,13 @@ pub mod i8042;
 pub mod ioapic;
 pub mod lapic;
 pub mod null;
+pub mod pci;
 pub mod pic;
 pub mod pit;
 pub mod pm_timer;
 pub mod snapshot;
 pub mod uart;
+pub mod virtio;
 
 pub use board::PcPlatformConfig;
 pub use bus::{

@@ -1,0 +1,1 @@
+//! ATA/IDE disk controller, PIO (placeholder; being written).

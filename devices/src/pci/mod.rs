@@ -1,0 +1,1 @@
+//! PCI (placeholder; being written).

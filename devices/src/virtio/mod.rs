@@ -1,0 +1,1 @@
+//! virtio 1.x devices and transports (placeholder; being written).
