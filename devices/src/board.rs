@@ -184,13 +184,15 @@ impl Bus {
     /// RTC (IRQ 8), i8042 keyboard controller (IRQ 1 and 12, reset, A20) with port 0x92, POST
     /// port 0x80, debug console 0xE9, isa-debug-exit 0xF4, ACPI PM registers 0x600–0x60B (PM
     /// timer 0x608), QEMU's fw_cfg at 0x510/0x511 and the null device; ISA IRQs routed to the
-    /// IOAPIC by [`INTERRUPT_OVERRIDES`].
+    /// IOAPIC by [`INTERRUPT_OVERRIDES`]; a PCI host bridge (0xCF8–0xCFF, reset control 0xCF9).
     pub fn new_pc(config: PcPlatformConfig) -> Self {
         let mut bus = Bus::new();
         for o in INTERRUPT_OVERRIDES {
             bus.set_isa_gsi(o.isa_irq, o.gsi);
         }
         install(&mut bus, &config, PC_BOARD).expect("the PC board table has no overlaps");
+        bus.enable_pci()
+            .expect("0xCF8-0xCFF are free on the PC board");
         bus
     }
 }
@@ -203,7 +205,8 @@ mod tests {
     fn the_board_builds_and_every_row_answers_where_it_says() {
         let mut bus = Bus::new_pc(PcPlatformConfig::default());
         let names: Vec<_> = bus.devices().map(|(_, d)| d.name()).collect();
-        assert_eq!(names.len(), PC_BOARD.len());
+        assert_eq!(names.len(), PC_BOARD.len() + 1, "and the PCI host bridge");
+        assert_eq!(names.last(), Some(&"pci-host"));
         for row in PC_BOARD {
             for &(first, last) in row.ports {
                 let owner = bus

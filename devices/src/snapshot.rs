@@ -104,6 +104,10 @@ pub struct BusSnapshot {
     pub(crate) events: Vec<MachineEvent>,
     pub(crate) clock: VirtualClock,
     pub(crate) stats: IoStats,
+    /// The address maps (PCI BARs move them while a guest runs) and the PCI host's state.
+    pub(crate) ports: crate::bus::AddressMap<u16, crate::bus::Target>,
+    pub(crate) mmio: crate::bus::AddressMap<u64, crate::bus::MmioOwner>,
+    pub(crate) pci: crate::pci::PciHost,
 }
 
 impl BusSnapshot {

@@ -134,6 +134,23 @@ pub trait BusDevice: Any {
 
     fn mmio_write(&mut self, _offset: u64, _size: u8, _value: u64, _ctx: &mut DeviceCtx) {}
 
+    /// A PCI function's configuration space (`None`: not a PCI device). The bus's host bridge
+    /// reads and writes it, and re-decodes the BARs after writes that move or enable them.
+    fn pci_config(&mut self) -> Option<&mut crate::pci::PciConfig> {
+        None
+    }
+
+    /// The guest wrote configuration space at `offset` (after the write took effect): MSI
+    /// enabled, bus mastering switched off, ….
+    fn pci_config_written(&mut self, _offset: usize, _ctx: &mut DeviceCtx) {}
+
+    /// An access to PCI BAR `bar`, `offset` bytes into it (I/O or memory, as the BAR decodes).
+    fn bar_read(&mut self, _bar: u8, _offset: u64, size: u8, _ctx: &mut DeviceCtx) -> u64 {
+        open_bus(size)
+    }
+
+    fn bar_write(&mut self, _bar: u8, _offset: u64, _size: u8, _value: u64, _ctx: &mut DeviceCtx) {}
+
     /// Called when virtual time reaches the deadline the device asked for. Returns the next
     /// deadline in guest nanoseconds, if any. Also called once after registration and after
     /// every access to the device, so a device can re-arm after a register write.
@@ -172,24 +189,44 @@ enum ApicTarget {
     Io,
 }
 
-/// Who answers at a port: the PIC pair (a bus field, as routing needs it at hand) or a device.
+/// Who answers at a port: the PIC pair (a bus field, as routing needs it at hand), the PCI
+/// host bridge's configuration ports, a device, or one of a PCI device's BARs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
+pub(crate) enum Target {
     Pic,
+    PciConfig,
     Device(DeviceId),
+    Bar(DeviceId, u8),
 }
 
-struct Slot {
-    device: Box<dyn BusDevice>,
+/// Who answers at an MMIO address: a device's fixed range or one of its PCI BARs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MmioOwner {
+    Device(DeviceId),
+    Bar(DeviceId, u8),
+}
+
+impl MmioOwner {
+    fn device(self) -> DeviceId {
+        match self {
+            MmioOwner::Device(id) | MmioOwner::Bar(id, _) => id,
+        }
+    }
+}
+
+pub(crate) struct Slot {
+    pub(crate) device: Box<dyn BusDevice>,
     /// When the device next wants [`BusDevice::tick`] (guest ns).
     deadline: Option<u64>,
 }
 
 /// The device bus: port and MMIO address decoding, interrupt routing, virtual time.
 pub struct Bus {
-    slots: Vec<Slot>,
-    ports: AddressMap<u16, Target>,
-    mmio: AddressMap<u64, DeviceId>,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) ports: AddressMap<u16, Target>,
+    pub(crate) mmio: AddressMap<u64, MmioOwner>,
+    /// Configuration mechanism #1 and the functions behind it (see `pci/`).
+    pub(crate) pci: crate::pci::PciHost,
     pub pic: PicPair,
     /// The CPU's local APIC (xAPIC MMIO window, x2APIC MSRs, timer).
     pub lapic: LocalApic,
@@ -197,11 +234,11 @@ pub struct Bus {
     pub ioapic: IoApic,
     /// Which IOAPIC pin each ISA IRQ arrives on (the board's interrupt source overrides).
     isa_to_gsi: [u8; 16],
-    irq: IrqLines,
-    events: Vec<MachineEvent>,
+    pub(crate) irq: IrqLines,
+    pub(crate) events: Vec<MachineEvent>,
     /// Device writes to guest RAM since the engines last drained them.
-    dma_writes: Vec<DmaWrite>,
-    clock: VirtualClock,
+    pub(crate) dma_writes: Vec<DmaWrite>,
+    pub(crate) clock: VirtualClock,
     /// Bumped whenever a device was accessed or ticked, i.e. may have armed a new deadline.
     deadline_epoch: u64,
     pub stats: IoStats,
@@ -217,17 +254,19 @@ impl Default for Bus {
 macro_rules! with_device {
     ($bus:expr, $i:expr, $ram:expr, |$dev:ident, $ctx:ident| $body:expr) => {{
         let i: DeviceId = $i;
-        let mut $ctx = DeviceCtx {
+        let mut $ctx = $crate::bus::DeviceCtx {
             now_ns: $bus.clock.now_ns(),
             source: i,
             irq: &mut $bus.irq,
             events: &mut $bus.events,
-            dma: Dma::new($ram, &mut $bus.dma_writes),
+            dma: $crate::bus::Dma::new($ram, &mut $bus.dma_writes),
         };
         let $dev = &mut $bus.slots[i.0].device;
         $body
     }};
 }
+
+pub(crate) use with_device;
 
 impl Bus {
     /// An empty bus with only the interrupt controllers: the PIC pair on ports 0x20/0x21,
@@ -244,6 +283,7 @@ impl Bus {
             slots: Vec::new(),
             ports,
             mmio: AddressMap::default(),
+            pci: Default::default(),
             pic: PicPair::new(),
             lapic: LocalApic::new(),
             ioapic: IoApic::new(),
@@ -296,7 +336,8 @@ impl Bus {
     /// relative to `base`.
     pub fn map_mmio(&mut self, id: DeviceId, base: u64, len: u64) -> Result<(), OverlapError> {
         assert!(len > 0, "an MMIO range needs a length");
-        self.mmio.insert(base, base.saturating_add(len - 1), id)
+        self.mmio
+            .insert(base, base.saturating_add(len - 1), MmioOwner::Device(id))
     }
 
     /// Stops device `id` answering the range that starts at `first` (a PCI BAR moving away).
@@ -305,7 +346,7 @@ impl Bus {
     }
 
     pub fn unmap_mmio(&mut self, id: DeviceId, base: u64) -> bool {
-        self.mmio.remove(base, id)
+        self.mmio.remove(base, MmioOwner::Device(id))
     }
 
     /// Adds a device answering inclusive port ranges.
@@ -362,15 +403,18 @@ impl Bus {
         self.ports
             .iter()
             .map(|(f, l, t)| match t {
-                Target::Pic => (f, l, None),
-                Target::Device(id) => (f, l, Some(id)),
+                Target::Pic | Target::PciConfig => (f, l, None),
+                Target::Device(id) | Target::Bar(id, _) => (f, l, Some(id)),
             })
             .collect()
     }
 
     /// The MMIO ranges each device answers, in address order: (first, last, device).
     pub fn mmio_map(&self) -> Vec<(u64, u64, DeviceId)> {
-        self.mmio.iter().collect()
+        self.mmio
+            .iter()
+            .map(|(f, l, o)| (f, l, o.device()))
+            .collect()
     }
 
     /// Does a device answer at this guest-physical address? (The MMU keeps such pages off its fast path.)
@@ -423,7 +467,8 @@ impl Bus {
         }
         let name = match target {
             Some(Target::Pic) => "pic",
-            Some(Target::Device(i)) => self.slots[i.0].device.name(),
+            Some(Target::PciConfig) => "pci",
+            Some(Target::Device(i) | Target::Bar(i, _)) => self.slots[i.0].device.name(),
             None => {
                 self.stats.unassigned += 1;
                 "unassigned"
@@ -439,14 +484,23 @@ impl Bus {
 
     /// IN, with guest RAM a device may reach by DMA (what engines call).
     pub fn io_in_with(&mut self, port: u16, size: u8, ram: &mut [u8]) -> u32 {
-        let target = self.ports.find(port).map(|(_, t)| t);
+        let found = self.ports.find(port);
+        let target = found.map(|(_, t)| t);
         self.count_port(port, false, target);
+        let offset = (port - found.map_or(0, |f| f.0)) as u64;
         let value = match target {
             Some(Target::Pic) => self.pic.pio_read(port),
+            Some(Target::PciConfig) => self.pci_config_port_read(port, size, ram),
             Some(Target::Device(i)) => {
                 let v = with_device!(self, i, ram, |d, ctx| d.pio_read(port, size, &mut ctx));
                 self.tick_device(i, ram);
                 v
+            }
+            Some(Target::Bar(i, bar)) => {
+                let v = with_device!(self, i, ram, |d, ctx| d
+                    .bar_read(bar, offset, size, &mut ctx));
+                self.tick_device(i, ram);
+                v as u32
             }
             None => open_bus(size) as u32,
         };
@@ -461,14 +515,23 @@ impl Bus {
 
     /// OUT, with guest RAM a device may reach by DMA (what engines call).
     pub fn io_out_with(&mut self, port: u16, size: u8, value: u32, ram: &mut [u8]) {
-        let target = self.ports.find(port).map(|(_, t)| t);
+        let found = self.ports.find(port);
+        let target = found.map(|(_, t)| t);
         self.count_port(port, true, target);
         let value = value & open_bus(size) as u32;
+        let offset = (port - found.map_or(0, |f| f.0)) as u64;
         match target {
             Some(Target::Pic) => self.pic.pio_write(port, value as u8),
+            Some(Target::PciConfig) => self.pci_config_port_write(port, size, value, ram),
             Some(Target::Device(i)) => {
                 with_device!(self, i, ram, |d, ctx| d
                     .pio_write(port, size, value, &mut ctx));
+                self.tick_device(i, ram);
+            }
+            Some(Target::Bar(i, bar)) => {
+                let v = value as u64;
+                with_device!(self, i, ram, |d, ctx| d
+                    .bar_write(bar, offset, size, v, &mut ctx));
                 self.tick_device(i, ram);
             }
             None => {}
@@ -486,18 +549,16 @@ impl Bus {
             self.stats.mmio_reads += 1;
             return Some(self.apic_mmio(target, offset, size, None));
         }
-        let (base, i) = self.mmio.find(addr)?;
+        let (base, owner) = self.mmio.find(addr)?;
+        let i = owner.device();
         self.stats.mmio_reads += 1;
-        *self
-            .stats
-            .by_device
-            .entry(self.slots[i.0].device.name())
-            .or_default() += 1;
-        let v = with_device!(self, i, ram, |d, ctx| d.mmio_read(
-            addr - base,
-            size,
-            &mut ctx
-        ));
+        let name = self.slots[i.0].device.name();
+        *self.stats.by_device.entry(name).or_default() += 1;
+        let offset = addr - base;
+        let v = with_device!(self, i, ram, |d, ctx| match owner {
+            MmioOwner::Device(_) => d.mmio_read(offset, size, &mut ctx),
+            MmioOwner::Bar(_, bar) => d.bar_read(bar, offset, size, &mut ctx),
+        });
         self.tick_device(i, ram);
         self.sync_irqs();
         Some(v & open_bus(size))
@@ -514,22 +575,19 @@ impl Bus {
             self.apic_mmio(target, offset, size, Some(value & open_bus(size)));
             return true;
         }
-        let Some((base, i)) = self.mmio.find(addr) else {
+        let Some((base, owner)) = self.mmio.find(addr) else {
             return false;
         };
+        let i = owner.device();
         self.stats.mmio_writes += 1;
-        *self
-            .stats
-            .by_device
-            .entry(self.slots[i.0].device.name())
-            .or_default() += 1;
+        let name = self.slots[i.0].device.name();
+        *self.stats.by_device.entry(name).or_default() += 1;
         let value = value & open_bus(size);
-        with_device!(self, i, ram, |d, ctx| d.mmio_write(
-            addr - base,
-            size,
-            value,
-            &mut ctx
-        ));
+        let offset = addr - base;
+        with_device!(self, i, ram, |d, ctx| match owner {
+            MmioOwner::Device(_) => d.mmio_write(offset, size, value, &mut ctx),
+            MmioOwner::Bar(_, bar) => d.bar_write(bar, offset, size, value, &mut ctx),
+        });
         self.tick_device(i, ram);
         self.sync_irqs();
         true
@@ -636,6 +694,9 @@ impl Bus {
             events: self.events.clone(),
             clock: self.clock,
             stats: self.stats.clone(),
+            ports: self.ports.clone(),
+            mmio: self.mmio.clone(),
+            pci: self.pci.clone(),
         })
     }
 
@@ -676,6 +737,9 @@ impl Bus {
         self.events.clone_from(&snap.events);
         self.clock = snap.clock;
         self.stats = snap.stats.clone();
+        self.ports = snap.ports.clone();
+        self.mmio = snap.mmio.clone();
+        self.pci = snap.pci.clone();
         self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
         Ok(())
     }
