@@ -6,6 +6,7 @@ pub mod bt_cmd;
 pub mod cli_isa;
 pub mod compare;
 pub mod conformance;
+pub mod disk;
 pub mod engines;
 pub mod mmu_cmd;
 pub mod runner;
