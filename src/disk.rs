@@ -52,7 +52,10 @@ impl std::str::FromStr for DiskSpec {
     /// `FILE[,ro][,if=ide|virtio-mmio|virtio-pci]`; the interface defaults to virtio-pci.
     fn from_str(s: &str) -> Result<Self, String> {
         let mut parts = s.split(',');
-        let path = parts.next().filter(|p| !p.is_empty()).ok_or("--disk needs a file name")?;
+        let path = parts
+            .next()
+            .filter(|p| !p.is_empty())
+            .ok_or("--disk needs a file name")?;
         let mut spec = DiskSpec {
             path: PathBuf::from(path),
             read_only: false,
@@ -96,7 +99,11 @@ impl FileDisk {
                 format!(
                     "opening disk image {} {}",
                     path.display(),
-                    if read_only { "read-only" } else { "for reading and writing" }
+                    if read_only {
+                        "read-only"
+                    } else {
+                        "for reading and writing"
+                    }
                 )
             })?;
         let lock = if read_only {
@@ -228,7 +235,10 @@ mod tests {
         let e = FileDisk::open(&p, false).unwrap_err().to_string();
         assert!(e.contains("in use by another process"), "{e}");
         let e = FileDisk::open(&p, true).unwrap_err().to_string();
-        assert!(e.contains("in use"), "a reader may not share a writer's image: {e}");
+        assert!(
+            e.contains("in use"),
+            "a reader may not share a writer's image: {e}"
+        );
         drop(first);
         let _r1 = FileDisk::open(&p, true).unwrap();
         let _r2 = FileDisk::open(&p, true).expect("two readers share");
@@ -246,4 +256,103 @@ mod tests {
         let mut d = FileDisk::open(&ro, true).unwrap();
         assert_eq!(d.write_at(0, &[1]), Err(BlockError::ReadOnly));
     }
+}
+
+// ANCHOR: disk_placement
+/// Where the board puts `--disk` devices. IDE: the primary channel's master. virtio-mmio: 4 KiB
+/// windows from 0xD000_0000 on GSIs 20–23 (IOAPIC only, like PCI lines). virtio-pci: slots
+/// from 2, BAR 0 placed from 0xE000_0000 as firmware would.
+pub const VIRTIO_MMIO_BASE: u64 = 0xD000_0000;
+pub const VIRTIO_MMIO_STRIDE: u64 = 0x1000;
+pub const VIRTIO_MMIO_FIRST_GSI: u8 = 20;
+pub const MAX_VIRTIO_MMIO: usize = 4;
+pub const VIRTIO_PCI_FIRST_SLOT: u8 = 2;
+pub const VIRTIO_PCI_BAR_BASE: u64 = 0xE000_0000;
+// ANCHOR_END: disk_placement
+
+/// One disk on the machine, as `--devices` and `--stats` describe it.
+#[derive(Debug, Clone)]
+pub struct AttachedDisk {
+    pub spec: DiskSpec,
+    pub sectors: u64,
+    /// Where the guest finds it ("ide0 ports 0x1f0-0x1f7,0x3f6 irq 14", …).
+    pub location: String,
+}
+
+/// Opens every image (all before the guest starts: a bad one is an error and nothing runs)
+/// and puts its device on the bus.
+pub fn attach_disks(bus: &mut devices::Bus, specs: &[DiskSpec]) -> Result<Vec<AttachedDisk>> {
+    let mut opened = Vec::new();
+    for spec in specs {
+        opened.push((spec.clone(), FileDisk::open(&spec.path, spec.read_only)?));
+    }
+    let ide = specs
+        .iter()
+        .filter(|s| s.interface == DiskInterface::Ide)
+        .count();
+    if ide > 1 {
+        bail!("only one IDE disk is supported (the primary master); use if=virtio-pci or if=virtio-mmio for the others");
+    }
+    let mmio = specs
+        .iter()
+        .filter(|s| s.interface == DiskInterface::VirtioMmio)
+        .count();
+    if mmio > MAX_VIRTIO_MMIO {
+        bail!(
+            "at most {MAX_VIRTIO_MMIO} virtio-mmio disks (GSIs 20-23); use if=virtio-pci for more"
+        );
+    }
+    let (mut mmio_index, mut pci_slot) = (0u64, VIRTIO_PCI_FIRST_SLOT);
+    let mut attached = Vec::new();
+    for (spec, disk) in opened {
+        let sectors = disk.len() / 512;
+        let location = match spec.interface {
+            DiskInterface::Ide => {
+                use devices::ata::{Ata, COMMAND_PORTS, CONTROL_PORT, IRQ};
+                let line = devices::IrqLine::isa(IRQ);
+                bus.add_pio_device(
+                    Box::new(Ata::new(Box::new(disk), line)),
+                    &[COMMAND_PORTS, (CONTROL_PORT, CONTROL_PORT)],
+                )
+                .map_err(|e| anyhow::anyhow!("placing the IDE disk: {e}"))?;
+                format!(
+                    "ide0 ports {:#x}-{:#x},{CONTROL_PORT:#x} irq {IRQ}",
+                    COMMAND_PORTS.0, COMMAND_PORTS.1
+                )
+            }
+            DiskInterface::VirtioMmio => {
+                use devices::virtio::{blk::VirtioBlk, mmio::VirtioMmio};
+                let base = VIRTIO_MMIO_BASE + mmio_index * VIRTIO_MMIO_STRIDE;
+                let gsi = VIRTIO_MMIO_FIRST_GSI + mmio_index as u8;
+                let line = devices::IrqLine::new(gsi).expect("GSIs 20-23 exist");
+                let dev = VirtioMmio::new(Box::new(VirtioBlk::new(Box::new(disk))), line);
+                bus.add_mmio_device(Box::new(dev), base, devices::virtio::mmio::MMIO_WINDOW)
+                    .map_err(|e| anyhow::anyhow!("placing a virtio-mmio disk: {e}"))?;
+                mmio_index += 1;
+                format!("virtio-mmio {base:#x} gsi {gsi} (Linux: virtio_mmio.device=4K@{base:#x}:{gsi})")
+            }
+            DiskInterface::VirtioPci => {
+                use devices::pci::virtio::{VirtioPci, BAR_SIZE};
+                use devices::virtio::blk::VirtioBlk;
+                let slot = pci_slot;
+                let line = devices::pci::intx_gsi(slot, 1);
+                let bar =
+                    VIRTIO_PCI_BAR_BASE + (slot - VIRTIO_PCI_FIRST_SLOT) as u64 * BAR_SIZE as u64;
+                let dev = VirtioPci::new(Box::new(VirtioBlk::new(Box::new(disk))), line).place(bar);
+                bus.add_pci_device(Box::new(dev), slot)
+                    .map_err(|e| anyhow::anyhow!("placing a virtio-pci disk: {e}"))?;
+                pci_slot += 1;
+                format!(
+                    "virtio-pci 00:{slot:02x}.0 bar0 {bar:#x} gsi {}",
+                    line.number()
+                )
+            }
+        };
+        attached.push(AttachedDisk {
+            spec,
+            sectors,
+            location,
+        });
+    }
+    Ok(attached)
 }

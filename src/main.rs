@@ -64,6 +64,14 @@ enum Command {
         /// program; `flat`: load the file at 0x7C00 and start it in real mode, whatever it is.
         #[arg(long, value_enum, default_value_t = Format::Auto)]
         format: Format,
+        /// A disk image: FILE[,ro][,if=ide|virtio-mmio|virtio-pci] (default virtio-pci). The
+        /// file must exist with a size that is a multiple of 512 (e.g. `truncate -s 16M d.img`);
+        /// what the guest writes is in it when vmscope exits. May be given several times.
+        #[arg(long, value_name = "FILE[,ro][,if=…]")]
+        disk: Vec<vmscope::disk::DiskSpec>,
+        /// Print the devices (ports, MMIO ranges, PCI functions, disks) before the guest starts.
+        #[arg(long)]
+        devices: bool,
     },
     /// Execute N instructions one at a time, printing each with the registers it changed.
     Step {
@@ -259,6 +267,8 @@ fn real_main() -> Result<i32> {
             boot,
             pv,
             format,
+            disk,
+            devices,
         } => {
             let (name, bytes) = read_image(image.as_deref())?;
             let opts = RunOptions {
@@ -274,6 +284,8 @@ fn real_main() -> Result<i32> {
                 boot: boot.into(),
                 pv: pv == OnOff::On,
                 flat: format == Format::Flat,
+                disks: disk,
+                show_devices: devices,
             };
             let mut stdout = std::io::stdout();
             let mut notice = |s: String| eprintln!("{s}");

@@ -42,6 +42,10 @@ pub struct RunOptions {
     /// Load the file as a flat real-mode binary at 0x7C00 whatever it looks like
     /// (`--format flat`), instead of detecting its format.
     pub flat: bool,
+    /// Disk images (`--disk`), opened and attached before the guest starts.
+    pub disks: Vec<crate::disk::DiskSpec>,
+    /// Print the device table before the guest starts (`--devices`).
+    pub show_devices: bool,
 }
 
 impl Default for RunOptions {
@@ -55,6 +59,8 @@ impl Default for RunOptions {
             boot: BootMethod::Direct,
             pv: false,
             flat: false,
+            disks: Vec::new(),
+            show_devices: false,
         }
     }
 }
@@ -162,6 +168,10 @@ pub fn run_guest(
     let mut machine = Machine::new(opts.memory)
         .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
     machine.pv = opts.pv;
+    let disks = crate::disk::attach_disks(&mut machine.bus, &opts.disks)?;
+    if opts.show_devices {
+        notice(crate::board_info::describe(&mut machine.bus, &disks));
+    }
     let image = load(&mut machine, name, bytes, opts)?;
     let mut engine = make_engine(opts.engine, &machine, notice)?;
     let mut engines = vec![engine.describe()];

@@ -16,6 +16,7 @@
 //! and the interrupt line register holds that GSI, as firmware would have written it.
 
 pub mod config;
+pub mod virtio;
 
 use std::collections::BTreeMap;
 
@@ -289,3 +290,6 @@ pub fn signal_interrupt(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod virtio_tests;

@@ -1,0 +1,65 @@
+//! `vmscope run --devices`: the machine's devices, where each answers, and the disks behind them.
+//! Teaches: reading a board — ports, MMIO ranges, PCI functions with their BARs, interrupt lines.
+
+use std::fmt::Write as _;
+
+use devices::Bus;
+
+use crate::disk::AttachedDisk;
+
+/// The device table printed before the guest starts.
+pub fn describe(bus: &mut Bus, disks: &[AttachedDisk]) -> String {
+    let mut out = String::from("devices:\n");
+    let names: Vec<&'static str> = bus.devices().map(|(_, d)| d.name()).collect();
+    for (first, last, id) in bus.port_map() {
+        let name = id.map_or("pic", |id| names[id.0]);
+        let name = if (0xCF8..=0xCFF).contains(&first) && id.is_none() {
+            "pci config"
+        } else {
+            name
+        };
+        let _ = writeln!(out, "  port {first:#06x}-{last:#06x}  {name}");
+    }
+    for (first, last, id) in bus.mmio_map() {
+        let _ = writeln!(out, "  mmio {first:#010x}-{last:#010x}  {}", names[id.0]);
+    }
+    let _ = writeln!(
+        out,
+        "  mmio 0xfec00000-0xfec00fff  ioapic\n  mmio 0xfee00000-0xfee00fff  lapic"
+    );
+    out.push_str("pci:\n");
+    for f in bus.pci_functions() {
+        let _ = write!(
+            out,
+            "  {} {:04x}:{:04x} class {:06x} {}",
+            f.bdf, f.vendor, f.device, f.class_code, f.name
+        );
+        if f.interrupt_pin != 0 {
+            let _ = write!(
+                out,
+                " INT{} gsi {}",
+                (b'A' + f.interrupt_pin - 1) as char,
+                f.interrupt_line
+            );
+        }
+        for b in &f.bars {
+            let kind = if b.io { "io" } else { "mem" };
+            let _ = write!(out, " bar{} {kind} {:#x}+{:#x}", b.bar, b.base, b.size);
+        }
+        out.push('\n');
+    }
+    if !disks.is_empty() {
+        out.push_str("disks:\n");
+    }
+    for d in disks {
+        let _ = writeln!(
+            out,
+            "  {} ({} sectors{}): {}",
+            d.spec.path.display(),
+            d.sectors,
+            if d.spec.read_only { ", read-only" } else { "" },
+            d.location
+        );
+    }
+    out
+}
