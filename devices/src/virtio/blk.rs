@@ -8,10 +8,11 @@
 //!  device-writable  | status u8: 0 OK, 1 IOERR, 2 UNSUPP        |   the last writable byte
 //! ```
 //!
-//! The device is write-through: every OUT reaches the backend before its status is written,
-//! so a completed write is as durable as the backend makes it, and FLUSH asks the backend
-//! ([`BlockBackend::flush`], an fsync for a file) to make it so (5.2.6.2: offering
-//! VIRTIO_BLK_F_FLUSH obliges us to honour it). A request the device can answer — a short
+//! The device caches nothing: every OUT reaches the backend before its status is written, and
+//! FLUSH asks the backend ([`BlockBackend::flush`], an fsync for a file) to make completed
+//! writes durable (5.2.6.2: offering VIRTIO_BLK_F_FLUSH obliges us to honour it). A driver
+//! that did not accept VIRTIO_BLK_F_FLUSH will never send one and may assume every completed
+//! write is stable, so then each OUT is flushed before it completes. A request the device can answer — a short
 //! header, a sector past the end, a write to a read-only disk, data in the wrong direction —
 //! gets IOERR with the disk untouched; a chain with no writable byte for the status cannot be
 //! answered at all and is a [`QueueError`] (the device goes NEEDS_RESET).
@@ -65,6 +66,9 @@ pub struct BlkStats {
 /// A virtio block device over a [`BlockBackend`].
 pub struct VirtioBlk {
     backend: Box<dyn BlockBackend>,
+    /// Did the driver accept VIRTIO_BLK_F_FLUSH? If not, every write must be stable when it
+    /// completes (5.2.6.2, case 1: FLUSH offered, not negotiated), so each OUT is flushed.
+    flush_negotiated: bool,
     stats: BlkStats,
 }
 
@@ -72,6 +76,7 @@ impl VirtioBlk {
     pub fn new(backend: Box<dyn BlockBackend>) -> Self {
         VirtioBlk {
             backend,
+            flush_negotiated: false,
             stats: BlkStats::default(),
         }
     }
@@ -145,7 +150,9 @@ impl VirtioBlk {
                     return Ok((VIRTIO_BLK_S_IOERR, 0));
                 };
                 let data = chain.read_all(dma, HEADER_LEN)?;
-                if self.backend.write_at(offset, &data).is_err() {
+                if self.backend.write_at(offset, &data).is_err()
+                    || (!self.flush_negotiated && self.backend.flush().is_err())
+                {
                     return Ok((VIRTIO_BLK_S_IOERR, 0));
                 }
                 self.stats.writes += 1;
@@ -215,6 +222,14 @@ impl VirtioDevice for VirtioBlk {
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
         read_config_bytes(&self.config(), offset, data);
+    }
+
+    fn activate(&mut self, negotiated: u64) {
+        self.flush_negotiated = negotiated & 1 << VIRTIO_BLK_F_FLUSH != 0;
+    }
+
+    fn reset(&mut self) {
+        self.flush_negotiated = false;
     }
 
     fn process(&mut self, _q: usize, queue: &mut Queue, dma: &mut Dma) -> Result<(), QueueError> {

@@ -219,6 +219,8 @@ impl VirtioCore {
     }
 
     /// Counts a write the transport refused on its own (a read-only register, a bad width).
+    /// The core's own setters (`set_driver_features`, `set_queue_size`, `set_queue_addr`,
+    /// `enable_queue`, `set_status`) already count the writes they refuse.
     pub fn count_ignored_write(&mut self) {
         self.stats.writes_ignored += 1;
     }

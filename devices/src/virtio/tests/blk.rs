@@ -344,3 +344,24 @@ fn the_line_is_high_while_interrupt_status_is_set() {
     assert!(!d.irq_high(), "dropped on InterruptACK");
     assert_eq!(d.dev.stats().interrupts, 1);
 }
+
+#[test]
+fn without_negotiated_flush_every_write_is_flushed_before_it_completes() {
+    let disk = disk(false);
+    let mut d = Driver::new(Box::new(VirtioBlk::new(Box::new(disk.clone()))));
+    let offer = d.offered();
+    assert!(d.negotiate(offer & !(1 << VIRTIO_BLK_F_FLUSH)));
+    d.setup_queue(0, 16);
+    d.driver_ok();
+    request(&mut d, VIRTIO_BLK_T_OUT, 0, &[1; 512], 0);
+    request(&mut d, VIRTIO_BLK_T_OUT, 1, &[2; 512], 0);
+    assert_eq!(
+        disk.0.borrow().flushes,
+        2,
+        "write-through: stable at completion"
+    );
+    // With FLUSH negotiated, writes are flushed only when asked.
+    let mut d = blk_up(&disk);
+    request(&mut d, VIRTIO_BLK_T_OUT, 0, &[3; 512], 0);
+    assert_eq!(disk.0.borrow().flushes, 2);
+}
