@@ -287,6 +287,7 @@ impl Ata {
         run.remaining.min(run.per_block)
     }
 
+    // ANCHOR: read_block
     /// Fills the buffer with the next data-in block, sets DRQ and interrupts.
     fn load_read_block(&mut self, run: Run, ctx: &mut DeviceCtx) {
         let n = Self::block_sectors(&run) as u64;
@@ -322,6 +323,7 @@ impl Ata {
             self.load_read_block(run, ctx);
         }
     }
+    // ANCHOR_END: read_block
 
     /// Opens the buffer for the next data-out block; DRQ, with an interrupt except the first.
     fn await_write_block(&mut self, run: Run, interrupt: bool, ctx: &mut DeviceCtx) {

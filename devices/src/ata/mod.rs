@@ -72,6 +72,7 @@ pub const SECTOR_SIZE: u64 = 512;
 /// The largest DRQ block READ/WRITE MULTIPLE accept (IDENTIFY word 47), in sectors.
 pub const MAX_MULTIPLE: u8 = 16;
 
+// ANCHOR: ata_registers
 /// Offsets of the command-block registers from [`COMMAND_PORTS`]`.0`.
 pub mod reg {
     pub const DATA: u16 = 0;
@@ -89,6 +90,7 @@ pub mod reg {
     /// Status (read) / Command (write).
     pub const STATUS_COMMAND: u16 = 7;
 }
+// ANCHOR_END: ata_registers
 
 /// Status register bits.
 pub mod status {
@@ -485,6 +487,7 @@ impl Ata {
 
     // ---- the data port ----
 
+    // ANCHOR: data_read
     /// One 16-bit transfer from the data port: FFFFh without side effects unless DRQ is set
     /// for a data-in command on the selected master.
     fn data_read(&mut self, ctx: &mut DeviceCtx) -> u16 {
@@ -503,6 +506,7 @@ impl Ata {
         }
         word
     }
+    // ANCHOR_END: data_read
 
     /// One 16-bit transfer to the data port; ignored unless DRQ is set for a data-out command.
     fn data_write(&mut self, word: u16, ctx: &mut DeviceCtx) {

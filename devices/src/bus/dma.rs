@@ -55,6 +55,7 @@ impl<'a> Dma<'a> {
         self.ram.len() as u64
     }
 
+    // ANCHOR: dma_checked
     /// The host range of `[addr, addr + len)`, if it lies wholly in RAM.
     fn range(&self, addr: u64, len: u64) -> Result<std::ops::Range<usize>, DmaError> {
         let err = DmaError {
@@ -90,6 +91,7 @@ impl<'a> Dma<'a> {
         }
         Ok(())
     }
+    // ANCHOR_END: dma_checked
 
     /// Fills `len` bytes at `addr` with `byte`.
     pub fn fill(&mut self, addr: u64, len: u64, byte: u8) -> Result<(), DmaError> {

@@ -129,6 +129,7 @@ impl PciConfig {
         self.put(reg::SUBSYSTEM_ID, 2, id as u32);
     }
 
+    // ANCHOR: bar_sizing
     /// Declares BAR `index` (a 64-bit one also occupies `index + 1`).
     pub fn set_bar(&mut self, index: usize, kind: BarKind) {
         assert!(
@@ -153,6 +154,7 @@ impl PciConfig {
         }
         self.bars[index] = Some(kind);
     }
+    // ANCHOR_END: bar_sizing
 
     /// Interrupt pin (1 = INTA#) and the line firmware would have written.
     pub fn set_interrupt(&mut self, pin: u8, line: u8) {
@@ -184,6 +186,7 @@ impl PciConfig {
         at
     }
 
+    // ANCHOR: msi_capability
     /// Adds an MSI capability (64-bit address, one vector, no per-vector masking).
     pub fn add_msi(&mut self) -> usize {
         // Message control (enable bit 0; 64-bit capable bit 7), address low/high, data.
@@ -206,6 +209,7 @@ impl PciConfig {
         let data = self.get(at + 12, 2);
         Some(MsiMessage { address, data })
     }
+    // ANCHOR_END: msi_capability
 
     pub fn command(&self) -> u16 {
         self.get(reg::COMMAND, 2) as u16
@@ -243,6 +247,7 @@ impl PciConfig {
         v
     }
 
+    // ANCHOR: config_write
     /// Writes through the write masks. Returns true if a BAR or the command register changed
     /// (the bus must re-decode this function's BARs).
     pub fn write(&mut self, offset: usize, size: usize, value: u32) -> bool {
@@ -264,6 +269,7 @@ impl PciConfig {
         }
         remap
     }
+    // ANCHOR_END: config_write
 
     /// The BARs that decode now: declared, placed (non-zero), and enabled in the command register.
     pub fn mappings(&self) -> Vec<BarMapping> {

@@ -107,6 +107,7 @@ impl VirtioPci {
             },
         );
         config.set_interrupt(1, irq.number());
+        // ANCHOR: virtio_pci_caps
         let caps = [
             (cap::COMMON_CFG, COMMON_OFFSET, COMMON_LEN),
             (cap::NOTIFY_CFG, NOTIFY_OFFSET, NOTIFY_LEN),
@@ -128,6 +129,7 @@ impl VirtioPci {
             let writable = vec![0u8; body.len()];
             config.add_capability(CAP_VENDOR, &body, &writable);
         }
+        // ANCHOR_END: virtio_pci_caps
         VirtioPci {
             core: VirtioCore::new(device),
             config,
@@ -324,6 +326,7 @@ impl BusDevice for VirtioPci {
                 self.core
                     .write_config(o - DEVICE_OFFSET, &value.to_le_bytes()[..n]);
             }
+            // ANCHOR: doorbell
             o if (NOTIFY_OFFSET..NOTIFY_OFFSET + NOTIFY_LEN).contains(&o) => {
                 // The doorbell: the written value is the queue index (without
                 // VIRTIO_F_NOTIFICATION_DATA); the address says which queue too.
@@ -336,6 +339,7 @@ impl BusDevice for VirtioPci {
                 let _ = value;
                 self.core.notify(q, &mut ctx.dma);
             }
+            // ANCHOR_END: doorbell
             _ => self.bad_accesses += 1,
         }
         self.sync_irq(ctx);

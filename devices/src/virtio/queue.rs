@@ -194,11 +194,13 @@ fn read_desc(dma: &Dma, table: u64, index: u32) -> Result<Desc, DmaError> {
     })
 }
 
+// ANCHOR: need_event
 /// The spec's `vring_need_event` (2.7.7): has the used index passed `event` on its way
 /// from `old` to `new`? Done in 16-bit wrapping arithmetic, as the indices wrap.
 pub fn vring_need_event(event: u16, new: u16, old: u16) -> bool {
     new.wrapping_sub(event).wrapping_sub(1) < new.wrapping_sub(old)
 }
+// ANCHOR_END: need_event
 
 /// One split virtqueue: its configuration (from the transport) and the device's position.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +331,7 @@ impl Queue {
         self.device + 4 + 8 * u64::from(self.size)
     }
 
+    // ANCHOR: pop
     /// Takes the next available chain, checked, or `None` when the driver has added none.
     pub fn pop(&mut self, dma: &mut Dma) -> Result<Option<DescChain>, QueueError> {
         if !self.ready {
@@ -354,6 +357,7 @@ impl Queue {
         let segments = self.walk(dma, head)?;
         Ok(Some(DescChain { head, segments }))
     }
+    // ANCHOR_END: pop
 
     /// Follows the chain starting at `head`, through at most one indirect table.
     fn walk(&self, dma: &Dma, head: u16) -> Result<Vec<Segment>, QueueError> {
@@ -435,6 +439,7 @@ impl Queue {
         Ok(())
     }
 
+    // ANCHOR: needs_interrupt
     /// Were used entries added since the last call, and if so does the driver want an
     /// interrupt for them? With EVENT_IDX the driver's `used_event` decides (spec 2.7.7);
     /// without it the avail ring's NO_INTERRUPT flag.
@@ -451,4 +456,5 @@ impl Queue {
         };
         Ok(Some(wanted))
     }
+    // ANCHOR_END: needs_interrupt
 }
