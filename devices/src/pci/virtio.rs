@@ -216,9 +216,7 @@ impl VirtioPci {
             (DEVICE_FEATURE_SELECT, 4) => self.device_features_sel = v32,
             (DRIVER_FEATURE_SELECT, 4) => self.driver_features_sel = v32,
             (DRIVER_FEATURE, 4) => {
-                if !self.core.set_driver_features(self.driver_features_sel, v32) {
-                    self.core.count_ignored_write();
-                }
+                self.core.set_driver_features(self.driver_features_sel, v32); // refusals are counted by the core
             }
             // No MSI-X: vector writes are accepted and read back as NO_VECTOR.
             (CONFIG_MSIX_VECTOR | QUEUE_MSIX_VECTOR, 2) => {}
@@ -232,24 +230,18 @@ impl VirtioPci {
             }
             (QUEUE_SELECT, 2) => self.core.select_queue(v32),
             (QUEUE_SIZE, 2) => {
-                if !self.core.set_queue_size(value as u16) {
-                    self.core.count_ignored_write();
-                }
+                self.core.set_queue_size(value as u16); // refusals are counted by the core
             }
             (QUEUE_ENABLE, 2) => {
                 if value == 1 {
-                    if !self.core.enable_queue() {
-                        self.core.count_ignored_write();
-                    }
+                    self.core.enable_queue(); // refusals are counted by the core
                 } else {
                     // The spec forbids writing 0; a driver resets the device instead.
                     self.core.count_ignored_write();
                 }
             }
             (QUEUE_DESC | QUEUE_DRIVER | QUEUE_DEVICE, 8) => {
-                if !self.core.set_queue_addr(area(offset), value) {
-                    self.core.count_ignored_write();
-                }
+                self.core.set_queue_addr(area(offset), value); // refusals are counted by the core
             }
             (o, 4) if [QUEUE_DESC, QUEUE_DRIVER, QUEUE_DEVICE].contains(&(o & !7)) => {
                 let a = area(o & !7);
@@ -259,9 +251,7 @@ impl VirtioPci {
                 } else {
                     (old & 0xFFFF_FFFF) | (v32 as u64) << 32
                 };
-                if !self.core.set_queue_addr(a, new) {
-                    self.core.count_ignored_write();
-                }
+                self.core.set_queue_addr(a, new); // refusals are counted by the core
             }
             _ => self.bad_accesses += 1,
         }
