@@ -180,6 +180,7 @@ pub fn boot(name: &str, image: &[u8], cmdline: &str) -> Result<Boot> {
         wall,
         instructions: None,
         exits: None,
+        interrupts: None,
         guest_tsc_hz: None,
     })
 }

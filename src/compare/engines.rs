@@ -149,6 +149,8 @@ pub struct Boot {
     /// Exits/traps to the VMM, where the engine reports them, without the UART's (the
     /// kernel's printing).
     pub exits: Option<u64>,
+    /// External interrupts the CPU took, where the engine counts them.
+    pub interrupts: Option<u64>,
     /// The rate of the guest TSC in Hz where it is host time (KVM without TSC scaling: the
     /// host's rate; scaled: 1 GHz); `None` where it is virtual (the interpreter).
     pub guest_tsc_hz: Option<f64>,
@@ -177,12 +179,29 @@ pub fn boot(
             cmdline,
             host_tsc_hz,
             mode == super::Mode::Pv,
+            &[],
         ),
         EngineId::QemuTcg | EngineId::QemuKvm => boot_qemu(engine, image, cmdline, host_tsc_hz),
         EngineId::Bochs => super::bochs::boot(name, image, cmdline),
     }
     .with_context(|| format!("{} running {name} with {cmdline:?}", engine.label()))?;
     Ok(boot)
+}
+
+/// Boots on one of vmscope's own engines with disk images attached (`compare --io`).
+pub fn boot_with_disks(
+    engine: EngineId,
+    name: &str,
+    image: &[u8],
+    cmdline: &str,
+    host_tsc_hz: f64,
+    disks: &[crate::disk::DiskSpec],
+) -> Result<Boot> {
+    if !engine.in_process() {
+        bail!("{}: disks are attached on vmscope's own engines only", engine.name());
+    }
+    boot_in_process(engine, name, image, cmdline, host_tsc_hz, false, disks)
+        .with_context(|| format!("{} running {name} with {cmdline:?}", engine.label()))
 }
 
 fn boot_in_process(
@@ -192,9 +211,11 @@ fn boot_in_process(
     cmdline: &str,
     host_tsc_hz: f64,
     pv: bool,
+    disks: &[crate::disk::DiskSpec],
 ) -> Result<Boot> {
     let mut machine = Machine::new(MEMORY).context("creating the machine")?;
     machine.pv = pv;
+    crate::disk::attach_disks(&mut machine.bus, disks)?;
     emulator::machine::loader::load_image(&mut machine, name, image, cmdline)?;
     let (mut engine, guest_tsc_hz): (Box<dyn Engine>, Option<f64>) = match id {
         EngineId::Interp => (Box::new(Interpreter::new()), None),
@@ -247,6 +268,7 @@ fn boot_in_process(
             .then_some(machine.stats.instructions),
         // The kernel's own printing (the UART) is not what a workload measures.
         exits: Some(machine.stats.total_exits().saturating_sub(uart)),
+        interrupts: Some(machine.stats.interrupts),
         guest_tsc_hz,
     })
 }
@@ -340,6 +362,7 @@ fn boot_qemu(id: EngineId, image: &[u8], cmdline: &str, host_tsc_hz: f64) -> Res
         wall,
         instructions: None,
         exits: None,
+        interrupts: None,
         // QEMU's guest TSC is the host's: TCG reads the host counter, KVM does not scale it.
         guest_tsc_hz: Some(host_tsc_hz),
     })
