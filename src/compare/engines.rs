@@ -198,7 +198,10 @@ pub fn boot_with_disks(
     disks: &[crate::disk::DiskSpec],
 ) -> Result<Boot> {
     if !engine.in_process() {
-        bail!("{}: disks are attached on vmscope's own engines only", engine.name());
+        bail!(
+            "{}: disks are attached on vmscope's own engines only",
+            engine.name()
+        );
     }
     boot_in_process(engine, name, image, cmdline, host_tsc_hz, false, disks)
         .with_context(|| format!("{} running {name} with {cmdline:?}", engine.label()))
