@@ -31,6 +31,7 @@ struct Ran {
 /// Runs vmscope with `args` in the project root; stdout, or stdout and stderr merged in the
 /// order they were written (one file behind both descriptors, as a terminal would show them).
 fn run_vmscope(args: &[String], merge_stderr: bool) -> Result<Ran, String> {
+    ensure_blank_disk()?;
     let dir = std::env::temp_dir().join(format!("vmscope-book-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let path = dir.join(format!("out-{}", NEXT_FILE.fetch_add(1, Ordering::Relaxed)));
@@ -69,6 +70,20 @@ fn run_vmscope(args: &[String], merge_stderr: bool) -> Result<Ran, String> {
         output,
         status: status.code(),
     })
+}
+
+/// The disk image the devices chapter attaches (`book/disks/blank.img`, 64 KiB of zeros,
+/// opened read-only): made here, not committed, as `truncate -s 64K` would make it.
+fn ensure_blank_disk() -> Result<(), String> {
+    let dir = root().join("book/disks");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("blank.img"))
+        .map_err(|e| e.to_string())?;
+    f.set_len(64 << 10).map_err(|e| e.to_string())
 }
 
 static NEXT_FILE: AtomicUsize = AtomicUsize::new(0);
