@@ -114,8 +114,8 @@ impl FileDisk {
         match lock {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => bail!(
-                "disk image {} is in use by another process (it holds a lock on it); \
-                 stop that one, or open this one with ,ro if both only read",
+                "disk image {} is in use: another vmscope holds its lock, or it was given twice; \
+                 stop that one, or open both with ,ro if they only read",
                 path.display()
             ),
             Err(TryLockError::Error(e)) => {
@@ -132,8 +132,7 @@ impl FileDisk {
         if len == 0 || !len.is_multiple_of(512) {
             bail!(
                 "disk image {} is {len} bytes; a disk needs a whole, non-zero number of 512-byte sectors \
-                 (make one with: truncate -s 16M {})",
-                path.display(),
+                 (a new, empty one: truncate -s 16M new-disk.img)",
                 path.display()
             );
         }
@@ -233,7 +232,7 @@ mod tests {
         let p = image("lock.img", &[0u8; 512]);
         let first = FileDisk::open(&p, false).unwrap();
         let e = FileDisk::open(&p, false).unwrap_err().to_string();
-        assert!(e.contains("in use by another process"), "{e}");
+        assert!(e.contains("is in use"), "{e}");
         let e = FileDisk::open(&p, true).unwrap_err().to_string();
         assert!(
             e.contains("in use"),
@@ -329,7 +328,10 @@ pub fn attach_disks(bus: &mut devices::Bus, specs: &[DiskSpec]) -> Result<Vec<At
                 bus.add_mmio_device(Box::new(dev), base, devices::virtio::mmio::MMIO_WINDOW)
                     .map_err(|e| anyhow::anyhow!("placing a virtio-mmio disk: {e}"))?;
                 mmio_index += 1;
-                format!("virtio-mmio {base:#x} gsi {gsi} (Linux: virtio_mmio.device=4K@{base:#x}:{gsi})")
+                format!(
+                    "virtio-mmio {base:#x} gsi {gsi} (Linux: virtio_mmio.device={:#x}@{base:#x}:{gsi})",
+                    devices::virtio::mmio::MMIO_WINDOW
+                )
             }
             DiskInterface::VirtioPci => {
                 use devices::pci::virtio::{VirtioPci, BAR_SIZE};

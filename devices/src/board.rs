@@ -125,7 +125,7 @@ pub const PC_BOARD: &[BoardRow] = &[
         irqs: &[],
     },
     BoardRow {
-        name: "pm",
+        name: "acpi-pm",
         make: |_, _| Box::new(crate::pm_timer::PmTimer::new()),
         ports: &[(crate::pm_timer::PM_BASE, crate::pm_timer::PM_LAST)],
         mmio: &[],
@@ -206,6 +206,9 @@ mod tests {
         let mut bus = Bus::new_pc(PcPlatformConfig::default());
         let names: Vec<_> = bus.devices().map(|(_, d)| d.name()).collect();
         assert_eq!(names.len(), PC_BOARD.len() + 1, "and the PCI host bridge");
+        for (row, name) in PC_BOARD.iter().zip(&names) {
+            assert_eq!(row.name, *name, "a row is named as its device names itself");
+        }
         assert_eq!(names.last(), Some(&"pci-host"));
         for row in PC_BOARD {
             for &(first, last) in row.ports {

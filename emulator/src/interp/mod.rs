@@ -285,9 +285,7 @@ impl Cpu<'_> {
             let mut at = w.addr;
             while at < end {
                 let chunk = (end - at).min(0x1000 - (at & 0xFFF));
-                if self.code.note_write(at, chunk as u32) {
-                    self.end_block = true;
-                }
+                self.code.note_write(at, chunk as u32);
                 self.mmu.device_wrote_frame(at);
                 at += chunk;
             }
