@@ -3,7 +3,9 @@
 # parsed without a C library — and checked, because a typo should stop the run loudly.
 #
 # Words are separated by spaces; unknown words are ignored (QEMU puts the kernel's file name
-# first). `workloads=all` selects the whole suite; iterations defaults to 100. A workload can
+# first). `workloads=all` selects the whole suite — not the disk workloads, which need a disk
+# (disk.S, which also reads its own words: disk= request= depth= multiple= lba48=);
+# iterations defaults to 100. A workload can
 # carry its own count, `workloads=compute:20,syscall:5000`, so one boot can give each
 # workload as many iterations as suits it.
 
@@ -36,13 +38,16 @@ parse_cmdline:
     call parse_decimal
     mov %rax, iterations(%rip)
     jmp 1b
-4:  movzbl (%rsi), %eax             # some other word: skip it
+4:  call parse_disk_option          # disk.S: disk= request= depth= multiple= lba48=
+    test %eax, %eax
+    jnz 1b
+5:  movzbl (%rsi), %eax             # some other word: skip it
     test %al, %al
     jz 9f
     cmp $' ', %al
     je 1b
     inc %rsi
-    jmp 4b
+    jmp 5b
 9:  ret
 
 # starts_with: RSI = text, RDI = a zero-terminated key. ZF = 1 if the text begins with the key.
@@ -80,7 +85,7 @@ parse_workload_list:
 2:  mov %edx, %eax
     call select_workload
     inc %edx
-    cmp $WORKLOAD_COUNT, %edx
+    cmp $SUITE_COUNT, %edx          # the suite: not the disk workloads, which need a disk
     jb 2b
     jmp 5f
 3:  xor %edx, %edx                  # find the name in the table
@@ -204,11 +209,11 @@ print_workload_names:
     mov (%rsi, %rax), %rsi
     call serial_puts
     inc %ebx
-    cmp $WORKLOAD_COUNT, %ebx
+    cmp $SUITE_COUNT, %ebx
     jb 1b
     PRINT "\n"
     pop %rbx
-    ret
+    jmp disk_usage                  # disk.S: a line about disk-read and disk-write, if a disk is attached
 
     .section .rodata
 key_workloads:  .asciz "workloads="

@@ -61,6 +61,45 @@ pv_abi_version:     .skip 8         #   the ABI version,
 pv_batch_max:       .skip 8         #   requests per HC_MMU_UPDATE (at most MMU_BATCH_MAX)
 kvmclock_in_use:    .skip 8         # 1 once the hypervisor keeps pvclock current
 mmu_batch_count:    .skip 8         # requests queued in mmu_batch
+    .balign 8                       # disks (disk.S): the command line's words, 0 = default
+disk_choice:        .skip 8         # disk=: 0 any, 1 ide, 2 virtio-mmio, 3 virtio-pci
+disk_request_arg:   .skip 8         # request= bytes
+disk_depth_arg:     .skip 8         # depth= requests per batch
+ata_multiple_arg:   .skip 8         # multiple= sectors per DRQ block, plus 1
+ata_lba48_arg:      .skip 8         # lba48=1: 48-bit commands always
+disk_kind:          .skip 8         # the interface in use (0 until a disk workload opens it)
+disk_request:       .skip 8         # bytes per request
+disk_sectors:       .skip 8         # the disk's size, in 512-byte sectors ...
+disk_bytes:         .skip 8         # ... and in bytes
+disk_slots:         .skip 8         # requests the driver can have in flight
+disk_batch:         .skip 8         # requests per batch: min(depth, slots, buffer)
+disk_pos:           .skip 8         # the byte offset of the next request
+disk_gsi:           .skip 8         # the device's interrupt line (virtio)
+disk_requests:      .skip 8         # counts for disk_report
+disk_batches:       .skip 8
+disk_flushes:       .skip 8
+disk_kicks:         .skip 8         # ATA commands / virtio notifications
+disk_irqs:          .skip 8         # device interrupts handled
+ata_status:         .skip 8         # the status the interrupt handler read
+ata_command:        .skip 8         # the last command byte (for messages)
+ata_multiple:       .skip 8         # sectors per DRQ block with READ/WRITE MULTIPLE, or 0
+ata_lba48_ok:       .skip 8         # the drive has 48-bit commands
+apic_on:            .skip 8         # apic.S has mapped and enabled the APICs
+vt_ops:             .skip 8         # the virtio transport's operations (virtio.S)
+vt_base:            .skip 8         # its registers: the mmio window, or PCI's common config
+vpci_cfg:           .skip 8         # virtio-pci: the function's config address,
+vpci_notify:        .skip 8         #   the notification area,
+vpci_notify_mult:   .skip 8         #   notify_off_multiplier,
+vpci_doorbell:      .skip 8         #   queue 0's doorbell,
+vpci_isr:           .skip 8         #   the ISR byte,
+vpci_device:        .skip 8         #   the device configuration
+vq_offered:         .skip 8         # features the device offered ...
+vq_features:        .skip 8         # ... and the ones accepted
+vq_size:            .skip 8         # entries in queue 0
+vq_avail_idx:       .skip 8         # the next available index (free-running)
+vq_used_idx:        .skip 8         # the used index all completions so far reached
+vq_irqs:            .skip 8         # virtio interrupts handled
+vq_isr_bits:        .skip 8         # every ISR bit seen
     .balign 32                      # pvclock_vcpu_time_info: 32 bytes, never across a page
 pvclock:            .skip 32
     .balign 16

@@ -36,5 +36,12 @@
     .include "workloads.S"      # the workload table, the runner, the RESULT line
     .include "print.S"          # 64-bit decimal and hexadecimal output
     .include "work_kernel.S"    # the ring-0 workloads
+    .include "apic.S"           # the local APIC and IOAPIC, for devices beyond the PICs
+    .include "pci.S"            # PCI configuration space: enumeration, capabilities, BARs
+    .include "ata.S"            # an ATA PIO disk driver (IRQ 14)
+    .include "virtio.S"         # virtio-blk: initialisation, the virtqueue, requests
+    .include "virtio_mmio.S"    # ... over virtio-mmio
+    .include "virtio_pci.S"     # ... over virtio-pci
+    .include "disk.S"           # disk-read, disk-write and the choice of driver
     .include "user.S"           # the ring-3 programs (section .user_text)
     .include "data.S"           # the GDT image, descriptor-table pointers, the BSS

@@ -29,6 +29,7 @@ long_mode:
     EXIT EXIT_OK
 
 1:  call run_selected_workloads     # workloads.S: one RESULT line each
+    call disk_report                # disk.S: what the disk did, if a workload used one
     cli
     PRINT "kernel: done after "
     mov ticks(%rip), %rax

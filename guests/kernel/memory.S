@@ -237,3 +237,44 @@ space_destroy:
     mov %r8, %rdi                   # PML4
     call frame_free
     ret
+
+# map_device: RDI = a physical address, RSI = a length in bytes. Maps the 2 MiB pages that
+# cover the range one to one, uncached and supervisor-only, in device_pd (3-4 GiB), which
+# every address space shares — where nothing is mapped yet. Device registers must not be
+# cached (PCD + PWT): a read has to reach the device every time. RAX = 0, or -1 when the
+# range leaves 3-4 GiB, the one window this kernel keeps for devices (the local APIC, the
+# IOAPIC, virtio-mmio windows and PCI BARs as QEMU's firmware and vmscope place them).
+# Clobbers RCX, RDX, RSI, RDI, R8.
+map_device:
+    test %rsi, %rsi
+    jz 8f
+    lea -1(%rdi, %rsi), %r8         # R8 = the last byte
+    mov $0xC0000000, %eax
+    cmp %rax, %rdi
+    jb 9f
+    mov $0xFFFFFFFF, %eax
+    cmp %rax, %r8
+    ja 9f
+    and $~0x1FFFFF, %rdi            # the first 2 MiB page
+1:  cmp %r8, %rdi
+    ja 7f
+    mov %rdi, %rcx
+    shr $21, %ecx
+    and $511, %ecx
+    mov $device_pd, %edx
+    lea (%rdx, %rcx, 8), %rdx       # the directory entry for this 2 MiB
+    testb $PG_P, (%rdx)
+    jnz 2f
+    push %rdi
+    mov %rdi, %rsi
+    or $PG_P + PG_RW + PG_PS + PG_PCD + PG_PWT, %rsi
+    mov %rdx, %rdi
+    call pte_set                    # a live table: through the pv_ops (pv.S)
+    pop %rdi
+2:  add $0x200000, %rdi
+    jmp 1b
+7:  call mmu_commit                 # nothing was mapped there, so nothing to flush
+8:  xor %eax, %eax
+    ret
+9:  mov $-1, %rax
+    ret

@@ -36,8 +36,12 @@ workload_table:
     WORKLOAD "rdtsc",     RING3, user_rdtsc
     WORKLOAD "cli_sti",   RING0, k_cli_sti
     WORKLOAD "clock",     RING0, k_clock
+workload_suite_end:                 # workloads=all stops here
+    WORKLOAD "disk-read", RING0, k_disk_read, k_disk_prepare    # disk.S: need a disk
+    WORKLOAD "disk-write", RING0, k_disk_write, k_disk_prepare
 workload_table_end:
 .set WORKLOAD_COUNT, (workload_table_end - workload_table) / 32
+.set SUITE_COUNT, (workload_suite_end - workload_table) / 32
 
     .code64
     .text

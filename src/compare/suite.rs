@@ -264,6 +264,108 @@ fn xorshift_round(i: u64) -> u64 {
     x
 }
 
+// ---- the disk workloads (`guests/kernel/disk.S`) ------------------------------------------
+// They need a disk, so they are not in SUITE (and not in the kernel's `workloads=all`); their
+// answers depend on the disk and on `request=`, so they have references of their own.
+
+/// The teaching kernel's workloads that need a disk (`--disk`).
+pub const DISK_WORKLOADS: [&str; 2] = ["disk-read", "disk-write"];
+/// The multiplier of the disk checksum: `h = (h + word) × DISK_FOLD` over 8-byte words.
+pub const DISK_FOLD: u64 = 0x9E37_79B9_7F4A_7C15;
+/// disk-write's pattern: each 8-byte word is its byte offset on the disk XOR this.
+pub const DISK_WRITE_XOR: u64 = 0xD15C_0000_D15C_0000;
+/// `request=` when the command line does not say.
+pub const DISK_DEFAULT_REQUEST: u64 = 4096;
+
+/// Byte `offset` of the images the host makes for the disk workloads: 8-byte word k is
+/// splitmix64(k), little-endian — every sector different, so a misplaced one shows.
+pub fn disk_pattern(offset: u64) -> u8 {
+    (splitmix64(offset / 8) >> (8 * (offset % 8))) as u8
+}
+
+fn splitmix64(k: u64) -> u64 {
+    let mut z = k.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A disk image of `bytes` bytes holding [`disk_pattern`].
+pub fn disk_image(bytes: u64) -> Vec<u8> {
+    (0..bytes / 8)
+        .flat_map(|k| splitmix64(k).to_le_bytes())
+        .chain((bytes / 8 * 8..bytes).map(disk_pattern))
+        .collect()
+}
+
+/// Writes [`disk_image`] to `path` (a whole number of sectors: `bytes` is rounded down).
+pub fn write_disk_image(path: &std::path::Path, bytes: u64) -> std::io::Result<()> {
+    std::fs::write(path, disk_image(bytes / 512 * 512))
+}
+
+/// The word disk-write puts at byte `offset` (a multiple of 8) of the disk.
+pub fn disk_write_word(offset: u64) -> u64 {
+    offset ^ DISK_WRITE_XOR
+}
+
+/// Where the kernel's `n` requests of `request` bytes start on a disk of `disk_bytes`: at 0,
+/// then each where the last ended, back at 0 before one that would run past the end.
+pub fn disk_request_offsets(disk_bytes: u64, request: u64, n: u64) -> Vec<u64> {
+    let mut pos = 0;
+    (0..n)
+        .map(|_| {
+            let at = pos;
+            pos += request;
+            if pos + request > disk_bytes {
+                pos = 0;
+            }
+            at
+        })
+        .collect()
+}
+
+fn fold_words(acc: u64, bytes: &[u8]) -> u64 {
+    bytes.chunks_exact(8).fold(acc, |h, w| {
+        h.wrapping_add(u64::from_le_bytes(w.try_into().unwrap()))
+            .wrapping_mul(DISK_FOLD)
+    })
+}
+
+/// The checksum disk-read or disk-write reports after `n` requests of `request` bytes on a
+/// disk that held `disk` before the run; `None` for another workload, or a request size the
+/// kernel refuses (not a multiple of 512, larger than the disk).
+pub fn expected_disk_checksum(name: &str, n: u64, request: u64, disk: &[u8]) -> Option<u64> {
+    let len = disk.len() as u64 / 512 * 512;
+    if request == 0 || request % 512 != 0 || request > len {
+        return None;
+    }
+    let offsets = disk_request_offsets(len, request, n);
+    match name {
+        "disk-read" => Some(offsets.iter().fold(0, |h, &at| {
+            fold_words(h, &disk[at as usize..(at + request) as usize])
+        })),
+        "disk-write" => Some(offsets.iter().fold(0, |h, &at| {
+            (at..at + request).step_by(8).fold(h, |h, o| {
+                h.wrapping_add(disk_write_word(o)).wrapping_mul(DISK_FOLD)
+            })
+        })),
+        _ => None,
+    }
+}
+
+/// What a disk that held `before` holds after disk-write's `n` requests of `request` bytes:
+/// the pattern where a request wrote, the old bytes everywhere else.
+pub fn disk_after_write(before: &[u8], request: u64, n: u64) -> Vec<u8> {
+    let mut after = before.to_vec();
+    let len = before.len() as u64 / 512 * 512;
+    for at in disk_request_offsets(len, request, n) {
+        for o in (at..at + request).step_by(8) {
+            after[o as usize..o as usize + 8].copy_from_slice(&disk_write_word(o).to_le_bytes());
+        }
+    }
+    after
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +438,37 @@ mod tests {
         assert!(parse_results("RESULT workload=x ops=1 guest_tsc=2 checksum=37\n").is_err());
         assert!(parse_results("RESULT workload=x ops=-1 guest_tsc=2 checksum=0x1\n").is_err());
         assert!(parse_results("RESULT workload=x guest_tsc=2 checksum=0x1\n").is_err());
+    }
+
+    #[test]
+    fn disk_requests_wrap_before_the_end_and_checksums_follow_the_data() {
+        // 3 requests of 512 fit a 1536-byte disk; the fourth starts over at 0.
+        assert_eq!(disk_request_offsets(1536, 512, 5), [0, 512, 1024, 0, 512]);
+        // 1024-byte requests on 1536 bytes: the second would run past the end.
+        assert_eq!(disk_request_offsets(1536, 1024, 3), [0, 0, 0]);
+        let disk = disk_image(4096);
+        assert_eq!(disk.len(), 4096);
+        assert!((0..4096).all(|i| disk[i] == disk_pattern(i as u64)));
+        // disk-read of a disk disk-write has written = disk-write's checksum.
+        let written = disk_after_write(&disk, 1024, 6);
+        assert_eq!(
+            expected_disk_checksum("disk-read", 6, 1024, &written),
+            expected_disk_checksum("disk-write", 6, 1024, &disk)
+        );
+        assert_ne!(
+            expected_disk_checksum("disk-read", 6, 1024, &disk),
+            expected_disk_checksum("disk-read", 6, 1024, &written)
+        );
+        assert_eq!(expected_disk_checksum("disk-read", 1, 1000, &disk), None);
+        assert_eq!(expected_disk_checksum("disk-read", 1, 8192, &disk), None);
+        assert_eq!(expected_disk_checksum("compute", 1, 512, &disk), None);
+        for name in DISK_WORKLOADS {
+            assert!(
+                workload(name).is_none(),
+                "{name} is not in the default suite"
+            );
+            assert_eq!(expected_checksum(name, 1), None);
+        }
     }
 
     #[test]
