@@ -100,6 +100,7 @@ vq_avail_idx:       .skip 8         # the next available index (free-running)
 vq_used_idx:        .skip 8         # the used index all completions so far reached
 vq_irqs:            .skip 8         # virtio interrupts handled
 vq_isr_bits:        .skip 8         # every ISR bit seen
+vq_irqs_empty:      .skip 8         # virtio interrupts whose ISR read 0
     .balign 32                      # pvclock_vcpu_time_info: 32 bytes, never across a page
 pvclock:            .skip 32
     .balign 16

@@ -405,7 +405,14 @@ disk_report:
 1:  PRINT " notifications, "
 2:  mov disk_irqs(%rip), %rax
     call print_u64
-    PRINT " interrupts\n"
+    PRINT " interrupts"
+    cmpq $0, vq_irqs_empty(%rip)
+    je 3f
+    PRINT " ("
+    mov vq_irqs_empty(%rip), %rax
+    call print_u64
+    PRINT " with an empty ISR)"
+3:  PRINT "\n"
 9:  ret
 
 # disk_usage: for the usage text — the disk workloads, if a disk is attached.

@@ -416,7 +416,10 @@ virtio_interrupt:
     push %rdi
     VT VT_ISR
     or %rax, vq_isr_bits(%rip)
-    incq vq_irqs(%rip)
+    test %eax, %eax
+    jnz 1f
+    incq vq_irqs_empty(%rip)        # not ours (a shared line), or already acknowledged
+1:  incq vq_irqs(%rip)
     incq disk_irqs(%rip)
     call lapic_eoi
     pop %rdi
