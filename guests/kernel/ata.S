@@ -186,8 +186,15 @@ ata_describe:
     test %rax, %rax
     jnz 2f
     inc %rax
-2:  call print_u64
-    PRINT " sectors per interrupt"
+2:  push %rax
+    call print_u64
+    pop %rax
+    cmp $1, %rax
+    jne 4f
+    PRINT " sector per interrupt"
+    jmp 5f
+4:  PRINT " sectors per interrupt"
+5:
     cmpq $0, ata_multiple(%rip)
     je 3f
     PRINT " (READ/WRITE MULTIPLE)"
@@ -415,10 +422,26 @@ ata_no_lba48:
 # ata_failed: AL = the status that told; R12 = the command's first sector.
 ata_failed:
     movzbl %al, %ebx
-    PRINT "disk: ide command 0x"
+    PRINT "disk: ide "
+    mov ata_command(%rip), %eax
+    cmp $ATA_CMD_FLUSH, %eax
+    je 4f
+    cmp $ATA_CMD_FLUSH_EXT, %eax
+    je 4f
+    cmp $ATA_CMD_WRITE_MULTIPLE, %eax
+    je 5f
+    and $0xF0, %eax                 # 0x30-0x3F: the WRITE SECTORS family
+    cmp $0x30, %eax
+    je 5f
+    PRINT "read"
+    jmp 6f
+4:  PRINT "flush"
+    jmp 6f
+5:  PRINT "write"
+6:  PRINT " (command 0x"
     mov ata_command(%rip), %rax
     call print_hex
-    PRINT " at sector "
+    PRINT ") at sector "
     mov %r12, %rax
     call print_u64
     PRINT " failed: status 0x"

@@ -336,7 +336,7 @@ fn fold_words(acc: u64, bytes: &[u8]) -> u64 {
 /// kernel refuses (not a multiple of 512, larger than the disk).
 pub fn expected_disk_checksum(name: &str, n: u64, request: u64, disk: &[u8]) -> Option<u64> {
     let len = disk.len() as u64 / 512 * 512;
-    if request == 0 || request % 512 != 0 || request > len {
+    if request == 0 || !request.is_multiple_of(512) || request > len {
         return None;
     }
     let offsets = disk_request_offsets(len, request, n);
