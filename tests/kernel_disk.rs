@@ -189,6 +189,8 @@ fn ata_reads_and_writes_on_every_engine() {
         read_and_write(engine, "ide", 300, 4096, "");
         // One sector per interrupt, 48-bit commands, 64 KiB per command.
         read_and_write(engine, "ide", 20, 65536, "multiple=0 lba48=1");
+        // 512 sectors per request: more than a 28-bit command can count, so EXT commands.
+        read_and_write(engine, "ide", 3, 262144, "multiple=8");
     }
 }
 
