@@ -20,10 +20,10 @@ use vmscope::{EngineChoice, RunOptions};
 
 const ENGINES: [EngineChoice; 3] = [EngineChoice::Interp, EngineChoice::Bt, EngineChoice::Kvm];
 
-/// The kernel's exit values (`guests/kernel/layout.inc`).
-const EXIT_BAD_CMDLINE: u32 = 0x16;
-const EXIT_NO_DISK: u32 = 0x1B;
-const EXIT_DISK_ERROR: u32 = 0x1C;
+/// The kernel's exit values (`guests/kernel/layout.inc`, `guests::exit`).
+const EXIT_BAD_CMDLINE: u32 = guests::exit::KERNEL_BAD_CMDLINE;
+const EXIT_NO_DISK: u32 = guests::exit::KERNEL_NO_DISK;
+const EXIT_DISK_ERROR: u32 = guests::exit::KERNEL_DISK_ERROR;
 
 fn status_of(value: u32) -> i32 {
     guests::qemu_exit_status(value) as i32

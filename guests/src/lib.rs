@@ -141,6 +141,12 @@ pub mod exit {
     pub const BOOT_FAILED: u32 = 0x19;
     /// The teaching kernel: the VMM refused a batch of paravirtual page-table updates.
     pub const KERNEL_PV_FAILED: u32 = 0x1A;
+    /// The teaching kernel: a disk workload found no disk (or not the one `disk=` names).
+    pub const KERNEL_NO_DISK: u32 = 0x1B;
+    /// The teaching kernel: the disk reported an error or did not answer.
+    pub const KERNEL_DISK_ERROR: u32 = 0x1C;
+    /// The teaching kernel: data read back from the disk differs from what was written.
+    pub const KERNEL_DISK_MISMATCH: u32 = 0x1D;
 }
 
 /// The exit status QEMU reports for a debug-exit value: `(value << 1) | 1`.
