@@ -96,6 +96,38 @@ impl BlockBackend for MemDisk {
     }
 }
 
+/// A [`MemDisk`] its owner still reaches after a device took the backend (tests look at the
+/// bytes a guest wrote; a debugger could show them).
+#[derive(Debug, Clone)]
+pub struct SharedMemDisk(pub std::rc::Rc<std::cell::RefCell<MemDisk>>);
+
+impl SharedMemDisk {
+    pub fn new(disk: MemDisk) -> Self {
+        SharedMemDisk(std::rc::Rc::new(std::cell::RefCell::new(disk)))
+    }
+}
+
+impl BlockBackend for SharedMemDisk {
+    fn len(&self) -> u64 {
+        self.0.borrow().len()
+    }
+    fn read_only(&self) -> bool {
+        self.0.borrow().read_only
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BlockError> {
+        self.0.borrow_mut().read_at(offset, buf)
+    }
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
+        self.0.borrow_mut().write_at(offset, data)
+    }
+    fn flush(&mut self) -> Result<(), BlockError> {
+        self.0.borrow_mut().flush()
+    }
+    fn id(&self) -> String {
+        self.0.borrow().id()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

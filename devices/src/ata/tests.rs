@@ -23,30 +23,7 @@ const READY: u8 = 0x50;
 const READY_DRQ: u8 = 0x58;
 const READY_ERR: u8 = 0x51;
 
-/// A [`MemDisk`] the test still reaches after the device owns the backend.
-#[derive(Clone)]
-struct Shared(Rc<RefCell<MemDisk>>);
-
-impl BlockBackend for Shared {
-    fn len(&self) -> u64 {
-        self.0.borrow().len()
-    }
-    fn read_only(&self) -> bool {
-        self.0.borrow().read_only()
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        self.0.borrow_mut().read_at(offset, buf)
-    }
-    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
-        self.0.borrow_mut().write_at(offset, data)
-    }
-    fn flush(&mut self) -> Result<(), BlockError> {
-        self.0.borrow_mut().flush()
-    }
-    fn id(&self) -> String {
-        self.0.borrow().id()
-    }
-}
+use crate::block::SharedMemDisk as Shared;
 
 /// Sector `s` of the test disks: its number in the first 8 bytes, then a pattern.
 fn sector_data(s: u64) -> Vec<u8> {

@@ -5,33 +5,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::*;
-use crate::block::{BlockBackend, BlockError, MemDisk};
+use crate::block::MemDisk;
 use crate::virtio::blk::*;
 
-/// A [`MemDisk`] the test can still look at after handing it to the device.
-#[derive(Clone)]
-pub struct SharedDisk(pub Rc<RefCell<MemDisk>>);
-
-impl BlockBackend for SharedDisk {
-    fn len(&self) -> u64 {
-        self.0.borrow().len()
-    }
-    fn read_only(&self) -> bool {
-        self.0.borrow().read_only
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        self.0.borrow_mut().read_at(offset, buf)
-    }
-    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
-        self.0.borrow_mut().write_at(offset, data)
-    }
-    fn flush(&mut self) -> Result<(), BlockError> {
-        self.0.borrow_mut().flush()
-    }
-    fn id(&self) -> String {
-        self.0.borrow().id()
-    }
-}
+pub use crate::block::SharedMemDisk as SharedDisk;
 
 pub const SECTORS: usize = 64;
 pub const HDR: u64 = DATA;
