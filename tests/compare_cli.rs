@@ -77,3 +77,73 @@ fn unknown_engines_and_workloads_are_errors_naming_the_choices() {
         "{err}"
     );
 }
+
+#[test]
+fn compare_io_measures_ata_against_virtio_with_verified_data() {
+    let dir = std::env::temp_dir().join(format!("vmscope-compare-io-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, plot) = (dir.join("io.json"), dir.join("io.svg"));
+    let out = vmscope()
+        .args([
+            "compare",
+            "--io",
+            "--engines",
+            "interp",
+            "--iterations",
+            "64",
+        ])
+        .args(["--request", "65536", "--json"])
+        .arg(&json)
+        .arg("--plot")
+        .arg(&plot)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let cells = v["io"].as_array().unwrap();
+    let cell = |i: &str| cells.iter().find(|c| c["interface"] == i).unwrap();
+    let exits = |i: &str| cell(i)["exits_per_mb"].as_f64().unwrap();
+    assert_eq!(cells.len(), 3);
+    // ATA PIO: one trap per 32-bit data word at least (256 KiB of words per MB).
+    assert!(exits("ide") >= 262_144.0, "{}", exits("ide"));
+    for virtio in ["virtio-mmio", "virtio-pci"] {
+        assert!(
+            exits(virtio) * 1000.0 < exits("ide"),
+            "{virtio}: {}",
+            exits(virtio)
+        );
+        let irqs = cell(virtio)["interrupts_per_mb"].as_f64().unwrap();
+        assert!(
+            irqs <= 0.5,
+            "{virtio}: {irqs} interrupts per MB, want one per batch of 32"
+        );
+        assert!(cell(virtio)["mb_per_s"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(
+        cell("ide")["interrupts_per_mb"].as_f64().unwrap(),
+        128.0,
+        "one per 8 KiB block (READ MULTIPLE of 16 sectors)"
+    );
+    assert!(stdout.contains("fewer exits per MB"), "{stdout}");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("virtio-pci"),
+        "{svg}"
+    );
+    // A request size that is not whole sectors is refused before anything runs.
+    let bad = vmscope()
+        .args([
+            "compare",
+            "--io",
+            "--engines",
+            "interp",
+            "--request",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("multiple of 512"));
+}

@@ -181,6 +181,7 @@ pub fn boot(name: &str, image: &[u8], cmdline: &str) -> Result<Boot> {
         instructions: None,
         exits: None,
         interrupts: None,
+        io_exits: None,
         guest_tsc_hz: None,
     })
 }

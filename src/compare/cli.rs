@@ -32,6 +32,13 @@ pub struct CompareArgs {
     /// Also write a bar chart (SVG, log scale) to this file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Measure disk I/O instead: disk-read through ATA PIO, virtio-mmio and virtio-pci on
+    /// each engine (interp, bt, kvm): MB/s, exits per MB, interrupts per MB.
+    #[arg(long)]
+    pub io: bool,
+    /// With --io: bytes per request (a multiple of 512).
+    #[arg(long, default_value_t = 65536, requires = "io")]
+    pub request: u64,
 }
 
 /// Runs `vmscope compare`; returns the process exit status.
@@ -70,6 +77,9 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
              \"RESULT workload=\" lines (see guests/kernel/workloads.S for the protocol)"
         );
     }
+    if args.io {
+        return compare_io(&args, engines);
+    }
     let opts = CompareOptions {
         image_name,
         image,
@@ -100,4 +110,44 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
         );
         Ok(1)
     }
+}
+
+/// `compare --io`: the table on stdout, JSON and SVG if asked.
+fn compare_io(args: &CompareArgs, engines: Vec<EngineId>) -> Result<i32> {
+    if args.image.is_some() || !args.workloads.is_empty() || args.modes != [super::Mode::Full] {
+        bail!("--io measures the teaching kernel's disk-read; it takes no image, --workloads or --modes");
+    }
+    let engines = if engines.is_empty() {
+        [EngineId::Interp, EngineId::Bt, EngineId::Kvm]
+            .into_iter()
+            .filter(|e| match e.available() {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!("compare --io: skipping {}: {why}", e.name());
+                    false
+                }
+            })
+            .collect()
+    } else {
+        engines
+    };
+    let opts = super::io::IoOptions {
+        engines,
+        request: args.request,
+        requests: args.iterations,
+    };
+    let cells = super::io::run(&opts, &mut |line| eprintln!("{line}"))?;
+    print!("{}", super::io::table(&cells));
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({ "io": cells });
+        std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("compare: wrote {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        std::fs::write(path, super::io::svg(&cells))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("compare: wrote {}", path.display());
+    }
+    Ok(0)
 }

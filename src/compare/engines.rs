@@ -151,6 +151,8 @@ pub struct Boot {
     pub exits: Option<u64>,
     /// External interrupts the CPU took, where the engine counts them.
     pub interrupts: Option<u64>,
+    /// Port-I/O and MMIO exits without the UART's: what a device costs.
+    pub io_exits: Option<u64>,
     /// The rate of the guest TSC in Hz where it is host time (KVM without TSC scaling: the
     /// host's rate; scaled: 1 GHz); `None` where it is virtual (the interpreter).
     pub guest_tsc_hz: Option<f64>,
@@ -272,6 +274,13 @@ fn boot_in_process(
         // The kernel's own printing (the UART) is not what a workload measures.
         exits: Some(machine.stats.total_exits().saturating_sub(uart)),
         interrupts: Some(machine.stats.interrupts),
+        io_exits: Some(
+            ["io", "mmio"]
+                .iter()
+                .filter_map(|r| machine.stats.exits.get(r))
+                .sum::<u64>()
+                .saturating_sub(uart),
+        ),
         guest_tsc_hz,
     })
 }
@@ -366,6 +375,7 @@ fn boot_qemu(id: EngineId, image: &[u8], cmdline: &str, host_tsc_hz: f64) -> Res
         instructions: None,
         exits: None,
         interrupts: None,
+        io_exits: None,
         // QEMU's guest TSC is the host's: TCG reads the host counter, KVM does not scale it.
         guest_tsc_hz: Some(host_tsc_hz),
     })

@@ -146,7 +146,7 @@ pub fn one_boot(
     Ok(("guest_tsc", cells))
 }
 
-fn single_result(serial: &str, name: &str, ops: u64, label: &str) -> Result<ResultLine> {
+pub(crate) fn single_result(serial: &str, name: &str, ops: u64, label: &str) -> Result<ResultLine> {
     let mut lines = suite::parse_results(serial).map_err(anyhow::Error::msg)?;
     if lines.len() != 1 {
         bail!(

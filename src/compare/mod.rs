@@ -24,6 +24,7 @@
 pub mod bochs;
 pub mod cli;
 pub mod engines;
+pub mod io;
 pub mod json;
 pub mod suite;
 pub mod svg;
