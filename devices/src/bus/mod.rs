@@ -11,8 +11,10 @@
 //! [`Bus::acknowledge_interrupt`] hide this: engines ask one question and get one vector.
 
 pub mod address_map;
+mod console;
 pub mod dma;
 pub mod irq;
+mod state;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -25,7 +27,7 @@ use crate::clock::VirtualClock;
 use crate::ioapic::{IoApic, IOAPIC_BASE, IOAPIC_WINDOW};
 use crate::lapic::{ApicError, LocalApic, LAPIC_WINDOW};
 use crate::pic::PicPair;
-use crate::snapshot::{BusSnapshot, DeviceSnapshot, SnapshotError};
+use crate::snapshot::{DeviceSnapshot, SnapshotError};
 
 /// Something a device asks of the machine; the run loop acts on it at the next instruction boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -670,80 +672,6 @@ impl Bus {
         }
     }
 
-    // ---- snapshots ----
-
-    /// Copies the state of every device, the interrupt controllers, pending lines and requests,
-    /// the deadlines and the clock (see `snapshot.rs`). Fails if a device cannot be snapshotted.
-    pub fn snapshot(&self) -> Result<BusSnapshot, SnapshotError> {
-        let devices = self
-            .slots
-            .iter()
-            .map(|s| {
-                s.device
-                    .snapshot()
-                    .ok_or(SnapshotError::Unsupported(s.device.name()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(BusSnapshot {
-            devices,
-            deadlines: self.slots.iter().map(|s| s.deadline).collect(),
-            pic: self.pic.clone(),
-            lapic: self.lapic.clone(),
-            ioapic: self.ioapic.clone(),
-            irq: self.irq.clone(),
-            events: self.events.clone(),
-            clock: self.clock,
-            stats: self.stats.clone(),
-            ports: self.ports.clone(),
-            mmio: self.mmio.clone(),
-            pci: self.pci.clone(),
-        })
-    }
-
-    /// Puts the bus back into the state of `snap`, taken from a bus with the same devices.
-    /// The device list is checked before anything changes; should a device still refuse its
-    /// state, the bus is left partly restored — restore into a fresh machine and drop it then.
-    /// The deadline epoch is not restored but bumped: an engine that cached the next deadline
-    /// must read it again, whatever it cached.
-    pub fn restore(&mut self, snap: &BusSnapshot) -> Result<(), SnapshotError> {
-        let names = |v: &mut dyn Iterator<Item = &'static str>| v.collect::<Vec<_>>().join(",");
-        if snap.devices.len() != self.slots.len()
-            || snap.deadlines.len() != self.slots.len()
-            || self
-                .slots
-                .iter()
-                .zip(&snap.devices)
-                .any(|(d, s)| d.device.name() != s.name)
-        {
-            return Err(SnapshotError::Mismatch(format!(
-                "snapshot: {}; bus: {}",
-                names(&mut snap.devices.iter().map(|s| s.name)),
-                names(&mut self.slots.iter().map(|d| d.device.name()))
-            )));
-        }
-        for ((slot, state), deadline) in self
-            .slots
-            .iter_mut()
-            .zip(&snap.devices)
-            .zip(&snap.deadlines)
-        {
-            slot.device.restore(state)?;
-            slot.deadline = *deadline;
-        }
-        self.pic = snap.pic.clone();
-        self.lapic = snap.lapic.clone();
-        self.ioapic = snap.ioapic.clone();
-        self.irq = snap.irq.clone();
-        self.events.clone_from(&snap.events);
-        self.clock = snap.clock;
-        self.stats = snap.stats.clone();
-        self.ports = snap.ports.clone();
-        self.mmio = snap.mmio.clone();
-        self.pci = snap.pci.clone();
-        self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
-        Ok(())
-    }
-
     // ---- time ----
 
     pub fn now_ns(&self) -> u64 {
@@ -830,60 +758,5 @@ impl Bus {
 
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
-    }
-
-    // ---- the console side of devices ----
-
-    /// Bytes the guest sent to the UART since the last call.
-    pub fn take_serial_output(&mut self) -> Vec<u8> {
-        self.device_mut::<crate::uart::Uart>()
-            .map(|u| u.take_output())
-            .unwrap_or_default()
-    }
-
-    /// Adds bytes to the console output as if the UART had sent them (a paravirtual console).
-    pub fn write_console(&mut self, bytes: &[u8]) {
-        if let Some(uart) = self.device_mut::<crate::uart::Uart>() {
-            uart.write_console(bytes);
-        }
-    }
-
-    /// Sends the UART's output straight to a host writer (a terminal) from now on, instead of
-    /// buffering it for [`Bus::take_serial_output`].
-    pub fn set_serial_sink(&mut self, sink: Box<dyn std::io::Write>) {
-        if let Some(uart) = self.device_mut::<crate::uart::Uart>() {
-            uart.set_output_sink(sink);
-        }
-    }
-
-    /// Queues bytes typed by the user into the UART's receive FIFO.
-    pub fn send_serial_input(&mut self, bytes: &[u8]) {
-        let Some(index) = self
-            .slots
-            .iter_mut()
-            .position(|s| s.device.as_any_mut().is::<crate::uart::Uart>())
-        else {
-            return;
-        };
-        with_device!(self, DeviceId(index), &mut [], |d, ctx| {
-            if let Some(uart) = d.as_any_mut().downcast_mut::<crate::uart::Uart>() {
-                uart.receive(bytes, &mut ctx);
-            }
-        });
-        self.sync_irqs();
-    }
-
-    /// Bytes written to the debug console (port 0xE9) since the last call.
-    pub fn take_console_output(&mut self) -> Vec<u8> {
-        self.device_mut::<crate::debug::DebugCon>()
-            .map(|d| std::mem::take(&mut d.output))
-            .unwrap_or_default()
-    }
-
-    /// Every value written to POST port 0x80, in order.
-    pub fn post_codes(&mut self) -> Vec<u8> {
-        self.device_mut::<crate::debug::PostCodes>()
-            .map(|p| p.codes.clone())
-            .unwrap_or_default()
     }
 }
