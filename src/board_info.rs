@@ -10,18 +10,11 @@ use crate::disk::AttachedDisk;
 /// The device table printed before the guest starts.
 pub fn describe(bus: &mut Bus, disks: &[AttachedDisk]) -> String {
     let mut out = String::from("devices:\n");
-    let names: Vec<&'static str> = bus.devices().map(|(_, d)| d.name()).collect();
-    for (first, last, id) in bus.port_map() {
-        let name = id.map_or("pic", |id| names[id.0]);
-        let name = if (0xCF8..=0xCFF).contains(&first) && id.is_none() {
-            "pci config"
-        } else {
-            name
-        };
+    for (first, last, name) in bus.port_map() {
         let _ = writeln!(out, "  port {first:#06x}-{last:#06x}  {name}");
     }
-    for (first, last, id) in bus.mmio_map() {
-        let _ = writeln!(out, "  mmio {first:#010x}-{last:#010x}  {}", names[id.0]);
+    for (first, last, name) in bus.mmio_map() {
+        let _ = writeln!(out, "  mmio {first:#010x}-{last:#010x}  {name}");
     }
     let _ = writeln!(
         out,

@@ -18,8 +18,6 @@ use vmscope::compare::suite;
 use vmscope::disk::{DiskInterface, DiskSpec};
 use vmscope::{EngineChoice, RunOptions};
 
-const ENGINES: [EngineChoice; 3] = [EngineChoice::Interp, EngineChoice::Bt, EngineChoice::Kvm];
-
 /// The kernel's exit values (`guests/kernel/layout.inc`, `guests::exit`).
 const EXIT_BAD_CMDLINE: u32 = guests::exit::KERNEL_BAD_CMDLINE;
 const EXIT_NO_DISK: u32 = guests::exit::KERNEL_NO_DISK;
@@ -27,26 +25,6 @@ const EXIT_DISK_ERROR: u32 = guests::exit::KERNEL_DISK_ERROR;
 
 fn status_of(value: u32) -> i32 {
     guests::qemu_exit_status(value) as i32
-}
-
-/// The engines to test: kvm only where KVM works (else the reason is printed, or with
-/// VMSCOPE_REQUIRE_KVM set the test fails).
-fn engines() -> Vec<EngineChoice> {
-    ENGINES
-        .into_iter()
-        .filter(|&e| {
-            if e != EngineChoice::Kvm {
-                return true;
-            }
-            match kvm_skip_reason() {
-                None => true,
-                Some(why) => {
-                    eprintln!("kvm skipped: {why}");
-                    false
-                }
-            }
-        })
-        .collect()
 }
 
 /// A disk image in this process's temporary directory, holding the host's pattern.
@@ -184,7 +162,7 @@ fn read_and_write(engine: EngineChoice, name: &str, n: u64, request: u64, extra:
 
 #[test]
 fn ata_reads_and_writes_on_every_engine() {
-    for engine in engines() {
+    for engine in support::engines_with_kvm() {
         // 300 × 4 KiB wraps around the 1 MiB image; 16 sectors per interrupt, 28-bit commands.
         read_and_write(engine, "ide", 300, 4096, "");
         // One sector per interrupt, 48-bit commands, 64 KiB per command.
@@ -196,7 +174,7 @@ fn ata_reads_and_writes_on_every_engine() {
 
 #[test]
 fn virtio_mmio_reads_and_writes_on_every_engine() {
-    for engine in engines() {
+    for engine in support::engines_with_kvm() {
         read_and_write(engine, "virtio-mmio", 20, 65536, "depth=8");
         read_and_write(engine, "virtio-mmio", 300, 4096, "");
     }
@@ -204,7 +182,7 @@ fn virtio_mmio_reads_and_writes_on_every_engine() {
 
 #[test]
 fn virtio_pci_reads_and_writes_on_every_engine() {
-    for engine in engines() {
+    for engine in support::engines_with_kvm() {
         read_and_write(engine, "virtio-pci", 300, 4096, "");
         read_and_write(engine, "virtio-pci", 200, 512, "depth=128");
         read_and_write(engine, "virtio-pci", 5, 65536 * 4, "depth=3");
@@ -232,7 +210,7 @@ fn a_virtio_batch_costs_one_notification_and_one_interrupt() {
 
 #[test]
 fn a_read_only_disk_makes_disk_write_fail_cleanly() {
-    for engine in engines() {
+    for engine in support::engines_with_kvm() {
         for name in ["ide", "virtio-mmio", "virtio-pci"] {
             let image = Image::new(&format!("ro-{engine:?}-{name}"), 1 << 20);
             let run = run_kernel(

@@ -15,27 +15,6 @@ use support::*;
 use vmscope::compare::suite;
 use vmscope::{EngineChoice, RunOptions};
 
-const ENGINES: [EngineChoice; 3] = [EngineChoice::Interp, EngineChoice::Bt, EngineChoice::Kvm];
-
-/// The engines to test here: kvm only where KVM works (else the reason is printed).
-fn engines() -> Vec<EngineChoice> {
-    ENGINES
-        .into_iter()
-        .filter(|&e| {
-            if e != EngineChoice::Kvm {
-                return true;
-            }
-            match kvm_skip_reason() {
-                None => true,
-                Some(why) => {
-                    eprintln!("kvm skipped: {why}");
-                    false
-                }
-            }
-        })
-        .collect()
-}
-
 /// What the tests look at after a run (a `GuestOutcome` holds the machine, which stays on the
 /// thread that ran it).
 struct Run {
@@ -107,7 +86,7 @@ fn offered_features(engine: EngineChoice, vmscope_line: &str) -> u32 {
 
 #[test]
 fn the_kernel_reports_both_interfaces_with_pv_on_and_nothing_with_pv_off() {
-    for engine in engines() {
+    for engine in support::engines_with_kvm() {
         let off = run_kernel(engine, false, "").serial;
         assert_eq!(off, guests::KERNEL_TEXT, "{engine:?}, pv off");
 
@@ -164,7 +143,7 @@ fn cmdline() -> String {
 #[test]
 fn every_workload_computes_the_same_with_and_without_pv() {
     let cmdline = cmdline();
-    for engine in engines() {
+    for engine in support::engines_with_kvm() {
         let off = run_kernel(engine, false, &cmdline);
         let on = run_kernel(engine, true, &cmdline);
         let off_results = suite::parse_results(&off.serial).unwrap();
@@ -237,7 +216,7 @@ fn page_tables_went_through_hypercalls(on_stats: &Stats) {
 /// 50 ms slices on PVM (each read is tens of µs there).
 #[test]
 fn the_clock_never_runs_backwards_in_either_mode() {
-    for engine in engines() {
+    for engine in support::engines_with_kvm() {
         let n = if engine == EngineChoice::Kvm {
             20_000
         } else {

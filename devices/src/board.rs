@@ -69,36 +69,32 @@ pub struct BoardRow {
     pub irqs: &'static [u8],
 }
 
-fn line(n: &[IrqLine], i: usize) -> IrqLine {
-    n[i]
-}
-
 /// The legacy PC every QEMU-targeted kernel expects, plus vmscope's null device.
 pub const PC_BOARD: &[BoardRow] = &[
     BoardRow {
         name: "uart",
-        make: |_, irq| Box::new(crate::uart::Uart::new().with_irq(line(irq, 0))),
+        make: |_, irq| Box::new(crate::uart::Uart::new().with_irq(irq[0])),
         ports: &[(0x3F8, 0x3FF)],
         mmio: &[],
         irqs: &[crate::uart::UART_IRQ],
     },
     BoardRow {
         name: "pit",
-        make: |_, irq| Box::new(crate::pit::Pit::new().with_irq(line(irq, 0))),
+        make: |_, irq| Box::new(crate::pit::Pit::new().with_irq(irq[0])),
         ports: &[(0x40, 0x43), (0x61, 0x61)],
         mmio: &[],
         irqs: &[0],
     },
     BoardRow {
         name: "cmos",
-        make: |c, irq| Box::new(crate::cmos::Cmos::new(c.ram_bytes).with_irq(line(irq, 0))),
+        make: |c, irq| Box::new(crate::cmos::Cmos::new(c.ram_bytes).with_irq(irq[0])),
         ports: &[(0x70, 0x71)],
         mmio: &[],
         irqs: &[8],
     },
     BoardRow {
         name: "i8042",
-        make: |_, irq| Box::new(crate::i8042::I8042::new().with_irqs(line(irq, 0), line(irq, 1))),
+        make: |_, irq| Box::new(crate::i8042::I8042::new().with_irqs(irq[0], irq[1])),
         ports: &[(0x60, 0x60), (0x64, 0x64), (0x92, 0x92)],
         mmio: &[],
         irqs: &[1, 12],

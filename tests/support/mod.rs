@@ -42,6 +42,26 @@ pub fn kvm_skip_reason() -> Option<String> {
     accel_kvm::kvm_for_tests().err()
 }
 
+/// interp, bt and kvm — kvm only where KVM works (else the reason is printed; with
+/// VMSCOPE_REQUIRE_KVM set, `kvm_for_tests` makes the test fail instead).
+pub fn engines_with_kvm() -> Vec<EngineChoice> {
+    [EngineChoice::Interp, EngineChoice::Bt, EngineChoice::Kvm]
+        .into_iter()
+        .filter(|&e| {
+            if e != EngineChoice::Kvm {
+                return true;
+            }
+            match kvm_skip_reason() {
+                None => true,
+                Some(why) => {
+                    eprintln!("kvm skipped: {why}");
+                    false
+                }
+            }
+        })
+        .collect()
+}
+
 pub fn qemu_path() -> Option<&'static str> {
     Command::new("qemu-system-x86_64")
         .arg("--version")

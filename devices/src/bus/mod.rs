@@ -400,22 +400,29 @@ impl Bus {
             .map(|(i, s)| (DeviceId(i), &*s.device))
     }
 
-    /// The port ranges each device answers, in port order: (first, last, device).
-    pub fn port_map(&self) -> Vec<(u16, u16, Option<DeviceId>)> {
+    /// Who answers a port or an MMIO range: "pic", "pci config", or the device's name.
+    fn owner_name(&self, target: Target) -> &'static str {
+        match target {
+            Target::Pic => "pic",
+            Target::PciConfig => "pci config",
+            Target::Device(id) | Target::Bar(id, _) => self.slots[id.0].device.name(),
+        }
+    }
+
+    /// The port ranges and who answers each, in port order: (first, last, name).
+    pub fn port_map(&self) -> Vec<(u16, u16, &'static str)> {
         self.ports
             .iter()
-            .map(|(f, l, t)| match t {
-                Target::Pic | Target::PciConfig => (f, l, None),
-                Target::Device(id) | Target::Bar(id, _) => (f, l, Some(id)),
-            })
+            .map(|(f, l, t)| (f, l, self.owner_name(t)))
             .collect()
     }
 
-    /// The MMIO ranges each device answers, in address order: (first, last, device).
-    pub fn mmio_map(&self) -> Vec<(u64, u64, DeviceId)> {
+    /// The MMIO ranges of registered devices and PCI BARs, in address order: (first, last,
+    /// name). The local APIC and IOAPIC windows are the bus's own and not listed.
+    pub fn mmio_map(&self) -> Vec<(u64, u64, &'static str)> {
         self.mmio
             .iter()
-            .map(|(f, l, o)| (f, l, o.device()))
+            .map(|(f, l, o)| (f, l, self.slots[o.device().0].device.name()))
             .collect()
     }
 
@@ -468,9 +475,7 @@ impl Bus {
             entry.0 += 1;
         }
         let name = match target {
-            Some(Target::Pic) => "pic",
-            Some(Target::PciConfig) => "pci",
-            Some(Target::Device(i) | Target::Bar(i, _)) => self.slots[i.0].device.name(),
+            Some(t) => self.owner_name(t),
             None => {
                 self.stats.unassigned += 1;
                 "unassigned"
