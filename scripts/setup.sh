@@ -23,6 +23,11 @@ command -v Xvfb >/dev/null || need_pkgs+=(xvfb)
 for p in libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+# The web demo's browser test and benchmark (tests/web_demo.rs, benches/web.rs): headless
+# Chromium driven over WebDriver by chromedriver (/usr/bin/chromium, /usr/bin/chromedriver).
+for p in chromium chromium-driver; do
+    dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
+done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     say "installing Debian packages: ${need_pkgs[*]}"
     $SUDO apt-get update -qq || say "apt-get update failed; trying to install anyway"
