@@ -16,5 +16,7 @@ echo "== the book builds (mdbook; its experiments are checked by tests/book_expe
 mdbook build book
 # Where /dev/kvm exists, KVM tests must run: a KVM that fails is then a failure, not a skip.
 if [ -e /dev/kvm ]; then export VMSCOPE_REQUIRE_KVM=1; fi
+# setup.sh installed Chromium and chromedriver: the browser test must run, not skip.
+export VMSCOPE_REQUIRE_BROWSER=1
 echo "== cargo test"
 cargo test --workspace
