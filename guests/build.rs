@@ -39,6 +39,7 @@ const IMAGES: &[Image] = &[
     // vmscope's boot firmware: real mode to a Multiboot kernel (`--boot firmware`).
     image("firmware.rom", "firmware.S", Link::Rom),
     image("hello32.elf", "hello32.S", Link::MultibootElf),
+    image("sieve32.elf", "sieve32.S", Link::MultibootElf),
     image("hello-aout.bin", "hello-aout.S", Link::MultibootFlat),
     image("hello64.elf", "hello64.S", Link::MultibootElf),
     image("demo.elf", "demo.S", Link::MultibootElf),

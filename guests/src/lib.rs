@@ -29,6 +29,9 @@ pub const FIRMWARE_ROM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/firmwa
 pub const HELLO32_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello32.elf"));
 /// hello32 as a flat binary with the Multiboot a.out kludge.
 pub const HELLO_AOUT_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello-aout.bin"));
+/// A sieve of Eratosthenes over 1 MiB, `rounds=N` times: 32-bit protected mode, paging off,
+/// nothing but integer loops (`asm/sieve32.S`) — the CPU-speed benchmark.
+pub const SIEVE32_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sieve32.elf"));
 /// 64-bit long mode, timer interrupts, ring 3 (Multiboot ELF32 with 64-bit code inside).
 pub const HELLO64_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello64.elf"));
 /// hello64 with a narration for students; ends with a clean halt.
@@ -147,11 +150,25 @@ pub mod exit {
     pub const KERNEL_DISK_ERROR: u32 = 0x1C;
     /// The teaching kernel: data read back from the disk differs from what was written.
     pub const KERNEL_DISK_MISMATCH: u32 = 0x1D;
+    /// sieve32: `rounds=` on the command line is not a number from 1 to 1000000.
+    pub const SIEVE_BAD_ROUNDS: u32 = 0x1E;
 }
 
 /// The exit status QEMU reports for a debug-exit value: `(value << 1) | 1`.
 pub const fn qemu_exit_status(value: u32) -> u32 {
     (value << 1) | 1
+}
+
+/// How many primes sieve32 finds: those below 2^20, π(1048576).
+pub const SIEVE32_PRIMES: u32 = 82025;
+
+/// The rounds sieve32 runs without `rounds=` on its command line (as with [`DEFAULT_CMDLINE`]).
+pub const SIEVE32_DEFAULT_ROUNDS: u32 = 1;
+
+/// What sieve32 prints after `rounds` rounds (`rounds=N` on its command line).
+pub fn sieve32_text(rounds: u32) -> String {
+    let plural = if rounds == 1 { "" } else { "s" };
+    format!("sieve32: {SIEVE32_PRIMES} primes below 1048576, {rounds} round{plural}\n")
 }
 
 const HELLO64_TEXT: &str = "\
@@ -366,7 +383,7 @@ pub const SENSITIVE_PVM_DIFFERENCES: [(&str, &str); 3] = [
 ];
 // ANCHOR_END: sensitive_pvm
 
-static GUESTS: [Guest; 14] = [
+static GUESTS: [Guest; 15] = [
     Guest {
         name: "demo",
         file_name: "demo.elf",
@@ -414,6 +431,19 @@ static GUESTS: [Guest; 14] = [
         expected_serial: "Hello from an a.out-kludge kernel!\n\
                           command line: hello from the command line\n\
                           mem_upper: 64512 KiB\n",
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "sieve32",
+        file_name: "sieve32.elf",
+        kind: GuestKind::Multiboot,
+        image: SIEVE32_ELF,
+        description: "The CPU-speed benchmark: a sieve of Eratosthenes over a 1 MiB byte array \
+                      in 32-bit protected mode, paging off, repeated `rounds=N` times (default \
+                      1) with no I/O in its loops; prints the primes below 2^20 (82025). \
+                      Exits 0x1E on a malformed rounds=.",
+        expected_serial: "sieve32: 82025 primes below 1048576, 1 round\n",
         exit_value: Some(exit::OK),
         ending: Ending::DebugExit(exit::OK),
     },

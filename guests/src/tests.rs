@@ -234,3 +234,27 @@ fn the_boot_loader_is_a_signed_boot_sector_with_its_parameter_block_in_sector_1(
         .any(|w| u16::from_le_bytes([w[0], w[1]]) == sectors);
     assert!(found, "stage 1 does not mention {sectors} sectors");
 }
+
+#[test]
+fn sieve32_prints_the_prime_count_a_host_sieve_finds() {
+    // The same algorithm in Rust: one flag per number below 2^20, multiples crossed from p*p.
+    let mut composite = vec![false; 1 << 20];
+    let mut p = 2;
+    while p * p < composite.len() {
+        if !composite[p] {
+            (p * p..composite.len())
+                .step_by(p)
+                .for_each(|n| composite[n] = true);
+        }
+        p += 1;
+    }
+    let primes = (2..composite.len()).filter(|&n| !composite[n]).count();
+    assert_eq!(primes as u32, SIEVE32_PRIMES);
+    let g = by_name("sieve32").unwrap();
+    assert_eq!(g.expected_serial, sieve32_text(SIEVE32_DEFAULT_ROUNDS));
+    assert_eq!(
+        sieve32_text(2),
+        "sieve32: 82025 primes below 1048576, 2 rounds\n"
+    );
+    assert!(g.description.contains("rounds=N"));
+}
