@@ -162,6 +162,8 @@ pub struct Forms {
     pub mem_addr: String,
     pub walk_addr: String,
     pub open_path: String,
+    /// The command line being edited in the "Command line" window (`None` = window closed).
+    pub cmdline: Option<String>,
     pub message: Option<String>,
 }
 
@@ -176,6 +178,9 @@ pub struct VmscopeApp {
     pub walk_target: Option<(u64, &'static str)>,
     pub help_open: bool,
     pub open_dialog: bool,
+    /// The user asked to open a file from their computer; the web shell shows the browser's
+    /// file picker and clears this (a page cannot read paths).
+    pub pick_file_requested: bool,
     pub serial_input: String,
     pub error: Option<String>,
     /// Instructions per frame while running.
@@ -201,6 +206,7 @@ impl VmscopeApp {
             walk_target: None,
             help_open: false,
             open_dialog: false,
+            pick_file_requested: false,
             serial_input: String::new(),
             error: None,
             budget: START_BUDGET,
@@ -389,6 +395,7 @@ impl VmscopeApp {
         });
         crate::help::window(ui.ctx(), self);
         self.open_window(ui.ctx());
+        self.dropped_files(ui.ctx());
     }
 
     fn menu_bar(&mut self, ui: &mut egui::Ui) {
@@ -405,9 +412,17 @@ impl VmscopeApp {
                     }
                 }
                 ui.separator();
-                #[cfg(not(target_arch = "wasm32"))]
-                if ui.button("Open image file…").clicked() {
-                    self.open_dialog = true;
+                if ui
+                    .button("Open image file…")
+                    .on_hover_text("or drop a file on the window")
+                    .clicked()
+                {
+                    self.open_dialog = cfg!(not(target_arch = "wasm32"));
+                    self.pick_file_requested = cfg!(target_arch = "wasm32");
+                    ui.close();
+                }
+                if ui.button("Command line…").clicked() {
+                    self.forms.cmdline = Some(self.session.image.cmdline.clone());
                     ui.close();
                 }
                 if ui.button("Reload (keep breakpoints)").clicked() {
@@ -591,6 +606,61 @@ impl VmscopeApp {
                 self.open_path(path.trim());
             }
         }
+        self.cmdline_window(ctx);
+    }
+
+    /// The "Command line" window: edit the Multiboot command line and reboot with it.
+    fn cmdline_window(&mut self, ctx: &egui::Context) {
+        let Some(mut text) = self.forms.cmdline.take() else {
+            return;
+        };
+        let mut open = true;
+        let mut reboot = false;
+        egui::Window::new("Command line")
+            .open(&mut open)
+            .collapsible(false)
+            .show(ctx, |ui| {
+                ui.label("The Multiboot command line (e.g. workloads=compute iterations=2):");
+                let r = ui.text_edit_singleline(&mut text);
+                let enter = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+                reboot = ui.button("Reboot with it").clicked() || enter;
+            });
+        if reboot {
+            let mut image = self.session.image.clone();
+            image.cmdline = text.trim().to_string();
+            self.replace_session(Session::new(image), true);
+        } else if open {
+            self.forms.cmdline = Some(text);
+        }
+    }
+
+    /// Opens an image the user gave as bytes (a dropped file, the browser's file picker).
+    pub fn open_bytes(&mut self, name: &str, bytes: Vec<u8>, cmdline: Option<String>) {
+        let mut image =
+            crate::session::GuestImage::from_bytes(name, bytes).with_boot(self.session.image.boot);
+        if let Some(c) = cmdline {
+            image.cmdline = c;
+        }
+        self.replace_session(Session::new(image), false);
+    }
+
+    /// Files dropped on the window: the first one becomes the guest.
+    fn dropped_files(&mut self, ctx: &egui::Context) {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let dropped = ctx.input_mut(|i| std::mem::take(&mut i.raw.dropped_files));
+            if let Some(file) = dropped.first() {
+                match file.bytes() {
+                    Ok(bytes) => {
+                        let name = file.path().display().to_string();
+                        self.open_bytes(&name, bytes, None);
+                    }
+                    Err(e) => self.error = Some(format!("reading the dropped file: {e}")),
+                }
+            }
+        }
+        // In a browser the page's own drop handler reads the file (asynchronously) and calls
+        // `open_bytes`; see web-demo/index.html.
         #[cfg(target_arch = "wasm32")]
         let _ = ctx;
     }

@@ -23,7 +23,9 @@ pub mod disasm;
 pub mod guestmem;
 mod help;
 pub mod panels;
+pub mod remote;
 pub mod session;
+pub mod start;
 pub mod symbols;
 
 pub use app::{Settings, VmscopeApp};

@@ -19,6 +19,7 @@ mod native {
 
     use emulator::machine::loader::BootMethod;
     use gui::session::{EngineKind, GuestImage, Session};
+    use gui::start::StartOptions;
     use gui::VmscopeApp;
 
     const USAGE: &str = "\
@@ -41,12 +42,9 @@ options:
 ";
 
     struct Args {
+        /// IMAGE: a built-in guest's name or a file.
         image: Option<String>,
-        cmdline: Option<String>,
-        engine: EngineKind,
-        boot: BootMethod,
-        steps: u64,
-        break_at: Option<String>,
+        start: StartOptions,
         screenshot: Option<PathBuf>,
         size: [f32; 2],
     }
@@ -54,11 +52,7 @@ options:
     fn parse_args() -> Result<Args, String> {
         let mut a = Args {
             image: None,
-            cmdline: None,
-            engine: EngineKind::Interp,
-            boot: BootMethod::Firmware,
-            steps: 0,
-            break_at: None,
+            start: StartOptions::default(),
             screenshot: None,
             size: [1500.0, 950.0],
         };
@@ -67,25 +61,25 @@ options:
             let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
             match arg.as_str() {
                 "-h" | "--help" => return Err(String::new()),
-                "--cmdline" => a.cmdline = Some(value("--cmdline")?),
+                "--cmdline" => a.start.cmdline = Some(value("--cmdline")?),
                 "--engine" => {
                     let name = value("--engine")?;
-                    a.engine = EngineKind::from_label(&name)
+                    a.start.engine = EngineKind::from_label(&name)
                         .ok_or_else(|| format!("unknown engine {name:?}"))?;
                 }
                 "--boot" => {
-                    a.boot = match value("--boot")?.as_str() {
+                    a.start.boot = match value("--boot")?.as_str() {
                         "firmware" => BootMethod::Firmware,
                         "direct" => BootMethod::Direct,
                         other => return Err(format!("unknown boot method {other:?}")),
                     }
                 }
                 "--steps" => {
-                    a.steps = value("--steps")?
+                    a.start.steps = value("--steps")?
                         .parse()
                         .map_err(|_| "--steps needs a number".to_string())?
                 }
-                "--break" => a.break_at = Some(value("--break")?),
+                "--break" => a.start.break_at = Some(value("--break")?),
                 "--screenshot" => a.screenshot = Some(PathBuf::from(value("--screenshot")?)),
                 "--size" => {
                     let v = value("--size")?;
@@ -106,39 +100,18 @@ options:
     /// The image by the same rule as the CLI: a built-in name unless a file of that name exists.
     fn image(args: &Args) -> Result<GuestImage, String> {
         let name = args.image.as_deref().unwrap_or("demo");
-        let mut image = match GuestImage::builtin(name) {
+        let image = match GuestImage::builtin(name) {
             Some(g) if args.image.is_none() || !std::path::Path::new(name).exists() => g,
             _ => {
                 let bytes = std::fs::read(name).map_err(|e| format!("reading {name}: {e}"))?;
                 GuestImage::from_bytes(name, bytes)
             }
         };
-        if let Some(c) = &args.cmdline {
-            image.cmdline = c.clone();
-        }
-        Ok(image.with_boot(args.boot))
+        Ok(args.start.apply_to(image))
     }
 
     fn session(args: &Args) -> Result<Session, String> {
-        let mut s = Session::new(image(args)?)?;
-        for _ in 0..args.steps {
-            s.step_into();
-        }
-        if let Some(b) = &args.break_at {
-            let hex = b.trim_start_matches("0x");
-            let addr = s
-                .symbols
-                .find(b)
-                .or_else(|| u64::from_str_radix(hex, 16).ok())
-                .ok_or(format!("--break: no symbol or hex address {b:?}"))?;
-            s.toggle_breakpoint(addr);
-            s.run();
-            s.run_until_stopped(1_000_000, 1_000);
-        }
-        if args.engine != EngineKind::Interp {
-            s.switch_engine(args.engine)?;
-        }
-        Ok(s)
+        args.start.session(image(args)?)
     }
 
     /// Wraps the app to take a screenshot after a few frames (for CI's smoke test).

@@ -111,7 +111,7 @@ impl fmt::Display for StopReason {
 }
 
 /// How a guest ended, in words.
-pub(super) fn describe_exit(exit: &Exit) -> String {
+pub fn describe_exit(exit: &Exit) -> String {
     match exit {
         Exit::DebugExit { value, status } => {
             format!("wrote {value:#x} to isa-debug-exit (exit status {status})")

@@ -74,7 +74,14 @@ pub fn kvm_status() -> Result<String, String> {
         accel_kvm::kvm_available().map_err(|e| e.to_string())?;
         Ok(accel_kvm::detect_flavour().to_string())
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_arch = "wasm32")]
+    {
+        Err(
+            "a web page cannot use KVM: it needs /dev/kvm on a Linux host (run vmscope natively)"
+                .to_string(),
+        )
+    }
+    #[cfg(not(any(target_os = "linux", target_arch = "wasm32")))]
     {
         Err("KVM exists only on Linux hosts".to_string())
     }

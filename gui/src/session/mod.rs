@@ -13,7 +13,7 @@ pub mod expr;
 mod rewind;
 
 pub use breakpoints::{BreakOn, Breakpoint, MemAccess, Watchpoint};
-pub use control::{Goal, RunState, StopReason};
+pub use control::{describe_exit, Goal, RunState, StopReason};
 pub use engines::{kvm_status, EngineKind};
 pub use events::{Event, EventKind, EventLog};
 pub use rewind::History;
