@@ -25,6 +25,7 @@ for p in libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxcurs
 done
 # The web demo's browser test and benchmark (tests/web_demo.rs, benches/web.rs): headless
 # Chromium driven over WebDriver by chromedriver (/usr/bin/chromium, /usr/bin/chromedriver).
+command -v python3 >/dev/null || need_pkgs+=(python3)   # scripts/web.sh serve
 for p in chromium chromium-driver; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
@@ -58,5 +59,14 @@ MDBOOK_VERSION=0.4.52
 if [ "$(mdbook --version 2>/dev/null)" != "mdbook v$MDBOOK_VERSION" ]; then
     say "installing mdbook $MDBOOK_VERSION (cargo install --locked)"
     cargo install mdbook --version "$MDBOOK_VERSION" --locked
+fi
+# The web demo (scripts/web.sh): wasm-bindgen's CLI at exactly the version of the wasm-bindgen
+# crate in Cargo.lock (the two must match). Not --locked: its own lock file names a webpki-roots
+# release the registry no longer serves; the version of the tool itself is still pinned.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' \
+    "$(dirname "$0")/../Cargo.lock")
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+    say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, ≈3 minutes once)"
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 say "ready"

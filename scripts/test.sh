@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every check vmscope has: setup, formatting, lints, the portable-core wasm build, all tests.
+# Runs every check vmscope has: setup, formatting, lints, the web demo (wasm32) build, all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,10 +8,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy (all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "== portable core builds for wasm32-unknown-unknown"
-cargo build -p emulator -p devices --target wasm32-unknown-unknown
-echo "== the GUI library checks for wasm32 too (the web demo runs the same app)"
-cargo check -p gui --lib --target wasm32-unknown-unknown
+echo "== the web demo lints and builds for wasm32-unknown-unknown (the same app, engines and devices)"
+cargo clippy -p web-demo --target wasm32-unknown-unknown -- -D warnings
+./scripts/web.sh build
 echo "== the book builds (mdbook; its experiments are checked by tests/book_experiments.rs)"
 mdbook build book
 # Where /dev/kvm exists, KVM tests must run: a KVM that fails is then a failure, not a skip.
