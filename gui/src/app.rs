@@ -181,6 +181,10 @@ pub struct VmscopeApp {
     /// The user asked to open a file from their computer; the web shell shows the browser's
     /// file picker and clears this (a page cannot read paths).
     pub pick_file_requested: bool,
+    /// The "Link to this state" window is open.
+    pub share_open: bool,
+    /// Where the app is served from, in a browser (`http://host/path/`): links are URLs then.
+    pub page_url: Option<String>,
     pub serial_input: String,
     pub error: Option<String>,
     /// Instructions per frame while running.
@@ -207,6 +211,8 @@ impl VmscopeApp {
             help_open: false,
             open_dialog: false,
             pick_file_requested: false,
+            share_open: false,
+            page_url: None,
             serial_input: String::new(),
             error: None,
             budget: START_BUDGET,
@@ -395,6 +401,7 @@ impl VmscopeApp {
         });
         crate::help::window(ui.ctx(), self);
         self.open_window(ui.ctx());
+        crate::share::window(ui.ctx(), self);
         self.dropped_files(ui.ctx());
     }
 
@@ -423,6 +430,14 @@ impl VmscopeApp {
                 }
                 if ui.button("Command line…").clicked() {
                     self.forms.cmdline = Some(self.session.image.cmdline.clone());
+                    ui.close();
+                }
+                if ui
+                    .button("Link to this state…")
+                    .on_hover_text("a URL or command that reopens the guest where it is now")
+                    .clicked()
+                {
+                    self.share_open = true;
                     ui.close();
                 }
                 if ui.button("Reload (keep breakpoints)").clicked() {
@@ -560,6 +575,9 @@ impl VmscopeApp {
             ui.label(format!("{} · CPL {}", cpu.mode(), cpu.cpl()));
             ui.separator();
             ui.label(format!("instruction {}", s.position()));
+            if let (true, Some([_, ips])) = (s.is_running(), self.ips.instructions.back()) {
+                ui.label(format!("· {:.1} M instr/s", ips / 1e6));
+            }
             if s.machine.stats.uncounted_runs > 0 {
                 ui.label(format!("(+ {} KVM runs)", s.machine.stats.uncounted_runs));
             }

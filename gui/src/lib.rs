@@ -25,6 +25,7 @@ mod help;
 pub mod panels;
 pub mod remote;
 pub mod session;
+mod share;
 pub mod start;
 pub mod symbols;
 

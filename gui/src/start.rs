@@ -41,6 +41,10 @@ impl Default for StartOptions {
     }
 }
 
+/// Up to this many `steps` are single steps (each recorded in the events log); more are one
+/// fast replay.
+const STEP_ONE_BY_ONE: u64 = 10_000;
+
 /// The URL parameters [`StartOptions::from_query`] understands, for error messages and help.
 pub const QUERY_KEYS: &str = "guest, cmdline, engine, boot, steps, break, run";
 
@@ -114,6 +118,51 @@ impl StartOptions {
         parts.join("&")
     }
 
+    /// Options that recreate `s` where it is now: its built-in guest, command line, boot method,
+    /// engine and position (paused there). A file the user opened has no name to link to.
+    pub fn of_session(s: &Session) -> Result<Self, String> {
+        let g = guests::by_name(&s.image.name)
+            .filter(|g| g.image == &s.image.bytes[..])
+            .ok_or_else(|| {
+                format!(
+                    "{} is not a built-in guest: a link can only name the guests vmscope carries",
+                    s.image.name
+                )
+            })?;
+        let default_cmdline = GuestImage::builtin(g.name).map(|i| i.cmdline);
+        Ok(StartOptions {
+            guest: Some(g.name.to_string()),
+            cmdline: Some(s.image.cmdline.clone()).filter(|c| Some(c) != default_cmdline.as_ref()),
+            engine: s.engine_kind(),
+            boot: s.image.boot,
+            steps: s.position(),
+            break_at: None,
+            run: false,
+        })
+    }
+
+    /// The desktop command that starts this state (`vmscope-gui hello64 --steps 40 …`).
+    pub fn to_args(&self) -> String {
+        let mut args = vec!["vmscope-gui".to_string()];
+        args.push(self.guest.clone().unwrap_or_else(|| "demo".into()));
+        if let Some(c) = &self.cmdline {
+            args.push(format!("--cmdline '{}'", c.replace('\'', "'\\''")));
+        }
+        if self.engine != EngineKind::Interp {
+            args.push(format!("--engine {}", self.engine.label()));
+        }
+        if self.boot == BootMethod::Direct {
+            args.push("--boot direct".into());
+        }
+        if self.steps > 0 {
+            args.push(format!("--steps {}", self.steps));
+        }
+        if let Some(b) = &self.break_at {
+            args.push(format!("--break {b}"));
+        }
+        args.join(" ")
+    }
+
     /// The guest image these options name: a built-in guest (the demo by default).
     pub fn builtin_image(&self) -> Result<GuestImage, String> {
         let name = self.guest.as_deref().unwrap_or("demo");
@@ -139,8 +188,14 @@ impl StartOptions {
     /// running or paused.
     pub fn session(&self, image: GuestImage) -> Result<Session, String> {
         let mut s = Session::new(image)?;
-        for _ in 0..self.steps {
-            s.step_into();
+        if self.steps <= STEP_ONE_BY_ONE {
+            for _ in 0..self.steps {
+                s.step_into();
+            }
+        } else {
+            // Far into a run: replay at the interpreter's full speed (deterministic, so the
+            // same state as stepping there one instruction at a time).
+            s.rewind_to(self.steps)?;
         }
         if let Some(b) = &self.break_at {
             let hex = b.trim_start_matches("0x");
@@ -250,6 +305,28 @@ mod tests {
             run: false,
         };
         assert_eq!(StartOptions::from_query(&o.to_query()).unwrap(), o);
+    }
+
+    #[test]
+    fn a_paused_session_links_to_itself_and_far_links_replay() {
+        let o = StartOptions::from_query("guest=kernel&cmdline=workloads%3Dcompute&run=0").unwrap();
+        let mut s = o.session(o.builtin_image().unwrap()).unwrap();
+        s.run();
+        s.run_until_stopped(20_000, 1);
+        s.pause();
+        let here = StartOptions::of_session(&s).unwrap();
+        assert_eq!(here.steps, s.position());
+        assert!(here.steps > STEP_ONE_BY_ONE, "{}", here.steps);
+        assert_eq!(here.cmdline.as_deref(), Some("workloads=compute"));
+        assert!(here.to_args().contains(&format!("--steps {}", here.steps)));
+        let again = here.session(here.builtin_image().unwrap()).unwrap();
+        assert_eq!(again.position(), s.position());
+        assert_eq!(again.machine.cpu, s.machine.cpu);
+        assert_eq!(again.serial, s.serial);
+        let own = Session::new(GuestImage::from_bytes("mine.bin", vec![0xf4])).unwrap();
+        assert!(StartOptions::of_session(&own)
+            .unwrap_err()
+            .contains("mine.bin"));
     }
 
     #[test]

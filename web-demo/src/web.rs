@@ -92,7 +92,13 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
         .get_element_by_id(&canvas_id)
         .ok_or_else(|| format!("no element #{canvas_id}"))?
         .dyn_into::<web_sys::HtmlCanvasElement>()?;
-    let query = window.location().search().unwrap_or_default();
+    let location = window.location();
+    let query = location.search().unwrap_or_default();
+    let page_url = format!(
+        "{}{}",
+        location.origin().unwrap_or_default(),
+        location.pathname().unwrap_or_default()
+    );
     let runner = eframe::WebRunner::new();
     RUNNER.with(|r| *r.borrow_mut() = Some(runner.clone()));
     runner
@@ -101,6 +107,7 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
             eframe::WebOptions::default(),
             Box::new(move |cc| {
                 let mut app = first_app(&query);
+                app.page_url = Some(page_url);
                 if let Some(s) = cc
                     .storage
                     .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
