@@ -23,9 +23,10 @@ command -v Xvfb >/dev/null || need_pkgs+=(xvfb)
 for p in libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+# scripts/web.sh serve: Python's http.server.
+command -v python3 >/dev/null || need_pkgs+=(python3)
 # The web demo's browser test and benchmark (tests/web_demo.rs, benches/web.rs): headless
 # Chromium driven over WebDriver by chromedriver (/usr/bin/chromium, /usr/bin/chromedriver).
-command -v python3 >/dev/null || need_pkgs+=(python3)   # scripts/web.sh serve
 for p in chromium chromium-driver; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done

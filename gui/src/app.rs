@@ -344,6 +344,7 @@ impl VmscopeApp {
         }
     }
 
+    // ANCHOR: frame_slice
     /// Runs one frame's slice of guest instructions while the guest runs.
     fn advance(&mut self, ui: &egui::Ui) {
         let (dt, time) = ui.input(|i| (i.unstable_dt, i.time));
@@ -360,6 +361,7 @@ impl VmscopeApp {
         }
         self.ips.sample(time, &self.session);
     }
+    // ANCHOR_END: frame_slice
 
     /// Draws one frame.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
