@@ -69,10 +69,9 @@ fn main() {
     if !Browser::present_or_skip("bench web") {
         return;
     }
-    let fail = |e: String| -> ! {
-        eprintln!("bench web: {e}");
-        std::process::exit(1)
-    };
+    // A panic, not process::exit: unwinding drops the browser and the server (their own
+    // process groups), which would otherwise outlive the bench and hold its output open.
+    let fail = |e: String| -> ! { panic!("bench web: {e}") };
     web_site::build().unwrap_or_else(|e| fail(e));
     wasm_sizes();
     let site = Site::serve().unwrap_or_else(|e| fail(e));
