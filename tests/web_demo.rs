@@ -72,7 +72,14 @@ fn web_demo_in_headless_chromium() {
     case("demo (no parameters)", &|b, s| {
         finished_with_serial(b, s, "", "demo", "interp")
     });
-    case("kernel compute", &kernel_compute);
+    case("demo bt", &|b, s| {
+        finished_with_serial(b, s, "engine=bt", "demo", "bt")
+    });
+    case("kernel compute interp", &|b, s| {
+        kernel_compute(b, s, "interp")
+    });
+    case("kernel compute bt", &|b, s| kernel_compute(b, s, "bt"));
+    case("a link to a breakpoint, then step back on bt", &break_link);
     eprintln!(
         "web_demo: {} cases in {:.1?} (browser part), {:.1?} in all",
         report.len(),
@@ -216,10 +223,13 @@ fn hello64_interp(b: &Browser, site: &Site) -> Result<String, String> {
     ))
 }
 
-fn kernel_compute(b: &Browser, site: &Site) -> Result<String, String> {
+fn kernel_compute(b: &Browser, site: &Site, engine: &str) -> Result<String, String> {
     let cmdline = format!("workloads=compute iterations={KERNEL_ROUNDS}");
-    let query = format!("guest=kernel&cmdline={}", web_site::query_value(&cmdline));
-    let s = open_and_finish(b, site, &query, "interp")?;
+    let query = format!(
+        "guest=kernel&engine={engine}&cmdline={}",
+        web_site::query_value(&cmdline)
+    );
+    let s = open_and_finish(b, site, &query, engine)?;
     let serial = s["serial"].as_str().unwrap_or_default();
     let results = suite::parse_results(serial)?;
     let want = suite::expected_checksum("compute", KERNEL_ROUNDS);
@@ -237,6 +247,37 @@ fn kernel_compute(b: &Browser, site: &Site) -> Result<String, String> {
         results[0].checksum,
         s["instructions"],
         s["finished"].as_str().unwrap_or_default()
+    ))
+}
+
+/// A teacher's link: the demo paused at the symbol `long_mode` on bt; one step back there
+/// lands one instruction earlier, at a different RIP.
+fn break_link(b: &Browser, site: &Site) -> Result<String, String> {
+    b.goto(&site.page("guest=demo&engine=bt&break=long_mode"))?;
+    let s = wait_status(
+        b,
+        "the demo paused at long_mode",
+        Duration::from_secs(60),
+        |s| s["ready"] == json!(true) && s["running"] == json!(false),
+    )?;
+    let stop = s["stop"].as_str().unwrap_or_default();
+    if s["engine"] != json!("bt") || !stop.contains("reakpoint") {
+        return Err(format!("expected a breakpoint stop on bt, got {s}"));
+    }
+    let at = s["instructions"].as_u64().unwrap_or_default();
+    let rip = hex(&s["rip"]);
+    if at == 0 {
+        return Err(format!("the breakpoint stop is at instruction 0: {s}"));
+    }
+    let back = command_to(b, "back 1", at - 1)?;
+    if hex(&back["rip"]) == rip || back["engine"] != json!("bt") {
+        return Err(format!(
+            "step back from {rip:x?} left rip or the engine unchanged: {back}"
+        ));
+    }
+    Ok(format!(
+        "paused at instruction {at}, rip {}; one back: rip {}",
+        s["rip"], back["rip"]
     ))
 }
 

@@ -23,7 +23,8 @@ pub struct StartOptions {
     pub steps: u64,
     /// A breakpoint (symbol or hex address) to set and run to first.
     pub break_at: Option<String>,
-    /// Leave the guest running (the web page's default: its first view is the guest at work).
+    /// Leave the guest running (the web page's default when the URL names no stopping place:
+    /// its first view is the guest at work).
     pub run: bool,
 }
 
@@ -52,10 +53,8 @@ impl StartOptions {
     /// Reads a URL's query string (`guest=kernel&cmdline=workloads%3Dcompute&engine=bt`, with or
     /// without the leading `?`). Unknown keys and bad values are errors that name the key.
     pub fn from_query(query: &str) -> Result<Self, String> {
-        let mut o = StartOptions {
-            run: true,
-            ..StartOptions::default()
-        };
+        let mut o = StartOptions::default();
+        let mut run = None;
         for pair in query.trim_start_matches('?').split('&') {
             if pair.is_empty() {
                 continue;
@@ -75,11 +74,11 @@ impl StartOptions {
                 }
                 "break" => o.break_at = Some(value),
                 "run" => {
-                    o.run = match value.as_str() {
+                    run = Some(match value.as_str() {
                         "1" | "true" | "yes" | "" => true,
                         "0" | "false" | "no" => false,
                         _ => return Err(format!("run={value:?}: use run=1 or run=0")),
-                    }
+                    })
                 }
                 other => {
                     return Err(format!(
@@ -88,6 +87,9 @@ impl StartOptions {
                 }
             }
         }
+        // A page runs its guest on load, unless the URL says where to stop (a step count or a
+        // breakpoint: the state a link points at) or run=0.
+        o.run = run.unwrap_or(o.steps == 0 && o.break_at.is_none());
         Ok(o)
     }
 
@@ -288,8 +290,11 @@ mod tests {
         assert_eq!(o.steps, 7);
         assert_eq!(o.break_at.as_deref(), Some("main"));
         assert!(!o.run);
-        // The page runs the guest unless told not to; the desktop does not.
+        // The page runs the guest unless told not to or told where to stop; the desktop does not.
         assert!(StartOptions::from_query("").unwrap().run);
+        assert!(!StartOptions::from_query("break=long_mode").unwrap().run);
+        assert!(!StartOptions::from_query("steps=10").unwrap().run);
+        assert!(StartOptions::from_query("steps=10&run=1").unwrap().run);
         assert!(!StartOptions::default().run);
     }
 
@@ -348,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_session_from_options_is_where_they_say() {
-        let o = StartOptions::from_query("guest=hello64&steps=5&run=0").unwrap();
+        let o = StartOptions::from_query("guest=hello64&steps=5").unwrap();
         let s = o.session(o.builtin_image().unwrap()).unwrap();
         assert_eq!(s.position(), 5);
         assert!(!s.is_running());
@@ -356,5 +361,14 @@ mod tests {
         let s = o.session(o.builtin_image().unwrap()).unwrap();
         assert_eq!(s.engine_kind(), EngineKind::Bt);
         assert!(s.is_running());
+        // A link to a breakpoint stays there, whichever engine it names.
+        let o = StartOptions::from_query("guest=demo&break=long_mode&engine=bt").unwrap();
+        let s = o.session(o.builtin_image().unwrap()).unwrap();
+        assert!(!s.is_running());
+        assert_eq!(
+            Some(s.machine.cpu.linear_rip()),
+            s.symbols.find("long_mode")
+        );
+        assert_eq!(s.engine_kind(), EngineKind::Bt);
     }
 }
