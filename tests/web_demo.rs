@@ -80,6 +80,7 @@ fn web_demo_in_headless_chromium() {
     });
     case("kernel compute bt", &|b, s| kernel_compute(b, s, "bt"));
     case("a link to a breakpoint, then step back on bt", &break_link);
+    case("a user's own image through the file picker", &own_image);
     eprintln!(
         "web_demo: {} cases in {:.1?} (browser part), {:.1?} in all",
         report.len(),
@@ -278,6 +279,41 @@ fn break_link(b: &Browser, site: &Site) -> Result<String, String> {
     Ok(format!(
         "paused at instruction {at}, rip {}; one back: rip {}",
         s["rip"], back["rip"]
+    ))
+}
+
+/// A user's own file: hello32's ELF, written out and chosen through the page's file picker
+/// (the input the Guest menu's "Open image file…" clicks); then a command line, then a run.
+/// The page must print what the CLI prints for hello32 with that command line.
+fn own_image(b: &Browser, site: &Site) -> Result<String, String> {
+    let g = guests::by_name("hello32").ok_or("no hello32 guest")?;
+    let dir = webdriver::target_dir().join("web-demo");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join("my-kernel.elf");
+    std::fs::write(&path, g.image).map_err(|e| format!("{}: {e}", path.display()))?;
+    b.goto(&site.page("run=0"))?;
+    wait_ready(b, READY)?;
+    b.upload_file("#vmscope-file", &path)?;
+    wait_status(b, "the uploaded image to be the guest", COMMAND, |s| {
+        s["guest"] == json!("my-kernel.elf")
+    })?;
+    b.execute(
+        "window.vmscope.command(arguments[0]);",
+        &[json!(format!("cmdline {}", guests::DEFAULT_CMDLINE))],
+    )?;
+    b.execute("window.vmscope.command('run');", &[])?;
+    let s = wait_status(b, "my-kernel.elf to finish", FINISH, |s| {
+        s["finished"].is_string()
+    })?;
+    if s["serial"] != json!(g.expected_serial) || s["cmdline"] != json!(guests::DEFAULT_CMDLINE) {
+        return Err(format!(
+            "my-kernel.elf (hello32's bytes) printed {:?} with command line {}; the CLI prints {:?}",
+            s["serial"], s["cmdline"], g.expected_serial
+        ));
+    }
+    Ok(format!(
+        "{} instructions, {}",
+        s["instructions"], s["finished"]
     ))
 }
 

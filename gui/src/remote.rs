@@ -17,7 +17,8 @@ use crate::app::{Action, VmscopeApp};
 use crate::session::{EngineKind, GuestImage, Session};
 
 /// The commands [`apply`] understands, for error messages.
-pub const COMMANDS: &str = "run, pause, step N, back N, engine NAME, load GUEST [CMDLINE]";
+pub const COMMANDS: &str =
+    "run, pause, step N, back N, engine NAME, load GUEST [CMDLINE], cmdline [TEXT]";
 
 /// What the page shows, as data: the test reads this instead of pixels.
 #[derive(Debug, Clone, Serialize)]
@@ -147,6 +148,15 @@ pub fn apply(app: &mut VmscopeApp, command: &str) -> Result<(), String> {
                 return Err(e);
             }
         }
+        "cmdline" => {
+            // As the "Command line" window does: reboot the same image with a new command line.
+            let mut image = app.session.image.clone();
+            image.cmdline = words.collect::<Vec<_>>().join(" ");
+            app.replace_session(Session::new(image), true);
+            if let Some(e) = app.error.clone() {
+                return Err(e);
+            }
+        }
         "" => return Err(format!("empty command (commands: {COMMANDS})")),
         other => return Err(format!("unknown command {other:?} (commands: {COMMANDS})")),
     }
@@ -243,6 +253,14 @@ mod tests {
         assert_eq!(st.guest, "kernel.elf");
         assert_eq!(st.cmdline, "workloads=compute iterations=1");
         assert_eq!(st.instructions, 0);
+        apply(&mut a, "step 3").unwrap();
+        apply(&mut a, "cmdline workloads=ipc").unwrap();
+        let st = status(&a, 0);
+        assert_eq!(
+            (st.guest.as_str(), st.cmdline.as_str()),
+            ("kernel.elf", "workloads=ipc")
+        );
+        assert_eq!(st.instructions, 0, "a new command line reboots");
     }
 
     #[test]

@@ -191,6 +191,28 @@ impl Browser {
         format!("/session/{}/{rest}", self.session)
     }
 
+    /// Gives a file to the page's `<input type=file>` matched by `css`, as a user choosing it
+    /// in the file picker would (the input's change event fires).
+    pub fn upload_file(&self, css: &str, path: &std::path::Path) -> Result<(), String> {
+        let found = self.call(
+            "POST",
+            &self.session_path("element"),
+            Some(json!({ "using": "css selector", "value": css })),
+            Duration::from_secs(20),
+        )?;
+        // W3C's key for an element reference.
+        let id = found["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .ok_or_else(|| format!("no element matches {css:?}: {found}"))?;
+        self.call(
+            "POST",
+            &self.session_path(&format!("element/{id}/value")),
+            Some(json!({ "text": path.display().to_string() })),
+            Duration::from_secs(20),
+        )?;
+        Ok(())
+    }
+
     /// Navigates and waits until the page has loaded (the driver's page-load strategy).
     pub fn goto(&self, url: &str) -> Result<(), String> {
         self.call(
