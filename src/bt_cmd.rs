@@ -4,8 +4,10 @@
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use emulator::bt::BinaryTranslator;
-use emulator::machine::loader::{load_image_with_boot, BootMethod};
+use emulator::machine::loader::BootMethod;
 use emulator::{Engine, Exit, Machine, RunLimit};
+
+use crate::image::{read_image, FormatArg, ImageFormat};
 
 /// `vmscope bt …`
 #[derive(Subcommand, Debug)]
@@ -24,6 +26,8 @@ pub enum BtCommand {
         /// Print the translator's counters too.
         #[arg(long)]
         stats: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
 }
 
@@ -35,8 +39,9 @@ pub fn run(command: BtCommand) -> Result<i32> {
             after,
             cmdline,
             stats,
+            format,
         } => {
-            let text = show(&image, after, &cmdline, stats)?;
+            let text = show(&image, format.format, after, &cmdline, stats)?;
             print!("{text}");
             Ok(0)
         }
@@ -44,24 +49,22 @@ pub fn run(command: BtCommand) -> Result<i32> {
 }
 
 /// The text `vmscope bt show` prints.
-pub fn show(image: &str, after: u64, cmdline: &str, stats: bool) -> Result<String> {
-    let (name, bytes) = match guests::by_name(image) {
-        Some(g) if !std::path::Path::new(image).exists() => {
-            (g.file_name.to_string(), g.image.to_vec())
-        }
-        _ => (
-            image.to_string(),
-            std::fs::read(image).with_context(|| format!("reading image {image}"))?,
-        ),
-    };
+pub fn show(
+    image: &str,
+    format: ImageFormat,
+    after: u64,
+    cmdline: &str,
+    stats: bool,
+) -> Result<String> {
+    let (name, bytes) = read_image(Some(image))?;
     let mut machine = Machine::new(64 << 20).context("creating the machine")?;
-    load_image_with_boot(
+    crate::image::load(
         &mut machine,
         &name,
         &bytes,
         cmdline,
         BootMethod::Direct,
-        guests::FIRMWARE_ROM,
+        format,
     )?;
     let mut bt = BinaryTranslator::new(crate::engines::bt_cache_bytes());
     let exit = bt.run(&mut machine, RunLimit::instructions(after))?;

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod conformance;
 pub mod disk;
 pub mod engines;
+pub mod image;
 pub mod mmu_cmd;
 pub mod runner;
 pub mod step;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use emulator::machine::loader::BootMethod;
+use vmscope::image::{read_image, FormatArg, ImageFormat};
 use vmscope::{EngineChoice, RunOptions, SwitchPlan, SwitchUnit};
 
 #[derive(Parser)]
@@ -60,10 +61,8 @@ enum Command {
         /// interface with kvmclock, 0x40000100: vmscope's hypercalls); `off` looks like hardware.
         #[arg(long, value_enum, default_value_t = OnOff::Off)]
         pv: OnOff,
-        /// `auto`: detect a Multiboot kernel, a firmware ROM, or a small flat boot-sector
-        /// program; `flat`: load the file at 0x7C00 and start it in real mode, whatever it is.
-        #[arg(long, value_enum, default_value_t = Format::Auto)]
-        format: Format,
+        #[command(flatten)]
+        format: FormatArg,
         /// A disk image: FILE[,ro][,if=ide|virtio-mmio|virtio-pci] (default virtio-pci). The
         /// file must exist with a size that is a multiple of 512 (e.g. `truncate -s 16M d.img`);
         /// what the guest writes is in it when vmscope exits. May be given several times.
@@ -93,10 +92,8 @@ enum Command {
         /// Paravirtualization on or off (see `vmscope run --help`).
         #[arg(long, value_enum, default_value_t = OnOff::Off)]
         pv: OnOff,
-        /// `auto`: detect a Multiboot kernel, a firmware ROM, or a small flat boot-sector
-        /// program; `flat`: load the file at 0x7C00 and start it in real mode, whatever it is.
-        #[arg(long, value_enum, default_value_t = Format::Auto)]
-        format: Format,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// List the built-in guests; `--export DIR` writes their images there (e.g. for QEMU's -kernel).
     Guests {
@@ -132,13 +129,6 @@ enum Command {
         #[command(subcommand)]
         command: vmscope::bt_cmd::BtCommand,
     },
-}
-
-/// `--format`: how to take the image file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum Format {
-    Auto,
-    Flat,
 }
 
 /// `--pv on|off`.
@@ -203,41 +193,6 @@ fn parse_cache_size(s: &str) -> Result<u64, String> {
     Ok(n)
 }
 
-/// Reads an image from a path, or returns a built-in guest by name.
-fn read_image(image: Option<&str>) -> Result<(String, Vec<u8>)> {
-    let name = image.unwrap_or("demo");
-    if let Some(g) = guests::by_name(name) {
-        if image.is_none() || !std::path::Path::new(name).exists() {
-            return Ok((g.file_name.to_string(), g.image.to_vec()));
-        }
-    }
-    let path = PathBuf::from(name);
-    let bytes = read_capped(&path)?;
-    Ok((path.display().to_string(), bytes))
-}
-
-/// The largest image vmscope reads: more would not fit a sensible guest, and the cap keeps a
-/// device file such as /dev/zero from filling the host's memory.
-const MAX_IMAGE_BYTES: u64 = 512 << 20;
-
-fn read_capped(path: &std::path::Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let file =
-        std::fs::File::open(path).with_context(|| format!("reading image {}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_IMAGE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading image {}", path.display()))?;
-    if bytes.len() as u64 > MAX_IMAGE_BYTES {
-        bail!(
-            "{}: larger than {} MiB, which is more than any image vmscope loads",
-            path.display(),
-            MAX_IMAGE_BYTES >> 20
-        );
-    }
-    Ok(bytes)
-}
-
 fn main() -> ExitCode {
     match real_main() {
         Ok(code) => ExitCode::from(code as u8),
@@ -283,7 +238,7 @@ fn real_main() -> Result<i32> {
                 }),
                 boot: boot.into(),
                 pv: pv == OnOff::On,
-                flat: format == Format::Flat,
+                flat: format.format == ImageFormat::Flat,
                 disks: disk,
                 show_devices: devices,
             };
@@ -324,7 +279,7 @@ fn real_main() -> Result<i32> {
                 cmdline,
                 boot: boot.into(),
                 pv: pv == OnOff::On,
-                flat: format == Format::Flat,
+                flat: format.format == ImageFormat::Flat,
                 ..RunOptions::default()
             };
             step(image.as_deref(), count, skip, &opts)
@@ -399,18 +354,23 @@ fn mmu(command: vmscope::mmu_cmd::MmuCommand) -> Result<i32> {
             user,
             engine,
             cmdline,
+            format,
         } => {
             let (name, bytes) = read_image(Some(&image))?;
-            walk_report(&name, &bytes, &cmdline, engine, after, va, access, user)?
+            let format = format.format;
+            walk_report(
+                &name, &bytes, &cmdline, format, engine, after, va, access, user,
+            )?
         }
         MmuCommand::Shadow {
             image,
             after,
             limit,
             cmdline,
+            format,
         } => {
             let (name, bytes) = read_image(Some(&image))?;
-            shadow_report(&name, &bytes, &cmdline, after, limit)?
+            shadow_report(&name, &bytes, &cmdline, format.format, after, limit)?
         }
     };
     print!("{text}");

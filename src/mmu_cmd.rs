@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
 use emulator::bt::BinaryTranslator;
 use emulator::interp::Interpreter;
-use emulator::machine::loader::load_image;
+use emulator::machine::loader::BootMethod;
 use emulator::mmu::{Access, SpaceView};
 use emulator::{Engine, Exit, Machine, RunLimit};
 
 use crate::engines::{bt_cache_bytes, make_engine, EngineChoice};
+use crate::image::{FormatArg, ImageFormat};
 
 /// What the explained access is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,6 +45,8 @@ pub enum MmuCommand {
         engine: EngineChoice,
         #[arg(long, default_value = "")]
         cmdline: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Run N instructions on the interpreter, then list its shadow address spaces and entries.
     Shadow {
@@ -55,6 +58,8 @@ pub enum MmuCommand {
         limit: usize,
         #[arg(long, default_value = "")]
         cmdline: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
 }
 
@@ -68,9 +73,16 @@ fn parse_address(s: &str) -> Result<u64, String> {
 }
 
 /// A machine with the image loaded.
-fn load(name: &str, bytes: &[u8], cmdline: &str) -> Result<Machine> {
+fn load(name: &str, bytes: &[u8], cmdline: &str, format: ImageFormat) -> Result<Machine> {
     let mut machine = Machine::new(64 << 20).context("creating the machine")?;
-    load_image(&mut machine, name, bytes, cmdline)?;
+    crate::image::load(
+        &mut machine,
+        name,
+        bytes,
+        cmdline,
+        BootMethod::Direct,
+        format,
+    )?;
     Ok(machine)
 }
 
@@ -83,7 +95,10 @@ fn run_for(engine: &mut dyn Engine, machine: &mut Machine, after: u64) -> Result
     };
     let when = match exit {
         Exit::LimitReached => format!("after {after} instructions on {}", engine.name()),
-        other => format!("the guest stopped before {after} instructions ({other:?})"),
+        other => format!(
+            "the guest stopped before {after} instructions ({})",
+            crate::runner::exit_summary(&other)
+        ),
     };
     Ok(when)
 }
@@ -101,13 +116,22 @@ pub fn walk_report(
     name: &str,
     bytes: &[u8],
     cmdline: &str,
+    format: ImageFormat,
     engine: EngineChoice,
     after: u64,
     va: u64,
     kind: AccessKind,
     user: bool,
 ) -> Result<String> {
-    let mut machine = load(name, bytes, cmdline)?;
+    // Wrong in every mode, so refused before the guest runs; the mode decides the rest below.
+    if !is_canonical(va) {
+        anyhow::bail!(
+            "{va:#x} is not canonical (bits 63:47 differ): no page walk translates it — in long \
+             mode the CPU raises #GP for it first, and outside long mode linear addresses are \
+             32-bit"
+        );
+    }
+    let mut machine = load(name, bytes, cmdline, format)?;
     // The software engines explain with their own MMU (it holds the PAE PDPTE registers the
     // CPU loaded); KVM's MMU is the host CPU's, so its walk is read from guest memory alone.
     let mut engine = match engine {
@@ -147,10 +171,11 @@ pub fn shadow_report(
     name: &str,
     bytes: &[u8],
     cmdline: &str,
+    format: ImageFormat,
     after: u64,
     limit: usize,
 ) -> Result<String> {
-    let mut machine = load(name, bytes, cmdline)?;
+    let mut machine = load(name, bytes, cmdline, format)?;
     let mut interp = Interpreter::new();
     let when = run_for(&mut interp, &mut machine, after)?;
     let mmu = interp.mmu();
@@ -254,8 +279,7 @@ fn write_space(out: &mut String, s: &SpaceView, limit: usize) -> std::fmt::Resul
 /// mode (else hardware raises #GP before any walk), at most 32 bits otherwise.
 fn check_linear_address(cpu: &emulator::cpu::CpuState, va: u64) -> Result<()> {
     if cpu.long_mode_active() {
-        let top = (va as i64) >> 47;
-        if top != 0 && top != -1 {
+        if !is_canonical(va) {
             anyhow::bail!(
                 "{va:#x} is not canonical (bits 63:47 differ): in long mode the CPU raises #GP \
                  for it before any page walk"
@@ -268,4 +292,10 @@ fn check_linear_address(cpu: &emulator::cpu::CpuState, va: u64) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Bits 63:47 all equal (4-level paging's 48-bit linear addresses).
+fn is_canonical(va: u64) -> bool {
+    let top = (va as i64) >> 47;
+    top == 0 || top == -1
 }

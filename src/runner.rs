@@ -4,10 +4,11 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use emulator::machine::loader::{load_image_with_boot, BootMethod, LoadedImage};
+use emulator::machine::loader::{BootMethod, LoadedImage};
 use emulator::{Exit, Machine, RunLimit};
 
 use crate::engines::{make_engine, EngineChoice};
+use crate::image::ImageFormat;
 
 /// What `--switch-after N` counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -132,25 +133,12 @@ pub fn load(
     bytes: &[u8],
     opts: &RunOptions,
 ) -> Result<LoadedImage> {
-    use emulator::machine::loader::{load_flat, FLAT_DEFAULT_LOAD_ADDR};
-    Ok(if opts.flat {
-        load_flat(
-            machine,
-            name,
-            bytes,
-            FLAT_DEFAULT_LOAD_ADDR,
-            Some(FLAT_DEFAULT_LOAD_ADDR),
-        )?
+    let format = if opts.flat {
+        ImageFormat::Flat
     } else {
-        load_image_with_boot(
-            machine,
-            name,
-            bytes,
-            &opts.cmdline,
-            opts.boot,
-            guests::FIRMWARE_ROM,
-        )?
-    })
+        ImageFormat::Auto
+    };
+    crate::image::load(machine, name, bytes, &opts.cmdline, opts.boot, format)
 }
 
 /// How much guest time a KVM run slice lasts before the runner shows the output so far.

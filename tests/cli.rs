@@ -235,3 +235,138 @@ fn a_command_line_may_start_with_a_dash() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("command line: -foo bar"));
 }
+
+/// A scratch directory for one test's files.
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vmscope-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn every_command_that_boots_an_image_reads_at_most_the_cap() {
+    let dir = scratch("cap");
+    // One byte over the cap, sparse: `bt show`, `mmu` and `compare` used to read whatever they
+    // were given (/dev/zero until the host ran out of memory).
+    let big = dir.join("huge.img");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len((512 << 20) + 1)
+        .unwrap();
+    let big = big.to_str().unwrap();
+    for args in [
+        &["bt", "show", big][..],
+        &["mmu", "walk", big, "--va", "0"],
+        &["mmu", "shadow", big],
+        &["compare", big, "--engines", "interp"],
+        &["step", big],
+    ] {
+        let out = vmscope(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(big) && stderr.contains("larger than 512 MiB"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn format_flat_is_one_option_of_every_command_that_boots_an_image() {
+    let dir = scratch("format");
+    // 700 KiB of NOPs: too large to be guessed a boot-sector program, fine when asked for.
+    let img = dir.join("nops.img");
+    std::fs::write(&img, vec![0x90u8; 700 << 10]).unwrap();
+    let img = img.to_str().unwrap();
+    for args in [
+        &["run", img, "--engine", "interp", "--max-instructions", "10"][..],
+        &["step", img, "-n", "2"],
+        &["bt", "show", img, "--after", "10"],
+        &["mmu", "walk", img, "--va", "0x7c00", "--after", "10"],
+        &["mmu", "shadow", img, "--after", "10"],
+    ] {
+        let out = vmscope(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(img) && stderr.contains("--format flat"),
+            "{args:?}: {stderr}"
+        );
+        let out = vmscope(&[args, &["--format", "flat"]].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let want = if args[0] == "run" { 4 } else { 0 };
+        assert_eq!(out.status.code(), Some(want), "{args:?}: {stderr}");
+    }
+    // The rule is in the help of each of them.
+    for cmd in [&["run"][..], &["step"], &["bt", "show"], &["mmu", "walk"]] {
+        let out = vmscope(&[cmd, &["--help"]].concat());
+        let help = String::from_utf8_lossy(&out.stdout);
+        for part in [
+            "Multiboot",
+            "*.rom",
+            "0000:7C00",
+            "0x98400",
+            "bzImage",
+            "512 MiB",
+        ] {
+            assert!(help.contains(part), "{cmd:?} --help lacks {part:?}: {help}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_guest_that_stops_early_is_told_in_words_by_every_command() {
+    let words = "guest wrote 0x10 to isa-debug-exit";
+    for args in [
+        &["step", "hello64", "-n", "100000"][..],
+        &["bt", "show", "hello64", "--after", "100000000"],
+        &[
+            "mmu",
+            "walk",
+            "hello64",
+            "--va",
+            "0x1000",
+            "--after",
+            "100000000",
+        ],
+    ] {
+        let out = vmscope(args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains(words), "{args:?}: {text}");
+        assert!(!text.contains("DebugExit {"), "{args:?}: {text}");
+    }
+}
+
+#[test]
+fn a_non_canonical_address_is_refused_before_the_guest_runs() {
+    // Non-canonical is wrong in every mode, so `mmu walk` says so before it runs the guest: here
+    // `jmp $` for 10^12 instructions, which used to run (for hours) before the answer came.
+    let dir = scratch("canonical");
+    let spin = dir.join("spin.img");
+    std::fs::write(&spin, [0xEB, 0xFE]).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmscope"))
+        .args(["mmu", "walk", spin.to_str().unwrap()])
+        .args(["--va", "0x8000000000000000", "--after", "1000000000000"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("mmu walk ran the guest before checking --va");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("0x8000000000000000 is not canonical") && stderr.contains("#GP"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -45,15 +45,7 @@ pub struct CompareArgs {
 pub fn compare(args: CompareArgs) -> Result<i32> {
     let (image_name, image) = match args.image.as_deref() {
         None => ("kernel.elf".to_string(), guests::KERNEL_ELF.to_vec()),
-        Some(name) => match guests::by_name(name) {
-            Some(g) if !std::path::Path::new(name).exists() => {
-                (g.file_name.to_string(), g.image.to_vec())
-            }
-            _ => {
-                let bytes = std::fs::read(name).with_context(|| format!("reading image {name}"))?;
-                (name.to_string(), bytes)
-            }
-        },
+        Some(name) => crate::image::read_image(Some(name))?,
     };
     let mut engines = Vec::new();
     for e in &args.engines {

@@ -10,8 +10,17 @@
 //! | [Multiboot v1 kernel](load_multiboot) | ELF32 `PT_LOAD` segments or a.out-kludge range at physical addresses | 32-bit protected mode, EAX = 0x2BADB002, EBX = info |
 //! | [Multiboot kernel through firmware](load_multiboot_via_firmware) | as above, plus vmscope's boot ROM with the entry patched in | the reset vector; the ROM switches to protected mode and jumps |
 //!
+//! Which kind a file is, [`detect`] decides from its bytes (and, for ROMs, its name): a Multiboot
+//! kernel when its header is there, a firmware ROM when it is named `*.rom`/`*.bin` and has a ROM's
+//! size. Everything else would be a flat binary, but [`load_image`] takes it as one only when it
+//! could be one ([`check_flat_plausible`]): a program a boot sector could load, not empty, not all
+//! zeros, not text, not compressed, not a DOS/PE executable or a Linux bzImage, and small enough
+//! to end below the video memory at 640 KiB (at most [`FLAT_GUESS_LIMIT`] bytes from 0x7C00). A
+//! refused file gets an error that names it and says what it looks like instead. A caller that
+//! knows it has a flat binary (`vmscope run --format flat`) calls [`load_flat`] directly.
+//!
 //! Loaders take byte slices, never paths (the emulator crate also runs in the browser); the CLI
-//! reads files. Every number that comes from a file is bounds-checked with checked arithmetic, and
+//! reads files (at most 512 MiB of one, so `/dev/zero` is an error, not an endless read). Every number that comes from a file is bounds-checked with checked arithmetic, and
 //! a loader validates everything before it writes the first byte, so a rejected image leaves the
 //! machine untouched.
 //!
@@ -103,7 +112,8 @@ impl std::fmt::Display for LoadedImage {
 /// 2. A name ending in `.rom` or `.bin` (any case), a size that is a multiple of 64 KiB from
 ///    64 KiB to 256 KiB, and not an ELF file → [`ImageKind::FirmwareRom`].
 /// 3. Anything else → [`ImageKind::Flat`] at 0x7C00 with entry 0x7C00, the boot-sector
-///    convention. ELF files land here too; [`load_image`] refuses them with a hint.
+///    convention. ELF files land here too; [`load_image`] refuses them with a hint, and refuses
+///    every other file that cannot be a flat binary ([`check_flat_plausible`]).
 ///
 /// Callers who know better (a `--load-addr` option, say) call the specific loader directly.
 pub fn detect(name: &str, bytes: &[u8]) -> ImageKind {
@@ -149,8 +159,12 @@ pub fn load_image(
 pub const FLAT_GUESS_LIMIT: u64 = 0xA_0000 - FLAT_DEFAULT_LOAD_ADDR;
 
 /// When nothing else matched, a file is taken as a flat real-mode binary only if it could be
-/// one; otherwise the error says what the file looks like instead. (Asking for a flat binary
-/// explicitly, `--format flat`, calls [`load_flat`] and skips this.)
+/// one; otherwise the error says what the file looks like instead. Refused, in this order: an
+/// empty file; a Linux bzImage ("HdrS" at 0x202); a name ending in `.rom` without a ROM's size;
+/// the Multiboot magic with its header cut off; all zeros; text (UTF-8 with line breaks and no
+/// other control characters); a gzip, xz, zstd, bzip2 or zip file; a DOS/PE executable ("MZ");
+/// more than [`FLAT_GUESS_LIMIT`] bytes. (Asking for a flat binary explicitly, `--format flat`,
+/// calls [`load_flat`] and skips this.)
 pub fn check_flat_plausible(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
     let refuse = |why: String| {
         Err(LoadError::NotAnImage {
@@ -164,8 +178,8 @@ pub fn check_flat_plausible(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
     }
     if bytes.get(0x202..0x206) == Some(b"HdrS") {
         return refuse(
-            "a Linux bzImage (boot protocol header \"HdrS\" at offset 0x202); booting Linux is \
-             not supported yet (a `vmscope linux` command is planned)"
+            "Linux bzImage (boot protocol header \"HdrS\" at offset 0x202): vmscope cannot boot \
+             Linux yet (a `vmscope linux` command is planned, see the issue on booting Linux)"
                 .into(),
         );
     }
@@ -188,6 +202,28 @@ pub fn check_flat_plausible(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
             bytes.len()
         ));
     }
+    if looks_like_text(bytes) {
+        return refuse(format!(
+            "text ({:#x} bytes of UTF-8 with line breaks), not machine code",
+            bytes.len()
+        ));
+    }
+    const PACKED: [(&[u8], &str); 6] = [
+        (b"\x1f\x8b", "gzip"),
+        (b"\xfd7zXZ\0", "xz"),
+        (b"\x28\xb5\x2f\xfd", "zstd"),
+        (b"BZh", "bzip2"),
+        (b"PK\x03\x04", "zip"),
+        (b"MZ", "DOS/PE executable"),
+    ];
+    if let Some((_, what)) = PACKED.iter().find(|(magic, _)| bytes.starts_with(magic)) {
+        let hint = if *what == "DOS/PE executable" {
+            "a DOS or Windows/EFI program, not a flat binary"
+        } else {
+            "compressed; unpack it first"
+        };
+        return refuse(format!("a {what} file (its magic at offset 0x0): {hint}"));
+    }
     if bytes.len() as u64 > FLAT_GUESS_LIMIT {
         return refuse(format!(
             "not a Multiboot kernel or firmware ROM, and at {:#x} bytes too large for a flat \
@@ -197,6 +233,16 @@ pub fn check_flat_plausible(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
         ));
     }
     Ok(())
+}
+
+/// Text, not code: valid UTF-8 with at least one line break and no control characters but tab,
+/// line feed and carriage return.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|s| {
+        s.contains('\n')
+            && s.chars()
+                .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
+    })
 }
 
 /// [`load_image`], but a Multiboot kernel with [`BootMethod::Firmware`] starts at RESET and

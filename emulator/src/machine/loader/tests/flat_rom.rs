@@ -5,6 +5,7 @@ use super::*;
 use crate::cpu::{reg, CpuMode, CpuState, Seg};
 use crate::machine::loader::{
     detect, load_firmware, load_flat, load_image, real_mode_entry, ImageKind, LoadError,
+    FLAT_GUESS_LIMIT,
 };
 use crate::machine::FOUR_GIB;
 
@@ -198,6 +199,53 @@ fn detection_follows_the_documented_rules() {
     // ROM dispatch through load_image.
     let loaded = load_image(&mut m, "bios.rom", &rom, "").unwrap();
     assert_eq!(loaded.kind, ImageKind::FirmwareRom);
+}
+
+#[test]
+fn a_file_is_guessed_flat_only_when_it_could_be_a_boot_sector_program() {
+    let refused = |name: &str, bytes: &[u8]| -> String {
+        let mut m = machine(MIB);
+        match load_image(&mut m, name, bytes, "") {
+            Err(e @ LoadError::NotAnImage { .. }) => {
+                let text = e.to_string();
+                assert!(text.starts_with(&format!("{name}: ")), "{text}");
+                assert!(
+                    m.ram.as_slice() == machine(MIB).ram.as_slice(),
+                    "{name}: nothing written"
+                );
+                text
+            }
+            other => panic!("{name}: expected a refusal, got {other:?}"),
+        }
+    };
+    let mut bz = vec![0x90u8; 4096];
+    bz[0x202..0x206].copy_from_slice(b"HdrS");
+    assert!(refused("vmlinuz", &bz).contains("Linux bzImage"));
+    assert!(refused("e.img", b"").contains("empty"));
+    assert!(refused("z.img", &[0; 4096]).contains("zeros"));
+    assert!(refused("t.rom", &[0x90; 100]).contains("not a ROM size"));
+    assert!(refused("mb.img", &0x1BAD_B002u32.to_le_bytes()).contains("offset 0x0"));
+    assert!(refused(
+        "README.md",
+        "# vmscope\n\nLearn virtualization. \u{2014} x86\n".as_bytes()
+    )
+    .contains("text"));
+    assert!(refused("k.gz", b"\x1f\x8b\x08\0\0\0\0\0").contains("gzip"));
+    assert!(refused("a.xz", b"\xfd7zXZ\0\x01").contains("xz"));
+    assert!(refused("b.zst", b"\x28\xb5\x2f\xfd\x01").contains("zstd"));
+    assert!(refused("c.zip", b"PK\x03\x04\x14\0").contains("zip"));
+    assert!(refused("p.exe", b"MZ\x90\0\x03\0").contains("DOS/PE"));
+    assert!(
+        refused("big.img", &vec![0x90; FLAT_GUESS_LIMIT as usize + 1]).contains("--format flat")
+    );
+    // What a boot sector could hold is taken: code with a line feed in it, the largest
+    // image that still ends below 640 KiB, a one-byte HLT.
+    let mut m = machine(MIB);
+    let code = b"\xb0\x0a\xe6\xf4\xf4"; // mov al, 10; out 0xf4, al; hlt
+    assert_eq!(load_image(&mut m, "c.img", code, "").unwrap().entry, 0x7C00);
+    let largest = vec![0x90; FLAT_GUESS_LIMIT as usize];
+    assert!(load_image(&mut m, "l.img", &largest, "").is_ok());
+    assert!(load_image(&mut m, "h.img", &[0xF4], "").is_ok());
 }
 
 #[test]
