@@ -386,12 +386,19 @@ fn step(image: Option<&str>, count: u64, skip: u64, opts: &RunOptions) -> Result
     eprintln!("vmscope: {loaded}");
     let mut notice = |s: String| eprintln!("{s}");
     let mut engine = vmscope::make_engine(engine, &machine, &mut notice)?;
+    // What the host may have to do with how the guest stopped (PVM and 32-bit paging).
+    let hint = |engine: &dyn emulator::Engine, exit, cpu| {
+        vmscope::runner::host_hint(&engine.describe(), exit, cpu)
+            .map(|h| format!("\nvmscope: note: {h}"))
+            .unwrap_or_default()
+    };
     if skip > 0 {
         let exit = engine.run(&mut machine, emulator::RunLimit::instructions(skip))?;
         if exit != emulator::Exit::LimitReached {
             bail!(
-                "the guest stopped during --skip: {}",
-                vmscope::runner::exit_summary(&exit)
+                "the guest stopped during --skip: {}{}",
+                vmscope::runner::exit_summary(&exit),
+                hint(engine.as_ref(), &exit, &machine.cpu)
             );
         }
     }
@@ -416,6 +423,11 @@ fn step(image: Option<&str>, count: u64, skip: u64, opts: &RunOptions) -> Result
                 "guest stopped: {}",
                 vmscope::runner::exit_summary(&exit)
             )?;
+            stdout.flush()?;
+            let note = hint(engine.as_ref(), &exit, &machine.cpu);
+            if !note.is_empty() {
+                eprintln!("{}", note.trim_start());
+            }
             return Ok(vmscope::runner::exit_status(&exit));
         }
     }

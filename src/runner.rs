@@ -90,9 +90,16 @@ impl GuestOutcome {
 
 /// A likely explanation for how a run ended, where the host is the reason.
 pub fn hint_for(outcome: &GuestOutcome) -> Option<String> {
-    let on_pvm = outcome.engines.last().is_some_and(|e| e.contains("PVM"));
-    let cpu = &outcome.machine.cpu;
-    if on_pvm && matches!(outcome.exit, Exit::TripleFault { .. }) && !cpu.long_mode_active() {
+    let engine = outcome.engines.last().map_or("", String::as_str);
+    host_hint(engine, &outcome.exit, &outcome.machine.cpu)
+}
+
+/// [`hint_for`] from the parts: the engine that ran last (its `describe()`), how it stopped
+/// and the CPU state it stopped in. `vmscope step` asks too.
+pub fn host_hint(engine: &str, exit: &Exit, cpu: &emulator::cpu::CpuState) -> Option<String> {
+    let on_pvm =
+        engine.starts_with("kvm") && accel_kvm::detect_flavour() == accel_kvm::KvmFlavour::Pvm;
+    if on_pvm && matches!(exit, Exit::TripleFault { .. }) && !cpu.long_mode_active() {
         return Some(
             "this host's KVM is PVM, which cannot run 32-bit or PAE paging (setting CR0.PG \
              outside long mode raises #GP); if the guest pages outside long mode, run it with \

@@ -370,3 +370,24 @@ fn a_non_canonical_address_is_refused_before_the_guest_runs() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn stepping_into_pvms_32_bit_paging_limit_says_so_too() {
+    if accel_kvm::detect_flavour() != accel_kvm::KvmFlavour::Pvm {
+        eprintln!("skipped: this host's KVM is not PVM (32-bit paging works there)");
+        return;
+    }
+    let out = vmscope(&["step", "hello32", "--engine", "kvm", "-n", "100000"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stdout.contains("triple fault"), "{stdout}");
+    assert!(
+        stderr.contains("cannot run 32-bit or PAE paging") && stderr.contains("--engine interp"),
+        "{stderr}"
+    );
+    let out = vmscope(&["step", "hello32", "--engine", "kvm", "--skip", "100000"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--engine interp"), "{stderr}");
+}

@@ -147,3 +147,50 @@ fn compare_io_measures_ata_against_virtio_with_verified_data() {
     assert_ne!(bad.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("multiple of 512"));
 }
+
+#[test]
+fn the_teaching_kernels_workloads_are_checked_before_any_guest_runs() {
+    // --iterations lets another kernel bring workloads the host does not know; the teaching
+    // kernel's are the suite's, so a wrong name is refused before a boot (the guest used to
+    // find out, after the host had calibrated and booted it).
+    let out = vmscope()
+        .args(["compare", "--engines", "interp", "--iterations", "5"])
+        .args(["--workloads", "cpuid,nosuchworkload"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unknown workload \"nosuchworkload\"") && err.contains("teaching kernel"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("compare: interp"),
+        "nothing ran before the error: {err}"
+    );
+}
+
+#[test]
+fn checking_the_output_files_first_neither_truncates_nor_leaves_files() {
+    let dir = std::env::temp_dir().join(format!("vmscope-compare-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (old, new) = (dir.join("old.json"), dir.join("new.svg"));
+    std::fs::write(&old, "{\"earlier\": true}\n").unwrap();
+    // The run fails after the files were checked (an unknown workload).
+    let out = vmscope()
+        .args(["compare", "--engines", "interp", "--workloads", "fork"])
+        .arg("--json")
+        .arg(&old)
+        .arg("--plot")
+        .arg(&new)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(&old).unwrap(),
+        "{\"earlier\": true}\n",
+        "an earlier result survives a failed run"
+    );
+    assert!(!new.exists(), "no empty file left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -60,8 +60,7 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
     }
     // Output files are checked before minutes of measuring, not after.
     for path in args.json.iter().chain(args.plot.iter()) {
-        std::fs::File::create(path)
-            .with_context(|| format!("cannot write {} (checked before running)", path.display()))?;
+        check_writable(path)?;
     }
     if !image_name.ends_with("kernel.elf") && !image.windows(16).any(|w| w == b"RESULT workload=") {
         bail!(
@@ -102,6 +101,21 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
         );
         Ok(1)
     }
+}
+
+/// Fails, naming `path`, if it cannot be written — without truncating a file that is there,
+/// and leaving no file behind that was not.
+fn check_writable(path: &std::path::Path) -> Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .with_context(|| format!("cannot write {} (checked before running)", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// `compare --io`: the table on stdout, JSON and SVG if asked.
