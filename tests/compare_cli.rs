@@ -194,3 +194,33 @@ fn checking_the_output_files_first_neither_truncates_nor_leaves_files() {
     assert!(!new.exists(), "no empty file left behind");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_boot_that_ends_badly_is_told_in_words() {
+    // `cli; hlt` that carries the RESULT marker: compare boots it and it halts at once.
+    let dir = std::env::temp_dir().join(format!("vmscope-compare-halt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("halt.img");
+    std::fs::write(&img, b"\xfa\xf4RESULT workload=").unwrap();
+    let out = vmscope()
+        .arg("compare")
+        .arg(&img)
+        .args([
+            "--engines",
+            "interp",
+            "--workloads",
+            "cpuid",
+            "--iterations",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("did not finish cleanly (guest halted with interrupts disabled"),
+        "{err}"
+    );
+    assert!(!err.contains("(Shutdown)"), "no Rust debug form: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -12,7 +12,7 @@ fn sst_dir() -> PathBuf {
     assert!(
         dir.join("README.md").is_file(),
         "the SingleStepTests data is missing: expected {} (../shared/testdata/sst-80286-real from \
-         the project root, see DESIGN.md)",
+         the project root, see ../shared/DESIGN.md)",
         dir.display()
     );
     dir
@@ -94,6 +94,13 @@ fn cli_names_a_missing_directory() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("/nonexistent/sst"), "{stderr}");
     assert!(stderr.contains("does not exist"), "{stderr}");
+    // It points to the test set by a path that exists here (it used to name a DESIGN.md and a
+    // path relative to "the project root" that exist nowhere the user stands).
+    let real = sst_dir().canonicalize().unwrap();
+    assert!(
+        stderr.contains(&format!("the test set is in {}", real.display())),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -264,7 +264,11 @@ fn boot_in_process(
         .copied()
         .unwrap_or(0);
     let serial = String::from_utf8_lossy(&serial).into_owned();
-    check_exit(&format!("{exit:?}"), exit == ok_exit(), &serial)?;
+    check_exit(
+        &crate::runner::exit_summary(&exit),
+        exit == ok_exit(),
+        &serial,
+    )?;
     Ok(Boot {
         serial,
         wall,

@@ -27,7 +27,7 @@ pub mod sst;
 
 use std::path::PathBuf;
 
-/// The test set's place relative to the project root (DESIGN.md, "Test data").
+/// The test set's place relative to the project root (../shared/DESIGN.md, "Test data").
 pub const DEFAULT_SST_DIR: &str = "../shared/testdata/sst-80286-real";
 
 /// The default SST directory: relative to the project root (this crate's manifest directory).

@@ -187,7 +187,11 @@ fn outcome(m: &Machine, exit: Result<Exit, String>, expect_rip: u64) -> Outcome 
     let fault = fault_at(m);
     let abnormal = match exit {
         Ok(Exit::LimitReached) if m.cpu.rip == expect_rip || fault.is_some() => None,
-        Ok(e) => Some(format!("stopped with {e:?} at rip {:#x}", m.cpu.rip)),
+        Ok(e) => Some(format!(
+            "stopped ({}) at rip {:#x}",
+            crate::runner::exit_summary(&e),
+            m.cpu.rip
+        )),
         Err(e) => Some(e),
     };
     let mut out = Outcome {

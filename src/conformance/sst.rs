@@ -23,14 +23,29 @@ const RAM_BYTES: u64 = 2 << 20;
 /// delivery and the HLT.
 const MAX_STEPS: usize = 64;
 
+/// Where the test set is, as paths that exist on this machine (or that it is missing here too).
+fn where_the_tests_are() -> String {
+    let dir = super::default_sst_dir();
+    match dir.canonicalize() {
+        Ok(dir) if dir.join("README.md").is_file() => format!(
+            "the test set is in {} (its README.md says what it holds; run `vmscope conformance \
+             sst` without DIR to use it)",
+            dir.display()
+        ),
+        _ => format!(
+            "the test set is not at its default place either, {} (the project's \
+             ../shared/testdata/sst-80286-real; the project's ../shared/DESIGN.md, section \
+             \"Test data\", says how it gets there)",
+            dir.display()
+        ),
+    }
+}
+
 /// Errors of a conformance run (the test data, not the interpreter).
 #[derive(Debug, thiserror::Error)]
 pub enum SstError {
-    /// the SingleStepTests directory {0} does not exist (expected ../shared/testdata/sst-80286-real from the project root)
-    #[error(
-        "the SingleStepTests directory {0} does not exist; it is expected at \
-         ../shared/testdata/sst-80286-real relative to the project root (see ../shared/DESIGN.md, section Test data)"
-    )]
+    /// the SingleStepTests directory {0} does not exist (and where the test set is instead)
+    #[error("the SingleStepTests directory {} does not exist; {}", .0.display(), where_the_tests_are())]
     MissingDir(PathBuf),
     /// {0} holds no *.MOO.gz files
     #[error("{0} holds no *.MOO.gz or *.MOO files")]
@@ -274,7 +289,10 @@ impl Runner {
             match self.interp.run(m, RunLimit::instructions(1)) {
                 Ok(Exit::LimitReached) => {}
                 Ok(other) => {
-                    outcome = Err(format!("the machine stopped: {other:?}"));
+                    outcome = Err(format!(
+                        "the machine stopped: {}",
+                        crate::runner::exit_summary(&other)
+                    ));
                     break;
                 }
                 Err(e) => {
