@@ -371,3 +371,54 @@ fn without_a_disk_the_disk_workloads_say_so_and_all_leaves_them_out() {
     );
     assert_eq!(image.now(), image.before);
 }
+
+#[test]
+fn verify_sectors_folds_the_first_word_of_each_sector_and_still_catches_a_wrong_sector() {
+    for engine in [EngineChoice::Interp, EngineChoice::Bt] {
+        let image = Image::new(
+            &format!("verify-sectors-{engine:?}").to_lowercase(),
+            1 << 20,
+        );
+        let cmdline = "workloads=disk-read iterations=5 request=4096 verify=sectors";
+        let run = run_kernel(
+            engine,
+            vec![image.spec(DiskInterface::VirtioPci, false)],
+            cmdline,
+        );
+        assert_eq!(run.status, status_of(guests::exit::OK), "{}", run.serial);
+        let results = suite::parse_results(&run.serial).unwrap();
+        let sampled = suite::expected_disk_checksum_with(
+            "disk-read",
+            5,
+            4096,
+            &image.before,
+            suite::DiskVerify::Sectors,
+        );
+        assert_eq!(Some(results[0].checksum), sampled, "{engine:?}");
+        // Not the every-word checksum: the guest really folded less.
+        assert_ne!(
+            Some(results[0].checksum),
+            suite::expected_disk_checksum("disk-read", 5, 4096, &image.before)
+        );
+        // A disk whose sectors came back in another order gives another sampled checksum.
+        let mut swapped = image.before.clone();
+        let (a, b) = swapped.split_at_mut(512);
+        a.swap_with_slice(&mut b[..512]);
+        assert_ne!(
+            sampled,
+            suite::expected_disk_checksum_with(
+                "disk-read",
+                5,
+                4096,
+                &swapped,
+                suite::DiskVerify::Sectors
+            )
+        );
+    }
+    let run = run_kernel(EngineChoice::Interp, vec![], "verify=bytes");
+    assert!(
+        run.serial.contains("verify= must be words or sectors"),
+        "{}",
+        run.serial
+    );
+}

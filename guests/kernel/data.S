@@ -67,6 +67,7 @@ disk_request_arg:   .skip 8         # request= bytes
 disk_depth_arg:     .skip 8         # depth= requests per batch
 ata_multiple_arg:   .skip 8         # multiple= sectors per DRQ block, plus 1
 ata_lba48_arg:      .skip 8         # lba48=1: 48-bit commands always
+disk_verify_sectors: .skip 8        # verify=sectors: disk-read folds one word per sector
 disk_kind:          .skip 8         # the interface in use (0 until a disk workload opens it)
 disk_request:       .skip 8         # bytes per request
 disk_sectors:       .skip 8         # the disk's size, in 512-byte sectors ...

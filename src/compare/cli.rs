@@ -39,6 +39,11 @@ pub struct CompareArgs {
     /// With --io: bytes per request (a multiple of 512).
     #[arg(long, default_value_t = 65536, requires = "io")]
     pub request: u64,
+    /// With --io: what the guest checks of the data it reads — `sectors`, the first word of
+    /// every sector (the right sectors arrived, in order), or `words`, every word (then an
+    /// emulated run spends most of its time in the guest's checksum, not in the device).
+    #[arg(long, default_value = "sectors", value_parser = ["sectors", "words"], requires = "io")]
+    pub verify: String,
 }
 
 /// Runs `vmscope compare`; returns the process exit status.
@@ -141,6 +146,10 @@ fn compare_io(args: &CompareArgs, engines: Vec<EngineId>) -> Result<i32> {
         engines,
         request: args.request,
         requests: args.iterations,
+        verify: match args.verify.as_str() {
+            "words" => super::suite::DiskVerify::Words,
+            _ => super::suite::DiskVerify::Sectors,
+        },
     };
     let cells = super::io::run(&opts, &mut |line| eprintln!("{line}"))?;
     print!("{}", super::io::table(&cells));

@@ -44,6 +44,8 @@ pub struct IoCell {
     /// How the time was taken: `guest_tsc` or `wall_minus_baseline`.
     pub method: &'static str,
     pub checksum: String,
+    /// What the guest checked of the data it read: `words` (every word) or `sectors`.
+    pub verify: &'static str,
 }
 
 /// What to measure.
@@ -52,6 +54,8 @@ pub struct IoOptions {
     pub request: u64,
     /// Requests per cell (default: 16 MiB worth of `request`).
     pub requests: Option<u64>,
+    /// What the guest folds of the data it reads (see guests/kernel/disk.S).
+    pub verify: suite::DiskVerify,
 }
 
 fn temp_image(tag: &str) -> Result<PathBuf> {
@@ -81,6 +85,7 @@ fn boot(
     iface: DiskInterface,
     n: u64,
     request: u64,
+    verify: suite::DiskVerify,
     hz: f64,
 ) -> Result<Boot> {
     let spec = DiskSpec {
@@ -89,8 +94,9 @@ fn boot(
         interface: iface,
     };
     let cmdline = format!(
-        "workloads=disk-read:{n} request={request} disk={}",
-        iface.name()
+        "workloads=disk-read:{n} request={request} disk={} {}",
+        iface.name(),
+        verify.word()
     );
     engines::boot_with_disks(
         engine,
@@ -128,11 +134,17 @@ pub fn run(opts: &IoOptions, progress: &mut dyn FnMut(String)) -> Result<Vec<IoC
                 opts.request
             ));
             let image = temp_image(&format!("{}-{}", engine.name(), iface.name()))?;
-            let base = boot(engine, &image, iface, 0, opts.request, hz)?;
-            let full = boot(engine, &image, iface, n, opts.request, hz)?;
+            let base = boot(engine, &image, iface, 0, opts.request, opts.verify, hz)?;
+            let full = boot(engine, &image, iface, n, opts.request, opts.verify, hz)?;
             let line = super::measure::single_result(&full.serial, "disk-read", n, engine.name())?;
             let disk = suite::disk_image(IMAGE_BYTES);
-            let want = suite::expected_disk_checksum("disk-read", n, opts.request, &disk);
+            let want = suite::expected_disk_checksum_with(
+                "disk-read",
+                n,
+                opts.request,
+                &disk,
+                opts.verify,
+            );
             if want != Some(line.checksum) {
                 bail!(
                     "{} {}: disk-read checksum {:#x}, the host expects {want:x?}",
@@ -176,6 +188,10 @@ pub fn run(opts: &IoOptions, progress: &mut dyn FnMut(String)) -> Result<Vec<IoC
                 interrupts_per_mb: irqs as f64 / mb,
                 method,
                 checksum: format!("{:#018x}", line.checksum),
+                verify: match opts.verify {
+                    suite::DiskVerify::Words => "words",
+                    suite::DiskVerify::Sectors => "sectors",
+                },
             });
         }
     }
@@ -188,8 +204,14 @@ pub fn table(cells: &[IoCell]) -> String {
     if let Some(c) = cells.first() {
         let _ = writeln!(
             out,
-            "disk-read: {} requests of {} bytes ({:.0} MiB) per cell",
-            c.requests, c.request_bytes, c.mb
+            "disk-read: {} requests of {} bytes ({:.0} MiB) per cell; the guest checks {}",
+            c.requests,
+            c.request_bytes,
+            c.mb,
+            match c.verify {
+                "words" => "every word it reads",
+                _ => "the first word of every sector (--verify words: every word)",
+            }
         );
     }
     let _ = writeln!(

@@ -331,10 +331,40 @@ fn fold_words(acc: u64, bytes: &[u8]) -> u64 {
     })
 }
 
+/// What disk-read folds into its checksum (the kernel's `verify=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskVerify {
+    /// Every 8-byte word (`verify=words`, the default).
+    Words,
+    /// The first word of every 512-byte sector (`verify=sectors`).
+    Sectors,
+}
+
+impl DiskVerify {
+    /// The kernel's command-line word for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            DiskVerify::Words => "verify=words",
+            DiskVerify::Sectors => "verify=sectors",
+        }
+    }
+}
+
 /// The checksum disk-read or disk-write reports after `n` requests of `request` bytes on a
 /// disk that held `disk` before the run; `None` for another workload, or a request size the
 /// kernel refuses (not a multiple of 512, larger than the disk).
 pub fn expected_disk_checksum(name: &str, n: u64, request: u64, disk: &[u8]) -> Option<u64> {
+    expected_disk_checksum_with(name, n, request, disk, DiskVerify::Words)
+}
+
+/// [`expected_disk_checksum`] for a disk-read that folds what `verify` says.
+pub fn expected_disk_checksum_with(
+    name: &str,
+    n: u64,
+    request: u64,
+    disk: &[u8],
+    verify: DiskVerify,
+) -> Option<u64> {
     let len = disk.len() as u64 / 512 * 512;
     if request == 0 || !request.is_multiple_of(512) || request > len {
         return None;
@@ -342,7 +372,13 @@ pub fn expected_disk_checksum(name: &str, n: u64, request: u64, disk: &[u8]) -> 
     let offsets = disk_request_offsets(len, request, n);
     match name {
         "disk-read" => Some(offsets.iter().fold(0, |h, &at| {
-            fold_words(h, &disk[at as usize..(at + request) as usize])
+            let data = &disk[at as usize..(at + request) as usize];
+            match verify {
+                DiskVerify::Words => fold_words(h, data),
+                DiskVerify::Sectors => data
+                    .chunks_exact(512)
+                    .fold(h, |h, sector| fold_words(h, &sector[..8])),
+            }
         })),
         "disk-write" => Some(offsets.iter().fold(0, |h, &at| {
             (at..at + request).step_by(8).fold(h, |h, o| {
