@@ -81,6 +81,10 @@ fn web_demo_in_headless_chromium() {
     case("kernel compute bt", &|b, s| kernel_compute(b, s, "bt"));
     case("a link to a breakpoint, then step back on bt", &break_link);
     case("a user's own image through the file picker", &own_image);
+    case(
+        "F11 steps and F5 runs; the browser's F5 is cancelled",
+        &debugger_keys,
+    );
     eprintln!(
         "web_demo: {} cases in {:.1?} (browser part), {:.1?} in all",
         report.len(),
@@ -314,6 +318,46 @@ fn own_image(b: &Browser, site: &Site) -> Result<String, String> {
     Ok(format!(
         "{} instructions, {}",
         s["instructions"], s["finished"]
+    ))
+}
+
+/// The debugger's keys reach the app and not the browser: F11 steps one instruction, F5 runs
+/// the guest to its end, and the page cancelled both keys' browser defaults (F5 would reload
+/// it). WebDriver's synthetic keys never trigger the browser's own shortcuts, so the test
+/// reads `defaultPrevented` from a listener that runs after the page's.
+fn debugger_keys(b: &Browser, site: &Site) -> Result<String, String> {
+    const F5: &str = "\u{E035}";
+    const F11: &str = "\u{E03B}";
+    b.goto(&site.page("guest=hello64&run=0"))?;
+    wait_ready(b, READY)?;
+    b.execute(
+        "window.__keys = []; window.addEventListener('keydown', \
+         (e) => window.__keys.push([e.key, e.defaultPrevented]), { capture: true });",
+        &[],
+    )?;
+    b.send_keys("#vmscope-canvas", F11)?;
+    wait_status(b, "F11 to step one instruction", COMMAND, |s| {
+        s["instructions"] == json!(1)
+    })?;
+    b.send_keys("#vmscope-canvas", F5)?;
+    let s = wait_status(b, "F5 to run hello64 to its end", FINISH, |s| {
+        s["finished"].is_string()
+    })?;
+    check_serial(&s, "hello64")?;
+    let keys = b.execute("return window.__keys;", &[])?;
+    for key in ["F11", "F5"] {
+        if !keys
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|k| k[0] == json!(key) && k[1] == json!(true))
+        {
+            return Err(format!("{key}'s browser default was not cancelled: {keys}"));
+        }
+    }
+    Ok(format!(
+        "{} instructions after F11, F5; keys seen: {keys}",
+        s["instructions"]
     ))
 }
 

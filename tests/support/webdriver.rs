@@ -194,6 +194,12 @@ impl Browser {
     /// Gives a file to the page's `<input type=file>` matched by `css`, as a user choosing it
     /// in the file picker would (the input's change event fires).
     pub fn upload_file(&self, css: &str, path: &std::path::Path) -> Result<(), String> {
+        self.send_keys(css, &path.display().to_string())
+    }
+
+    /// Types `text` into the element matched by `css` (focusing it first). WebDriver spells
+    /// special keys as private-use characters: F5 is U+E035, F11 U+E03B.
+    pub fn send_keys(&self, css: &str, text: &str) -> Result<(), String> {
         let found = self.call(
             "POST",
             &self.session_path("element"),
@@ -207,7 +213,7 @@ impl Browser {
         self.call(
             "POST",
             &self.session_path(&format!("element/{id}/value")),
-            Some(json!({ "text": path.display().to_string() })),
+            Some(json!({ "text": text })),
             Duration::from_secs(20),
         )?;
         Ok(())
