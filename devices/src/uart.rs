@@ -5,15 +5,18 @@
 //! - its `Trigger` (how the model says "interrupt!") only sets a flag; after each access we turn
 //!   that flag into a pulse on IRQ 4, so the PIC sees it like any other device's interrupt;
 //! - its output goes to a byte buffer the host drains with [`Uart::take_output`], or straight to
-//!   a host writer (a terminal) set with [`Uart::set_output_sink`];
+//!   a host writer (a terminal) set with [`Uart::set_output_sink`]; a paravirtual console
+//!   writes into the same stream through [`Uart::console_writer`], so the host reads one
+//!   console with both devices' bytes in the order the guest sent them;
 //! - input typed by the user waits in our own queue and is fed into the 64-byte receive FIFO
 //!   whenever the guest has emptied it, so long pastes are not cut off at the FIFO size.
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io::{self, Write};
+use std::rc::Rc;
 
 use vm_superio::serial::{NoEvents, SerialState};
 use vm_superio::{Serial, Trigger};
@@ -75,9 +78,27 @@ impl Write for Output {
     }
 }
 
+/// A handle on the one output stream: the register model writes through one, a second console
+/// through others ([`Uart::console_writer`]). Devices complete their work inside the access
+/// that started it, so the bytes of both arrive here in the guest's order.
+#[derive(Clone)]
+struct SharedOutput(Rc<RefCell<Output>>);
+
+impl Write for SharedOutput {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
 /// A 16550A UART on the PC bus.
 pub struct Uart {
-    serial: Serial<InterruptFlag, NoEvents, Output>,
+    serial: Serial<InterruptFlag, NoEvents, SharedOutput>,
+    /// The stream `serial` writes to (another handle on it).
+    output: SharedOutput,
     /// Bytes received from the host that did not fit into the receive FIFO yet.
     pending_input: VecDeque<u8>,
     /// The receive FIFO's size (what `fifo_capacity` reports when it is empty).
@@ -95,10 +116,12 @@ impl Default for Uart {
 impl Uart {
     /// A UART in its reset state whose output is buffered for [`Uart::take_output`].
     pub fn new() -> Self {
-        let serial = Serial::new(InterruptFlag::default(), Output::Buffer(Vec::new()));
+        let output = SharedOutput(Rc::new(RefCell::new(Output::Buffer(Vec::new()))));
+        let serial = Serial::new(InterruptFlag::default(), output.clone());
         let fifo_size = serial.fifo_capacity();
         Uart {
             serial,
+            output,
             pending_input: VecDeque::new(),
             fifo_size,
             irq: IrqLine::isa(UART_IRQ),
@@ -113,7 +136,7 @@ impl Uart {
 
     /// Bytes the guest transmitted since the last call (empty while a sink is set).
     pub fn take_output(&mut self) -> Vec<u8> {
-        match self.serial.writer_mut() {
+        match &mut *self.output.0.borrow_mut() {
             Output::Buffer(buffer) => std::mem::take(buffer),
             Output::Sink(_) => Vec::new(),
         }
@@ -123,9 +146,16 @@ impl Uart {
     /// console write (one hypercall for a whole string instead of a trap per byte) lands in
     /// the same place as the UART's own output, so a reader sees one console.
     pub fn write_console(&mut self, bytes: &[u8]) {
-        let out = self.serial.writer_mut();
+        let out = &mut self.output;
         // A host writer that fails loses output; it must never stop or crash the guest.
         let _ = out.write_all(bytes).and_then(|_| out.flush());
+    }
+
+    /// A writer into this UART's output stream, for a second console (virtio-console): what
+    /// it writes is drained by [`Uart::take_output`] or reaches the sink, in order with the
+    /// UART's own bytes. It follows the stream when a sink is set later.
+    pub fn console_writer(&self) -> Box<dyn Write> {
+        Box::new(self.output.clone())
     }
 
     /// Sends everything the guest transmits from now on straight to `sink`, flushing after
@@ -134,7 +164,7 @@ impl Uart {
         let buffered = self.take_output();
         // A host writer that fails loses output; it must never stop or crash the guest.
         let _ = sink.write_all(&buffered).and_then(|_| sink.flush());
-        *self.serial.writer_mut() = Output::Sink(sink);
+        *self.output.0.borrow_mut() = Output::Sink(sink);
     }
 
     /// Bytes from the host (a keyboard, a test) for the guest to receive. They enter the receive
@@ -192,7 +222,7 @@ impl Uart {
             serial: self.serial.state(),
             interrupt_requested: self.serial.interrupt_evt().0.get(),
             pending_input: self.pending_input.iter().copied().collect(),
-            buffered_output: match self.serial.writer() {
+            buffered_output: match &*self.output.0.borrow() {
                 Output::Buffer(b) => Some(b.clone()),
                 Output::Sink(_) => None,
             },
@@ -207,19 +237,25 @@ impl Uart {
             detail,
         };
         if state.serial.in_buffer.len() > self.fifo_size {
-            // Checked first: a failed `from_state` would drop the writer we hand it.
+            // Checked first, so a state we refuse changes nothing.
             return Err(bad(format!(
                 "{} bytes in a {}-byte receive FIFO",
                 state.serial.in_buffer.len(),
                 self.fifo_size
             )));
         }
-        let mut out = std::mem::replace(self.serial.writer_mut(), Output::Buffer(Vec::new()));
-        if let (Output::Buffer(b), Some(saved)) = (&mut out, &state.buffered_output) {
+        let serial = Serial::from_state(
+            &state.serial,
+            InterruptFlag::default(),
+            NoEvents,
+            self.output.clone(),
+        )
+        .map_err(|e| bad(format!("{e:?}")))?;
+        if let (Output::Buffer(b), Some(saved)) =
+            (&mut *self.output.0.borrow_mut(), &state.buffered_output)
+        {
             b.clone_from(saved);
         }
-        let serial = Serial::from_state(&state.serial, InterruptFlag::default(), NoEvents, out)
-            .map_err(|e| bad(format!("{e:?}")))?;
         // from_state may raise the flag for a pending THR/RDA interrupt; what counts is whether
         // it was raised and not yet forwarded when the snapshot was taken.
         serial.interrupt_evt().0.set(state.interrupt_requested);
@@ -424,6 +460,20 @@ mod tests {
         send(&mut bus, b"live");
         assert_eq!(sink.0.borrow().as_slice(), b"early live");
         assert!(bus.take_serial_output().is_empty());
+    }
+
+    #[test]
+    fn a_second_console_writes_into_the_same_stream_in_order() {
+        let mut bus = bus_with_uart();
+        let mut pv = bus.console_writer().expect("the bus has a UART");
+        send(&mut bus, b"uart ");
+        pv.write_all(b"virtio ").unwrap();
+        send(&mut bus, b"uart\n");
+        assert_eq!(bus.take_serial_output(), b"uart virtio uart\n");
+        let sink = SharedSink::default();
+        bus.set_serial_sink(Box::new(sink.clone()));
+        pv.write_all(b"follows the sink").unwrap();
+        assert_eq!(sink.0.borrow().as_slice(), b"follows the sink");
     }
 
     #[test]

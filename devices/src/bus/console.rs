@@ -26,6 +26,14 @@ impl Bus {
         }
     }
 
+    /// A writer into the UART's output stream, for a second console device (virtio-console):
+    /// its bytes reach [`Bus::take_serial_output`] or the serial sink in order with the UART's,
+    /// so the host sees one console whichever device the guest prints through.
+    pub fn console_writer(&mut self) -> Option<Box<dyn std::io::Write>> {
+        self.device_mut::<crate::uart::Uart>()
+            .map(|u| u.console_writer())
+    }
+
     /// Queues bytes typed by the user into the UART's receive FIFO.
     pub fn send_serial_input(&mut self, bytes: &[u8]) {
         let Some(index) = self

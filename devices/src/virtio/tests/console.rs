@@ -141,3 +141,46 @@ fn emergency_write_works_before_setup() {
     );
     assert_eq!(console(&mut d).take_output(), b"!?");
 }
+
+#[test]
+fn queue_misuse_is_survived_and_reported() {
+    // Notifications before DRIVER_OK are dropped: nothing is output.
+    let mut d = Driver::new(Box::new(VirtioConsole::new()));
+    assert!(d.negotiate(V1));
+    d.setup_queue(TRANSMITQ as u16, 8);
+    d.put(DATA, b"too early");
+    let head = d.add_chain(TRANSMITQ, &[(DATA, 9, false)]);
+    d.publish(TRANSMITQ, head);
+    d.notify(TRANSMITQ);
+    assert!(console(&mut d).take_output().is_empty());
+    assert_eq!(d.dev.core().stats().notifications_ignored, 1);
+    // A notification for a queue that does not exist is ignored too.
+    d.driver_ok();
+    d.notify(7);
+    assert_eq!(d.dev.core().stats().notifications_ignored, 2);
+
+    let mut d = up();
+    // A device-writable buffer in the transmitq: ignored, the readable part still goes out.
+    d.put(DATA, b"ok");
+    let head = d.add_chain(TRANSMITQ, &[(DATA, 2, false), (DATA + 0x100, 0x40, true)]);
+    d.publish(TRANSMITQ, head);
+    d.notify(TRANSMITQ);
+    assert_eq!(console(&mut d).take_output(), b"ok");
+    // A read-only buffer in the receiveq takes no input; a later writable one gets it all.
+    console(&mut d).receive(b"in");
+    let head = d.add_chain(RECEIVEQ, &[(DATA + 0x200, 8, false)]);
+    d.publish(RECEIVEQ, head);
+    d.notify(RECEIVEQ);
+    assert_eq!(d.used_elem(RECEIVEQ, 0).1, 0, "nothing written into it");
+    assert_eq!(console(&mut d).pending_input(), 2);
+    // A transmit buffer outside RAM: DEVICE_NEEDS_RESET, and no byte of it is output.
+    let head = d.add_chain(TRANSMITQ, &[(RAM_SIZE as u64 - 4, 64, false)]);
+    d.publish(TRANSMITQ, head);
+    d.notify(TRANSMITQ);
+    assert_ne!(d.status() & STATUS_NEEDS_RESET, 0);
+    assert!(console(&mut d).take_output().is_empty());
+    // Until the driver resets, the device ignores its queues; EMERG_WRITE still works.
+    d.notify(TRANSMITQ);
+    d.write(REG_CONFIG + EMERG_WR_OFFSET, u32::from(b'!'));
+    assert_eq!(console(&mut d).take_output(), b"!");
+}
