@@ -83,11 +83,20 @@ options:
                 "--screenshot" => a.screenshot = Some(PathBuf::from(value("--screenshot")?)),
                 "--size" => {
                     let v = value("--size")?;
-                    let (w, h) = v.split_once('x').ok_or("--size WxH")?;
-                    a.size = [
-                        w.parse().map_err(|_| "--size WxH")?,
-                        h.parse().map_err(|_| "--size WxH")?,
-                    ];
+                    let bad = || format!("--size {v}: WxH in points, e.g. 1500x950");
+                    let (w, h) = v.split_once('x').ok_or_else(bad)?;
+                    let (w, h): (u32, u32) = (
+                        w.trim().parse().map_err(|_| bad())?,
+                        h.trim().parse().map_err(|_| bad())?,
+                    );
+                    // A window the debugger's panels fit in, and one a screen can show.
+                    if !(200..=16384).contains(&w) || !(150..=16384).contains(&h) {
+                        return Err(format!(
+                            "--size {v}: the window must be 200 to 16384 points wide and 150 \
+                             to 16384 high"
+                        ));
+                    }
+                    a.size = [w as f32, h as f32];
                 }
                 s if s.starts_with('-') => return Err(format!("unknown option {s}")),
                 s if a.image.is_none() => a.image = Some(s.to_string()),

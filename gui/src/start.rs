@@ -190,7 +190,13 @@ impl StartOptions {
     /// running or paused.
     pub fn session(&self, image: GuestImage) -> Result<Session, String> {
         let mut s = Session::new(image)?;
-        if self.steps <= STEP_ONE_BY_ONE {
+        // KVM goes there itself: its path may differ from the interpreter's, and its past
+        // cannot be replayed (so every step is a single step, however many).
+        let on_kvm = self.engine == EngineKind::Kvm;
+        if on_kvm {
+            s.switch_engine(self.engine)?;
+        }
+        if self.steps <= STEP_ONE_BY_ONE || on_kvm {
             for _ in 0..self.steps {
                 s.step_into();
             }
@@ -210,7 +216,7 @@ impl StartOptions {
             s.run();
             s.run_until_stopped(1_000_000, 1_000);
         }
-        if self.engine != EngineKind::Interp {
+        if self.engine != s.engine_kind() {
             s.switch_engine(self.engine)?;
         }
         if self.run && s.finished.is_none() {

@@ -55,3 +55,24 @@ fn bad_arguments_and_images_are_reported_with_status_2() {
     assert!(err.to_lowercase().contains("multiboot"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_window_size_that_cannot_be_shown_is_refused() {
+    // 0x0 used to be taken and the window left at eframe's choice, without a word.
+    for size in [
+        "0x0",
+        "1500x0",
+        "100x950",
+        "99999x950",
+        "1500",
+        "wide x tall",
+        "-5x-5",
+    ] {
+        let (code, _, err) = gui(&["demo", "--size", size]);
+        assert_eq!(code, 2, "--size {size}: {err}");
+        assert!(err.contains(&format!("--size {size}:")), "{err}");
+    }
+    let (code, _, err) = gui(&["demo", "--size", "0x0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("200 to 16384 points wide"), "{err}");
+}

@@ -562,3 +562,54 @@ fn bt_to_kvm_and_back_keeps_the_guest_running() {
     );
     assert_eq!(s.machine.stats.engine_switches, 3);
 }
+
+/// `vmscope-gui … --engine kvm --steps N` (and `--break`) goes there on KVM: the steps used to
+/// run on the interpreter, with KVM switched in afterwards.
+#[test]
+fn a_start_on_kvm_takes_its_steps_and_runs_to_its_breakpoint_on_kvm() {
+    use emulator::machine::loader::BootMethod;
+    use gui::session::EngineKind;
+    use gui::start::StartOptions;
+    if let Err(why) = accel_kvm::kvm_for_tests() {
+        println!("skipping: KVM is not usable here: {why}");
+        return;
+    }
+    let start = |engine, steps, break_at: Option<&str>| {
+        let o = StartOptions {
+            guest: Some("hello64".into()),
+            engine,
+            boot: BootMethod::Direct,
+            steps,
+            break_at: break_at.map(str::to_string),
+            ..StartOptions::default()
+        };
+        o.session(o.builtin_image().unwrap()).unwrap()
+    };
+    let kvm = start(EngineKind::Kvm, 200, None);
+    assert_eq!(kvm.engine_kind(), EngineKind::Kvm);
+    assert!(kvm.history.kvm_ran, "the steps ran on KVM");
+    assert_eq!(kvm.position(), 200);
+    // The same 200 single steps on KVM by hand. (The interpreter would be elsewhere: hello64's
+    // `rep stosb` counts once per 4,096 bytes there and once on KVM.)
+    let mut by_hand = Session::new(
+        GuestImage::builtin("hello64")
+            .unwrap()
+            .with_boot(BootMethod::Direct),
+    )
+    .unwrap();
+    by_hand.switch_engine(EngineKind::Kvm).unwrap();
+    for _ in 0..200 {
+        by_hand.step_into();
+    }
+    assert_eq!(kvm.machine.cpu.rip, by_hand.machine.cpu.rip);
+    assert_eq!(kvm.machine.cpu.gpr, by_hand.machine.cpu.gpr);
+
+    let kvm = start(EngineKind::Kvm, 0, Some("long_mode"));
+    let target = kvm.symbols.find("long_mode").unwrap();
+    assert!(kvm.history.kvm_ran, "the run to the breakpoint was KVM's");
+    assert_eq!(kvm.machine.cpu.linear_rip(), target);
+    assert_eq!(
+        kvm.last_stop,
+        Some(StopReason::Breakpoint { linear: target })
+    );
+}
