@@ -23,6 +23,8 @@ command -v Xvfb >/dev/null || need_pkgs+=(xvfb)
 for p in libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+# The ACPI tests' second opinion on the DSDT's AML: Debian's iasl (acpica-tools).
+command -v iasl >/dev/null || need_pkgs+=(acpica-tools)
 # scripts/web.sh serve: Python's http.server.
 command -v python3 >/dev/null || need_pkgs+=(python3)
 # The web demo's browser test and benchmark (tests/web_demo.rs, benches/web.rs): headless

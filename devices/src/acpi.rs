@@ -5,7 +5,9 @@
 //! The chain a guest follows: it scans 0xE0000–0xFFFFF on 16-byte boundaries for "RSD PTR "
 //! with a valid checksum; the RSDP points to the RSDT (32-bit pointers) and, being revision 2,
 //! to the XSDT (64-bit pointers); they list the FADT ("FACP") and the MADT ("APIC"). The FADT
-//! points to the DSDT and the FACS and says where the PM timer is (port 0x608, 24 bits).
+//! points to the DSDT and the FACS and says where the PM timer is (port 0x608, 24 bits). The
+//! DSDT holds AML (`aml.rs`, `dsdt.rs`): the PCI root bridge, its windows and its interrupt
+//! routing, generated from the board as the MADT is.
 //!
 //! [`build`] produces the tables the way QEMU hands them to firmware: two fw_cfg files with
 //! offsets where addresses belong (`etc/acpi/tables`, `etc/acpi/rsdp`) and a linker/loader
@@ -22,6 +24,8 @@
 //! assert_eq!(rsdp[..20].iter().fold(0u8, |s, &b| s.wrapping_add(b)), 0);
 //! ```
 
+pub mod aml;
+mod dsdt;
 pub mod loader;
 pub mod parse;
 mod tables;

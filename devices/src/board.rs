@@ -23,6 +23,12 @@ impl Default for PcPlatformConfig {
     }
 }
 
+/// The guest-physical range `[start, end]` where PCI memory BARs are placed (below the IOAPIC
+/// at 0xFEC00000); the DSDT offers it to the guest as the root bridge's memory window.
+pub const PCI_MEMORY_WINDOW: (u32, u32) = (0xE000_0000, 0xFEBF_FFFF);
+/// PCI I/O BARs go from here up (above the legacy ISA ports).
+pub const PCI_IO_WINDOW_START: u16 = 0xC000;
+
 /// An ISA IRQ that does not arrive on the IOAPIC pin of its own number, or that is not
 /// edge-triggered active-high (an ACPI MADT Interrupt Source Override).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -57,9 +57,12 @@ pub(super) fn facs() -> Vec<u8> {
     t
 }
 
-/// DSDT: an empty definition block — a valid AML table with no objects in it.
+/// DSDT: the definition block with the PCI root bridge (see `dsdt.rs`). Revision 2: integers
+/// are 64 bits wide.
 pub(super) fn dsdt() -> Vec<u8> {
-    finish(header(b"DSDT", 1))
+    let mut t = header(b"DSDT", 2);
+    t.extend(super::dsdt::dsdt_body());
+    finish(t)
 }
 
 /// Where the FADT's pointer fields are, for the loader script.
