@@ -1,14 +1,15 @@
-//! `vmscope run --devices`: the machine's devices, where each answers, and the disks behind them.
+//! `vmscope run --devices`: the machine's devices, where each answers, and the disks and consoles behind them.
 //! Teaches: reading a board — ports, MMIO ranges, PCI functions with their BARs, interrupt lines.
 
 use std::fmt::Write as _;
 
 use devices::Bus;
 
-use crate::disk::AttachedDisk;
+use crate::attach::Attached;
 
 /// The device table printed before the guest starts.
-pub fn describe(bus: &mut Bus, disks: &[AttachedDisk]) -> String {
+pub fn describe(bus: &mut Bus, attached: &Attached) -> String {
+    let disks = &attached.disks;
     let mut out = String::from("devices:\n");
     for (first, last, name) in bus.port_map() {
         let _ = writeln!(out, "  port {first:#06x}-{last:#06x}  {name}");
@@ -52,6 +53,13 @@ pub fn describe(bus: &mut Bus, disks: &[AttachedDisk]) -> String {
             d.sectors,
             if d.spec.read_only { ", read-only" } else { "" },
             d.location
+        );
+    }
+    if let Some(c) = &attached.console {
+        let _ = writeln!(
+            out,
+            "consoles:\n  uart (COM1): port 0x3f8 irq 4\n  virtio-console: {} (its output joins the UART's)",
+            c.location
         );
     }
     out

@@ -36,6 +36,35 @@ impl DiskInterface {
             DiskInterface::VirtioPci => "virtio-pci",
         }
     }
+
+    /// The virtio transport behind this interface (`None` for IDE).
+    pub fn virtio_transport(self) -> Option<VirtioTransport> {
+        match self {
+            DiskInterface::Ide => None,
+            DiskInterface::VirtioMmio => Some(VirtioTransport::Mmio),
+            DiskInterface::VirtioPci => Some(VirtioTransport::Pci),
+        }
+    }
+}
+
+/// How a virtio device (a disk, the console) reaches the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VirtioTransport {
+    /// A register window at an address the board fixes (no discovery).
+    #[value(name = "virtio-mmio")]
+    Mmio,
+    /// A PCI function the guest finds by its IDs (the modern interface).
+    #[value(name = "virtio-pci")]
+    Pci,
+}
+
+impl VirtioTransport {
+    pub fn name(self) -> &'static str {
+        match self {
+            VirtioTransport::Mmio => "virtio-mmio",
+            VirtioTransport::Pci => "virtio-pci",
+        }
+    }
 }
 
 /// One `--disk` option.
@@ -258,7 +287,8 @@ mod tests {
 }
 
 // ANCHOR: disk_placement
-/// Where the board puts `--disk` devices. IDE: the primary channel's master. virtio-mmio: 4 KiB
+/// Where the board puts `--disk` and `--virtio-console` devices, in the order they are given
+/// (disks first, then the console). IDE: the primary channel's master. virtio-mmio: 4 KiB
 /// windows from 0xD000_0000 on GSIs 20–23 (IOAPIC only, like PCI lines). virtio-pci: slots
 /// from 2, BAR 0 placed from 0xE000_0000 as firmware would.
 pub const VIRTIO_MMIO_BASE: u64 = 0xD000_0000;
@@ -278,9 +308,64 @@ pub struct AttachedDisk {
     pub location: String,
 }
 
+/// The next free place for a virtio device: the one placement rule (above) for every virtio
+/// device a run attaches, whatever it is.
+#[derive(Debug, Default)]
+pub struct VirtioPlacement {
+    mmio_used: u64,
+    pci_used: u8,
+}
+
+impl VirtioPlacement {
+    /// Puts `device` behind `transport` at the next free place; returns where the guest finds
+    /// it ("virtio-pci 00:02.0 bar0 0xe0000000 gsi 18", …).
+    pub fn place(
+        &mut self,
+        bus: &mut devices::Bus,
+        device: Box<dyn devices::virtio::VirtioDevice>,
+        transport: VirtioTransport,
+    ) -> Result<String> {
+        let what = device.name();
+        match transport {
+            VirtioTransport::Mmio => {
+                use devices::virtio::mmio::{VirtioMmio, MMIO_WINDOW};
+                if self.mmio_used >= MAX_VIRTIO_MMIO as u64 {
+                    bail!("no virtio-mmio window left for {what}: at most {MAX_VIRTIO_MMIO} (GSIs 20-23); use virtio-pci for more");
+                }
+                let base = VIRTIO_MMIO_BASE + self.mmio_used * VIRTIO_MMIO_STRIDE;
+                let gsi = VIRTIO_MMIO_FIRST_GSI + self.mmio_used as u8;
+                let line = devices::IrqLine::new(gsi).expect("GSIs 20-23 exist");
+                bus.add_mmio_device(Box::new(VirtioMmio::new(device, line)), base, MMIO_WINDOW)
+                    .map_err(|e| anyhow::anyhow!("placing {what} on virtio-mmio: {e}"))?;
+                self.mmio_used += 1;
+                Ok(format!(
+                    "virtio-mmio {base:#x} gsi {gsi} (Linux: virtio_mmio.device={MMIO_WINDOW:#x}@{base:#x}:{gsi})"
+                ))
+            }
+            VirtioTransport::Pci => {
+                use devices::pci::virtio::{VirtioPci, BAR_SIZE};
+                let slot = VIRTIO_PCI_FIRST_SLOT + self.pci_used;
+                let line = devices::pci::intx_gsi(slot, 1);
+                let bar = VIRTIO_PCI_BAR_BASE + u64::from(self.pci_used) * u64::from(BAR_SIZE);
+                bus.add_pci_device(Box::new(VirtioPci::new(device, line).place(bar)), slot)
+                    .map_err(|e| anyhow::anyhow!("placing {what} on virtio-pci: {e}"))?;
+                self.pci_used += 1;
+                Ok(format!(
+                    "virtio-pci 00:{slot:02x}.0 bar0 {bar:#x} gsi {}",
+                    line.number()
+                ))
+            }
+        }
+    }
+}
+
 /// Opens every image (all before the guest starts: a bad one is an error and nothing runs)
-/// and puts its device on the bus.
-pub fn attach_disks(bus: &mut devices::Bus, specs: &[DiskSpec]) -> Result<Vec<AttachedDisk>> {
+/// and puts its device on the bus, virtio disks at the places `placement` hands out.
+pub fn attach_disks(
+    bus: &mut devices::Bus,
+    specs: &[DiskSpec],
+    placement: &mut VirtioPlacement,
+) -> Result<Vec<AttachedDisk>> {
     let mut opened = Vec::new();
     for spec in specs {
         opened.push((spec.clone(), FileDisk::open(&spec.path, spec.read_only)?));
@@ -292,21 +377,11 @@ pub fn attach_disks(bus: &mut devices::Bus, specs: &[DiskSpec]) -> Result<Vec<At
     if ide > 1 {
         bail!("only one IDE disk is supported (the primary master); use if=virtio-pci or if=virtio-mmio for the others");
     }
-    let mmio = specs
-        .iter()
-        .filter(|s| s.interface == DiskInterface::VirtioMmio)
-        .count();
-    if mmio > MAX_VIRTIO_MMIO {
-        bail!(
-            "at most {MAX_VIRTIO_MMIO} virtio-mmio disks (GSIs 20-23); use if=virtio-pci for more"
-        );
-    }
-    let (mut mmio_index, mut pci_slot) = (0u64, VIRTIO_PCI_FIRST_SLOT);
     let mut attached = Vec::new();
     for (spec, disk) in opened {
         let sectors = disk.len() / 512;
-        let location = match spec.interface {
-            DiskInterface::Ide => {
+        let location = match spec.interface.virtio_transport() {
+            None => {
                 use devices::ata::{Ata, COMMAND_PORTS, CONTROL_PORT, IRQ};
                 let line = devices::IrqLine::isa(IRQ);
                 bus.add_pio_device(
@@ -319,35 +394,9 @@ pub fn attach_disks(bus: &mut devices::Bus, specs: &[DiskSpec]) -> Result<Vec<At
                     COMMAND_PORTS.0, COMMAND_PORTS.1
                 )
             }
-            DiskInterface::VirtioMmio => {
-                use devices::virtio::{blk::VirtioBlk, mmio::VirtioMmio};
-                let base = VIRTIO_MMIO_BASE + mmio_index * VIRTIO_MMIO_STRIDE;
-                let gsi = VIRTIO_MMIO_FIRST_GSI + mmio_index as u8;
-                let line = devices::IrqLine::new(gsi).expect("GSIs 20-23 exist");
-                let dev = VirtioMmio::new(Box::new(VirtioBlk::new(Box::new(disk))), line);
-                bus.add_mmio_device(Box::new(dev), base, devices::virtio::mmio::MMIO_WINDOW)
-                    .map_err(|e| anyhow::anyhow!("placing a virtio-mmio disk: {e}"))?;
-                mmio_index += 1;
-                format!(
-                    "virtio-mmio {base:#x} gsi {gsi} (Linux: virtio_mmio.device={:#x}@{base:#x}:{gsi})",
-                    devices::virtio::mmio::MMIO_WINDOW
-                )
-            }
-            DiskInterface::VirtioPci => {
-                use devices::pci::virtio::{VirtioPci, BAR_SIZE};
+            Some(transport) => {
                 use devices::virtio::blk::VirtioBlk;
-                let slot = pci_slot;
-                let line = devices::pci::intx_gsi(slot, 1);
-                let bar =
-                    VIRTIO_PCI_BAR_BASE + (slot - VIRTIO_PCI_FIRST_SLOT) as u64 * BAR_SIZE as u64;
-                let dev = VirtioPci::new(Box::new(VirtioBlk::new(Box::new(disk))), line).place(bar);
-                bus.add_pci_device(Box::new(dev), slot)
-                    .map_err(|e| anyhow::anyhow!("placing a virtio-pci disk: {e}"))?;
-                pci_slot += 1;
-                format!(
-                    "virtio-pci 00:{slot:02x}.0 bar0 {bar:#x} gsi {}",
-                    line.number()
-                )
+                placement.place(bus, Box::new(VirtioBlk::new(Box::new(disk))), transport)?
             }
         };
         attached.push(AttachedDisk {

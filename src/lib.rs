@@ -1,6 +1,7 @@
 //! The `vmscope` command-line tool as a library: choosing engines, running and stepping guests.
 //! Teaches: how a VMM's main loop drives an engine, reacts to its exits, and hands a CPU between engines.
 
+pub mod attach;
 pub mod board_info;
 pub mod bootdisk;
 pub mod bt_cmd;

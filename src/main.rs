@@ -63,14 +63,8 @@ enum Command {
         pv: OnOff,
         #[command(flatten)]
         format: FormatArg,
-        /// A disk image: FILE[,ro][,if=ide|virtio-mmio|virtio-pci] (default virtio-pci). The
-        /// file must exist with a size that is a multiple of 512 (e.g. `truncate -s 16M d.img`);
-        /// what the guest writes is in it when vmscope exits. May be given several times.
-        #[arg(long, value_name = "FILE[,ro][,if=…]")]
-        disk: Vec<vmscope::disk::DiskSpec>,
-        /// Print the devices (ports, MMIO ranges, PCI functions, disks) before the guest starts.
-        #[arg(long)]
-        devices: bool,
+        #[command(flatten)]
+        board: vmscope::attach::DeviceArgs,
     },
     /// Execute N instructions one at a time, printing each with the registers it changed.
     Step {
@@ -222,8 +216,7 @@ fn real_main() -> Result<i32> {
             boot,
             pv,
             format,
-            disk,
-            devices,
+            board,
         } => {
             let (name, bytes) = read_image(image.as_deref())?;
             let opts = RunOptions {
@@ -239,8 +232,9 @@ fn real_main() -> Result<i32> {
                 boot: boot.into(),
                 pv: pv == OnOff::On,
                 flat: format.format == ImageFormat::Flat,
-                disks: disk,
-                show_devices: devices,
+                disks: board.disk,
+                virtio_console: board.virtio_console,
+                show_devices: board.devices,
             };
             let mut stdout = std::io::stdout();
             let mut notice = |s: String| eprintln!("{s}");

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub flat: bool,
     /// Disk images (`--disk`), opened and attached before the guest starts.
     pub disks: Vec<crate::disk::DiskSpec>,
+    /// A virtio-console and its transport (`--virtio-console`), placed after the disks.
+    pub virtio_console: Option<crate::disk::VirtioTransport>,
     /// Print the device table before the guest starts (`--devices`).
     pub show_devices: bool,
 }
@@ -61,6 +63,7 @@ impl Default for RunOptions {
             pv: false,
             flat: false,
             disks: Vec::new(),
+            virtio_console: None,
             show_devices: false,
         }
     }
@@ -163,9 +166,9 @@ pub fn run_guest(
     let mut machine = Machine::new(opts.memory)
         .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
     machine.pv = opts.pv;
-    let disks = crate::disk::attach_disks(&mut machine.bus, &opts.disks)?;
+    let attached = crate::attach::attach(&mut machine.bus, &opts.disks, opts.virtio_console)?;
     if opts.show_devices {
-        notice(crate::board_info::describe(&mut machine.bus, &disks));
+        notice(crate::board_info::describe(&mut machine.bus, &attached));
     }
     let image = load(&mut machine, name, bytes, opts)?;
     let mut engine = make_engine(opts.engine, &machine, notice)?;

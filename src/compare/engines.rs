@@ -181,7 +181,7 @@ pub fn boot(
             cmdline,
             host_tsc_hz,
             mode == super::Mode::Pv,
-            &[],
+            &Devices::default(),
         ),
         EngineId::QemuTcg | EngineId::QemuKvm => boot_qemu(engine, image, cmdline, host_tsc_hz),
         EngineId::Bochs => super::bochs::boot(name, image, cmdline),
@@ -190,23 +190,31 @@ pub fn boot(
     Ok(boot)
 }
 
-/// Boots on one of vmscope's own engines with disk images attached (`compare --io`).
-pub fn boot_with_disks(
+/// Boots on one of vmscope's own engines with disk images and a virtio-console attached
+/// (`compare --io`).
+pub fn boot_with_devices(
     engine: EngineId,
     name: &str,
     image: &[u8],
     cmdline: &str,
     host_tsc_hz: f64,
-    disks: &[crate::disk::DiskSpec],
+    devices: &Devices,
 ) -> Result<Boot> {
     if !engine.in_process() {
         bail!(
-            "{}: disks are attached on vmscope's own engines only",
+            "{}: devices are attached on vmscope's own engines only",
             engine.name()
         );
     }
-    boot_in_process(engine, name, image, cmdline, host_tsc_hz, false, disks)
+    boot_in_process(engine, name, image, cmdline, host_tsc_hz, false, devices)
         .with_context(|| format!("{} running {name} with {cmdline:?}", engine.label()))
+}
+
+/// What [`boot_with_devices`] attaches.
+#[derive(Debug, Clone, Default)]
+pub struct Devices {
+    pub disks: Vec<crate::disk::DiskSpec>,
+    pub virtio_console: Option<crate::disk::VirtioTransport>,
 }
 
 fn boot_in_process(
@@ -216,11 +224,11 @@ fn boot_in_process(
     cmdline: &str,
     host_tsc_hz: f64,
     pv: bool,
-    disks: &[crate::disk::DiskSpec],
+    devices: &Devices,
 ) -> Result<Boot> {
     let mut machine = Machine::new(MEMORY).context("creating the machine")?;
     machine.pv = pv;
-    crate::disk::attach_disks(&mut machine.bus, disks)?;
+    crate::attach::attach(&mut machine.bus, &devices.disks, devices.virtio_console)?;
     emulator::machine::loader::load_image(&mut machine, name, image, cmdline)?;
     let (mut engine, guest_tsc_hz): (Box<dyn Engine>, Option<f64>) = match id {
         EngineId::Interp => (Box::new(Interpreter::new()), None),

@@ -98,13 +98,17 @@ fn boot(
         iface.name(),
         verify.word()
     );
-    engines::boot_with_disks(
+    let devices = engines::Devices {
+        disks: vec![spec],
+        virtio_console: None,
+    };
+    engines::boot_with_devices(
         engine,
         "kernel.elf",
         guests::KERNEL_ELF,
         &cmdline,
         hz,
-        &[spec],
+        &devices,
     )
 }
 
