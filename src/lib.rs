@@ -10,6 +10,7 @@ pub mod compare;
 pub mod conformance;
 pub mod disk;
 pub mod engines;
+pub mod fuzz;
 pub mod image;
 pub mod mmu_cmd;
 pub mod runner;

@@ -123,6 +123,8 @@ enum Command {
         #[command(subcommand)]
         command: vmscope::bt_cmd::BtCommand,
     },
+    /// Differential fuzzing: random code per mode on every engine, differences shrunk and written.
+    Fuzz(vmscope::fuzz::FuzzArgs),
 }
 
 /// `--pv on|off`.
@@ -300,6 +302,7 @@ fn real_main() -> Result<i32> {
         }
         Command::Conformance { suite } => vmscope::cli_isa::conformance(suite),
         Command::Bt { command } => vmscope::bt_cmd::run(command),
+        Command::Fuzz(args) => vmscope::fuzz::cli::fuzz(args),
         Command::Isa(args) => vmscope::cli_isa::isa(args),
         Command::Gui { image, args } => gui(image, &args),
         Command::Compare(args) => vmscope::compare::cli::compare(args),

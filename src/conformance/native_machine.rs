@@ -250,3 +250,41 @@ pub fn fault_at(m: &Machine) -> Option<Fault> {
         rsp: word(4),
     })
 }
+
+/// Turns the conformance machine into one that random ring-3 code cannot reach past (what
+/// `vmscope fuzz --mode ring3` runs): the tables, stubs and kernel stack below `CODE` become
+/// supervisor pages, every paging entry has its accessed and dirty bits set already (a CPU and
+/// an emulator may set them at different moments; now neither writes them), the I/O bitmap
+/// allows only `ports` (IOPL 0 makes every other IN/OUT a #GP, so ring 3 cannot program the
+/// timers or the interrupt controllers), and CR4.TSD makes RDTSC a #GP (its value is host time
+/// on KVM).
+pub fn lock_down(m: &mut Machine, ports: &[u16]) {
+    let (pdpt, pd) = (PML4 + 0x1000, PML4 + 0x2000);
+    for table in [PML4, pdpt] {
+        let e = m.ram.read_le(table, 8).unwrap();
+        m.ram.write_le(table, 8, e | 0x20).unwrap();
+    }
+    for i in 0..512u64 {
+        let e = m.ram.read_le(pd + 8 * i, 8).unwrap();
+        // A 2 MiB page gets A and D; the entry pointing to the page table only A.
+        let ad = if e & 0x80 != 0 { 0x60 } else { 0x20 };
+        m.ram.write_le(pd + 8 * i, 8, e | ad).unwrap();
+        let pte = m.ram.read_le(PT + 8 * i, 8).unwrap();
+        if pte & 1 != 0 {
+            let user = if (i << 12) < CODE && (i << 12) != DATA_ALIAS16 {
+                0
+            } else {
+                4
+            };
+            m.ram
+                .write_le(PT + 8 * i, 8, (pte & !4) | user | 0x60)
+                .unwrap();
+        }
+    }
+    let mut bitmap = [0xFFu8; 32];
+    for &p in ports.iter().filter(|&&p| p < 256) {
+        bitmap[p as usize / 8] &= !(1 << (p % 8));
+    }
+    m.ram.write(TSS + 0x68, &bitmap).unwrap();
+    m.cpu.cr4 |= ctl::CR4_TSD;
+}
