@@ -4,7 +4,8 @@
 #
 # Words are separated by spaces; unknown words are ignored (QEMU puts the kernel's file name
 # first). `workloads=all` selects the whole suite — not the disk workloads, which need a disk
-# (disk.S, which also reads its own words: disk= request= depth= multiple= lba48=);
+# (disk.S, which also reads its own words: disk= request= depth= multiple= lba48=), nor
+# console-write (console.S, whose word console=uart|virtio says where the kernel prints);
 # iterations defaults to 100. A workload can
 # carry its own count, `workloads=compute:20,syscall:5000`, so one boot can give each
 # workload as many iterations as suits it.
@@ -39,6 +40,9 @@ parse_cmdline:
     mov %rax, iterations(%rip)
     jmp 1b
 4:  call parse_disk_option          # disk.S: disk= request= depth= multiple= lba48=
+    test %eax, %eax
+    jnz 1b
+    call parse_console_option       # console.S: console=uart|virtio
     test %eax, %eax
     jnz 1b
 5:  movzbl (%rsi), %eax             # some other word: skip it

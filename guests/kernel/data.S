@@ -26,6 +26,8 @@ pv_op_tlb_flush_page: .long tlb_flush_page_native, 0  # pv_detect finds HC_MMU_U
 pv_op_mmu_commit:     .long mmu_commit_native, 0
 pit_last_ticks:       .quad -1      # the previous PIT reading (clock.S); -1: none yet
 pit_last_count:       .quad 0
+blk_vq:     .quad 0, VQ_DESC, VQ_AVAIL, VQ_USED, 0, 0, 0, 0     # struct vq (virtio.S): virtio-blk's
+con_vq:     .quad CONSOLE_TRANSMITQ, CON_DESC, CON_AVAIL, CON_USED, 0, 0, 0, 0  # the console's
 
     .bss
     .balign 4096
@@ -75,7 +77,6 @@ disk_bytes:         .skip 8         # ... and in bytes
 disk_slots:         .skip 8         # requests the driver can have in flight
 disk_batch:         .skip 8         # requests per batch: min(depth, slots, buffer)
 disk_pos:           .skip 8         # the byte offset of the next request
-disk_gsi:           .skip 8         # the device's interrupt line (virtio)
 disk_requests:      .skip 8         # counts for disk_report
 disk_batches:       .skip 8
 disk_flushes:       .skip 8
@@ -86,22 +87,18 @@ ata_command:        .skip 8         # the last command byte (for messages)
 ata_multiple:       .skip 8         # sectors per DRQ block with READ/WRITE MULTIPLE, or 0
 ata_lba48_ok:       .skip 8         # the drive has 48-bit commands
 apic_on:            .skip 8         # apic.S has mapped and enabled the APICs
-vt_ops:             .skip 8         # the virtio transport's operations (virtio.S)
-vt_base:            .skip 8         # its registers: the mmio window, or PCI's common config
-vpci_cfg:           .skip 8         # virtio-pci: the function's config address,
-vpci_notify:        .skip 8         #   the notification area,
-vpci_notify_mult:   .skip 8         #   notify_off_multiplier,
-vpci_doorbell:      .skip 8         #   queue 0's doorbell,
-vpci_isr:           .skip 8         #   the ISR byte,
-vpci_device:        .skip 8         #   the device configuration
-vq_offered:         .skip 8         # features the device offered ...
-vq_features:        .skip 8         # ... and the ones accepted
-vq_size:            .skip 8         # entries in queue 0
-vq_avail_idx:       .skip 8         # the next available index (free-running)
-vq_used_idx:        .skip 8         # the used index all completions so far reached
+blk_offered:        .skip 8         # virtio-blk: the features offered ...
+blk_features:       .skip 8         # ... and the ones accepted
 vq_irqs:            .skip 8         # virtio interrupts handled
 vq_isr_bits:        .skip 8         # every ISR bit seen
 vq_irqs_empty:      .skip 8         # virtio interrupts whose ISR read 0
+console_choice:     .skip 8         # console=: 0 the UART, 1 a virtio-console (console.S)
+console_virtio:     .skip 8         # 1 while the kernel prints through the virtio-console
+con_len:            .skip 8         # bytes in the line buffer (CON_BUF)
+con_kicks:          .skip 8         # transmit notifications
+    .balign 8
+blk_dev:            .skip VD_SIZE   # the virtio-blk device (virtio.S: struct vdev)
+con_dev:            .skip VD_SIZE   # the virtio-console
     .balign 32                      # pvclock_vcpu_time_info: 32 bytes, never across a page
 pvclock:            .skip 32
     .balign 16

@@ -1,6 +1,6 @@
 # disk.S — the disk workloads, disk-read and disk-write, and the choice of driver.
 # Teaches: the same requests through three interfaces — fully emulated ATA (ata.S), and
-# virtio-blk over virtio-mmio or virtio-pci (virtio.S) — so that exits and interrupts per
+# virtio-blk over virtio-mmio or virtio-pci (virtio_blk.S) — so that exits and interrupts per
 # megabyte can be compared on every engine. Each workload does `iterations` requests of
 # `request=` bytes, sequentially from sector 0 (the next request starts where the last one
 # ended; one that would run past the end of the disk starts over at sector 0), in batches of
@@ -48,8 +48,8 @@ disk_name_pci:  .asciz "virtio-pci"
 disk_drivers:
     .long 0, 0, 0, 0, 0, 0, 0, 0
     .long ata_read, 0, ata_write, 0, ata_flush, 0, ata_describe, 0
-    .long virtio_blk_read, 0, virtio_blk_write, 0, virtio_blk_flush, 0, virtio_mmio_describe, 0
-    .long virtio_blk_read, 0, virtio_blk_write, 0, virtio_blk_flush, 0, virtio_pci_describe, 0
+    .long virtio_blk_read, 0, virtio_blk_write, 0, virtio_blk_flush, 0, virtio_blk_describe, 0
+    .long virtio_blk_read, 0, virtio_blk_write, 0, virtio_blk_flush, 0, virtio_blk_describe, 0
 .set DRV_READ, 0
 .set DRV_WRITE, 8
 .set DRV_FLUSH, 16
@@ -68,18 +68,18 @@ disk_find:
     cmp $DISK_VIRTIO_MMIO, %eax
     je 3f
     jmp 4f
-1:  call virtio_pci_probe           # nothing named: the fastest interface first
+1:  call virtio_blk_probe_pci       # nothing named: the fastest interface first
     test %eax, %eax
     jnz 5f
-    call virtio_mmio_probe
+    call virtio_blk_probe_mmio
     test %eax, %eax
     jnz 6f
     jmp 4f
-2:  call virtio_pci_probe
+2:  call virtio_blk_probe_pci
     test %eax, %eax
     jnz 5f
     ret
-3:  call virtio_mmio_probe
+3:  call virtio_blk_probe_mmio
     test %eax, %eax
     jnz 6f
     ret

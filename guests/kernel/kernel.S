@@ -23,6 +23,8 @@
     MULTIBOOT_HEADER
 
     .include "boot.S"           # 32-bit entry, command line copy, first page tables, long mode
+    .set EXIT_FLUSHES_CONSOLE, 1  # from here on (64-bit code) EXIT first sends a line still
+                                # in the virtio-console's buffer (console.S, pc.inc)
     .include "main.S"           # the 64-bit main line: set everything up, run the workloads
     .include "cpu_tables.S"     # GDT, TSS, IDT and the SYSCALL MSRs
     .include "traps.S"          # exception entry, the register frame, #DE/#UD/#PF dispatch
@@ -39,9 +41,11 @@
     .include "apic.S"           # the local APIC and IOAPIC, for devices beyond the PICs
     .include "pci.S"            # PCI configuration space: enumeration, capabilities, BARs
     .include "ata.S"            # an ATA PIO disk driver (IRQ 14)
-    .include "virtio.S"         # virtio-blk: initialisation, the virtqueue, requests
+    .include "virtio.S"         # virtio: the device and queue structures, the handshake
     .include "virtio_mmio.S"    # ... over virtio-mmio
     .include "virtio_pci.S"     # ... over virtio-pci
+    .include "virtio_blk.S"     # virtio-blk: the request virtqueue, requests, interrupts
+    .include "console.S"        # the console: UART or virtio-console; console-write
     .include "disk.S"           # disk-read, disk-write and the choice of driver
     .include "user.S"           # the ring-3 programs (section .user_text)
     .include "data.S"           # the GDT image, descriptor-table pointers, the BSS

@@ -21,6 +21,7 @@ long_mode:
     PRINT "vmscope teaching kernel: long mode, ring 3 in own address spaces, SYSCALL + INT 0x80, demand-zero paging, PIT at 100 Hz\n"
     call pv_detect                  # pv.S: a line per hypervisor interface found, else nothing
     call parse_cmdline              # cmdline.S: fills selected[] and iterations
+    call console_init               # console.S: console=virtio moves the console there
     cmpl $0, selected_count(%rip)
     jne 1f
     PRINT "usage: workloads=NAME[:N][,NAME[:N]...] or workloads=all; iterations=N (default 100)\n"

@@ -1,4 +1,4 @@
-# print.S — 64-bit numbers on the serial port, in decimal and hexadecimal.
+# print.S — 64-bit numbers on the console, in decimal and hexadecimal; the UART's routines.
 # Teaches: turning a number into digits is repeated division (or shifting, for hex); the
 # digits come out backwards, so decimal goes through a small buffer on the stack.
 
@@ -65,4 +65,5 @@ print_hex_digits:
     jnz 1b
     ret
 
-    SERIAL_ROUTINES                 # serial_puts, serial_putc, ... as 64-bit code (serial.inc)
+    SERIAL_ROUTINES _uart           # serial_puts_uart, serial_putc_uart, ... as 64-bit code
+                                    # (serial.inc); serial_puts itself is the console's (console.S)

@@ -1,5 +1,5 @@
-# virtio.S — a virtio-blk driver over either transport (virtio_mmio.S, virtio_pci.S): the
-# device initialisation, the split virtqueue, requests, completion by interrupt.
+# virtio_blk.S — a virtio-blk driver over either transport, on the shared virtio code
+# (virtio.S): the request virtqueue, requests, completion by interrupt.
 # Teaches: what makes virtio cheap to virtualize. The driver and the device share rings in
 # guest memory: the driver writes descriptors (buffer, length, flags) and puts a chain's head
 # in the available ring, then rings the doorbell — one register write, one VM exit — for as
@@ -7,13 +7,10 @@
 # in the used ring and raises one interrupt. Batching is the whole trick: a notification
 # and an interrupt per batch instead of an exit per register access (compare ata.S).
 #
-# The initialisation (virtio 1.2 section 3.1): reset; ACKNOWLEDGE ("I see a virtio device");
-# DRIVER ("I can drive it"); read the offered features, write the ones accepted; FEATURES_OK,
-# read back — the device may refuse; set up the queue; DRIVER_OK. Accepted here when offered:
-# VERSION_1 (required: a legacy device lays its rings out differently), INDIRECT_DESC (a
-# request's three descriptors in a table of their own, so one ring entry per request and a
-# queue of 128 holds 128 requests, not 42), EVENT_IDX (the driver names the used index it
-# wants an interrupt for: here the last of the batch), and virtio-blk's FLUSH and RO.
+# Features accepted when offered: VERSION_1 (required), INDIRECT_DESC (a request's three
+# descriptors in a table of their own, so one ring entry per request and a queue of 128
+# holds 128 requests, not 42), EVENT_IDX (the driver names the used index it wants an
+# interrupt for: here the last of the batch), and virtio-blk's FLUSH and RO.
 #
 # A request (virtio 1.2 section 5.2.6): a 16-byte header the device reads (type: 0 IN,
 # 1 OUT, 4 FLUSH; reserved; sector), the data (device-writable for IN), and one status byte
@@ -22,112 +19,63 @@
 # next batch is built, so slots are reused without bookkeeping.
 
 .set VIRTIO_DEVICE_BLOCK, 2
-.set VS_ACKNOWLEDGE,  1
-.set VS_DRIVER,       2
-.set VS_DRIVER_OK,    4
-.set VS_FEATURES_OK,  8
+.set VIRTIO_PCI_IDS_BLOCK, ((VIRTIO_PCI_MODERN + VIRTIO_DEVICE_BLOCK) << 16) | VIRTIO_PCI_VENDOR
 .set VF_BLK_RO,       5
 .set VF_BLK_FLUSH,    9
-.set VF_INDIRECT_DESC, 28
-.set VF_EVENT_IDX,    29
-.set VF_VERSION_1,    32
 .set VQ_DRIVER_FEATURES, (1 << VF_VERSION_1) | (1 << VF_EVENT_IDX) | (1 << VF_INDIRECT_DESC) | (1 << VF_BLK_FLUSH) | (1 << VF_BLK_RO)
-.set VIRTQ_DESC_F_NEXT, 1
-.set VIRTQ_DESC_F_WRITE, 2
-.set VIRTQ_DESC_F_INDIRECT, 4
-.set VIRTQ_USED_F_NO_NOTIFY, 1
 .set VIRTIO_BLK_T_IN, 0
 .set VIRTIO_BLK_T_OUT, 1
 .set VIRTIO_BLK_T_FLUSH, 4
 .set VIRTIO_TIMEOUT_TICKS, 200      # 2 s of timer interrupts
 
-# The transport operations, a table of pointers each transport provides (like the pv_ops):
-.set VT_RESET,        0             # reset the device and wait until it is done
-.set VT_GET_STATUS,   8             # EAX = the device status
-.set VT_SET_STATUS,   16            # EDI = the new device status
-.set VT_GET_FEATURES, 24            # EDI = word (0: bits 0-31, 1: 32-63); EAX = offered
-.set VT_SET_FEATURES, 32            # EDI = word, ESI = accepted
-.set VT_SETUP_QUEUE,  40            # EDI = size wanted; queue 0 at VQ_*; EAX = size or 0
-.set VT_NOTIFY,       48            # ring queue 0's doorbell
-.set VT_ISR,          56            # EAX = the interrupt status, acknowledged
-.set VT_CONFIG32,     64            # EDI = offset; EAX = that dword of device configuration
-.set VT_GENERATION,   72            # EAX = the configuration generation
-# VT op — call a transport operation; it may clobber RAX, RCX, RDX, RSI, RDI.
-.macro VT op
-    mov vt_ops(%rip), %rax
-    call *\op(%rax)
-.endm
-
     .code64
     .text
-# vq_pick_size: EAX = the device's maximum, EDI = the size wanted; EAX = the largest power of
-# two not above either (a split queue's size is a power of two). Clobbers ECX.
-vq_pick_size:
-    cmp %edi, %eax
-    jbe 1f
-    mov %edi, %eax
-1:  test %eax, %eax
-    jz 2f
-    bsr %eax, %ecx
-    mov $1, %eax
-    shl %cl, %eax
-2:  ret
+# virtio_blk_probe_pci / virtio_blk_probe_mmio: RAX = 1 if the transport has a virtio-blk
+# device (blk_dev filled in, nothing written to the device), else 0 (disk.S asks). Clobber
+# like the transports' probes.
+virtio_blk_probe_pci:
+    mov $VIRTIO_PCI_IDS_BLOCK, %edi
+    lea blk_dev(%rip), %rsi
+    jmp virtio_pci_probe
+virtio_blk_probe_mmio:
+    mov $VIRTIO_DEVICE_BLOCK, %edi
+    lea blk_dev(%rip), %rsi
+    jmp virtio_mmio_probe
 
-# virtio_blk_init: bring up the device a probe found (vt_ops, vt_base, disk_gsi set):
-# features, queue 0, capacity (disk_sectors), the interrupt, DRIVER_OK; disk_slots = the
-# requests a batch may hold. Stops the kernel with a message if the device refuses.
+# virtio_blk_init: bring up the device a probe found (blk_dev): features, queue 0, capacity
+# (disk_sectors), the interrupt, DRIVER_OK; disk_slots = the requests a batch may hold.
+# Stops the kernel with a message if the device refuses.
 virtio_blk_init:
     push %rbx
     push %r12
-    VT VT_RESET
-    mov $VS_ACKNOWLEDGE, %edi
-    VT VT_SET_STATUS
-    mov $VS_ACKNOWLEDGE | VS_DRIVER, %edi
-    VT VT_SET_STATUS
-    mov $1, %edi
-    VT VT_GET_FEATURES
-    mov %eax, %ebx
-    shl $32, %rbx
-    xor %edi, %edi
-    VT VT_GET_FEATURES
-    or %rax, %rbx                   # RBX = every feature offered
-    mov %rbx, vq_offered(%rip)
-    bt $VF_VERSION_1, %rbx
-    jnc 7f
-    movabs $VQ_DRIVER_FEATURES, %rax
-    and %rax, %rbx
-    mov %rbx, vq_features(%rip)     # the ones this driver uses
-    xor %edi, %edi
-    mov %ebx, %esi
-    VT VT_SET_FEATURES
-    mov $1, %edi
-    mov %rbx, %rsi
-    shr $32, %rsi
-    VT VT_SET_FEATURES
-    mov $VS_ACKNOWLEDGE | VS_DRIVER | VS_FEATURES_OK, %edi
-    VT VT_SET_STATUS
-    VT VT_GET_STATUS                # FEATURES_OK sticks only if the device agrees
-    test $VS_FEATURES_OK, %al
-    jz 8f
+    lea blk_dev(%rip), %rdi
+    movabs $VQ_DRIVER_FEATURES, %rsi
+    call virtio_start               # virtio.S: reset ... FEATURES_OK
+    cmp $-1, %rax
+    je 7f
+    cmp $-2, %rax
+    je 8f
+    mov %rax, blk_features(%rip)    # the ones this driver uses
+    mov %rdx, blk_offered(%rip)
     mov $VQ_DESC, %edi              # empty rings: flags 0, indices 0
     mov $(VQ_INDIRECT + 48 * BATCH_MAX - VQ_DESC) / 8, %ecx
     xor %eax, %eax
     rep stosq
     mov $VQ_WANT_SIZE, %edi
-    VT VT_SETUP_QUEUE
+    lea blk_vq(%rip), %rsi
+    VT VT_SETUP_QUEUE, blk_dev(%rip)
     test %eax, %eax
     jz 9f
-    mov %rax, vq_size(%rip)
-1:  VT VT_GENERATION                # capacity: 64 bits read as two dwords, again if the
-    mov %eax, %r12d                 # device changed its configuration meanwhile
+1:  VT VT_GENERATION, blk_dev(%rip)  # capacity: 64 bits read as two dwords, again if
+    mov %eax, %r12d                 # the device changed its configuration meanwhile
     mov $4, %edi
-    VT VT_CONFIG32
+    VT VT_CONFIG32, blk_dev(%rip)
     mov %eax, %ebx
     shl $32, %rbx
     xor %edi, %edi
-    VT VT_CONFIG32
+    VT VT_CONFIG32, blk_dev(%rip)
     or %rax, %rbx
-    VT VT_GENERATION
+    VT VT_GENERATION, blk_dev(%rip)
     cmp %eax, %r12d
     jne 1b
     mov %rbx, disk_sectors(%rip)
@@ -136,27 +84,27 @@ virtio_blk_init:
     mov $virtio_interrupt, %eax
     mov $GATE_KERNEL, %dl
     call set_gate
-    mov disk_gsi(%rip), %rdi
+    mov blk_dev + VD_GSI(%rip), %rdi
     mov $VECTOR_VIRTIO | REDIR_LEVEL, %esi
     call ioapic_route
     test %rax, %rax
     jnz 6f
-    mov $VS_ACKNOWLEDGE | VS_DRIVER | VS_FEATURES_OK | VS_DRIVER_OK, %edi
-    VT VT_SET_STATUS
-    mov vq_size(%rip), %rax         # a request takes one ring entry with INDIRECT_DESC,
-    btq $VF_INDIRECT_DESC, vq_features(%rip)   # else three
+    lea blk_dev(%rip), %rdi
+    call virtio_driver_ok
+    mov blk_vq + Q_SIZE(%rip), %rax # a request takes one ring entry with INDIRECT_DESC,
+    btq $VF_INDIRECT_DESC, blk_features(%rip)   # else three
     jc 2f
     xor %edx, %edx
     mov $3, %ecx
     div %rcx
 2:  mov %rax, disk_slots(%rip)
-    movq $0, vq_avail_idx(%rip)
-    movq $0, vq_used_idx(%rip)
+    movq $0, blk_vq + Q_AVAIL_IDX(%rip)
+    movq $0, blk_vq + Q_USED_IDX(%rip)
     pop %r12
     pop %rbx
     ret
 6:  PRINT "disk: the IOAPIC has no input for gsi "
-    mov disk_gsi(%rip), %rax
+    mov blk_dev + VD_GSI(%rip), %rax
     call print_u64
     PRINT "\n"
     EXIT EXIT_NO_DISK
@@ -167,25 +115,30 @@ virtio_blk_init:
 9:  PRINT "disk: the virtio device has no usable queue 0\n"
     EXIT EXIT_NO_DISK
 
+# virtio_blk_describe: where the disk is, for the disk line (the transport's VT_DESCRIBE).
+virtio_blk_describe:
+    VT VT_DESCRIBE, blk_dev(%rip)
+    ret
+
 # virtio_describe_features: ", features 0x..., queue N[, indirect][, event_idx]..." for the
 # disk line.
 virtio_describe_features:
     PRINT ", features 0x"
-    mov vq_features(%rip), %rax
+    mov blk_features(%rip), %rax
     call print_hex
     PRINT " of 0x"
-    mov vq_offered(%rip), %rax
+    mov blk_offered(%rip), %rax
     call print_hex
     PRINT ", queue of "
-    mov vq_size(%rip), %rax
+    mov blk_vq + Q_SIZE(%rip), %rax
     call print_u64
-    btq $VF_INDIRECT_DESC, vq_features(%rip)
+    btq $VF_INDIRECT_DESC, blk_features(%rip)
     jnc 1f
     PRINT ", indirect descriptors"
-1:  btq $VF_EVENT_IDX, vq_features(%rip)
+1:  btq $VF_EVENT_IDX, blk_features(%rip)
     jnc 2f
     PRINT ", event index"
-2:  btq $VF_BLK_RO, vq_features(%rip)
+2:  btq $VF_BLK_RO, blk_features(%rip)
     jnc 3f
     PRINT ", read-only"
 3:  ret
@@ -200,7 +153,7 @@ virtio_blk_write:
 # virtio_blk_flush: one FLUSH request, if the device offered the command (else it writes
 # through, and every completed write is already on the disk).
 virtio_blk_flush:
-    btq $VF_BLK_FLUSH, vq_features(%rip)
+    btq $VF_BLK_FLUSH, blk_features(%rip)
     jnc 1f
     mov $1, %edi
     mov $VIRTIO_BLK_T_FLUSH, %esi
@@ -240,7 +193,7 @@ virtio_blk_submit:
     imul %rbx, %r10
     add $DISK_DATA, %r10            # R10 = data j
     imul $48, %rbx, %rdi            # three descriptors per request, 48 bytes
-    btq $VF_INDIRECT_DESC, vq_features(%rip)
+    btq $VF_INDIRECT_DESC, blk_features(%rip)
     jc 3f
     add $VQ_DESC, %rdi              # direct: descriptors 3j .. 3j + 2 of the ring's table
     lea (%rbx, %rbx, 2), %r11       # R11 = the chain's first index = its head
@@ -273,7 +226,7 @@ virtio_blk_submit:
 6:  mov %r9, 16(%rdi)               # status: device-writable, the end of the chain
     movl $1, 24(%rdi)
     movl $VIRTQ_DESC_F_WRITE, 28(%rdi)
-    btq $VF_INDIRECT_DESC, vq_features(%rip)
+    btq $VF_INDIRECT_DESC, blk_features(%rip)
     jnc 8f
     imul $48, %rbx, %rax            # ring descriptor j: the indirect table
     add $VQ_INDIRECT, %rax
@@ -283,30 +236,30 @@ virtio_blk_submit:
     shl $4, %ecx
     mov %ecx, VQ_DESC + 8(%rdx)
     movl $VIRTQ_DESC_F_INDIRECT, VQ_DESC + 12(%rdx)
-8:  mov vq_avail_idx(%rip), %rax    # avail.ring[(idx + j) mod size] = head
+8:  mov blk_vq + Q_AVAIL_IDX(%rip), %rax    # avail.ring[(idx + j) mod size] = head
     add %rbx, %rax
-    mov vq_size(%rip), %rcx
+    mov blk_vq + Q_SIZE(%rip), %rcx
     dec %rcx
     and %rcx, %rax
     mov %r14w, VQ_AVAIL + 4(, %rax, 2)
     inc %rbx
     jmp 1b
-5:  btq $VF_EVENT_IDX, vq_features(%rip)
+5:  btq $VF_EVENT_IDX, blk_features(%rip)
     jnc 1f
-    mov vq_used_idx(%rip), %rax     # used_event: interrupt me when the used index passes
-    lea -1(%rax, %r12), %rax        # the last request of this batch — once, not k times
-    mov vq_size(%rip), %rcx
+    mov blk_vq + Q_USED_IDX(%rip), %rax # used_event: interrupt me when the used index
+    lea -1(%rax, %r12), %rax        # passes the last request of this batch — once, not k times
+    mov blk_vq + Q_SIZE(%rip), %rcx
     mov %ax, VQ_AVAIL + 4(, %rcx, 2)
-1:  mov vq_avail_idx(%rip), %rcx    # RCX = the old available index
+1:  mov blk_vq + Q_AVAIL_IDX(%rip), %rcx  # RCX = the old available index
     lea (%rcx, %r12), %rdx          # RDX = the new one
     mov %dx, VQ_AVAIL + 2           # publish all k at once (x86 keeps stores in order)
-    mov %rdx, vq_avail_idx(%rip)
+    mov %rdx, blk_vq + Q_AVAIL_IDX(%rip)
     mfence                          # the index must be visible before we read the device's
     mov vq_irqs(%rip), %r14         # wish below; R14 = interrupts before the doorbell
-    btq $VF_EVENT_IDX, vq_features(%rip)
+    btq $VF_EVENT_IDX, blk_features(%rip)
     jnc 2f
-    mov vq_size(%rip), %rax         # EVENT_IDX: notify if the device's avail_event lies in
-    movzwl VQ_USED + 4(, %rax, 8), %eax   # (old, new]: vring_need_event(event, new, old)
+    mov blk_vq + Q_SIZE(%rip), %rax # EVENT_IDX: notify if the device's avail_event lies
+    movzwl VQ_USED + 4(, %rax, 8), %eax # in (old, new]: vring_need_event(event, new, old)
     mov %edx, %esi
     sub %eax, %esi
     dec %esi                        # (new - event - 1) mod 2^16 ...
@@ -318,9 +271,10 @@ virtio_blk_submit:
     jmp 4f
 2:  testw $VIRTQ_USED_F_NO_NOTIFY, VQ_USED
     jnz 3f
-4:  VT VT_NOTIFY                    # the doorbell: one exit for the whole batch
+4:  lea blk_vq(%rip), %rsi
+    VT VT_NOTIFY, blk_dev(%rip)     # the doorbell: one exit for the whole batch
     incq disk_kicks(%rip)
-3:  mov vq_used_idx(%rip), %r13
+3:  mov blk_vq + Q_USED_IDX(%rip), %r13
     add %r12, %r13
     movzwl %r13w, %r13d             # R13 = the used index when all k are done
     mov ticks(%rip), %r15
@@ -339,7 +293,7 @@ virtio_blk_submit:
     jmp 1b
 3:  sti
 # ANCHOR_END: virtio_submit
-    add %r12, vq_used_idx(%rip)
+    add %r12, blk_vq + Q_USED_IDX(%rip)
     xor %ebx, %ebx
 1:  cmp %r12, %rbx
     jae 2f
@@ -388,7 +342,7 @@ virtio_blk_submit:
     sub %r14, %rax
     call print_u64
     PRINT ", device status 0x"
-    VT VT_GET_STATUS
+    VT VT_GET_STATUS, blk_dev(%rip)
     call print_hex
     PRINT "\n"
     EXIT EXIT_DISK_ERROR
@@ -414,7 +368,7 @@ virtio_interrupt:
     push %rdx
     push %rsi
     push %rdi
-    VT VT_ISR
+    VT VT_ISR, blk_dev(%rip)
     or %rax, vq_isr_bits(%rip)
     test %eax, %eax
     jnz 1f

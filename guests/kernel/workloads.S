@@ -39,6 +39,7 @@ workload_table:
 workload_suite_end:                 # workloads=all stops here
     WORKLOAD "disk-read", RING0, k_disk_read, k_disk_prepare    # disk.S: need a disk
     WORKLOAD "disk-write", RING0, k_disk_write, k_disk_prepare
+    WORKLOAD "console-write", RING0, k_console_write    # console.S: lines through the console
 workload_table_end:
 .set WORKLOAD_COUNT, (workload_table_end - workload_table) / 32
 .set SUITE_COUNT, (workload_suite_end - workload_table) / 32
