@@ -680,6 +680,11 @@ pub fn lock_allowed(ins: &Instruction) -> bool {
 /// Executes one decoded instruction. RIP already points at the next instruction.
 pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     use Mnemonic as M;
+    // Bytes that do not decode are a #UD, not an unimplemented instruction (the translator
+    // hands them here; the interpreter's own fetch raises the #UD itself).
+    if ins.is_invalid() {
+        return Err(ud());
+    }
     if ins.has_lock_prefix() && !alu::lockable(ins) {
         return Err(ud());
     }
