@@ -28,3 +28,13 @@ fn agree(mode: Mode, code: &str) {
 fn an_undecodable_instruction_in_a_translated_block_is_not_counted_as_unimplemented() {
     agree(Mode::Long, "48ffc90f85f7ffffffc4");
 }
+
+/// `add al, 0x41; out 0xD0, al; push imm32; jbe` loops (the JBE lands inside the ADD: `41 e6 d0`
+/// is the OUT again) pushing down through the page table that maps the low 2 MiB; one push
+/// rewrites the entry of the code page itself. The interpreter's next fetch walks the new
+/// entry and takes the #PF; bt ran the rest of its block and the chained one from the stale
+/// translation. Found by `vmscope fuzz --mode long --seed 1 --cases 26`.
+#[test]
+fn a_store_into_the_page_table_mapping_the_code_ends_the_translated_block() {
+    agree(Mode::Long, "0441e6d0687d7a3bdb76f6");
+}

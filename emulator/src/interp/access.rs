@@ -183,6 +183,12 @@ impl Cpu<'_> {
         if !self.mmu.entry_writes.is_empty() {
             self.note_entry_writes();
         }
+        // A store into a page table a translation was built from: translated code must not
+        // run on past it (the next fetch may fault or find another frame), as after a store
+        // into translated code.
+        if access.write && self.mmu.page_table_written() {
+            self.end_block = true;
+        }
         result
     }
 

@@ -228,6 +228,13 @@ impl Mmu {
         Ok(r.phys)
     }
 
+    /// Did a write hit a page-table frame a shadow entry was built from, not yet compared?
+    /// (The next translation compares; until then translations cached elsewhere — the
+    /// translator's blocks and chain links — may be stale.)
+    pub fn page_table_written(&self) -> bool {
+        !self.tracer.pending.is_empty()
+    }
+
     /// Write-protect tracing: drop the shadow entries whose guest entries were just rewritten.
     fn process_pending(&mut self, machine: &mut Machine) {
         self.generation += 1;
