@@ -215,10 +215,16 @@ fn shrink_finding(
     };
     let small = shrink::shrink(case, &mut differs, batch.shrink_budget);
     let (x, y) = (a.run(&small, limit), b.run(&small, limit));
-    let differences = match compare(&small, limit, &x, &y) {
+    let mut differences = match compare(&small, limit, &x, &y) {
         Verdict::Differ(d) => d,
         _ => diffs,
     };
+    differences.extend(super::bisect::first_divergence(
+        &small,
+        a.kind(),
+        b.kind(),
+        limit,
+    ));
     Finding {
         mode: batch.mode,
         engines: [a.kind(), b.kind()],
@@ -282,7 +288,13 @@ pub fn fuzz(args: FuzzArgs) -> Result<i32> {
                 println!("not comparable: {rule}");
                 0
             }
-            Verdict::Differ(d) => {
+            Verdict::Differ(mut d) => {
+                d.extend(super::bisect::first_divergence(
+                    &f.case_code()?,
+                    f.engines[0],
+                    f.engines[1],
+                    f.limit,
+                ));
                 println!("DIFFERENCE\n  {}", d.join("\n  "));
                 1
             }

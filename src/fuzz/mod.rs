@@ -16,6 +16,7 @@
 //! assert!(report.findings.is_empty());
 //! ```
 
+pub mod bisect;
 pub mod cli;
 pub mod compare;
 pub mod compare_kvm;
