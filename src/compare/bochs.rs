@@ -182,6 +182,7 @@ pub fn boot(name: &str, image: &[u8], cmdline: &str) -> Result<Boot> {
         exits: None,
         interrupts: None,
         io_exits: None,
+        uart_exits: None,
         guest_tsc_hz: None,
     })
 }

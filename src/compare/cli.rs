@@ -32,8 +32,10 @@ pub struct CompareArgs {
     /// Also write a bar chart (SVG, log scale) to this file.
     #[arg(long)]
     pub plot: Option<PathBuf>,
-    /// Measure disk I/O instead: disk-read through ATA PIO, virtio-mmio and virtio-pci on
-    /// each engine (interp, bt, kvm): MB/s, exits per MB, interrupts per MB.
+    /// Measure I/O instead: disk-read through ATA PIO, virtio-mmio and virtio-pci on each
+    /// engine (interp, bt, kvm): MB/s, exits per MB, interrupts per MB; and console-write
+    /// through the UART and a virtio-console: bytes/s, exits per KB (--iterations: disk
+    /// requests and console lines per cell).
     #[arg(long)]
     pub io: bool,
     /// With --io: bytes per request (a multiple of 512).
@@ -152,9 +154,12 @@ fn compare_io(args: &CompareArgs, engines: Vec<EngineId>) -> Result<i32> {
         },
     };
     let cells = super::io::run(&opts, &mut |line| eprintln!("{line}"))?;
+    let console =
+        super::io::run_console(&opts.engines, args.iterations, &mut |l| eprintln!("{l}"))?;
     print!("{}", super::io::table(&cells));
+    print!("\n{}", super::io::console_table(&console));
     if let Some(path) = &args.json {
-        let json = serde_json::json!({ "io": cells });
+        let json = serde_json::json!({ "io": cells, "console": console });
         std::fs::write(path, serde_json::to_string_pretty(&json)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("compare: wrote {}", path.display());

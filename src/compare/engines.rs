@@ -153,6 +153,9 @@ pub struct Boot {
     pub interrupts: Option<u64>,
     /// Port-I/O and MMIO exits without the UART's: what a device costs.
     pub io_exits: Option<u64>,
+    /// The UART's accesses (each a port-I/O exit): the kernel's printing, which `exits` and
+    /// `io_exits` leave out — and what `compare --io`'s console rows measure.
+    pub uart_exits: Option<u64>,
     /// The rate of the guest TSC in Hz where it is host time (KVM without TSC scaling: the
     /// host's rate; scaled: 1 GHz); `None` where it is virtual (the interpreter).
     pub guest_tsc_hz: Option<f64>,
@@ -293,6 +296,7 @@ fn boot_in_process(
                 .sum::<u64>()
                 .saturating_sub(uart),
         ),
+        uart_exits: Some(uart),
         guest_tsc_hz,
     })
 }
@@ -388,6 +392,7 @@ fn boot_qemu(id: EngineId, image: &[u8], cmdline: &str, host_tsc_hz: f64) -> Res
         exits: None,
         interrupts: None,
         io_exits: None,
+        uart_exits: None,
         // QEMU's guest TSC is the host's: TCG reads the host counter, KVM does not scale it.
         guest_tsc_hz: Some(host_tsc_hz),
     })

@@ -1,5 +1,6 @@
 //! `vmscope compare --io`: the same disk workload through a fully emulated disk (ATA PIO) and a
-//! paravirtual one (virtio-blk over virtio-mmio and virtio-pci), on every engine.
+//! paravirtual one (virtio-blk over virtio-mmio and virtio-pci), and the same text through the
+//! UART and a virtio-console, on every engine.
 //! Teaches: the classic result — an emulated device costs a trap per register access, a
 //! paravirtual one a few exits per batch of requests — measured, not asserted.
 //!
@@ -9,6 +10,11 @@
 //! difference of the two wall times; exits are port-I/O and MMIO exits (the kernel's own
 //! printing left out); interrupts are the disk's, as the kernel counted them. The kernel's
 //! checksum must equal the host's for the image (`suite::expected_disk_checksum`).
+//!
+//! The console rows do the same with console-write: two boots (0 and N lines) through the
+//! UART (`console=uart`) and through a virtio-console (`--virtio-console`, `console=virtio`);
+//! exits are all port-I/O and MMIO exits, the UART's included — here they are the point. The
+//! host checks the checksum and that every line arrived on its side intact and in order.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,7 +24,7 @@ use serde::Serialize;
 
 use super::engines::{self, Boot, EngineId};
 use super::suite;
-use crate::disk::{DiskInterface, DiskSpec};
+use crate::disk::{DiskInterface, DiskSpec, VirtioTransport};
 
 pub const INTERFACES: [DiskInterface; 3] = [
     DiskInterface::Ide,
@@ -100,7 +106,7 @@ fn boot(
     );
     let devices = engines::Devices {
         disks: vec![spec],
-        virtio_console: None,
+        ..Default::default()
     };
     engines::boot_with_devices(
         engine,
@@ -302,4 +308,200 @@ pub fn svg(cells: &[IoCell]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+// ---- console-write: the UART against the virtio-console --------------------------------
+
+/// The consoles compared: the UART, and a virtio-console over virtio-pci.
+pub const CONSOLES: [(&str, Option<VirtioTransport>); 2] = [
+    ("uart", None),
+    ("virtio-console", Some(VirtioTransport::Pci)),
+];
+
+/// Lines per console cell when `--iterations` does not say: ≈0.3 s of the UART each on this
+/// machine (KVM is PVM here: every UART exit costs ≈20 µs, and the kernel's ring-0 loop runs
+/// through the host's instruction emulator).
+fn default_console_lines(engine: EngineId) -> u64 {
+    match engine {
+        EngineId::Kvm => 500,
+        _ => 5_000,
+    }
+}
+
+/// One console cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsoleCell {
+    pub engine: String,
+    pub console: &'static str,
+    pub workload: &'static str,
+    pub lines: u64,
+    pub kb: f64,
+    /// `None` when the N lines took no measurable time beyond the boot (too few lines).
+    pub bytes_per_s: Option<f64>,
+    pub exits_per_kb: f64,
+    /// How the time was taken: `guest_tsc` or `wall_minus_baseline`.
+    pub method: &'static str,
+    pub checksum: String,
+}
+
+fn console_boot(
+    engine: EngineId,
+    virtio: Option<VirtioTransport>,
+    n: u64,
+    hz: f64,
+) -> Result<Boot> {
+    let cmdline = format!(
+        "workloads={}:{n} console={}",
+        suite::CONSOLE_WORKLOAD,
+        if virtio.is_some() { "virtio" } else { "uart" }
+    );
+    let devices = engines::Devices {
+        virtio_console: virtio,
+        ..Default::default()
+    };
+    engines::boot_with_devices(
+        engine,
+        "kernel.elf",
+        guests::KERNEL_ELF,
+        &cmdline,
+        hz,
+        &devices,
+    )
+}
+
+/// Every port-I/O and MMIO exit of a boot, the UART's included.
+fn all_io_exits(b: &Boot) -> u64 {
+    b.io_exits.unwrap_or(0) + b.uart_exits.unwrap_or(0)
+}
+
+/// Measures console-write through each console on every engine; `lines` per cell (default:
+/// per engine).
+pub fn run_console(
+    engines: &[EngineId],
+    lines: Option<u64>,
+    progress: &mut dyn FnMut(String),
+) -> Result<Vec<ConsoleCell>> {
+    let hz = engines::host_tsc_hz(std::time::Duration::from_millis(100));
+    let mut cells = Vec::new();
+    for &engine in engines {
+        if !engine.in_process() {
+            bail!("{}: compare --io runs on interp, bt and kvm", engine.name());
+        }
+        let n = lines.unwrap_or(default_console_lines(engine)).max(1);
+        for (name, virtio) in CONSOLES {
+            progress(format!(
+                "compare --io: {} {name} × {n} lines of {} bytes",
+                engine.name(),
+                suite::CONSOLE_LINE_BYTES
+            ));
+            let base = console_boot(engine, virtio, 0, hz)?;
+            let full = console_boot(engine, virtio, n, hz)?;
+            let label = format!("{} {name}", engine.name());
+            if virtio.is_some() && !full.serial.contains("the kernel prints there from now on") {
+                bail!(
+                    "{label}: the kernel did not take the virtio-console:\n{}",
+                    full.serial
+                );
+            }
+            let line =
+                super::measure::single_result(&full.serial, suite::CONSOLE_WORKLOAD, n, &label)?;
+            let want = suite::expected_console_checksum(n);
+            if line.checksum != want {
+                bail!(
+                    "{label}: console-write checksum {:#x}, the host expects {want:#x}",
+                    line.checksum
+                );
+            }
+            suite::check_console_lines(&full.serial, n).map_err(|e| {
+                anyhow::anyhow!("{label}: the text that arrived is not what the kernel wrote: {e}")
+            })?;
+            let kb = (n * suite::CONSOLE_LINE_BYTES) as f64 / 1024.0;
+            let (secs, method) = match full.guest_tsc_hz {
+                Some(hz) => (line.guest_tsc as f64 / hz, "guest_tsc"),
+                None => (
+                    full.wall.saturating_sub(base.wall).as_secs_f64(),
+                    "wall_minus_baseline",
+                ),
+            };
+            let measurable =
+                secs >= 0.002 && (full.guest_tsc_hz.is_some() || full.wall >= base.wall * 11 / 10);
+            let exits = all_io_exits(&full).saturating_sub(all_io_exits(&base));
+            cells.push(ConsoleCell {
+                engine: engine.name().to_string(),
+                console: name,
+                workload: suite::CONSOLE_WORKLOAD,
+                lines: n,
+                kb,
+                bytes_per_s: measurable.then(|| kb * 1024.0 / secs),
+                exits_per_kb: exits as f64 / kb,
+                method,
+                checksum: format!("{:#018x}", line.checksum),
+            });
+        }
+    }
+    Ok(cells)
+}
+
+/// The console table, with each engine's virtio-console-against-UART ratios under it.
+pub fn console_table(cells: &[ConsoleCell]) -> String {
+    let mut out = String::new();
+    let mut counts: Vec<String> = Vec::new();
+    for c in cells {
+        let count = format!("{} {}", c.engine, c.lines);
+        if !counts.contains(&count) {
+            counts.push(count);
+        }
+    }
+    if !cells.is_empty() {
+        let _ = writeln!(
+            out,
+            "console-write: lines of {} bytes per cell ({}); the host checks every line that arrived",
+            suite::CONSOLE_LINE_BYTES,
+            counts.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<8} {:<15} {:>13} {:>10}",
+        "engine", "console", "bytes/s", "exits/KB"
+    );
+    for c in cells {
+        let rate = c
+            .bytes_per_s
+            .map_or("(too short)".to_string(), |r| format!("{r:.0}"));
+        let _ = writeln!(
+            out,
+            "{:<8} {:<15} {:>13} {:>10.1}",
+            c.engine, c.console, rate, c.exits_per_kb
+        );
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for c in cells {
+        if seen.contains(&c.engine.as_str()) {
+            continue;
+        }
+        seen.push(&c.engine);
+        let find = |n: &str| {
+            cells
+                .iter()
+                .find(|x| x.engine == c.engine && x.console == n)
+        };
+        if let (Some(uart), Some(pv)) = (find("uart"), find("virtio-console")) {
+            let exits = if pv.exits_per_kb > 0.0 {
+                format!("{:.0}×", uart.exits_per_kb / pv.exits_per_kb)
+            } else {
+                "∞×".to_string()
+            };
+            let speed = match (uart.bytes_per_s, pv.bytes_per_s) {
+                (Some(u), Some(p)) if u > 0.0 => format!(" and {:.1}× the bytes/s", p / u),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "{}: virtio-console {exits} fewer exits per KB{speed} of the UART",
+                c.engine
+            );
+        }
+    }
+    out
 }

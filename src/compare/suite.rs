@@ -402,9 +402,83 @@ pub fn disk_after_write(before: &[u8], request: u64, n: u64) -> Vec<u8> {
     after
 }
 
+// ---- console-write (`guests/kernel/console.S`) --------------------------------------------
+// Lines through whichever console the kernel prints on (`console=uart|virtio`); not in SUITE.
+
+/// The workload that prints `n` lines through the kernel's console.
+pub const CONSOLE_WORKLOAD: &str = "console-write";
+/// Bytes per console-write line, its '\n' included.
+pub const CONSOLE_LINE_BYTES: u64 = 64;
+const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01B3;
+
+/// Line `i` exactly as console-write prints it: "line 0000002a: qrst…ijkl\n" — the index in
+/// 8 hex digits, then 48 letters from 'a' + i mod 26 on.
+pub fn console_line(i: u64) -> String {
+    let letters: String = (0..CONSOLE_LINE_BYTES - 16)
+        .map(|j| (b'a' + ((i + j) % 26) as u8) as char)
+        .collect();
+    format!("line {:08x}: {letters}\n", i as u32)
+}
+
+/// console-write's checksum after `n` lines: every line's eight 8-byte words (little-endian)
+/// folded as `h = (h ^ word) × FNV_PRIME` from `FNV_OFFSET` (FNV-1a, a word at a time).
+pub fn expected_console_checksum(n: u64) -> u64 {
+    let mut h = FNV_OFFSET;
+    for i in 0..n {
+        for word in console_line(i).as_bytes().chunks_exact(8) {
+            h = (h ^ u64::from_le_bytes(word.try_into().unwrap())).wrapping_mul(FNV_PRIME);
+        }
+    }
+    h
+}
+
+/// Checks that `serial` holds console-write's `n` lines intact, in order, one after the
+/// other: what arrived on the host's side of the console, byte for byte.
+pub fn check_console_lines(serial: &str, n: u64) -> Result<(), String> {
+    let want: String = (0..n).map(console_line).collect();
+    if want.is_empty() || serial.contains(&want) {
+        return Ok(());
+    }
+    let got: Vec<&str> = serial
+        .split_inclusive('\n')
+        .filter(|l| l.starts_with("line "))
+        .collect();
+    for i in 0..n {
+        let expected = console_line(i);
+        match got.get(i as usize) {
+            Some(line) if *line == expected => {}
+            Some(line) => return Err(format!("line {i}: got {line:?}, want {expected:?}")),
+            None => return Err(format!("{} of {n} lines arrived", got.len())),
+        }
+    }
+    Err(format!(
+        "the {n} lines are all there but not one after the other"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn console_write_lines_and_checksum_match_the_kernel() {
+        // Printed by the teaching kernel on interp: workloads=console-write:3.
+        assert_eq!(
+            console_line(2),
+            "line 00000002: cdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwx\n"
+        );
+        assert_eq!(console_line(42).len() as u64, CONSOLE_LINE_BYTES);
+        assert_eq!(expected_console_checksum(3), 0x2a9f_8915_1148_0807);
+        let serial: String = (0..3).map(console_line).collect();
+        assert!(check_console_lines(&format!("banner\n{serial}RESULT\n"), 3).is_ok());
+        let broken = serial.replace("line 00000001: b", "line 00000001: X");
+        let e = check_console_lines(&broken, 3).unwrap_err();
+        assert!(e.starts_with("line 1: got"), "{e}");
+        assert!(check_console_lines(&serial, 4)
+            .unwrap_err()
+            .contains("3 of 4"));
+    }
 
     #[test]
     fn the_pieces_of_compute_are_the_textbook_algorithms() {
