@@ -127,6 +127,11 @@ fn compare_io_measures_ata_against_virtio_with_verified_data() {
         "one per 8 KiB block (READ MULTIPLE of 16 sectors)"
     );
     assert!(stdout.contains("fewer exits per MB"), "{stdout}");
+    // The console rows: console-write through the UART and a virtio-console, 64 lines each.
+    let console = v["console"].as_array().unwrap();
+    assert_eq!(console.len(), 2);
+    assert!(console.iter().all(|c| c["lines"] == 64), "{console:?}");
+    assert!(stdout.contains("fewer exits per KB"), "{stdout}");
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(
         svg.starts_with("<svg") && svg.contains("virtio-pci"),
@@ -196,12 +201,62 @@ fn checking_the_output_files_first_neither_truncates_nor_leaves_files() {
 }
 
 #[test]
+fn compare_refuses_a_file_that_is_not_a_multiboot_kernel_before_booting_it() {
+    // `jmp $` carrying the RESULT marker: as a flat binary it never sees the workloads on a
+    // command line, and it used to spin until the 600 s boot timeout (on PVM's KVM, forever).
+    let dir = std::env::temp_dir().join(format!("vmscope-compare-flat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("spin.img");
+    std::fs::write(&img, b"\xeb\xfeRESULT workload=").unwrap();
+    let mut child = vmscope()
+        .arg("compare")
+        .arg(&img)
+        .args(["--engines", "interp", "--workloads", "cpuid"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("compare booted a flat binary instead of refusing it");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(img.to_str().unwrap()) && err.contains("is not a Multiboot kernel"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_boot_that_ends_badly_is_told_in_words() {
-    // `cli; hlt` that carries the RESULT marker: compare boots it and it halts at once.
+    // A Multiboot kernel (a.out kludge, loaded at 1 MiB) of `cli; hlt` that carries the
+    // RESULT marker: compare boots it and it halts at once.
     let dir = std::env::temp_dir().join(format!("vmscope-compare-halt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let img = dir.join("halt.img");
-    std::fs::write(&img, b"\xfa\xf4RESULT workload=").unwrap();
+    let img = dir.join("halt.bin");
+    let (magic, flags) = (0x1BAD_B002u32, 0x0001_0000u32);
+    let mut kernel = Vec::new();
+    for word in [
+        magic,
+        flags,
+        magic.wrapping_add(flags).wrapping_neg(),
+        0x10_0000, // header_addr
+        0x10_0000, // load_addr
+        0,         // load_end_addr: the whole file
+        0,         // bss_end_addr
+        0x10_0020, // entry_addr
+    ] {
+        kernel.extend(word.to_le_bytes());
+    }
+    kernel.resize(0x20, 0x90);
+    kernel.extend(b"\xfa\xf4RESULT workload=");
+    std::fs::write(&img, kernel).unwrap();
     let out = vmscope()
         .arg("compare")
         .arg(&img)

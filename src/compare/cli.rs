@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
+use emulator::machine::loader::{detect, ImageKind};
+
 use super::{json, svg, table, CompareOptions, EngineId};
 
 /// Arguments of `vmscope compare`.
@@ -69,7 +71,16 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
     for path in args.json.iter().chain(args.plot.iter()) {
         check_writable(path)?;
     }
-    if !image_name.ends_with("kernel.elf") && !image.windows(16).any(|w| w == b"RESULT workload=") {
+    // The workloads reach the guest on the Multiboot command line; a flat binary or a ROM
+    // would never see them (and would run until the boot timeout).
+    if detect(&image_name, &image) != ImageKind::Multiboot {
+        bail!(
+            "{image_name} is not a Multiboot kernel: `compare` names the workloads on the \
+             Multiboot command line, so it boots only a kernel with a Multiboot header (the \
+             teaching kernel, guests/kernel/, by default)"
+        );
+    }
+    if image != guests::KERNEL_ELF && !image.windows(16).any(|w| w == b"RESULT workload=") {
         bail!(
             "{image_name} does not look like a kernel for `compare`: it never prints \
              \"RESULT workload=\" lines (see guests/kernel/workloads.S for the protocol)"
