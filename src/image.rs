@@ -37,9 +37,7 @@ pub struct FormatArg {
     pub format: ImageFormat,
 }
 
-/// The largest image vmscope reads: more would not fit a sensible guest, and the cap keeps a
-/// device file such as /dev/zero from filling the host's memory.
-pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
+pub use emulator::machine::loader::MAX_IMAGE_BYTES;
 
 /// Reads an image from a path, or returns a built-in guest by name (`None` = the demo). A file
 /// wins over a built-in guest of the same name.

@@ -304,12 +304,10 @@ impl VmscopeApp {
     /// Opens an image file (desktop only: a browser has no file system).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open_path(&mut self, path: &str) {
-        let result = std::fs::read(path)
-            .map_err(|e| format!("reading {path}: {e}"))
-            .and_then(|bytes| {
-                let image = crate::session::GuestImage::from_bytes(path, bytes);
-                Session::new(image.with_boot(self.session.image.boot))
-            });
+        let result = crate::session::read_image_file(path).and_then(|bytes| {
+            let image = crate::session::GuestImage::from_bytes(path, bytes);
+            Session::new(image.with_boot(self.session.image.boot))
+        });
         self.replace_session(result, false);
     }
 

@@ -112,7 +112,7 @@ options:
         let image = match GuestImage::builtin(name) {
             Some(g) if args.image.is_none() || !std::path::Path::new(name).exists() => g,
             _ => {
-                let bytes = std::fs::read(name).map_err(|e| format!("reading {name}: {e}"))?;
+                let bytes = gui::session::read_image_file(name)?;
                 GuestImage::from_bytes(name, bytes)
             }
         };

@@ -105,6 +105,27 @@ impl GuestImage {
     }
 }
 
+/// Reads an image file the user named (desktop only), at most
+/// [`emulator::machine::loader::MAX_IMAGE_BYTES`]: a device such as /dev/zero is refused, not
+/// read until memory runs out.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_image_file(path: &str) -> Result<Vec<u8>, String> {
+    use emulator::machine::loader::MAX_IMAGE_BYTES;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("reading {path}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_IMAGE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("reading {path}: {e}"))?;
+    if bytes.len() as u64 > MAX_IMAGE_BYTES {
+        return Err(format!(
+            "{path}: larger than {} MiB, which is more than any image vmscope loads",
+            MAX_IMAGE_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Guest-physical bytes written recently, newest last, for the memory view's highlight.
 #[derive(Debug, Default, Clone)]
 pub struct RecentWrites {

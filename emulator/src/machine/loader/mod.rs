@@ -103,6 +103,11 @@ impl std::fmt::Display for LoadedImage {
     }
 }
 
+/// The largest image file vmscope reads (the CLI and the GUI read at most one byte more): more
+/// would not fit a sensible guest, and the cap keeps a device file such as /dev/zero from
+/// filling the host's memory.
+pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
+
 /// Guesses the kind of an image from its bytes and (for ROMs only) its name. The rules, in order:
 ///
 /// 1. The Multiboot magic 0x1BADB002 at a 4-byte aligned offset with the whole 12-byte header
