@@ -4,14 +4,9 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use support::vmscope;
 
-fn vmscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vmscope"))
-        .args(args)
-        .output()
-        .expect("running vmscope")
-}
+use std::process::Output;
 
 /// Host time shows through under KVM: the teaching kernel's `guest_tsc=` values and its count
 /// of timer interrupts differ from run to run (direct or not), so those numbers are masked.

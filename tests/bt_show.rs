@@ -2,14 +2,9 @@
 //! `mmu walk` on `--engine bt`. Teaches: what a translated block looks like, and that a fast
 //! engine answers the same questions as the interpreter.
 
-use std::process::Command;
+mod support;
 
-fn vmscope(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vmscope"))
-        .args(args)
-        .output()
-        .expect("running vmscope")
-}
+use support::vmscope;
 
 /// Stdout of a run that must succeed.
 fn ok(args: &[&str]) -> String {

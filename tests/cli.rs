@@ -1,14 +1,11 @@
 //! The `vmscope` command line as a user meets it: the demo, exit statuses, errors, statistics.
 //! Teaches: a tool's interface is part of its behaviour and is tested like the rest.
 
-use std::process::Command;
+mod support;
 
-fn vmscope(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vmscope"))
-        .args(args)
-        .output()
-        .expect("running vmscope")
-}
+use support::vmscope;
+
+use std::process::Command;
 
 #[test]
 fn run_without_arguments_runs_the_demo_and_shuts_down_cleanly() {

@@ -2,8 +2,11 @@
 //! the `conformance` and `isa` commands as a user runs them.
 //! Teaches: a conformance suite is a test like any other — it must fail loudly when data is missing.
 
+mod support;
+
+use support::vmscope;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 use vmscope::conformance::{self, moo, sst};
 
@@ -16,13 +19,6 @@ fn sst_dir() -> PathBuf {
         dir.display()
     );
     dir
-}
-
-fn vmscope(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vmscope"))
-        .args(args)
-        .output()
-        .expect("running vmscope")
 }
 
 #[test]

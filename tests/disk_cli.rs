@@ -1,15 +1,11 @@
 //! `--disk` and `--devices` as a user meets them: where each disk appears, and the errors for
 //! images that cannot be used — all before the guest runs, with the file left as it was.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod support;
 
-fn vmscope(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vmscope"))
-        .args(args)
-        .output()
-        .expect("running vmscope")
-}
+use support::vmscope;
+
+use std::path::PathBuf;
 
 fn image(name: &str, len: usize) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("vmscope-disk-cli-{}", std::process::id()));

@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::process::Command;
-
 use emulator::Exit;
 use support::*;
 use vmscope::{EngineChoice, RunOptions};
@@ -69,13 +67,6 @@ fn each_round_costs_the_same_number_of_instructions_whatever_else_the_command_li
         (9_000_000..11_000_000).contains(&per_round),
         "{per_round} instructions per round"
     );
-}
-
-fn vmscope(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vmscope"))
-        .args(args)
-        .output()
-        .expect("running vmscope")
 }
 
 #[test]

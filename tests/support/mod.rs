@@ -8,6 +8,14 @@ use vmscope::{run_guest, EngineChoice, GuestOutcome, RunOptions};
 
 pub const CMDLINE: &str = "hello from the command line";
 
+/// Runs the `vmscope` binary with `args` and waits for it.
+pub fn vmscope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vmscope"))
+        .args(args)
+        .output()
+        .expect("running vmscope")
+}
+
 /// Runs a built-in guest to completion on `engine`; returns the outcome and its serial output.
 pub fn run_builtin(name: &str, opts: RunOptions) -> (GuestOutcome, String) {
     let g = guests::by_name(name).unwrap_or_else(|| panic!("no built-in guest {name}"));
