@@ -126,7 +126,6 @@ console_flush:
     mfence
     lea con_vq(%rip), %rsi
     VT VT_NOTIFY, con_dev(%rip)     # the doorbell: one exit for the whole line
-    incq con_kicks(%rip)
     movq $0, con_len(%rip)
     mov con_vq + Q_AVAIL_IDX(%rip), %rdx
     mov $CONSOLE_SPINS, %ecx

@@ -95,7 +95,6 @@ vq_irqs_empty:      .skip 8         # virtio interrupts whose ISR read 0
 console_choice:     .skip 8         # console=: 0 the UART, 1 a virtio-console (console.S)
 console_virtio:     .skip 8         # 1 while the kernel prints through the virtio-console
 con_len:            .skip 8         # bytes in the line buffer (CON_BUF)
-con_kicks:          .skip 8         # transmit notifications
     .balign 8
 blk_dev:            .skip VD_SIZE   # the virtio-blk device (virtio.S: struct vdev)
 con_dev:            .skip VD_SIZE   # the virtio-console
