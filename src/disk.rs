@@ -296,7 +296,7 @@ pub const VIRTIO_MMIO_STRIDE: u64 = 0x1000;
 pub const VIRTIO_MMIO_FIRST_GSI: u8 = 20;
 pub const MAX_VIRTIO_MMIO: usize = 4;
 pub const VIRTIO_PCI_FIRST_SLOT: u8 = 2;
-pub const VIRTIO_PCI_BAR_BASE: u64 = 0xE000_0000;
+pub const VIRTIO_PCI_BAR_BASE: u64 = devices::board::PCI_MEMORY_WINDOW.0 as u64;
 // ANCHOR_END: disk_placement
 
 /// One disk on the machine, as `--devices` and `--stats` describe it.
