@@ -253,7 +253,8 @@ pub fn fault_at(m: &Machine) -> Option<Fault> {
 
 /// Turns the conformance machine into one that random ring-3 code cannot reach past (what
 /// `vmscope fuzz --mode ring3` runs): the tables, stubs and kernel stack below `CODE` become
-/// supervisor pages, every paging entry has its accessed and dirty bits set already (a CPU and
+/// supervisor pages, what lies past the end of RAM is not mapped, every paging entry has its
+/// accessed and dirty bits set already (a CPU and
 /// an emulator may set them at different moments; now neither writes them), the I/O bitmap
 /// allows only `ports` (IOPL 0 makes every other IN/OUT a #GP, so ring 3 cannot program the
 /// timers or the interrupt controllers), and CR4.TSD makes RDTSC a #GP (its value is host time
@@ -266,9 +267,13 @@ pub fn lock_down(m: &mut Machine, ports: &[u16]) {
     }
     for i in 0..512u64 {
         let e = m.ram.read_le(pd + 8 * i, 8).unwrap();
-        // A 2 MiB page gets A and D; the entry pointing to the page table only A.
+        // A 2 MiB page gets A and D; the entry pointing to the page table only A. Pages with
+        // no RAM behind them are not mapped (KVM cannot fetch code from where no memory is).
         let ad = if e & 0x80 != 0 { 0x60 } else { 0x20 };
-        m.ram.write_le(pd + 8 * i, 8, e | ad).unwrap();
+        let present = (i << 21) < m.ram.size();
+        m.ram
+            .write_le(pd + 8 * i, 8, if present { e | ad } else { 0 })
+            .unwrap();
         let pte = m.ram.read_le(PT + 8 * i, 8).unwrap();
         if pte & 1 != 0 {
             let user = if (i << 12) < CODE && (i << 12) != DATA_ALIAS16 {

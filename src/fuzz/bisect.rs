@@ -12,7 +12,7 @@ pub fn first_divergence(case: &Case, a: EngineKind, b: EngineKind, limit: u64) -
     if a == EngineKind::Kvm || b == EngineKind::Kvm {
         return None;
     }
-    let (mut ra, mut rb) = (Runner::Fresh(a), Runner::Fresh(b));
+    let (mut ra, mut rb) = (Runner(a), Runner(b));
     let mut differs = |n: u64| {
         let (x, y) = (ra.run(case, n), rb.run(case, n));
         (!emulated(&x, &y).is_empty()).then_some(x)

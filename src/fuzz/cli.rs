@@ -99,11 +99,37 @@ pub struct BatchReport {
     pub findings: Vec<Finding>,
 }
 
-fn ending(exit: &Result<emulator::Exit, String>) -> String {
+/// How a case ended, by kind: the end marker, an exception (the stub RIP stopped in), …
+fn ending(o: &super::Observation, mode: Mode, code_len: u64) -> String {
+    use super::modes::{STUBS16, STUBS32, STUBS64};
     use emulator::Exit;
-    match exit {
+    let stub = |rip: u64| {
+        for (base, size) in [
+            (STUBS16, 4),
+            (STUBS32, 4),
+            (STUBS64, 4),
+            (crate::conformance::native_machine::STUBS, 16),
+        ] {
+            if (base..base + 256 * size).contains(&rip) && (mode == Mode::Ring3) == (size == 16) {
+                let v = ((rip - base) / size) as u8;
+                return Some(emulator::interp::vector_name(v));
+            }
+        }
+        None
+    };
+    let lin = o.cpu.linear_rip();
+    match &o.exit {
         Ok(Exit::LimitReached) => "instruction limit".into(),
-        Ok(Exit::Shutdown) => "hlt".into(),
+        Ok(Exit::Shutdown) => match stub(lin) {
+            Some(v) => format!("exception {v}"),
+            None if lin == super::modes::code_start(mode) + code_len + 1 => "end".into(),
+            None => "hlt".into(),
+        },
+        Ok(Exit::DebugExit { .. })
+            if mode == Mode::Ring3 && lin == super::modes::code_start(mode) + code_len + 2 =>
+        {
+            "end".into()
+        }
         Ok(Exit::DebugExit { .. }) => "debug exit".into(),
         Ok(Exit::TripleFault { .. }) => "triple fault".into(),
         Ok(Exit::ResetRequested) => "reset".into(),
@@ -141,11 +167,15 @@ pub fn run_batch(
         let t0 = Instant::now();
         let reference = runners[0].run(&case, limit);
         let mut times = vec![t0.elapsed()];
-        *report.endings.entry(ending(&reference.exit)).or_default() += 1;
+        let code_len = case.code().len() as u64;
+        *report
+            .endings
+            .entry(ending(&reference, batch.mode, code_len))
+            .or_default() += 1;
         let mut differed = false;
         for i in 1..runners.len() {
             let t = Instant::now();
-            let other = runners[i].run(&case, limit);
+            let other = runners[i].run_after(&case, limit, Some(&reference));
             times.push(t.elapsed());
             match compare(&case, limit, &reference, &other) {
                 Verdict::Same => {}
@@ -185,7 +215,7 @@ pub fn run_batch(
             eprintln!(
                 "{} case {index}: {} after {} instructions, {} bytes; ms {}{}",
                 batch.mode,
-                ending(&reference.exit),
+                ending(&reference, batch.mode, code_len),
                 reference.stats.instructions,
                 case.code().len(),
                 ms.join(" "),
@@ -210,14 +240,17 @@ fn shrink_finding(
     diffs: Vec<String>,
 ) -> Finding {
     let mut differs = |c: &Case| {
-        let (x, y) = (a.run(c, limit), b.run(c, limit));
+        let x = a.run(c, limit);
+        let y = b.run_after(c, limit, Some(&x));
         matches!(compare(c, limit, &x, &y), Verdict::Differ(_))
     };
     let small = shrink::shrink(case, &mut differs, batch.shrink_budget);
-    let (x, y) = (a.run(&small, limit), b.run(&small, limit));
-    let mut differences = match compare(&small, limit, &x, &y) {
-        Verdict::Differ(d) => d,
-        _ => diffs,
+    let x = a.run(&small, limit);
+    let y = b.run_after(&small, limit, Some(&x));
+    // A shrunk case that no longer differs (a flaky host) is not a finding: keep the original.
+    let (small, mut differences) = match compare(&small, limit, &x, &y) {
+        Verdict::Differ(d) => (small, d),
+        _ => (case.clone(), diffs),
     };
     differences.extend(super::bisect::first_divergence(
         &small,
@@ -246,6 +279,8 @@ pub fn disassemble(mode: Mode, code: &[u8]) -> String {
         _ => 64,
     };
     let start = super::modes::code_start(mode);
+    let code = [code, super::modes::end_marker(mode)].concat();
+    let code = &code[..];
     let mut d = Decoder::with_ip(bits, code, start, DecoderOptions::NONE);
     let mut f = IntelFormatter::new();
     let mut out = String::new();
@@ -392,6 +427,10 @@ fn rules_text() -> String {
          kvm differences not counted, by rule:\n",
     );
     for (name, why) in KVM_RULES {
+        out.push_str(&format!("  {name:<28} {why}\n"));
+    }
+    out.push_str("kvm fields masked:\n");
+    for (name, why) in super::compare_kvm::KVM_MASKS {
         out.push_str(&format!("  {name:<28} {why}\n"));
     }
     out

@@ -4,7 +4,8 @@
 //! Compared: the exit (kind and debug-exit value), the GPRs (in compatibility mode the low 32
 //! bits of the first eight), RIP, RFLAGS without the status flags the architecture left undefined
 //! at the end, the six segment selectors, CR2, every byte of RAM, port I/O by port, UART output,
-//! and the instruction count where KVM's single-stepping counts like the emulated engines.
+//! and the instruction count where KVM single-stepped the case (no exception or interrupt on
+//! the interpreter, an end before the limit: see `Runner::run_after`).
 //! Not compared: `Stats` exceptions and exits (KVM delivers exceptions inside the guest without
 //! an exit), hidden segment parts and system registers KVM reports its own way, the FPU, time.
 //!
@@ -16,37 +17,64 @@ use std::collections::BTreeSet;
 use emulator::cpu::state::{flags, CpuMode};
 use emulator::interp::Interpreter;
 use emulator::{Engine, Exit, RunLimit};
-use iced_x86::{Mnemonic, RflagsBits};
+use iced_x86::{Decoder, DecoderOptions, InstructionInfoFactory, Mnemonic, OpKind, RflagsBits};
 
 use super::compare::{exit_text, ram_diff, Verdict};
 use super::gen::Case;
 use super::modes;
 use super::run::{current_instruction, EngineKind, Observation};
-use crate::conformance::native::PVM_QUIRKS;
 
 /// Why a kvm difference is not a bug: (name, reason). `vmscope fuzz --rules` prints them.
 pub const KVM_RULES: &[(&str, &str)] = &[
     (
-        "undefined flags",
-        "the case read a status flag the architecture leaves undefined (after MUL, a shift, BSF, …) or ended with one: CPU models differ, the interpreter's choice is one of them",
+        UNDEFINED,
+        "the case read a status flag the architecture leaves undefined (after MUL, a shift, BSF, …), directly or by pushing RFLAGS in an exception frame, or ran an instruction whose result is undefined (a 16-bit SHLD/SHRD by more than 16): CPU models differ, the interpreter's choice is one of them",
     ),
     (
-        "host state",
-        "the case ran an instruction whose result is the host's, not the guest's: RDRAND, RDSEED, RDPID, RDTSCP, RDPMC, XGETBV, CPUID leaves KVM fills from the host",
+        HOST_STATE_RULE,
+        "the case ran an instruction whose result is the host's, not the guest's: RDRAND, RDSEED, RDPID, RDTSCP, RDPMC, XGETBV, CPUID leaves KVM fills from the host, SGDT SIDT SLDT STR SMSW in ring 3 (the host has UMIP: PVM answers for them), a segment selector read in ring 3 on PVM (CS reads the host's 0x33)",
     ),
     (
-        "not implemented",
+        NOT_IMPLEMENTED,
         "the interpreter does not implement an instruction the case ran (the guest got #UD, counted in Stats::unimplemented)",
     ),
     (
-        "compatibility mode on PVM",
+        COMPAT,
         "PVM runs 32-bit ring-3 code in KVM's instruction emulator (see conformance native --rules)",
     ),
     (
-        "#GP from ring 3 on PVM",
-        "PVM hands a faulting ring-3 instruction to KVM's emulator, which answers #UD where it does not know the instruction, and INT n arrives as #UD",
+        NO_END,
+        "the interpreter stopped at the instruction limit (a loop); KVM runs such a case unstepped (single-stepping pushes KVM's TF into the frame of every exception the CPU delivers during a step, and PVM turns the step of ring-3 code into a #DB for the guest) and stops elsewhere",
+    ),
+    (
+        VENDOR,
+        "this host is AMD, the CPU model Intel: the case ran an instruction the two decode differently (an operand-size prefix on a near branch in 64-bit mode: Intel ignores it, AMD truncates RIP to 16 bits)",
+    ),
+    (
+        PVM_EMULATED_FAULT,
+        "PVM hands a ring-3 instruction that faults (#GP, #UD) to KVM's instruction emulator, which answers #UD for instructions it does not know, computes memory operands the CPU never touches (#PF instead of #UD), and turns INT n into #UD",
     ),
 ];
+
+/// Fields masked rather than cases set aside: (what, why).
+pub const KVM_MASKS: &[(&str, &str)] = &[
+    (
+        "RFLAGS.AC in ring 0 on PVM",
+        "after an exception from ring 3 PVM's ring-0 handler runs with AC clear (the frame holds the guest's AC, and is compared); AC is compared where the case ended in ring 3",
+    ),
+    (
+        "CR2 of a multi-part access",
+        "an instruction that reads or writes several places (IRET, far RET, PUSH of memory, string moves) may touch them in any order: when it faults, CR2 is compared to the page",
+    ),
+];
+
+const UNDEFINED: &str = "undefined flags";
+const HOST_STATE_RULE: &str = "host state";
+const NOT_IMPLEMENTED: &str = "not implemented";
+const COMPAT: &str = "compatibility mode on PVM";
+const NO_END: &str = "no end to compare";
+const PVM_EMULATED_FAULT: &str = "faults PVM emulates";
+const VENDOR: &str = "Intel model, AMD host";
 
 /// What the interpreter ran, step by step: for deciding whether a rule applies.
 #[derive(Debug, Default)]
@@ -58,6 +86,12 @@ pub struct Trace {
     pub undefined_read: bool,
     /// RFLAGS bits (x86 layout) undefined when the case ended.
     pub undefined_at_end: u64,
+    /// Ran an instruction Intel and AMD decode differently.
+    pub vendor_specific: bool,
+    /// Read a segment selector into a register or memory.
+    pub reads_selector: bool,
+    /// The instruction during which the last exception came makes more than one memory access.
+    pub last_multi_access: bool,
 }
 
 fn x86_flags(b: u32) -> u64 {
@@ -81,32 +115,109 @@ fn x86_flags(b: u32) -> u64 {
 pub fn trace(case: &Case, limit: u64) -> Trace {
     let mut m = modes::new_machine(case.mode, &case.code());
     let mut interp = Interpreter::new();
+    let mut info = InstructionInfoFactory::new();
     let mut t = Trace::default();
     let mut undefined = 0u32;
+    let events =
+        |m: &emulator::Machine| m.stats.exceptions.values().sum::<u64>() + m.stats.interrupts;
     for _ in 0..limit.saturating_mul(2) + 8 {
         if m.stats.instructions >= limit {
             break;
         }
-        if let Some(i) = current_instruction(&m) {
+        let ins = current_instruction(&m);
+        if let Some(i) = &ins {
             t.mnemonics.insert(i.mnemonic());
-            if m.cpu.mode() == CpuMode::Compatibility {
-                t.compat = true;
-            }
+            t.compat |= m.cpu.mode() == CpuMode::Compatibility;
+            t.vendor_specific |= vendor_specific(&m, i);
+            t.reads_selector |= reads_selector(i);
+            t.undefined_read |= undefined_result(&m, i);
             if i.rflags_read() & undefined != 0 {
                 t.undefined_read = true;
             }
+        }
+        let (before, delivered) = (undefined, events(&m));
+        let stop = !matches!(
+            interp.run(&mut m, RunLimit::instructions(1)),
+            Ok(Exit::LimitReached)
+        );
+        if let Some(i) = &ins {
             undefined = (undefined & !i.rflags_modified()) | i.rflags_undefined();
         }
-        match interp.run(&mut m, RunLimit::instructions(1)) {
-            Ok(Exit::LimitReached) => {}
-            _ => break,
+        // An exception or interrupt frame holds RFLAGS: undefined flags are read into memory
+        // (a fault's as they were before the instruction, a trap's after it).
+        if events(&m) != delivered {
+            t.last_multi_access = ins
+                .as_ref()
+                .is_some_and(|i| info.info(i).used_memory().len() > 1);
+            if (before | undefined) & STATUS != 0 {
+                t.undefined_read = true;
+            }
+            undefined = before;
+        }
+        if stop {
+            break;
         }
     }
     t.undefined_at_end = x86_flags(undefined);
     t
 }
 
-const HOST_STATE: [Mnemonic; 7] = [
+/// Does an AMD CPU decode this instruction otherwise (the operand-size prefix on near
+/// branches in 64-bit mode, …)? The CPU model is Intel's; iced-x86 knows both.
+fn vendor_specific(m: &emulator::Machine, i: &iced_x86::Instruction) -> bool {
+    let mut bytes = [0u8; 15];
+    if m.ram.read(m.cpu.linear_rip(), &mut bytes).is_err() {
+        return false;
+    }
+    let amd = Decoder::with_ip(m.cpu.code_bits(), &bytes, i.ip(), DecoderOptions::AMD).decode();
+    amd.code() != i.code() || amd.len() != i.len()
+}
+
+/// Does the architecture leave this instruction's result undefined here? A 16-bit SHLD/SHRD
+/// by more than 16.
+fn undefined_result(m: &emulator::Machine, i: &iced_x86::Instruction) -> bool {
+    if !matches!(i.mnemonic(), Mnemonic::Shld | Mnemonic::Shrd) || i.op_count() < 3 {
+        return false;
+    }
+    let count = match i.op2_kind() {
+        OpKind::Register => m.cpu.gpr[emulator::cpu::reg::RCX] as u8,
+        _ => i.immediate8(),
+    };
+    let wide = i.op1_register().size() > 2;
+    !wide && count & 31 > 16
+}
+
+/// Does it read a segment register's selector (MOV r/m, Sreg; PUSH Sreg)?
+fn reads_selector(i: &iced_x86::Instruction) -> bool {
+    let seg = |n: u32| {
+        i.op_count() > n
+            && i.op_kind(n) == OpKind::Register
+            && i.op_register(n).is_segment_register()
+    };
+    matches!(i.mnemonic(), Mnemonic::Mov) && seg(1) || i.mnemonic() == Mnemonic::Push && seg(0)
+}
+
+/// The host's vendor, from /proc/cpuinfo.
+fn host_is_amd() -> bool {
+    static AMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AMD.get_or_init(|| {
+        std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| s.contains("AuthenticAMD"))
+    })
+}
+
+const STATUS: u32 = RflagsBits::OF
+    | RflagsBits::SF
+    | RflagsBits::ZF
+    | RflagsBits::AF
+    | RflagsBits::CF
+    | RflagsBits::PF;
+
+const HOST_STATE: [Mnemonic; 12] = [
+    Mnemonic::Sgdt,
+    Mnemonic::Sidt,
+    Mnemonic::Sldt,
+    Mnemonic::Str,
+    Mnemonic::Smsw,
     Mnemonic::Rdrand,
     Mnemonic::Rdseed,
     Mnemonic::Rdpid,
@@ -124,7 +235,10 @@ pub fn compare(case: &Case, limit: u64, a: &Observation, b: &Observation) -> Ver
     } else {
         (a, b)
     };
-    let first = differences(a, b, 0);
+    if !b.counted && a.exit == Ok(Exit::LimitReached) {
+        return Verdict::NotComparable(NO_END);
+    }
+    let first = differences(a, b, 0, false);
     if first.is_empty() {
         return Verdict::Same;
     }
@@ -133,7 +247,7 @@ pub fn compare(case: &Case, limit: u64, a: &Observation, b: &Observation) -> Ver
         return Verdict::NotComparable(rule);
     }
     // Flags left undefined at the end are not compared.
-    let d = differences(a, b, t.undefined_at_end);
+    let d = differences(a, b, t.undefined_at_end, t.last_multi_access);
     if d.is_empty() {
         return Verdict::Same;
     }
@@ -141,33 +255,54 @@ pub fn compare(case: &Case, limit: u64, a: &Observation, b: &Observation) -> Ver
 }
 
 fn rule_for(t: &Trace, a: &Observation, b: &Observation) -> Option<&'static str> {
-    let fault = |o: &Observation| {
-        o.cpu
-            .rip
-            .checked_sub(crate::conformance::native_machine::STUBS)
-            .map(|d| d / 16)
-    };
     if t.undefined_read {
-        return Some(KVM_RULES[0].0);
+        return Some(UNDEFINED);
     }
     if HOST_STATE.iter().any(|m| t.mnemonics.contains(m)) {
-        return Some(KVM_RULES[1].0);
+        return Some(HOST_STATE_RULE);
     }
     if !a.stats.unimplemented.is_empty() {
-        return Some(KVM_RULES[2].0);
+        return Some(NOT_IMPLEMENTED);
+    }
+    if t.vendor_specific && host_is_amd() {
+        return Some(VENDOR);
+    }
+    if !pvm() {
+        return None;
     }
     if t.compat {
-        return Some(KVM_RULES[3].0);
+        return Some(COMPAT);
     }
-    // #GP (13) on the interpreter, #UD (6) on PVM.
-    let _ = PVM_QUIRKS;
-    if a.stats.exceptions.contains_key("#GP") && fault(b) == Some(6) {
-        return Some(KVM_RULES[4].0);
+    if t.reads_selector {
+        return Some(HOST_STATE_RULE);
+    }
+    let (va, vb) = (stub_vector(a), stub_vector(b));
+    if matches!(va, Some(6 | 13)) && vb != va {
+        return Some(PVM_EMULATED_FAULT);
     }
     None
 }
 
-fn differences(a: &Observation, b: &Observation, undefined: u64) -> Vec<String> {
+fn pvm() -> bool {
+    static PVM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *PVM.get_or_init(|| accel_kvm::detect_flavour() == accel_kvm::KvmFlavour::Pvm)
+}
+
+/// The vector whose stub (of the ring-3 machine) RIP stopped in.
+fn stub_vector(o: &Observation) -> Option<u64> {
+    let d = o
+        .cpu
+        .rip
+        .checked_sub(crate::conformance::native_machine::STUBS)?;
+    (d < 32 * 16).then_some(d / 16)
+}
+
+fn differences(
+    a: &Observation,
+    b: &Observation,
+    undefined: u64,
+    multi_access: bool,
+) -> Vec<String> {
     let mut d = Vec::new();
     let kind = |e: &Result<Exit, String>| match e {
         Ok(Exit::DebugExit { value, .. }) => format!("debug exit {value:#x}"),
@@ -198,8 +333,11 @@ fn differences(a: &Observation, b: &Observation, undefined: u64) -> Vec<String> 
     if a.cpu.rip != b.cpu.rip {
         d.push(format!("rip: {:#x} vs {:#x}", a.cpu.rip, b.cpu.rip));
     }
-    let fl =
+    let mut fl =
         (flags::STATUS | flags::DF | flags::IF | flags::TF | flags::AC | flags::NT) & !undefined;
+    if pvm() && b.cpu.seg[emulator::cpu::Seg::Cs as usize].selector & 3 == 0 {
+        fl &= !flags::AC; // KVM_MASKS
+    }
     if (a.cpu.rflags ^ b.cpu.rflags) & fl != 0 {
         d.push(format!(
             "rflags: {:#x} vs {:#x} (compared {fl:#x})",
@@ -215,7 +353,8 @@ fn differences(a: &Observation, b: &Observation, undefined: u64) -> Vec<String> 
             d.push(format!("{}: {x:#x} vs {y:#x}", s.name()));
         }
     }
-    if a.cpu.cr2 != b.cpu.cr2 {
+    let page = if multi_access { !0xFFF } else { u64::MAX };
+    if (a.cpu.cr2 ^ b.cpu.cr2) & page != 0 {
         d.push(format!("cr2: {:#x} vs {:#x}", a.cpu.cr2, b.cpu.cr2));
     }
     d.extend(ram_diff(&a.ram, &b.ram));
@@ -228,7 +367,7 @@ fn differences(a: &Observation, b: &Observation, undefined: u64) -> Vec<String> 
     if a.serial != b.serial {
         d.push("serial output differs".into());
     }
-    if a.stats.instructions != b.stats.instructions {
+    if b.counted && a.stats.instructions != b.stats.instructions {
         d.push(format!(
             "instructions: {} vs {}",
             a.stats.instructions, b.stats.instructions

@@ -98,7 +98,8 @@ impl Finding {
         let case = self.case_code()?;
         let mut a = Runner::new(self.engines[0], self.mode)?;
         let mut b = Runner::new(self.engines[1], self.mode)?;
-        let (x, y) = (a.run(&case, self.limit), b.run(&case, self.limit));
+        let x = a.run(&case, self.limit);
+        let y = b.run_after(&case, self.limit, Some(&x));
         Ok(compare(&case, self.limit, &x, &y))
     }
 }

@@ -191,7 +191,7 @@ pub fn generate(mode: Mode, seed: u64, index: u64) -> Case {
     let only_bytes = g.rng.below(4) == 0;
     let target = 1 + g.rng.below(MAX_ITEMS);
     while (g.items.len() as u64) < target {
-        if only_bytes || g.rng.below(6) == 0 {
+        if only_bytes || g.rng.below(10) == 0 {
             g.random_bytes();
         } else {
             g.structured();

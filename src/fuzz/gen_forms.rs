@@ -100,11 +100,13 @@ fn vector_operand(k: K) -> bool {
     )
 }
 
-/// The forms of one bitness: (core integer, other scalar, x87/MMX/SSE).
+/// The forms of one bitness: core integer, other scalar ones the interpreter implements,
+/// x87/MMX/SSE ones it implements, and the rest (which must raise #UD on every engine).
 struct Tables {
     core: Vec<Code>,
     scalar: Vec<Code>,
     vector: Vec<Code>,
+    missing: Vec<Code>,
 }
 
 fn tables(bits: u32) -> &'static Tables {
@@ -119,6 +121,7 @@ fn tables(bits: u32) -> &'static Tables {
             core: Vec::new(),
             scalar: Vec::new(),
             vector: Vec::new(),
+            missing: Vec::new(),
         };
         for code in Code::values() {
             let op = code.op_code();
@@ -134,7 +137,15 @@ fn tables(bits: u32) -> &'static Tables {
                 continue;
             }
             let kinds: Vec<K> = (0..op.op_count()).map(|i| op.op_kind(i)).collect();
-            if kinds.iter().all(|&k| scalar_operand(k)) {
+            let fillable = kinds
+                .iter()
+                .all(|&k| scalar_operand(k) || vector_operand(k));
+            // MOVSD and CMPSD name both a string and an SSE instruction.
+            let sse_string_name = matches!(code.mnemonic(), Mnemonic::Movsd | Mnemonic::Cmpsd)
+                && kinds.iter().any(|&k| vector_operand(k));
+            if fillable && (sse_string_name || !emulator::interp::implements(code.mnemonic())) {
+                t.missing.push(code);
+            } else if kinds.iter().all(|&k| scalar_operand(k)) {
                 if CORE.contains(&code.mnemonic()) {
                     t.core.push(code);
                 } else {
@@ -154,10 +165,11 @@ fn tables(bits: u32) -> &'static Tables {
 /// One random instruction for `env`, encoded; `None` if the draw cannot be encoded.
 pub fn instruction(rng: &mut Rng, env: &Env, code_len: u64) -> Option<Vec<u8>> {
     let t = tables(env.bits());
-    let list = match rng.below(20) {
-        0..=11 => &t.core,
-        12..=17 => &t.scalar,
-        _ => &t.vector,
+    let list = match rng.below(40) {
+        0..=23 => &t.core,
+        24..=35 => &t.scalar,
+        36..=38 if !t.vector.is_empty() => &t.vector,
+        _ => &t.missing,
     };
     let code = list[rng.below(list.len() as u64) as usize];
     let op = code.op_code();

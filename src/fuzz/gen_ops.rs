@@ -100,7 +100,7 @@ impl<'a> Gen<'a> {
             76..=79 => self.mode_switch(),
             80..=84 => self.system(),
             85..=88 => self.stack(),
-            89..=90 => self.x87(),
+            89 => self.x87(),
             _ => self.backward_branch(),
         }
     }

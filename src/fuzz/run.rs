@@ -66,6 +66,8 @@ pub struct Observation {
     pub debugcon: Vec<u8>,
     /// The virtual clock at the end (emulated engines: instruction-driven).
     pub time_ns: u64,
+    /// `stats.instructions` counts every instruction (false for an unstepped KVM run).
+    pub counted: bool,
 }
 
 impl Observation {
@@ -99,69 +101,87 @@ fn observe(engine: EngineKind, m: &mut Machine, exit: Result<Exit, EngineError>)
         serial,
         debugcon,
         time_ns: m.bus.now_ns(),
+        counted: true,
     }
 }
 
-/// Runs cases on one engine; KVM keeps one VM (and machine) for the whole batch.
-pub enum Runner {
-    Fresh(EngineKind),
-    Kvm(Box<(Machine, KvmEngine)>),
-}
+/// Runs cases on one engine (every case on a fresh machine, and on KVM in a fresh VM: a vCPU
+/// keeps state `CpuState` does not carry, such as a pending single-step trap).
+pub struct Runner(pub EngineKind);
+
+/// How long an unstepped KVM run may take: a case that loops without end is cut off.
+const KVM_TIME_NS: u64 = 20_000_000;
 
 impl Runner {
-    pub fn new(kind: EngineKind, mode: super::Mode) -> anyhow::Result<Runner> {
-        Ok(match kind {
-            EngineKind::Kvm => {
-                let m = modes::new_machine(mode, &[]);
-                let kvm = KvmEngine::new(&m)?;
-                Runner::Kvm(Box::new((m, kvm)))
-            }
-            other => Runner::Fresh(other),
-        })
+    pub fn new(kind: EngineKind, _mode: super::Mode) -> anyhow::Result<Runner> {
+        if kind == EngineKind::Kvm {
+            accel_kvm::kvm_available().map_err(|e| anyhow::anyhow!("KVM: {e}"))?;
+        }
+        Ok(Runner(kind))
     }
 
     pub fn kind(&self) -> EngineKind {
-        match self {
-            Runner::Fresh(k) => *k,
-            Runner::Kvm(_) => EngineKind::Kvm,
-        }
+        self.0
     }
 
-    /// Runs `case` for at most `limit` instructions.
+    /// Runs `case` for at most `limit` instructions (KVM: unstepped, bounded in time).
     pub fn run(&mut self, case: &Case, limit: u64) -> Observation {
+        self.run_after(case, limit, None)
+    }
+
+    /// Runs `case` after `reference` ran it. KVM single-steps (and so counts instructions and
+    /// stops at the same limit) only where the reference took no exception or interrupt and
+    /// ended before the limit — a CPU that delivers an event during a step pushes the TF KVM
+    /// set for stepping into the frame — and not on PVM, which turns the step of ring-3 code
+    /// into a #DB for the guest. Elsewhere KVM runs free, bounded in time.
+    pub fn run_after(
+        &mut self,
+        case: &Case,
+        limit: u64,
+        reference: Option<&Observation>,
+    ) -> Observation {
         let code = case.code();
-        let mut fresh = modes::new_machine(case.mode, &code);
+        let mut m = modes::new_machine(case.mode, &code);
         // I/O is bounded too: one REP INS/OUTS instruction may make 4,096 accesses per count.
         let lim = RunLimit {
             io_accesses: Some(limit),
             ..RunLimit::instructions(limit)
         };
-        match self {
-            Runner::Fresh(kind) => {
-                let exit = match kind {
-                    EngineKind::Interp => Interpreter::new().run(&mut fresh, lim),
-                    EngineKind::Bt => BinaryTranslator::default().run(&mut fresh, lim),
-                    _ => Flawed(Interpreter::new()).run(&mut fresh, lim),
+        let kind = self.0;
+        let (exit, counted) = match kind {
+            EngineKind::Interp => (Interpreter::new().run(&mut m, lim), true),
+            EngineKind::Bt => (BinaryTranslator::default().run(&mut m, lim), true),
+            EngineKind::Flawed => (Flawed(Interpreter::new()).run(&mut m, lim), true),
+            EngineKind::Kvm => {
+                // Measured: PVM delivers the single-step trap of ring-3 code to the guest as
+                // a #DB instead of exiting: there KVM cannot count ring-3 instructions.
+                let pvm = accel_kvm::detect_flavour() == accel_kvm::KvmFlavour::Pvm;
+                let stepped = !pvm
+                    && reference.is_some_and(|r| {
+                        r.stats.exceptions.is_empty()
+                            && r.stats.interrupts == 0
+                            && r.exit.as_ref().is_ok_and(|e| *e != Exit::LimitReached)
+                    });
+                let lim = if stepped {
+                    RunLimit {
+                        time_ns: Some(10 * KVM_TIME_NS),
+                        ..lim
+                    }
+                } else {
+                    RunLimit {
+                        time_ns: Some(KVM_TIME_NS),
+                        ..RunLimit::io_accesses(limit)
+                    }
                 };
-                observe(*kind, &mut fresh, exit)
+                let exit = KvmEngine::new(&m)
+                    .map_err(|e| EngineError::Host(e.to_string()))
+                    .and_then(|mut kvm| kvm.run(&mut m, lim));
+                (exit, stepped)
             }
-            Runner::Kvm(b) => {
-                let (m, kvm) = &mut **b;
-                m.ram.as_mut_slice().copy_from_slice(fresh.ram.as_slice());
-                m.cpu = fresh.cpu.clone();
-                m.stats = Stats::default();
-                m.bus.stats = Default::default();
-                m.bus.take_serial_output();
-                // A case that loops without end stops at the limit; the time bound only guards
-                // against a host that stops delivering single-step exits.
-                let lim = RunLimit {
-                    time_ns: Some(10_000_000_000),
-                    ..lim
-                };
-                let exit = kvm.run(m, lim);
-                observe(EngineKind::Kvm, m, exit)
-            }
-        }
+        };
+        let mut o = observe(kind, &mut m, exit);
+        o.counted = counted;
+        o
     }
 }
 
