@@ -81,5 +81,8 @@ fn a_window_size_that_cannot_be_shown_is_refused() {
 fn an_endless_file_is_refused_at_the_image_cap_not_read_until_memory_runs_out() {
     let (code, _, err) = gui(&["/dev/zero"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("/dev/zero") && err.contains("larger than 512 MiB"), "{err}");
+    assert!(
+        err.contains("/dev/zero") && err.contains("larger than 512 MiB"),
+        "{err}"
+    );
 }
