@@ -36,6 +36,29 @@ pub trait BlockBackend {
     fn flush(&mut self) -> Result<(), BlockError>;
     /// Up to 20 bytes naming the disk (virtio-blk GET_ID, ATA serial number).
     fn id(&self) -> String;
+
+    /// Marks the disk's present contents so [`BlockBackend::rollback`] can return to them (a
+    /// machine snapshot of the device holding the disk). `None`: this backend keeps no undo
+    /// journal, and a machine holding it cannot be snapshotted. See `disk_journal.rs`.
+    fn checkpoint(&self) -> Option<DiskCheckpoint> {
+        None
+    }
+
+    /// Puts the disk's contents back as they were at `to`.
+    fn rollback(&mut self, _to: &DiskCheckpoint) -> Result<(), BlockError> {
+        Err(BlockError::Io("this disk keeps no undo journal".into()))
+    }
+}
+
+/// A point in a disk's history that [`BlockBackend::rollback`] returns to. Clones share it;
+/// what it refers to is the backend's business (a journal generation for `JournaledDisk`).
+#[derive(Clone)]
+pub struct DiskCheckpoint(pub(crate) std::rc::Rc<dyn std::any::Any>);
+
+impl std::fmt::Debug for DiskCheckpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DiskCheckpoint")
+    }
 }
 
 /// Checks `[offset, offset + len)` against a disk of `size` bytes.

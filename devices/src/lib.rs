@@ -21,6 +21,7 @@ pub mod bus;
 pub mod clock;
 pub mod cmos;
 pub mod debug;
+pub mod disk_journal;
 pub mod fwcfg;
 pub mod i8042;
 pub mod ioapic;

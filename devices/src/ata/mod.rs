@@ -42,15 +42,17 @@
 //! MODE; the write cache is on (off: each write command is flushed before it completes).
 //! A software reset keeps the multiple count, write cache and CHS translation.
 //!
-//! **Snapshots.** Not implemented (the [`BusDevice`] defaults: `None`). The registers are plain
-//! data (`AtaState` is `Clone`), but the disk behind them is state too and lives in a host
-//! backend the snapshot cannot copy; a snapshot of the registers alone would rewind a guest
-//! without rewinding its disk. Making the bus refuse to snapshot says so instead.
+//! **Snapshots** hold the registers, the transfer in progress and the counters, plus a
+//! checkpoint of the disk ([`BlockBackend::checkpoint`]): restoring rolls the disk back too, so
+//! a rewound guest reads what it had written by then. A backend without an undo journal (a
+//! plain file in `vmscope run`) makes the snapshot fail instead — registers rewound over a disk
+//! that was not would be a lie. The GUI puts its disks behind a `JournaledDisk`.
 
 use std::any::Any;
 
-use crate::block::BlockBackend;
+use crate::block::{BlockBackend, DiskCheckpoint};
 use crate::bus::{BusDevice, DeviceCtx, IrqLine};
+use crate::snapshot::{DeviceSnapshot, SnapshotError};
 
 mod commands;
 mod identify;
@@ -579,4 +581,45 @@ impl BusDevice for Ata {
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
+
+    fn snapshot(&self) -> Option<DeviceSnapshot> {
+        let state = AtaSnapshot {
+            s: self.s.clone(),
+            counters: [
+                self.sectors_read,
+                self.sectors_written,
+                self.commands,
+                self.flushes,
+                self.interrupts,
+            ],
+            disk: self.disk.checkpoint()?,
+        };
+        Some(DeviceSnapshot::of(self.name(), state))
+    }
+
+    fn restore(&mut self, snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
+        let state = snap.get::<AtaSnapshot>(self.name())?;
+        self.disk
+            .rollback(&state.disk)
+            .map_err(|e| SnapshotError::BadState {
+                device: "ata",
+                detail: format!("rolling the disk back: {e}"),
+            })?;
+        self.s = state.s.clone();
+        [
+            self.sectors_read,
+            self.sectors_written,
+            self.commands,
+            self.flushes,
+            self.interrupts,
+        ] = state.counters;
+        Ok(())
+    }
+}
+
+/// The device in a machine snapshot: its state, its counters and where its disk was.
+struct AtaSnapshot {
+    s: AtaState,
+    counters: [u64; 5],
+    disk: DiskCheckpoint,
 }

@@ -8,6 +8,7 @@ use crate::block::{BlockError, MemDisk};
 use crate::bus::TestCtx;
 
 mod robustness;
+mod snapshot;
 
 const DATA: u16 = 0x1F0;
 const ERROR: u16 = 0x1F1;

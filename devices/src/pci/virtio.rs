@@ -18,6 +18,7 @@
 //! then uses INTx, as it does on any device without MSI-X.) PCI IDs: vendor 0x1AF4, device
 //! 0x1040 + the virtio device type, revision 1 (a modern-only device).
 
+use crate::virtio::snapshot::TransportSnapshot;
 use std::any::Any;
 
 use super::config::{BarKind, PciConfig, CAP_VENDOR};
@@ -349,5 +350,29 @@ impl BusDevice for VirtioPci {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+
+    fn snapshot(&self) -> Option<crate::snapshot::DeviceSnapshot> {
+        let state = TransportSnapshot {
+            core: self.core.snapshot()?,
+            irq_high: self.irq_high,
+            device_features_sel: self.device_features_sel,
+            driver_features_sel: self.driver_features_sel,
+            extra: (self.config.clone(), self.bad_accesses),
+        };
+        Some(crate::snapshot::DeviceSnapshot::of(self.name(), state))
+    }
+
+    fn restore(
+        &mut self,
+        snap: &crate::snapshot::DeviceSnapshot,
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        let state = snap.get::<TransportSnapshot<(PciConfig, u64)>>(self.name())?;
+        self.core.restore(&state.core)?;
+        self.irq_high = state.irq_high;
+        self.device_features_sel = state.device_features_sel;
+        self.driver_features_sel = state.driver_features_sel;
+        (self.config, self.bad_accesses) = state.extra.clone();
+        Ok(())
     }
 }

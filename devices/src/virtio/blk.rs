@@ -18,8 +18,9 @@
 //! answered at all and is a [`QueueError`] (the device goes NEEDS_RESET).
 
 use super::{read_config_bytes, Queue, QueueError, VirtioDevice, DEVICE_ID_BLOCK};
-use crate::block::BlockBackend;
+use crate::block::{BlockBackend, DiskCheckpoint};
 use crate::bus::Dma;
+use crate::snapshot::{DeviceSnapshot, SnapshotError};
 use crate::virtio::DescChain;
 
 pub const VIRTIO_BLK_F_SIZE_MAX: u32 = 1;
@@ -61,6 +62,13 @@ pub struct BlkStats {
     pub bytes_written: u64,
     pub ioerr: u64,
     pub unsupported: u64,
+}
+
+/// virtio-blk in a machine snapshot.
+struct BlkSnapshot {
+    flush_negotiated: bool,
+    stats: BlkStats,
+    disk: DiskCheckpoint,
 }
 
 /// A virtio block device over a [`BlockBackend`].
@@ -247,6 +255,29 @@ impl VirtioDevice for VirtioBlk {
             // which the spec permits (2.7.8.2); overcounting would not be.
             queue.add_used(dma, chain.head, written + 1)?;
         }
+        Ok(())
+    }
+
+    /// The disk's checkpoint with the counters: no checkpoint (a plain file), no snapshot.
+    fn snapshot(&self) -> Option<DeviceSnapshot> {
+        let state = BlkSnapshot {
+            flush_negotiated: self.flush_negotiated,
+            stats: self.stats.clone(),
+            disk: self.backend.checkpoint()?,
+        };
+        Some(DeviceSnapshot::of(self.name(), state))
+    }
+
+    fn restore(&mut self, snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
+        let state = snap.get::<BlkSnapshot>(self.name())?;
+        self.backend
+            .rollback(&state.disk)
+            .map_err(|e| SnapshotError::BadState {
+                device: "virtio-blk",
+                detail: format!("rolling the disk back: {e}"),
+            })?;
+        self.flush_negotiated = state.flush_negotiated;
+        self.stats = state.stats.clone();
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ use std::io::Write;
 
 use super::{read_config_bytes, Queue, QueueError, VirtioDevice, DEVICE_ID_CONSOLE};
 use crate::bus::Dma;
+use crate::snapshot::{DeviceSnapshot, SnapshotError};
 
 pub const VIRTIO_CONSOLE_F_SIZE: u32 = 0;
 pub const VIRTIO_CONSOLE_F_MULTIPORT: u32 = 1;
@@ -60,6 +61,14 @@ impl Output {
             }
         }
     }
+}
+
+/// virtio-console in a machine snapshot.
+struct ConsoleSnapshot {
+    pending_input: VecDeque<u8>,
+    buffered_output: Vec<u8>,
+    bytes_out: u64,
+    bytes_in: u64,
 }
 
 /// A virtio console with one port.
@@ -200,5 +209,30 @@ impl VirtioDevice for VirtioConsole {
 
     fn wants_poll(&self) -> bool {
         !self.pending_input.is_empty()
+    }
+
+    /// Input not yet delivered and output nobody took yet (a host sink has it already).
+    fn snapshot(&self) -> Option<DeviceSnapshot> {
+        let state = ConsoleSnapshot {
+            pending_input: self.pending_input.clone(),
+            buffered_output: match &self.output {
+                Output::Buffer(b) => b.clone(),
+                Output::Sink(_) => Vec::new(),
+            },
+            bytes_out: self.bytes_out,
+            bytes_in: self.bytes_in,
+        };
+        Some(DeviceSnapshot::of(self.name(), state))
+    }
+
+    fn restore(&mut self, snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
+        let state = snap.get::<ConsoleSnapshot>(self.name())?;
+        self.pending_input.clone_from(&state.pending_input);
+        if let Output::Buffer(b) = &mut self.output {
+            b.clone_from(&state.buffered_output);
+        }
+        self.bytes_out = state.bytes_out;
+        self.bytes_in = state.bytes_in;
+        Ok(())
     }
 }

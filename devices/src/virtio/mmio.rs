@@ -34,6 +34,7 @@
 //! Guests find the device from the board (a device-tree node or Linux's
 //! `virtio_mmio.device=0x200@0xd0000000:5` command line); mmio has no discovery of its own.
 
+use super::snapshot::TransportSnapshot;
 use std::any::Any;
 
 use super::{QueueArea, VirtioCore, VirtioDevice, VirtioStats};
@@ -252,5 +253,28 @@ impl BusDevice for VirtioMmio {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+
+    fn snapshot(&self) -> Option<crate::snapshot::DeviceSnapshot> {
+        let state = TransportSnapshot {
+            core: self.core.snapshot()?,
+            irq_high: self.irq_high,
+            device_features_sel: self.device_features_sel,
+            driver_features_sel: self.driver_features_sel,
+            extra: (),
+        };
+        Some(crate::snapshot::DeviceSnapshot::of(self.name(), state))
+    }
+
+    fn restore(
+        &mut self,
+        snap: &crate::snapshot::DeviceSnapshot,
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        let state = snap.get::<TransportSnapshot<()>>(self.name())?;
+        self.core.restore(&state.core)?;
+        self.irq_high = state.irq_high;
+        self.device_features_sel = state.device_features_sel;
+        self.driver_features_sel = state.driver_features_sel;
+        Ok(())
     }
 }

@@ -35,6 +35,7 @@ pub mod console;
 pub mod mmio;
 pub mod queue;
 pub mod rng;
+pub mod snapshot;
 
 #[cfg(test)]
 mod tests;
@@ -114,6 +115,18 @@ pub trait VirtioDevice: Any {
     /// then asks the bus for another tick soon.
     fn wants_poll(&self) -> bool {
         false
+    }
+    /// The device's own state for a machine snapshot (see `snapshot.rs`); `None`: it holds
+    /// host state that cannot be copied, and the bus refuses to snapshot.
+    fn snapshot(&self) -> Option<crate::snapshot::DeviceSnapshot> {
+        None
+    }
+    /// Puts the device back into a state [`VirtioDevice::snapshot`] returned.
+    fn restore(
+        &mut self,
+        _snap: &crate::snapshot::DeviceSnapshot,
+    ) -> Result<(), crate::snapshot::SnapshotError> {
+        Err(crate::snapshot::SnapshotError::Unsupported(self.name()))
     }
 }
 

@@ -10,6 +10,7 @@
 
 use super::{Queue, QueueError, VirtioDevice, DEVICE_ID_ENTROPY};
 use crate::bus::Dma;
+use crate::snapshot::{DeviceSnapshot, SnapshotError};
 
 pub const QUEUE_SIZE: u16 = 64;
 /// Bytes given per request at most (the spec lets the device use less than the buffer).
@@ -131,6 +132,27 @@ impl VirtioDevice for VirtioRng {
             self.bytes_given += n as u64;
             queue.add_used(dma, chain.head, n as u32)?;
         }
+        Ok(())
+    }
+
+    /// The generator's position; a host entropy source cannot be rewound, so `None`.
+    fn snapshot(&self) -> Option<DeviceSnapshot> {
+        match &self.source {
+            Source::Seeded { rng, .. } => Some(DeviceSnapshot::of(
+                self.name(),
+                (rng.clone(), self.bytes_given),
+            )),
+            Source::Host(_) => None,
+        }
+    }
+
+    fn restore(&mut self, snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
+        let (saved, given) = snap.get::<(SplitMix64, u64)>(self.name())?;
+        match &mut self.source {
+            Source::Seeded { rng, .. } => *rng = saved.clone(),
+            Source::Host(_) => return Err(SnapshotError::Unsupported("virtio-rng (host entropy)")),
+        }
+        self.bytes_given = *given;
         Ok(())
     }
 }
