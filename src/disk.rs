@@ -286,18 +286,16 @@ mod tests {
     }
 }
 
-// ANCHOR: disk_placement
-/// Where the board puts `--disk` and `--virtio-console` devices, in the order they are given
-/// (disks first, then the console). IDE: the primary channel's master. virtio-mmio: 4 KiB
-/// windows from 0xD000_0000 on GSIs 20–23 (IOAPIC only, like PCI lines). virtio-pci: slots
-/// from 2, BAR 0 placed from 0xE000_0000 as firmware would.
-pub const VIRTIO_MMIO_BASE: u64 = 0xD000_0000;
-pub const VIRTIO_MMIO_STRIDE: u64 = 0x1000;
-pub const VIRTIO_MMIO_FIRST_GSI: u8 = 20;
-pub const MAX_VIRTIO_MMIO: usize = 4;
-pub const VIRTIO_PCI_FIRST_SLOT: u8 = 2;
-pub const VIRTIO_PCI_BAR_BASE: u64 = devices::board::PCI_MEMORY_WINDOW.0 as u64;
-// ANCHOR_END: disk_placement
+pub use devices::placement::VirtioPlacement;
+
+impl From<VirtioTransport> for devices::placement::Transport {
+    fn from(t: VirtioTransport) -> Self {
+        match t {
+            VirtioTransport::Mmio => devices::placement::Transport::Mmio,
+            VirtioTransport::Pci => devices::placement::Transport::Pci,
+        }
+    }
+}
 
 /// One disk on the machine, as `--devices` and `--stats` describe it.
 #[derive(Debug, Clone)]
@@ -306,57 +304,6 @@ pub struct AttachedDisk {
     pub sectors: u64,
     /// Where the guest finds it ("ide0 ports 0x1f0-0x1f7,0x3f6 irq 14", …).
     pub location: String,
-}
-
-/// The next free place for a virtio device: the one placement rule (above) for every virtio
-/// device a run attaches, whatever it is.
-#[derive(Debug, Default)]
-pub struct VirtioPlacement {
-    mmio_used: u64,
-    pci_used: u8,
-}
-
-impl VirtioPlacement {
-    /// Puts `device` behind `transport` at the next free place; returns where the guest finds
-    /// it ("virtio-pci 00:02.0 bar0 0xe0000000 gsi 18", …).
-    pub fn place(
-        &mut self,
-        bus: &mut devices::Bus,
-        device: Box<dyn devices::virtio::VirtioDevice>,
-        transport: VirtioTransport,
-    ) -> Result<String> {
-        let what = device.name();
-        match transport {
-            VirtioTransport::Mmio => {
-                use devices::virtio::mmio::{VirtioMmio, MMIO_WINDOW};
-                if self.mmio_used >= MAX_VIRTIO_MMIO as u64 {
-                    bail!("no virtio-mmio window left for {what}: at most {MAX_VIRTIO_MMIO} (GSIs 20-23); use virtio-pci for more");
-                }
-                let base = VIRTIO_MMIO_BASE + self.mmio_used * VIRTIO_MMIO_STRIDE;
-                let gsi = VIRTIO_MMIO_FIRST_GSI + self.mmio_used as u8;
-                let line = devices::IrqLine::new(gsi).expect("GSIs 20-23 exist");
-                bus.add_mmio_device(Box::new(VirtioMmio::new(device, line)), base, MMIO_WINDOW)
-                    .map_err(|e| anyhow::anyhow!("placing {what} on virtio-mmio: {e}"))?;
-                self.mmio_used += 1;
-                Ok(format!(
-                    "virtio-mmio {base:#x} gsi {gsi} (Linux: virtio_mmio.device={MMIO_WINDOW:#x}@{base:#x}:{gsi})"
-                ))
-            }
-            VirtioTransport::Pci => {
-                use devices::pci::virtio::{VirtioPci, BAR_SIZE};
-                let slot = VIRTIO_PCI_FIRST_SLOT + self.pci_used;
-                let line = devices::pci::intx_gsi(slot, 1);
-                let bar = VIRTIO_PCI_BAR_BASE + u64::from(self.pci_used) * u64::from(BAR_SIZE);
-                bus.add_pci_device(Box::new(VirtioPci::new(device, line).place(bar)), slot)
-                    .map_err(|e| anyhow::anyhow!("placing {what} on virtio-pci: {e}"))?;
-                self.pci_used += 1;
-                Ok(format!(
-                    "virtio-pci 00:{slot:02x}.0 bar0 {bar:#x} gsi {}",
-                    line.number()
-                ))
-            }
-        }
-    }
 }
 
 /// Opens every image (all before the guest starts: a bad one is an error and nothing runs)
@@ -381,19 +328,7 @@ pub fn attach_disks(
     for (spec, disk) in opened {
         let sectors = disk.len() / 512;
         let location = match spec.interface.virtio_transport() {
-            None => {
-                use devices::ata::{Ata, COMMAND_PORTS, CONTROL_PORT, IRQ};
-                let line = devices::IrqLine::isa(IRQ);
-                bus.add_pio_device(
-                    Box::new(Ata::new(Box::new(disk), line)),
-                    &[COMMAND_PORTS, (CONTROL_PORT, CONTROL_PORT)],
-                )
-                .map_err(|e| anyhow::anyhow!("placing the IDE disk: {e}"))?;
-                format!(
-                    "ide0 ports {:#x}-{:#x},{CONTROL_PORT:#x} irq {IRQ}",
-                    COMMAND_PORTS.0, COMMAND_PORTS.1
-                )
-            }
+            None => devices::placement::attach_ide(bus, Box::new(disk))?,
             Some(transport) => {
                 use devices::virtio::blk::VirtioBlk;
                 placement.place(bus, Box::new(VirtioBlk::new(Box::new(disk))), transport)?

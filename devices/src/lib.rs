@@ -30,6 +30,7 @@ pub mod null;
 pub mod pci;
 pub mod pic;
 pub mod pit;
+pub mod placement;
 pub mod pm_timer;
 pub mod snapshot;
 pub mod uart;

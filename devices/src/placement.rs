@@ -1,0 +1,101 @@
+//! Where the PC puts the devices a run adds: the IDE disk on the primary channel, and every
+//! virtio device (disks, console, rng) at the next free virtio-pci slot or virtio-mmio window.
+//! Teaches: a board's optional half still follows fixed rules, so a guest (and Linux's command
+//! line) can find each device — one allocator for all of them, used by the CLI and the GUI.
+
+use crate::ata::{Ata, COMMAND_PORTS, CONTROL_PORT, IRQ};
+use crate::block::BlockBackend;
+use crate::pci::virtio::{VirtioPci, BAR_SIZE};
+use crate::virtio::mmio::{VirtioMmio, MMIO_WINDOW};
+use crate::virtio::VirtioDevice;
+use crate::{Bus, IrqLine};
+
+// ANCHOR: disk_placement
+/// IDE: the primary channel's master. virtio-mmio: 4 KiB windows from 0xD000_0000 on GSIs
+/// 20–23 (IOAPIC only, like PCI lines). virtio-pci: slots from 2, BAR 0 placed from the start
+/// of the PCI memory window (the one the DSDT offers) as firmware would.
+pub const VIRTIO_MMIO_BASE: u64 = 0xD000_0000;
+pub const VIRTIO_MMIO_STRIDE: u64 = 0x1000;
+pub const VIRTIO_MMIO_FIRST_GSI: u8 = 20;
+pub const MAX_VIRTIO_MMIO: usize = 4;
+pub const VIRTIO_PCI_FIRST_SLOT: u8 = 2;
+pub const VIRTIO_PCI_BAR_BASE: u64 = crate::board::PCI_MEMORY_WINDOW.0 as u64;
+// ANCHOR_END: disk_placement
+
+/// How a virtio device reaches the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A register window at an address the board fixes (no discovery), as Firecracker does.
+    Mmio,
+    /// A PCI function the guest finds by its IDs (the modern interface).
+    Pci,
+}
+
+/// Why a device found no place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlacementError(String);
+
+/// Puts an ATA disk on `backend` at the primary channel; returns where the guest finds it.
+pub fn attach_ide(bus: &mut Bus, backend: Box<dyn BlockBackend>) -> Result<String, PlacementError> {
+    let line = IrqLine::isa(IRQ);
+    bus.add_pio_device(
+        Box::new(Ata::new(backend, line)),
+        &[COMMAND_PORTS, (CONTROL_PORT, CONTROL_PORT)],
+    )
+    .map_err(|e| PlacementError(format!("placing the IDE disk: {e}")))?;
+    Ok(format!(
+        "ide0 ports {:#x}-{:#x},{CONTROL_PORT:#x} irq {IRQ}",
+        COMMAND_PORTS.0, COMMAND_PORTS.1
+    ))
+}
+
+/// The next free place for a virtio device, in the order devices are placed.
+#[derive(Debug, Default)]
+pub struct VirtioPlacement {
+    mmio_used: u64,
+    pci_used: u8,
+}
+
+impl VirtioPlacement {
+    /// Puts `device` behind `transport` at the next free place; returns where the guest finds
+    /// it ("virtio-pci 00:02.0 bar0 0xe0000000 gsi 18", …).
+    pub fn place(
+        &mut self,
+        bus: &mut Bus,
+        device: Box<dyn VirtioDevice>,
+        transport: impl Into<Transport>,
+    ) -> Result<String, PlacementError> {
+        let what = device.name();
+        match transport.into() {
+            Transport::Mmio => {
+                if self.mmio_used >= MAX_VIRTIO_MMIO as u64 {
+                    return Err(PlacementError(format!(
+                        "no virtio-mmio window left for {what}: at most {MAX_VIRTIO_MMIO} (GSIs 20-23); use virtio-pci for more"
+                    )));
+                }
+                let base = VIRTIO_MMIO_BASE + self.mmio_used * VIRTIO_MMIO_STRIDE;
+                let gsi = VIRTIO_MMIO_FIRST_GSI + self.mmio_used as u8;
+                let line = IrqLine::new(gsi).expect("GSIs 20-23 exist");
+                bus.add_mmio_device(Box::new(VirtioMmio::new(device, line)), base, MMIO_WINDOW)
+                    .map_err(|e| PlacementError(format!("placing {what} on virtio-mmio: {e}")))?;
+                self.mmio_used += 1;
+                Ok(format!(
+                    "virtio-mmio {base:#x} gsi {gsi} (Linux: virtio_mmio.device={MMIO_WINDOW:#x}@{base:#x}:{gsi})"
+                ))
+            }
+            Transport::Pci => {
+                let slot = VIRTIO_PCI_FIRST_SLOT + self.pci_used;
+                let line = crate::pci::intx_gsi(slot, 1);
+                let bar = VIRTIO_PCI_BAR_BASE + u64::from(self.pci_used) * u64::from(BAR_SIZE);
+                bus.add_pci_device(Box::new(VirtioPci::new(device, line).place(bar)), slot)
+                    .map_err(|e| PlacementError(format!("placing {what} on virtio-pci: {e}")))?;
+                self.pci_used += 1;
+                Ok(format!(
+                    "virtio-pci 00:{slot:02x}.0 bar0 {bar:#x} gsi {}",
+                    line.number()
+                ))
+            }
+        }
+    }
+}
