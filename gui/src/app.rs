@@ -262,9 +262,9 @@ impl VmscopeApp {
             Action::Help => self.help_open = !self.help_open,
             Action::LoadBuiltin(name) => {
                 // A new guest starts the way the current one did (firmware or direct).
-                let boot = s.image.boot;
+                let (boot, disks) = (s.image.boot, s.image.disks.clone());
                 let image = crate::session::GuestImage::builtin(name)
-                    .map(|i| i.with_boot(boot))
+                    .map(|i| i.with_boot(boot).with_disks(disks))
                     .ok_or_else(|| format!("no built-in guest {name:?}"));
                 self.replace_session(image.and_then(Session::new), false)
             }
@@ -305,7 +305,8 @@ impl VmscopeApp {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open_path(&mut self, path: &str) {
         let result = crate::session::read_image_file(path).and_then(|bytes| {
-            let image = crate::session::GuestImage::from_bytes(path, bytes);
+            let image = crate::session::GuestImage::from_bytes(path, bytes)
+                .with_disks(self.session.image.disks.clone());
             Session::new(image.with_boot(self.session.image.boot))
         });
         self.replace_session(result, false);
@@ -654,8 +655,9 @@ impl VmscopeApp {
 
     /// Opens an image the user gave as bytes (a dropped file, the browser's file picker).
     pub fn open_bytes(&mut self, name: &str, bytes: Vec<u8>, cmdline: Option<String>) {
-        let mut image =
-            crate::session::GuestImage::from_bytes(name, bytes).with_boot(self.session.image.boot);
+        let mut image = crate::session::GuestImage::from_bytes(name, bytes)
+            .with_boot(self.session.image.boot)
+            .with_disks(self.session.image.disks.clone());
         if let Some(c) = cmdline {
             image.cmdline = c;
         }

@@ -18,7 +18,7 @@ mod native {
     use std::sync::{Arc, Mutex};
 
     use emulator::machine::loader::BootMethod;
-    use gui::session::{EngineKind, GuestImage, Session};
+    use gui::session::{EngineKind, GuestDisk, GuestImage, Session};
     use gui::start::StartOptions;
     use gui::VmscopeApp;
 
@@ -35,6 +35,9 @@ options:
                       how a Multiboot kernel starts: at the reset vector F000:FFF0 in real
                       mode through vmscope's boot firmware (default), or directly in 32-bit
                       protected mode at its entry
+  --disk FILE[,ro][,if=ide|virtio-mmio|virtio-pci]
+                      attach a raw disk image, as `vmscope run --disk` does (several
+                      allowed); step back rolls what the guest wrote back with it
   --steps N           execute N instructions before the window opens
   --break ADDR        set a breakpoint (hex address or symbol) and run to it first
   --screenshot FILE   draw a few frames, save the window as PNG to FILE and exit
@@ -45,6 +48,7 @@ options:
         /// IMAGE: a built-in guest's name or a file.
         image: Option<String>,
         start: StartOptions,
+        disks: Vec<String>,
         screenshot: Option<PathBuf>,
         size: [f32; 2],
     }
@@ -53,6 +57,7 @@ options:
         let mut a = Args {
             image: None,
             start: StartOptions::default(),
+            disks: Vec::new(),
             screenshot: None,
             size: [1500.0, 950.0],
         };
@@ -80,6 +85,7 @@ options:
                         .map_err(|_| "--steps needs a number".to_string())?
                 }
                 "--break" => a.start.break_at = Some(value("--break")?),
+                "--disk" => a.disks.push(value("--disk")?),
                 "--screenshot" => a.screenshot = Some(PathBuf::from(value("--screenshot")?)),
                 "--size" => {
                     let v = value("--size")?;
@@ -116,7 +122,12 @@ options:
                 GuestImage::from_bytes(name, bytes)
             }
         };
-        Ok(args.start.apply_to(image))
+        let disks = args
+            .disks
+            .iter()
+            .map(|spec| GuestDisk::open(spec))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(args.start.apply_to(image).with_disks(disks))
     }
 
     fn session(args: &Args) -> Result<Session, String> {

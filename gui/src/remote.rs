@@ -139,7 +139,8 @@ pub fn apply(app: &mut VmscopeApp, command: &str) -> Result<(), String> {
             let cmdline: Vec<&str> = words.collect();
             let mut image = GuestImage::builtin(name)
                 .ok_or_else(|| format!("load: no built-in guest {name:?}"))?
-                .with_boot(app.session.image.boot);
+                .with_boot(app.session.image.boot)
+                .with_disks(app.session.image.disks.clone());
             if !cmdline.is_empty() {
                 image.cmdline = cmdline.join(" ");
             }

@@ -49,6 +49,35 @@ pub struct GuestImage {
     /// `Direct` (32-bit protected mode at the kernel's entry, the loader's default) or
     /// `Firmware` (RESET at F000:FFF0, vmscope's boot ROM does the handoff; the window's default).
     pub boot: BootMethod,
+    /// Disks on the machine, in the order they are placed (as `vmscope run --disk` places them).
+    pub disks: Vec<GuestDisk>,
+}
+
+/// A disk on the guest's machine: where the board puts it, and the journaled backend that every
+/// machine booted for this guest shares — so a rewind rolls the one disk back (`rewind.rs`).
+#[derive(Clone, Debug)]
+pub struct GuestDisk {
+    /// What the user named ("data.img,if=ide"), for messages and the status line.
+    pub label: String,
+    /// `None`: the IDE primary master; else virtio-blk behind this transport.
+    pub transport: Option<devices::placement::Transport>,
+    pub backend: devices::disk_journal::JournaledDisk,
+}
+
+impl GuestDisk {
+    /// Opens and locks a disk image as `vmscope run --disk` does:
+    /// `FILE[,ro][,if=ide|virtio-mmio|virtio-pci]`, virtio-pci by default.
+    #[cfg(target_os = "linux")]
+    pub fn open(spec: &str) -> Result<GuestDisk, String> {
+        let parsed: host_backends::disk::DiskSpec = spec.parse()?;
+        let file = host_backends::disk::FileDisk::open(&parsed.path, parsed.read_only)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(GuestDisk {
+            label: spec.to_string(),
+            transport: parsed.interface.virtio_transport(),
+            backend: devices::disk_journal::JournaledDisk::new(Box::new(file)),
+        })
+    }
 }
 
 impl GuestImage {
@@ -61,6 +90,7 @@ impl GuestImage {
             cmdline: guests::DEFAULT_CMDLINE.to_string(),
             memory: DEFAULT_MEMORY,
             boot: BootMethod::Direct,
+            disks: Vec::new(),
         })
     }
 
@@ -84,7 +114,14 @@ impl GuestImage {
             cmdline: String::new(),
             memory: DEFAULT_MEMORY,
             boot: BootMethod::Direct,
+            disks: Vec::new(),
         }
+    }
+
+    /// The same image with these disks (a new guest opened in the window keeps the disks).
+    pub fn with_disks(mut self, disks: Vec<GuestDisk>) -> Self {
+        self.disks = disks;
+        self
     }
 
     /// A fresh machine with this image loaded: power-on, where a rewind starts when no machine
@@ -92,6 +129,19 @@ impl GuestImage {
     fn boot(&self) -> Result<(Machine, String), String> {
         let mut machine = Machine::new(self.memory)
             .map_err(|e| format!("cannot create a machine with {} bytes: {e}", self.memory))?;
+        let mut placement = devices::placement::VirtioPlacement::default();
+        for disk in &self.disks {
+            let backend = Box::new(disk.backend.clone());
+            match disk.transport {
+                None => devices::placement::attach_ide(&mut machine.bus, backend),
+                Some(t) => placement.place(
+                    &mut machine.bus,
+                    Box::new(devices::virtio::blk::VirtioBlk::new(backend)),
+                    t,
+                ),
+            }
+            .map_err(|e| format!("{}: {e}", disk.label))?;
+        }
         let loaded = load_image_with_boot(
             &mut machine,
             &self.name,
@@ -189,6 +239,12 @@ impl Session {
     pub fn new(image: GuestImage) -> Result<Self, String> {
         let (machine, loaded) = image.boot()?;
         let symbols = Symbols::parse(&image.bytes);
+        let mut history = History::default();
+        if !image.disks.is_empty() {
+            // Power-on is a fresh boot, but a fresh boot sees the disk as it is now: keep
+            // the disks' power-on checkpoint (and the rest of the machine) to rewind to.
+            history.keep_power_on(&machine);
+        }
         let prev_cpu = machine.cpu.clone();
         let events = EventLog::new(&machine);
         Ok(Session {
@@ -206,7 +262,7 @@ impl Session {
             recent_writes: RecentWrites::default(),
             serial: String::new(),
             events,
-            history: History::default(),
+            history,
             finished: None,
             notice: None,
             first_step_of_run: false,

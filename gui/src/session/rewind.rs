@@ -70,6 +70,9 @@ pub struct History {
     pub snapshot_error: Option<String>,
     snapshots: VecDeque<Snapshot>,
     checkpoints: BTreeMap<u64, Box<CpuState>>,
+    /// The machine at power-on, kept when a fresh boot would not reproduce it (its disks hold
+    /// what the guest wrote since): rewinds before the oldest snapshot restore this.
+    power_on: Option<MachineSnapshot>,
 }
 
 impl Default for History {
@@ -83,6 +86,7 @@ impl Default for History {
             snapshot_error: None,
             snapshots: VecDeque::new(),
             checkpoints: BTreeMap::new(),
+            power_on: None,
         }
     }
 }
@@ -119,6 +123,14 @@ impl History {
         self.snapshots.iter().rev().find(|s| s.position <= target)
     }
 
+    /// Keeps `machine` (just booted) as the power-on state rewinds start from.
+    pub(super) fn keep_power_on(&mut self, machine: &Machine) {
+        match machine.snapshot() {
+            Ok(snap) => self.power_on = Some(snap),
+            Err(e) => self.snapshot_error = Some(e.to_string()),
+        }
+    }
+
     pub(super) fn record_input(&mut self, position: u64, bytes: &[u8]) {
         self.inputs.push((position, bytes.to_vec()));
     }
@@ -127,6 +139,7 @@ impl History {
         self.kvm_ran = true;
         self.checkpoints.clear();
         self.snapshots.clear();
+        self.power_on = None;
     }
 
     pub(super) fn checkpoint(&mut self, position: u64, cpu: &CpuState) {
@@ -219,6 +232,17 @@ impl Session {
         if self.position() == 0 {
             return Some("already at the first instruction".into());
         }
+        if !self.image.disks.is_empty() && self.history.power_on.is_none() {
+            let why = self
+                .history
+                .snapshot_error
+                .as_deref()
+                .unwrap_or("no power-on state");
+            return Some(format!(
+                "the machine's disks cannot be rewound ({why}): a replay would read what the \
+                 guest wrote later"
+            ));
+        }
         None
     }
 
@@ -247,7 +271,14 @@ impl Session {
                     .map_err(|e| format!("restoring the snapshot at {}: {e}", snap.position))?;
                 (snap.position, snap.serial.clone())
             }
-            None => (0, String::new()),
+            None => {
+                if let Some(power_on) = &self.history.power_on {
+                    machine
+                        .restore(power_on)
+                        .map_err(|e| format!("restoring the power-on state: {e}"))?;
+                }
+                (0, String::new())
+            }
         };
         let mut interp = Interpreter::new();
         let mut serial = Vec::new();
