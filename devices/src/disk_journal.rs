@@ -181,6 +181,7 @@ impl BlockBackend for JournaledDisk {
         })))
     }
 
+    // ANCHOR: rollback
     fn rollback(&mut self, to: &DiskCheckpoint) -> Result<(), BlockError> {
         let token =
             to.0.downcast_ref::<CheckpointToken>()
@@ -205,6 +206,7 @@ impl BlockBackend for JournaledDisk {
         // The file holds the rewound contents durably, as a guest flush would leave them.
         j.backend.flush()
     }
+    // ANCHOR_END: rollback
 }
 
 #[cfg(test)]
