@@ -1,10 +1,10 @@
-//! The devices a run adds to the PC's board: `--disk` images and `--virtio-console`.
+//! The devices a run adds to the PC's board: `--disk` images, `--virtio-console`, `--virtio-rng`.
 //! Teaches: the board's optional half comes from the command line, and every virtio device gets its place — a PCI slot and BAR, or a virtio-mmio window and GSI — from one allocator.
 //!
 //! [`DeviceArgs`] is the one definition of these options, flattened into every command that
-//! builds a machine. [`attach`] opens the disk images, then places the disks and the console
-//! in that order through [`crate::disk::VirtioPlacement`], so a virtio-pci console sits in the
-//! slot after the last virtio-pci disk. The console's output goes into the UART's stream
+//! builds a machine. [`attach`] opens the disk images, then places the disks, the console and
+//! the entropy device in that order through [`crate::disk::VirtioPlacement`], so a virtio-pci
+//! console sits in the slot after the last virtio-pci disk, and the rng in the one after it. The console's output goes into the UART's stream
 //! ([`devices::Bus::console_writer`]): the host prints one console, in the order the guest
 //! wrote to either device, whichever engine runs and across engine switches (the device lives
 //! on the bus, not in an engine).
@@ -13,7 +13,10 @@ use anyhow::{Context, Result};
 
 use crate::disk::{AttachedDisk, DiskSpec, VirtioPlacement, VirtioTransport};
 
-/// `--disk`, `--virtio-console` and `--devices`.
+/// The seed of `--virtio-rng`'s generator when `--virtio-rng-seed` is not given.
+pub const DEFAULT_RNG_SEED: u64 = 0;
+
+/// `--disk`, `--virtio-console`, `--virtio-rng`, `--virtio-rng-seed` and `--devices`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DeviceArgs {
     /// A disk image: FILE[,ro][,if=ide|virtio-mmio|virtio-pci] (default virtio-pci). The
@@ -33,9 +36,51 @@ pub struct DeviceArgs {
         default_missing_value = "virtio-pci"
     )]
     pub virtio_console: Option<VirtioTransport>,
-    /// Print the devices (ports, MMIO ranges, PCI functions, disks, consoles) before the guest starts.
+    /// Add a virtio-rng, an entropy device, over virtio-pci (the default) or virtio-mmio,
+    /// after the console. Its bytes come from a generator (SplitMix64) seeded with
+    /// `--virtio-rng-seed`, so every run gets the same ones: repeatable, not secret. The
+    /// teaching kernel reads it with `--cmdline workloads=rng-read:N`.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "TRANSPORT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "virtio-pci"
+    )]
+    pub virtio_rng: Option<VirtioTransport>,
+    /// The virtio-rng generator's seed (decimal or 0x-hex); the same seed gives the same
+    /// bytes on every engine. Default 0.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RNG_SEED, value_parser = parse_seed, requires = "virtio_rng")]
+    pub virtio_rng_seed: u64,
+    /// Print the devices (ports, MMIO ranges, PCI functions, disks, consoles, rng) before the guest starts.
     #[arg(long)]
     pub devices: bool,
+}
+
+impl DeviceArgs {
+    /// The virtio-rng these options ask for, if any.
+    pub fn rng(&self) -> Option<RngSpec> {
+        self.virtio_rng.map(|transport| RngSpec {
+            transport,
+            seed: self.virtio_rng_seed,
+        })
+    }
+}
+
+fn parse_seed(s: &str) -> Result<u64, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|e| format!("a seed is a 64-bit number, decimal or 0x-hex: {e}"))
+}
+
+/// A virtio-rng to add: its transport and its generator's seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RngSpec {
+    pub transport: VirtioTransport,
+    pub seed: u64,
 }
 
 /// The virtio-console on the machine, as `--devices` describes it.
@@ -46,19 +91,29 @@ pub struct AttachedConsole {
     pub location: String,
 }
 
+/// The virtio-rng on the machine, as `--devices` describes it.
+#[derive(Debug, Clone)]
+pub struct AttachedRng {
+    pub spec: RngSpec,
+    /// Where the guest finds it, as for the console.
+    pub location: String,
+}
+
 /// Everything [`attach`] added.
 #[derive(Debug, Clone, Default)]
 pub struct Attached {
     pub disks: Vec<AttachedDisk>,
     pub console: Option<AttachedConsole>,
+    pub rng: Option<AttachedRng>,
 }
 
-/// Opens and places the disks, then the virtio-console if asked for; an error (a bad image,
-/// no place left) comes before the guest starts.
+/// Opens and places the disks, then the virtio-console and the virtio-rng if asked for; an
+/// error (a bad image, no place left) comes before the guest starts.
 pub fn attach(
     bus: &mut devices::Bus,
     disks: &[DiskSpec],
     virtio_console: Option<VirtioTransport>,
+    virtio_rng: Option<RngSpec>,
 ) -> Result<Attached> {
     let mut placement = VirtioPlacement::default();
     let disks = crate::disk::attach_disks(bus, disks, &mut placement)?;
@@ -77,5 +132,18 @@ pub fn attach(
             })
         }
     };
-    Ok(Attached { disks, console })
+    let rng = match virtio_rng {
+        None => None,
+        Some(spec) => {
+            // Seeded, never the host's entropy: an emulated run must repeat bit for bit.
+            let device = devices::virtio::rng::VirtioRng::new(spec.seed);
+            let location = placement.place(bus, Box::new(device), spec.transport)?;
+            Some(AttachedRng { spec, location })
+        }
+    };
+    Ok(Attached {
+        disks,
+        console,
+        rng,
+    })
 }

@@ -1,4 +1,4 @@
-//! `vmscope run --devices`: the machine's devices, where each answers, and the disks and consoles behind them.
+//! `vmscope run --devices`: the machine's devices, where each answers, and the disks, consoles and rng behind them.
 //! Teaches: reading a board — ports, MMIO ranges, PCI functions with their BARs, interrupt lines.
 
 use std::fmt::Write as _;
@@ -60,6 +60,13 @@ pub fn describe(bus: &mut Bus, attached: &Attached) -> String {
             out,
             "consoles:\n  uart (COM1): port 0x3f8 irq 4\n  virtio-console: {} (its output joins the UART's)",
             c.location
+        );
+    }
+    if let Some(r) = &attached.rng {
+        let _ = writeln!(
+            out,
+            "entropy:\n  virtio-rng: {}; bytes from SplitMix64, seed {}",
+            r.location, r.spec.seed
         );
     }
     out

@@ -234,6 +234,7 @@ fn real_main() -> Result<i32> {
                 boot: boot.into(),
                 pv: pv == OnOff::On,
                 flat: format.format == ImageFormat::Flat,
+                virtio_rng: board.rng(),
                 disks: board.disk,
                 virtio_console: board.virtio_console,
                 show_devices: board.devices,

@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub disks: Vec<crate::disk::DiskSpec>,
     /// A virtio-console and its transport (`--virtio-console`), placed after the disks.
     pub virtio_console: Option<crate::disk::VirtioTransport>,
+    /// A virtio-rng, its transport and seed (`--virtio-rng`, `--virtio-rng-seed`), after the console.
+    pub virtio_rng: Option<crate::attach::RngSpec>,
     /// Print the device table before the guest starts (`--devices`).
     pub show_devices: bool,
 }
@@ -64,6 +66,7 @@ impl Default for RunOptions {
             flat: false,
             disks: Vec::new(),
             virtio_console: None,
+            virtio_rng: None,
             show_devices: false,
         }
     }
@@ -166,7 +169,12 @@ pub fn run_guest(
     let mut machine = Machine::new(opts.memory)
         .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
     machine.pv = opts.pv;
-    let attached = crate::attach::attach(&mut machine.bus, &opts.disks, opts.virtio_console)?;
+    let attached = crate::attach::attach(
+        &mut machine.bus,
+        &opts.disks,
+        opts.virtio_console,
+        opts.virtio_rng,
+    )?;
     if opts.show_devices {
         notice(crate::board_info::describe(&mut machine.bus, &attached));
     }

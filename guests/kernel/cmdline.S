@@ -5,8 +5,8 @@
 # Words are separated by spaces; unknown words are ignored (QEMU puts the kernel's file name
 # first). `workloads=all` selects the whole suite — not the disk workloads, which need a disk
 # (disk.S, which also reads its own words: disk= request= depth= multiple= lba48=), nor
-# console-write (console.S, whose word console=uart|virtio says where the kernel prints);
-# iterations defaults to 100. A workload can
+# console-write (console.S, whose word console=uart|virtio says where the kernel prints), nor
+# rng-read (rng.S, which needs a virtio-rng); iterations defaults to 100. A workload can
 # carry its own count, `workloads=compute:20,syscall:5000`, so one boot can give each
 # workload as many iterations as suits it.
 

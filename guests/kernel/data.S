@@ -28,6 +28,7 @@ pit_last_ticks:       .quad -1      # the previous PIT reading (clock.S); -1: no
 pit_last_count:       .quad 0
 blk_vq:     .quad 0, VQ_DESC, VQ_AVAIL, VQ_USED, 0, 0, 0, 0     # struct vq (virtio.S): virtio-blk's
 con_vq:     .quad CONSOLE_TRANSMITQ, CON_DESC, CON_AVAIL, CON_USED, 0, 0, 0, 0  # the console's
+rng_vq:     .quad 0, RNG_DESC, RNG_AVAIL, RNG_USED, 0, 0, 0, 0      # the rng's requestq
 
     .bss
     .balign 4096
@@ -95,9 +96,11 @@ vq_irqs_empty:      .skip 8         # virtio interrupts whose ISR read 0
 console_choice:     .skip 8         # console=: 0 the UART, 1 a virtio-console (console.S)
 console_virtio:     .skip 8         # 1 while the kernel prints through the virtio-console
 con_len:            .skip 8         # bytes in the line buffer (CON_BUF)
+rng_announced:      .skip 8         # 1 once rng-read said where the virtio-rng is (rng.S)
     .balign 8
 blk_dev:            .skip VD_SIZE   # the virtio-blk device (virtio.S: struct vdev)
 con_dev:            .skip VD_SIZE   # the virtio-console
+rng_dev:            .skip VD_SIZE   # the virtio-rng
     .balign 32                      # pvclock_vcpu_time_info: 32 bytes, never across a page
 pvclock:            .skip 32
     .balign 16

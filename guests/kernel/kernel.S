@@ -47,5 +47,6 @@
     .include "virtio_blk.S"     # virtio-blk: the request virtqueue, requests, interrupts
     .include "console.S"        # the console: UART or virtio-console; console-write
     .include "disk.S"           # disk-read, disk-write and the choice of driver
+    .include "rng.S"            # a virtio-rng driver; rng-read
     .include "user.S"           # the ring-3 programs (section .user_text)
     .include "data.S"           # the GDT image, descriptor-table pointers, the BSS

@@ -40,6 +40,7 @@ workload_suite_end:                 # workloads=all stops here
     WORKLOAD "disk-read", RING0, k_disk_read, k_disk_prepare    # disk.S: need a disk
     WORKLOAD "disk-write", RING0, k_disk_write, k_disk_prepare
     WORKLOAD "console-write", RING0, k_console_write    # console.S: lines through the console
+    WORKLOAD "rng-read",  RING0, k_rng_read, k_rng_prepare    # rng.S: needs a virtio-rng
 workload_table_end:
 .set WORKLOAD_COUNT, (workload_table_end - workload_table) / 32
 .set SUITE_COUNT, (workload_suite_end - workload_table) / 32

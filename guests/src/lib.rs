@@ -152,6 +152,10 @@ pub mod exit {
     pub const KERNEL_DISK_MISMATCH: u32 = 0x1D;
     /// sieve32: `rounds=` on the command line is not a number from 1 to 1000000.
     pub const SIEVE_BAD_ROUNDS: u32 = 0x1E;
+    /// The teaching kernel: rng-read found no virtio-rng.
+    pub const KERNEL_NO_RNG: u32 = 0x1F;
+    /// The teaching kernel: the virtio-rng refused VERSION_1, did not answer or gave short buffers.
+    pub const KERNEL_RNG_ERROR: u32 = 0x20;
 }
 
 /// The exit status QEMU reports for a debug-exit value: `(value << 1) | 1`.

@@ -218,6 +218,7 @@ pub fn boot_with_devices(
 pub struct Devices {
     pub disks: Vec<crate::disk::DiskSpec>,
     pub virtio_console: Option<crate::disk::VirtioTransport>,
+    pub virtio_rng: Option<crate::attach::RngSpec>,
 }
 
 fn boot_in_process(
@@ -231,7 +232,12 @@ fn boot_in_process(
 ) -> Result<Boot> {
     let mut machine = Machine::new(MEMORY).context("creating the machine")?;
     machine.pv = pv;
-    crate::attach::attach(&mut machine.bus, &devices.disks, devices.virtio_console)?;
+    crate::attach::attach(
+        &mut machine.bus,
+        &devices.disks,
+        devices.virtio_console,
+        devices.virtio_rng,
+    )?;
     emulator::machine::loader::load_image(&mut machine, name, image, cmdline)?;
     let (mut engine, guest_tsc_hz): (Box<dyn Engine>, Option<f64>) = match id {
         EngineId::Interp => (Box::new(Interpreter::new()), None),
