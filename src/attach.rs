@@ -51,7 +51,13 @@ pub struct DeviceArgs {
     pub virtio_rng: Option<VirtioTransport>,
     /// The virtio-rng generator's seed (decimal or 0x-hex); the same seed gives the same
     /// bytes on every engine. Default 0.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_RNG_SEED, value_parser = parse_seed, requires = "virtio_rng")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_RNG_SEED,
+        value_parser = parse_seed,
+        requires = "virtio_rng"
+    )]
     pub virtio_rng_seed: u64,
     /// Print the devices (ports, MMIO ranges, PCI functions, disks, consoles, rng) before the guest starts.
     #[arg(long)]
