@@ -25,6 +25,8 @@ for p in libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxcurs
 done
 # The ACPI tests' second opinion on the DSDT's AML: Debian's iasl (acpica-tools).
 command -v iasl >/dev/null || need_pkgs+=(acpica-tools)
+# The gdb stub's test (tests/gdb.rs): Debian's gdb, driven in batch mode against `vmscope run --gdb`.
+command -v gdb >/dev/null || need_pkgs+=(gdb)
 # scripts/web.sh serve: Python's http.server.
 command -v python3 >/dev/null || need_pkgs+=(python3)
 # The web demo's browser test and benchmark (tests/web_demo.rs, benches/web.rs): headless

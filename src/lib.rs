@@ -11,6 +11,7 @@ pub mod conformance;
 pub mod disk;
 pub mod engines;
 pub mod fuzz;
+pub mod gdb;
 pub mod image;
 pub mod mmu_cmd;
 pub mod runner;

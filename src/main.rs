@@ -65,6 +65,10 @@ enum Command {
         format: FormatArg,
         #[command(flatten)]
         board: vmscope::attach::DeviceArgs,
+        /// Serve the GDB remote protocol on ADDR (loopback only, e.g. 127.0.0.1:1234) and wait
+        /// for gdb before the first instruction, as QEMU's `-s -S` (`target remote ADDR`).
+        #[arg(long, value_name = "ADDR")]
+        gdb: Option<String>,
     },
     /// Execute N instructions one at a time, printing each with the registers it changed.
     Step {
@@ -219,6 +223,7 @@ fn real_main() -> Result<i32> {
             pv,
             format,
             board,
+            gdb,
         } => {
             let (name, bytes) = read_image(image.as_deref())?;
             let opts = RunOptions {
@@ -241,7 +246,27 @@ fn real_main() -> Result<i32> {
             };
             let mut stdout = std::io::stdout();
             let mut notice = |s: String| eprintln!("{s}");
-            let outcome = vmscope::run_guest(&name, &bytes, &opts, &mut stdout, &mut notice)?;
+            let outcome = match gdb {
+                None => vmscope::run_guest(&name, &bytes, &opts, &mut stdout, &mut notice)?,
+                Some(addr) => {
+                    let serial = Box::new(std::io::stdout());
+                    match vmscope::gdb::run_with_gdb(
+                        &addr,
+                        &name,
+                        &bytes,
+                        &opts,
+                        serial,
+                        &mut notice,
+                    )? {
+                        vmscope::gdb::GdbEnd::Ended(outcome) => outcome,
+                        vmscope::gdb::GdbEnd::Killed(outcome) => {
+                            eprintln!("vmscope: {}", outcome.image);
+                            eprintln!("vmscope: engine: {}", outcome.engines.join(" → "));
+                            return Ok(outcome.status);
+                        }
+                    }
+                }
+            };
             stdout.flush()?;
             eprintln!("vmscope: {}", outcome.image);
             eprintln!("vmscope: engine: {}", outcome.engines.join(" → "));

@@ -157,15 +157,14 @@ pub fn load(
 /// How much guest time a KVM run slice lasts before the runner shows the output so far.
 const SLICE_NS: u64 = 50_000_000;
 
-/// Builds a machine, loads `bytes`, runs it to the end. Serial output goes to `serial`
-/// (as it arrives when `live` is set, which routes the UART straight to stdout).
-pub fn run_guest(
+/// Builds the machine `opts` describes (RAM, paravirtualization, the attached devices) and
+/// loads `bytes` into it; `vmscope run` and its `--gdb` stub both start here.
+pub fn build_machine(
     name: &str,
     bytes: &[u8],
     opts: &RunOptions,
-    serial: &mut dyn Write,
     notice: &mut dyn FnMut(String),
-) -> Result<GuestOutcome> {
+) -> Result<(Machine, LoadedImage)> {
     let mut machine = Machine::new(opts.memory)
         .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
     machine.pv = opts.pv;
@@ -179,6 +178,19 @@ pub fn run_guest(
         notice(crate::board_info::describe(&mut machine.bus, &attached));
     }
     let image = load(&mut machine, name, bytes, opts)?;
+    Ok((machine, image))
+}
+
+/// Builds a machine, loads `bytes`, runs it to the end. Serial output goes to `serial`
+/// (as it arrives when `live` is set, which routes the UART straight to stdout).
+pub fn run_guest(
+    name: &str,
+    bytes: &[u8],
+    opts: &RunOptions,
+    serial: &mut dyn Write,
+    notice: &mut dyn FnMut(String),
+) -> Result<GuestOutcome> {
+    let (mut machine, image) = build_machine(name, bytes, opts, notice)?;
     let mut engine = make_engine(opts.engine, &machine, notice)?;
     let mut engines = vec![engine.describe()];
     let mut reports = Vec::new();
