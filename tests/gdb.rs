@@ -248,6 +248,7 @@ fn gdb_breaks_steps_reads_and_watches_the_teaching_kernel() {
                 "break long_mode",
                 "continue",
                 "info registers rip",
+                "info registers cr0 cr3 efer",
                 "x/4xb long_mode",
                 "x/2xb 0x7fff00000000",
                 "stepi",
@@ -278,6 +279,16 @@ fn gdb_breaks_steps_reads_and_watches_the_teaching_kernel() {
             rips[0], long_mode,
             "the breakpoint stops at the symbol; {ctx}"
         );
+        // The target description's system registers: in long mode, paging on.
+        let cr0 = register_values(&out, "cr0");
+        let efer = register_values(&out, "efer");
+        assert!(cr0.len() == 1 && cr0[0] & (1 << 31) != 0, "CR0.PG; {ctx}");
+        assert!(
+            efer.len() == 1 && efer[0] & (1 << 10) != 0,
+            "EFER.LMA; {ctx}"
+        );
+        assert!(out.contains("[ SCE LME LMA NXE ]"), "EFER's flags; {ctx}");
+        assert_ne!(register_values(&out, "cr3"), [0], "{ctx}");
         assert!(
             out.contains(&format!("<long_mode>:\t{}", code.join("\t"))),
             "memory at long_mode = the ELF's bytes {code:?}; {ctx}"

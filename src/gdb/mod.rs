@@ -8,6 +8,7 @@
 //! guest's page tables), `run.rs` runs the engine for `stepi` and `continue`. When gdb detaches
 //! the guest runs on to its end; when gdb kills it, the machine stops there.
 
+mod arch;
 mod memory;
 mod run;
 mod target;

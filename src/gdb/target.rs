@@ -2,7 +2,8 @@
 //! breakpoint packets. Teaches: a debugger stub is a thin translation layer over `CpuState` and RAM.
 //!
 //! gdb numbers the x86-64 registers its own way (rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8…)
-//! and sends whole register files (`g`/`G`); `gdbstub_arch::x86::X86_64_SSE` is that layout.
+//! and sends whole register files (`g`/`G`) in the order of `arch.rs`'s target description:
+//! `gdbstub_arch`'s x86-64 core + SSE, then the segment bases and the system registers.
 //! Breakpoints are not `int3` bytes patched into the guest: they are addresses the run loop
 //! compares RIP against between instructions (`run.rs`), so guest memory stays untouched and
 //! the same code works on every engine. Watchpoints are checked the same way, from the memory
@@ -21,9 +22,8 @@ use gdbstub::target::ext::breakpoints::{
 };
 use gdbstub::target::ext::monitor_cmd::{outputln, ConsoleOutput, MonitorCmd, MonitorCmdOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
-use gdbstub_arch::x86::reg::X86_64CoreRegs;
-use gdbstub_arch::x86::X86_64_SSE;
 
+use super::arch::{MachineRegs, VmscopeX86_64};
 use super::memory;
 use super::run::{ExecMode, VmTarget, Watchpoint};
 
@@ -31,7 +31,7 @@ use super::run::{ExecMode, VmTarget, Watchpoint};
 const GDB_GPR: [usize; 16] = [0, 3, 1, 2, 6, 7, 5, 4, 8, 9, 10, 11, 12, 13, 14, 15];
 
 impl Target for VmTarget {
-    type Arch = X86_64_SSE;
+    type Arch = VmscopeX86_64;
     type Error = String;
 
     fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
@@ -63,8 +63,20 @@ fn fx_u32(fxsave: &[u8; 512], at: usize) -> u32 {
 }
 
 impl SingleThreadBase for VmTarget {
-    fn read_registers(&mut self, regs: &mut X86_64CoreRegs) -> TargetResult<(), Self> {
+    fn read_registers(&mut self, all: &mut MachineRegs) -> TargetResult<(), Self> {
         let cpu = &self.machine.cpu;
+        all.system = [
+            cpu.seg[Seg::Fs as usize].base,
+            cpu.seg[Seg::Gs as usize].base,
+            cpu.msrs.kernel_gs_base,
+            cpu.cr0,
+            cpu.cr2,
+            cpu.cr3,
+            cpu.cr4,
+            cpu.cr8,
+            cpu.efer,
+        ];
+        let regs = &mut all.core;
         for (i, r) in regs.regs.iter_mut().enumerate() {
             *r = cpu.gpr[GDB_GPR[i]];
         }
@@ -102,7 +114,14 @@ impl SingleThreadBase for VmTarget {
         Ok(())
     }
 
-    fn write_registers(&mut self, regs: &X86_64CoreRegs) -> TargetResult<(), Self> {
+    fn write_registers(&mut self, all: &MachineRegs) -> TargetResult<(), Self> {
+        let regs = &all.core;
+        // Control registers and EFER are shown, not written: a change would be a mode switch
+        // (paging, long mode) that only the CPU's own MOV to CR / WRMSR checks and carries out.
+        let c = &self.machine.cpu;
+        if all.system[3..] != [c.cr0, c.cr2, c.cr3, c.cr4, c.cr8, c.efer] {
+            return Err(TargetError::NonFatal);
+        }
         // Segment selectors first: a change outside real mode would need a descriptor load
         // (the hidden base, limit and attributes), which a debugger write must not fake.
         let real = matches!(
@@ -152,6 +171,9 @@ impl SingleThreadBase for VmTarget {
             f[160 + 16 * i..176 + 16 * i].copy_from_slice(&x.to_le_bytes());
         }
         f[24..28].copy_from_slice(&regs.mxcsr.to_le_bytes());
+        cpu.seg[Seg::Fs as usize].base = all.system[0];
+        cpu.seg[Seg::Gs as usize].base = all.system[1];
+        cpu.msrs.kernel_gs_base = all.system[2];
         Ok(())
     }
 
