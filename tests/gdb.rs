@@ -358,6 +358,38 @@ fn gdb_detach_lets_the_guest_run_to_its_end() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn a_breakpoint_at_an_interrupt_handler_stops_just_past_it() {
+    if gdb_missing() {
+        return;
+    }
+    // hello64 counts PIT interrupts; the step that delivers one also runs the handler's first
+    // instruction, so the stop comes one instruction late, as a SIGTRAP (never a missed stop).
+    let dir = exported_guests("handler");
+    let elf_path = dir.join("hello64.elf");
+    let handler = Elf32(std::fs::read(&elf_path).unwrap()).symbol("timer_handler");
+    let vm = start_vm("hello64", "interp", "");
+    let out = gdb_batch(
+        &elf_path,
+        &vm.addr,
+        &[
+            "break timer_handler",
+            "continue",
+            "info registers rip",
+            "kill",
+        ],
+    );
+    let (_, _, stderr) = vm.finish(5);
+    assert!(out.contains("SIGTRAP"), "{out}");
+    let rip = register_values(&out, "rip");
+    assert!(
+        rip.len() == 1 && rip[0] > handler && rip[0] < handler + 16,
+        "{out}"
+    );
+    assert!(stderr.contains("was entered by an interrupt"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A minimal remote-protocol client: `$data#checksum` packets, `+` acknowledgements.
 struct Rsp(TcpStream);
 

@@ -13,10 +13,12 @@ use std::io::Write;
 use emulator::bt::BinaryTranslator;
 use emulator::interp::Interpreter;
 use emulator::{Engine, Exit, Machine, RunLimit};
+use gdbstub::common::Signal;
 use gdbstub::stub::SingleThreadStopReason;
 use gdbstub::target::ext::breakpoints::WatchKind;
+use iced_x86::{Decoder, DecoderOptions};
 
-use super::memory::{current_instruction, memory_uses};
+use super::memory::{current_instruction, memory_uses, read_linear};
 use crate::engines::{bt_cache_bytes, make_engine, EngineChoice};
 
 /// Instructions per slice while nothing needs checking between instructions.
@@ -187,8 +189,14 @@ impl VmTarget {
                             return Ok(RunEvent::Stopped(stop));
                         }
                     }
+                    let interrupts = self.machine.stats.interrupts;
                     if let Some(stop) = self.checked_step()? {
                         return Ok(RunEvent::Stopped(stop));
+                    }
+                    if self.machine.stats.interrupts != interrupts {
+                        if let Some(stop) = self.handler_entry_breakpoint() {
+                            return Ok(RunEvent::Stopped(stop));
+                        }
                     }
                 }
             } else {
@@ -224,6 +232,35 @@ impl VmTarget {
         } else {
             None
         }
+    }
+
+    /// A step that delivered a hardware interrupt also ran the handler's first instruction
+    /// (delivery is not an instruction of its own), so a breakpoint there was never "before"
+    /// us. If one leads to where the CPU is now, stop here — one instruction late, which gdb
+    /// sees as a SIGTRAP just past the breakpoint — and say why.
+    fn handler_entry_breakpoint(&mut self) -> Option<SingleThreadStopReason<u64>> {
+        let now = self.machine.cpu.linear_rip();
+        let bits = self.machine.cpu.code_bits();
+        let candidates: Vec<u64> = self
+            .sw_breakpoints
+            .iter()
+            .chain(&self.hw_breakpoints)
+            .copied()
+            .collect();
+        for at in candidates {
+            let mut bytes = [0u8; 15];
+            let n = read_linear(&mut self.machine, at, &mut bytes);
+            let ins = Decoder::with_ip(bits, &bytes[..n], at, DecoderOptions::NONE).decode();
+            let jumps_here = ins.is_jmp_short_or_near() && ins.near_branch_target() == now;
+            if !ins.is_invalid() && (ins.next_ip() == now || jumps_here) {
+                eprintln!(
+                    "vmscope: breakpoint at {at:#x} was entered by an interrupt: the delivery and \
+                     its first instruction are one step, so the guest stops just after it"
+                );
+                return Some(SingleThreadStopReason::Signal(Signal::SIGTRAP));
+            }
+        }
+        None
     }
 
     /// One instruction; `Some` when it ended the guest or touched a watchpoint (reported
