@@ -33,6 +33,7 @@ pub mod pit;
 pub mod placement;
 pub mod pm_timer;
 pub mod snapshot;
+pub mod testdev;
 pub mod uart;
 pub mod virtio;
 

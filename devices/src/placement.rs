@@ -50,7 +50,35 @@ pub fn attach_ide(bus: &mut Bus, backend: Box<dyn BlockBackend>) -> Result<Strin
     ))
 }
 
-/// The next free place for a virtio device, in the order devices are placed.
+/// Adds QEMU's pc-testdev (see `testdev/pc.rs`). It takes port 0xE9 from the debug console,
+/// as on QEMU, where the two cannot share it either.
+pub fn attach_pc_testdev(bus: &mut Bus) -> Result<String, PlacementError> {
+    use crate::testdev::pc::*;
+    let debugcon = bus
+        .devices()
+        .find(|(_, d)| d.name() == "debugcon")
+        .map(|(id, _)| id);
+    if let Some(id) = debugcon {
+        bus.unmap_ports(id, 0xE9);
+    }
+    let ports = [SCRATCH_PORTS, FLUSH_PORTS, SCRATCH_BYTE_PORTS, IRQ_PORTS];
+    let id = bus
+        .add_pio_device(Box::new(PcTestDev::default()), &ports)
+        .and_then(|id| bus.map_mmio(id, IOMEM_BASE, IOMEM_LEN).map(|_| id))
+        .map_err(|e| PlacementError(format!("placing pc-testdev: {e}")))?;
+    debug_assert!(bus.device_by_id::<PcTestDev>(id).is_some());
+    Ok(format!(
+        "pc-testdev ports {:#x}-{:#x},{:#x}-{:#x} mmio {IOMEM_BASE:#x}-{:#x} (port 0xe9: no debugcon)",
+        SCRATCH_PORTS.0,
+        SCRATCH_BYTE_PORTS.1,
+        IRQ_PORTS.0,
+        IRQ_PORTS.1,
+        IOMEM_BASE + IOMEM_LEN - 1,
+    ))
+}
+
+/// The next free place for an added device — every virtio device, and other PCI functions
+/// such as pci-testdev — in the order devices are placed.
 #[derive(Debug, Default)]
 pub struct VirtioPlacement {
     mmio_used: u64,
@@ -85,9 +113,8 @@ impl VirtioPlacement {
                 ))
             }
             Transport::Pci => {
-                let slot = VIRTIO_PCI_FIRST_SLOT + self.pci_used;
+                let (slot, bar) = self.next_pci();
                 let line = crate::pci::intx_gsi(slot, 1);
-                let bar = VIRTIO_PCI_BAR_BASE + u64::from(self.pci_used) * u64::from(BAR_SIZE);
                 bus.add_pci_device(Box::new(VirtioPci::new(device, line).place(bar)), slot)
                     .map_err(|e| PlacementError(format!("placing {what} on virtio-pci: {e}")))?;
                 self.pci_used += 1;
@@ -97,5 +124,27 @@ impl VirtioPlacement {
                 ))
             }
         }
+    }
+
+    /// The next PCI slot and the memory BAR base that goes with it.
+    fn next_pci(&self) -> (u8, u64) {
+        (
+            VIRTIO_PCI_FIRST_SLOT + self.pci_used,
+            VIRTIO_PCI_BAR_BASE + u64::from(self.pci_used) * u64::from(BAR_SIZE),
+        )
+    }
+
+    /// Adds QEMU's pci-testdev at the next PCI slot: BAR 0 where a virtio device's would be,
+    /// BAR 1 at 256 ports per slot from the PCI I/O window's start.
+    pub fn place_pci_testdev(&mut self, bus: &mut Bus) -> Result<String, PlacementError> {
+        use crate::testdev::pci::{PciTestDev, IO_BAR_SIZE};
+        let (slot, mem) = self.next_pci();
+        let io = crate::board::PCI_IO_WINDOW_START + u16::from(self.pci_used) * IO_BAR_SIZE as u16;
+        bus.add_pci_device(Box::new(PciTestDev::new().place(mem, io)), slot)
+            .map_err(|e| PlacementError(format!("placing pci-testdev: {e}")))?;
+        self.pci_used += 1;
+        Ok(format!(
+            "pci-testdev 00:{slot:02x}.0 bar0 {mem:#x} bar1 port {io:#x}"
+        ))
     }
 }
