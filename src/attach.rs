@@ -4,10 +4,11 @@
 //! [`DeviceArgs`] is the one definition of these options, flattened into every command that
 //! builds a machine. [`attach`] opens the disk images, then places the disks, the console and
 //! the entropy device in that order through [`crate::disk::VirtioPlacement`], so a virtio-pci
-//! console sits in the slot after the last virtio-pci disk, and the rng in the one after it. The console's output goes into the UART's stream
-//! ([`devices::Bus::console_writer`]): the host prints one console, in the order the guest
-//! wrote to either device, whichever engine runs and across engine switches (the device lives
-//! on the bus, not in an engine).
+//! console sits in the slot after the last virtio-pci disk, and the rng in the one after it.
+//! The console's output goes into the UART's stream ([`devices::Bus::console_writer`]): the
+//! host prints one console, in the order the guest wrote to either device, whichever engine
+//! runs and across engine switches (the device lives on the bus, not in an engine). The rng
+//! is always seeded ([`DEFAULT_RNG_SEED`] unless `--virtio-rng-seed` says otherwise).
 
 use anyhow::{Context, Result};
 
