@@ -17,5 +17,7 @@ mdbook build book
 if [ -e /dev/kvm ]; then export VMSCOPE_REQUIRE_KVM=1; fi
 # setup.sh installed Chromium and chromedriver: the browser test must run, not skip.
 export VMSCOPE_REQUIRE_BROWSER=1
+# setup.sh installed gdb: the gdb stub's test (tests/gdb.rs) must run, not skip.
+export VMSCOPE_REQUIRE_GDB=1
 echo "== cargo test"
 cargo test --workspace

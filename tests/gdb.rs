@@ -4,7 +4,8 @@
 //! The answers are checked against the kernel's ELF file (symbol addresses, the bytes there),
 //! on interp, bt and (where /dev/kvm works) kvm. A second test speaks the protocol itself to
 //! interrupt a running guest (Ctrl-C is the byte 0x03) and kill it. Skipped, with the reason
-//! printed, when /usr/bin/gdb is missing (scripts/setup.sh installs it).
+//! printed, when /usr/bin/gdb is missing (scripts/setup.sh installs it; VMSCOPE_REQUIRE_GDB=1,
+//! as scripts/test.sh sets, makes that a failure).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -18,9 +19,14 @@ const VMSCOPE: &str = env!("CARGO_BIN_EXE_vmscope");
 /// A short run of the teaching kernel: three demand-zero page faults, then exit 0x10 (status 33).
 const CMDLINE: &str = "workloads=pagefault iterations=3";
 
+/// Is gdb missing (the test then skips, saying so)? With `VMSCOPE_REQUIRE_GDB=1`
+/// (scripts/test.sh, after setup.sh installed it) a missing gdb is a failure.
 fn gdb_missing() -> bool {
     if Path::new(GDB).exists() {
         return false;
+    }
+    if std::env::var("VMSCOPE_REQUIRE_GDB").is_ok_and(|v| v == "1") {
+        panic!("VMSCOPE_REQUIRE_GDB=1 but {GDB} is missing");
     }
     eprintln!("skipping: {GDB} is missing (apt-get install gdb, or scripts/setup.sh)");
     true
@@ -213,10 +219,10 @@ fn register_values(output: &str, name: &str) -> Vec<u64> {
 
 fn engines() -> Vec<&'static str> {
     let mut e = vec!["interp", "bt"];
-    if accel_kvm::kvm_available().is_ok() {
-        e.push("kvm");
-    } else {
-        eprintln!("kvm not usable here: checking interp and bt only");
+    // Fails instead of skipping when VMSCOPE_REQUIRE_KVM is set (scripts/test.sh).
+    match accel_kvm::kvm_for_tests() {
+        Ok(_) => e.push("kvm"),
+        Err(why) => eprintln!("kvm skipped: {why}"),
     }
     e
 }
