@@ -83,9 +83,18 @@ pub fn run_with_gdb(
     let _ = stream.set_nodelay(true);
     notice(format!("vmscope: gdb connected from {peer}"));
 
-    let reason = GdbStub::new(stream)
-        .run_blocking::<EventLoop>(&mut target)
-        .map_err(|e| anyhow::anyhow!("gdb session: {e}"))?;
+    let (reason, lost) = match GdbStub::new(stream).run_blocking::<EventLoop>(&mut target) {
+        Ok(reason) => (reason, false),
+        // gdb went away without detaching (killed, or the network dropped): as QEMU does,
+        // the guest runs on.
+        Err(e) if e.is_connection_error() => {
+            notice(format!(
+                "vmscope: lost the connection to gdb ({e}); the guest runs on"
+            ));
+            (DisconnectReason::Disconnect, true)
+        }
+        Err(e) => bail!("gdb session: {e}"),
+    };
     let killed = match reason {
         DisconnectReason::TargetExited(_) | DisconnectReason::TargetTerminated(_) => false,
         DisconnectReason::Kill => {
@@ -94,7 +103,9 @@ pub fn run_with_gdb(
         }
         DisconnectReason::Disconnect => {
             if target.finished.is_none() {
-                notice("vmscope: gdb detached; the guest runs on".into());
+                if !lost {
+                    notice("vmscope: gdb detached; the guest runs on".into());
+                }
                 run_to_end(&mut target)?;
             }
             false

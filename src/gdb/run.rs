@@ -159,19 +159,15 @@ impl VmTarget {
         if let Some(exit) = &self.finished {
             return Ok(RunEvent::Stopped(exited(exit)));
         }
-        let stop = match self.mode {
-            ExecMode::Step => Some(
+        let event = match self.mode {
+            ExecMode::Step => RunEvent::Stopped(
                 self.checked_step()?
                     .unwrap_or(SingleThreadStopReason::DoneStep),
             ),
-            ExecMode::Continue => {
-                let event = self.continue_until(&mut incoming)?;
-                self.drain_serial();
-                return Ok(event);
-            }
+            ExecMode::Continue => self.continue_until(&mut incoming)?,
         };
         self.drain_serial();
-        Ok(RunEvent::Stopped(stop.expect("a step always stops")))
+        Ok(event)
     }
 
     fn continue_until(&mut self, incoming: &mut impl FnMut() -> bool) -> Result<RunEvent, String> {
