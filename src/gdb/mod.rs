@@ -73,6 +73,13 @@ pub fn run_with_gdb(
     let addr = listen_address(addr)?;
     let (machine, image) = build_machine(name, bytes, opts, notice)?;
     let engine = DebugEngine::new(opts.engine, &machine, notice)?;
+    if matches!(engine, DebugEngine::Kvm(_)) {
+        notice(
+            "vmscope: note: with a breakpoint or watchpoint set, kvm single-steps the guest \
+             (one exit per instruction); --engine interp or bt is much faster for that"
+                .into(),
+        );
+    }
     let mut target = VmTarget::new(machine, engine, serial);
     let listener =
         TcpListener::bind(addr).with_context(|| format!("--gdb: listening on {addr}"))?;

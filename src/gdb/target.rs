@@ -1,5 +1,5 @@
-//! The machine as a gdb target: the `gdbstub` traits that answer gdb's register, memory and
-//! breakpoint packets. Teaches: a debugger stub is a thin translation layer over `CpuState` and RAM.
+//! The machine as a gdb target: the `gdbstub` traits answering register, memory, breakpoint packets.
+//! Teaches: a debugger stub is a thin translation layer over `CpuState` and guest memory.
 //!
 //! gdb numbers the x86-64 registers its own way (rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8…)
 //! and sends whole register files (`g`/`G`) in the order of `arch.rs`'s target description:
