@@ -40,6 +40,7 @@ const IMAGES: &[Image] = &[
     image("firmware.rom", "firmware.S", Link::Rom),
     image("hello32.elf", "hello32.S", Link::MultibootElf),
     image("sieve32.elf", "sieve32.S", Link::MultibootElf),
+    image("testdev.elf", "testdev.S", Link::MultibootElf),
     image("hello-aout.bin", "hello-aout.S", Link::MultibootFlat),
     image("hello64.elf", "hello64.S", Link::MultibootElf),
     image("demo.elf", "demo.S", Link::MultibootElf),

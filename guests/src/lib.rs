@@ -32,6 +32,8 @@ pub const HELLO_AOUT_BIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hell
 /// A sieve of Eratosthenes over 1 MiB, `rounds=N` times: 32-bit protected mode, paging off,
 /// nothing but integer loops (`asm/sieve32.S`) — the CPU-speed benchmark.
 pub const SIEVE32_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sieve32.elf"));
+/// A probe of QEMU's test devices, pc-testdev and pci-testdev (`asm/testdev.S`).
+pub const TESTDEV_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/testdev.elf"));
 /// 64-bit long mode, timer interrupts, ring 3 (Multiboot ELF32 with 64-bit code inside).
 pub const HELLO64_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello64.elf"));
 /// hello64 with a narration for students; ends with a clean halt.
@@ -387,7 +389,7 @@ pub const SENSITIVE_PVM_DIFFERENCES: [(&str, &str); 3] = [
 ];
 // ANCHOR_END: sensitive_pvm
 
-static GUESTS: [Guest; 15] = [
+static GUESTS: [Guest; 16] = [
     Guest {
         name: "demo",
         file_name: "demo.elf",
@@ -448,6 +450,20 @@ static GUESTS: [Guest; 15] = [
                       1) with no I/O in its loops; prints the primes below 2^20 (82025). \
                       Exits 0x1E on a malformed rounds=.",
         expected_serial: "sieve32: 82025 primes below 1048576, 1 round\n",
+        exit_value: Some(exit::OK),
+        ending: Ending::DebugExit(exit::OK),
+    },
+    Guest {
+        name: "testdev",
+        file_name: "testdev.elf",
+        kind: GuestKind::Multiboot,
+        image: TESTDEV_ELF,
+        description: "Checks QEMU's test devices from the inside: pc-testdev's scratch register, \
+                      byte window, device memory and IRQ lines, and pci-testdev's write tests \
+                      on both BARs. Run with `--device pc-testdev --device pci-testdev` (QEMU: \
+                      `-device pc-testdev -device pci-testdev`); without them it reports both \
+                      absent.",
+        expected_serial: "pc-testdev: absent\npci-testdev: absent\n",
         exit_value: Some(exit::OK),
         ending: Ending::DebugExit(exit::OK),
     },

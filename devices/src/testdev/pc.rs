@@ -7,11 +7,16 @@
 //!
 //! | where                | what                                                              |
 //! |----------------------|-------------------------------------------------------------------|
-//! | ports 0xE0–0xE3      | a 32-bit scratch register; an access of any width at offset `k` reads or writes its bytes from `k` up (what is past the top byte is lost) |
+//! | ports 0xE0–0xE3      | a 32-bit scratch register; a byte, word or dword access reads or writes its bytes from the port's offset up |
 //! | port 0xE4 (4 bytes)  | "flush page": a dword write names a guest page; KVM's tests use it to make the host drop its mappings. vmscope has no host mappings to drop: it is a no-op |
 //! | ports 0xE8–0xEB      | the same register reached byte by byte: a wider access is split into byte accesses at consecutive ports |
 //! | ports 0x2000–0x2017  | a byte write to 0x2000 + n drives interrupt line n: high for a non-zero value, low for zero (lines 0–15 are the ISA IRQs, 16–23 the IOAPIC's PCI inputs) |
 //! | MMIO 0xFF000000, 64 KiB | plain memory behind the MMIO path (reads return what was written) |
+//!
+//! **Access rules** are QEMU's memory core's, which is what a guest of QEMU sees: an access must
+//! be naturally aligned within its window (a word at 0xE1 is not) and at most 4 bytes wide;
+//! one that is not reads 0 and its write is dropped. (Checked against QEMU with the `testdev`
+//! guest: `tests/testdev.rs`.)
 //!
 //! Port 0xE9 is vmscope's debug console on the standard board; a machine with pc-testdev has
 //! no debug console (QEMU gives them the same port as well, and only one can own it).
@@ -87,6 +92,11 @@ impl PcTestDev {
     }
 }
 
+/// Naturally aligned and at most 4 bytes: what QEMU lets through to the device.
+pub(crate) fn valid_access(offset: u64, size: u8) -> bool {
+    matches!(size, 1 | 2 | 4) && offset.is_multiple_of(u64::from(size))
+}
+
 fn size_mask(size: u8) -> u64 {
     match size {
         1 => 0xFF,
@@ -101,20 +111,16 @@ impl BusDevice for PcTestDev {
     }
 
     fn pio_read(&mut self, port: u16, size: u8, _ctx: &mut DeviceCtx) -> u32 {
+        if !valid_access(u64::from(port), size) {
+            return 0;
+        }
         match port {
             p if (SCRATCH_PORTS.0..=SCRATCH_PORTS.1).contains(&p) => {
                 self.scratch_read(p - SCRATCH_PORTS.0, size)
             }
+            // One byte access per byte (an aligned access stays inside the window).
             p if (SCRATCH_BYTE_PORTS.0..=SCRATCH_BYTE_PORTS.1).contains(&p) => (0..size)
-                .map(|i| {
-                    let at = p + u16::from(i);
-                    let byte = if at <= SCRATCH_BYTE_PORTS.1 {
-                        self.scratch_read(at - SCRATCH_BYTE_PORTS.0, 1)
-                    } else {
-                        0xFF // past the device: the unassigned port after it
-                    };
-                    byte << (8 * i)
-                })
+                .map(|i| self.scratch_read(p + u16::from(i) - SCRATCH_BYTE_PORTS.0, 1) << (8 * i))
                 .fold(0, |acc, b| acc | b),
             // The flush and IRQ ports are write-only.
             _ => 0,
@@ -122,17 +128,17 @@ impl BusDevice for PcTestDev {
     }
 
     fn pio_write(&mut self, port: u16, size: u8, value: u32, ctx: &mut DeviceCtx) {
+        if !valid_access(u64::from(port), size) {
+            return;
+        }
         match port {
             p if (SCRATCH_PORTS.0..=SCRATCH_PORTS.1).contains(&p) => {
                 self.scratch_write(p - SCRATCH_PORTS.0, size, value)
             }
             p if (SCRATCH_BYTE_PORTS.0..=SCRATCH_BYTE_PORTS.1).contains(&p) => {
                 for i in 0..size {
-                    let at = p + u16::from(i);
-                    if at <= SCRATCH_BYTE_PORTS.1 {
-                        let byte = (value >> (8 * i)) & 0xFF;
-                        self.scratch_write(at - SCRATCH_BYTE_PORTS.0, 1, byte);
-                    }
+                    let byte = (value >> (8 * i)) & 0xFF;
+                    self.scratch_write(p + u16::from(i) - SCRATCH_BYTE_PORTS.0, 1, byte);
                 }
             }
             p if p == FLUSH_PORTS.0 && size == 4 => self.flushes += 1,
@@ -144,8 +150,11 @@ impl BusDevice for PcTestDev {
     }
 
     fn mmio_read(&mut self, offset: u64, size: u8, _ctx: &mut DeviceCtx) -> u64 {
+        if !valid_access(offset, size) {
+            return 0;
+        }
         let mut bytes = [0u8; 8];
-        for (i, b) in bytes.iter_mut().enumerate().take(size.min(8) as usize) {
+        for (i, b) in bytes.iter_mut().enumerate().take(size as usize) {
             *b = self
                 .iomem
                 .get((offset + i as u64) as usize)

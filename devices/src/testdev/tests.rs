@@ -23,10 +23,15 @@ fn the_scratch_register_answers_every_width_and_offset_on_both_windows() {
     bus.io_out(0xE0, 4, 0x1122_3344);
     assert_eq!(bus.io_in(0xE0, 4), 0x1122_3344);
     assert_eq!(bus.io_in(0xE2, 2), 0x1122);
-    assert_eq!(bus.io_in(0xE1, 4), 0x0011_2233, "bytes past the top read 0");
+    assert_eq!(
+        bus.io_in(0xE1, 2),
+        0,
+        "unaligned: refused, as QEMU refuses it"
+    );
     bus.io_out(0xE1, 1, 0xAA);
     assert_eq!(bus.io_in(0xE0, 4), 0x1122_AA44);
-    bus.io_out(0xE3, 4, 0xFFFF_FF55); // only the byte at 0xE3 lands
+    bus.io_out(0xE3, 4, 0xFFFF_FF55); // unaligned: dropped
+    bus.io_out(0xE3, 1, 0x55);
     assert_eq!(bus.io_in(0xE0, 4), 0x5522_AA44);
     // The byte window reaches the same register.
     assert_eq!(bus.io_in(0xE8, 4), 0x5522_AA44);
@@ -63,9 +68,11 @@ fn the_debug_console_gives_up_its_port_and_flushes_are_counted() {
 fn the_device_memory_keeps_what_is_written_at_every_width() {
     let mut bus = pc_with_testdev();
     let base = pc::IOMEM_BASE;
-    assert!(bus.mmio_write(base + 0x10, 8, 0x0102_0304_0506_0708));
-    assert_eq!(bus.mmio_read(base + 0x10, 8), Some(0x0102_0304_0506_0708));
-    assert_eq!(bus.mmio_read(base + 0x13, 2), Some(0x0405));
+    assert!(bus.mmio_write(base + 0x10, 4, 0x0506_0708));
+    assert!(bus.mmio_write(base + 0x14, 4, 0x0102_0304));
+    assert_eq!(bus.mmio_read(base + 0x12, 2), Some(0x0506));
+    assert_eq!(bus.mmio_read(base + 0x14, 1), Some(0x04));
+    assert_eq!(bus.mmio_read(base + 0x13, 2), Some(0), "unaligned reads 0");
     assert!(bus.mmio_write(base + pc::IOMEM_LEN - 1, 1, 0x99));
     assert_eq!(bus.mmio_read(base + pc::IOMEM_LEN - 1, 1), Some(0x99));
     assert_eq!(
@@ -165,21 +172,33 @@ fn pci_testdev_counts_the_writes_each_test_asks_for() {
     // No test selected: the header reads zeros.
     assert_eq!(header(&mut bus, mem).1, 0);
 
-    // mmio-datamatch-eventfd: only 0xFA at its offset counts.
-    assert!(bus.mmio_write(mem, 1, 2));
+    // mmio-no-eventfd: the device counts each write of 0xFA at its offset.
+    assert!(bus.mmio_write(mem, 1, 0));
     let (test, width, offset, data, count, name) = header(&mut bus, mem);
-    assert_eq!(
-        (test, width, offset, data, count),
-        (2, 1, 2048 + 2, 0xFA, 0)
-    );
-    assert_eq!(name, "mmio-datamatch-eventfd");
+    assert_eq!((test, width, offset, data, count), (0, 1, 2048, 0xFA, 0));
+    assert_eq!(name, "mmio-no-eventfd");
     for value in [0xFA, 0x11, 0xFA] {
         assert!(bus.mmio_write(mem + u64::from(offset), 1, value));
     }
     assert!(bus.mmio_write(mem + u64::from(offset) + 1, 1, 0xFA)); // wrong place
     assert_eq!(header(&mut bus, mem).4, 2);
 
-    // portio-wildcard-eventfd through the I/O BAR: any value counts; the header is the
+    // mmio-datamatch-eventfd: a matching write is an event, not a device write.
+    assert!(bus.mmio_write(mem, 1, 2));
+    let (test, _, offset, data, _, name) = header(&mut bus, mem);
+    assert_eq!(
+        (test, offset, data, name.as_str()),
+        (2, 2048 + 2, 0xFA, "mmio-datamatch-eventfd")
+    );
+    assert!(bus.mmio_write(mem + u64::from(offset), 1, 0xFA));
+    assert!(bus.mmio_write(mem + u64::from(offset), 1, 0x11));
+    assert_eq!(
+        header(&mut bus, mem).4,
+        0,
+        "the header's count does not move"
+    );
+
+    // portio-wildcard-eventfd through the I/O BAR: any value is an event; the header is the
     // same wherever it is read.
     bus.io_out(io, 1, 1);
     let (test, _, offset, data, _, name) = header(&mut bus, mem);
@@ -189,11 +208,12 @@ fn pci_testdev_counts_the_writes_each_test_asks_for() {
     );
     bus.io_out(io + offset as u16, 1, 0x00);
     bus.io_out(io + offset as u16, 1, 0x42);
-    assert_eq!(bus.io_in(io + 12, 1), 2, "count, read through the I/O BAR");
+    assert_eq!(bus.io_in(io + 12, 1), 0, "count, read through the I/O BAR");
 
     // Past the last test: none selected, and scanning stops there (width reads 0).
     bus.io_out(io, 1, 3);
     assert_eq!(header(&mut bus, mem).1, 0);
     let dev = bus.device_mut::<PciTestDev>().unwrap();
-    assert_eq!((dev.count(false, 2), dev.count(true, 1)), (2, 2));
+    assert_eq!((dev.count(false, 0), dev.notifications()), (2, 3));
+    assert_eq!(bus.mmio_read(mem + 1, 2), Some(0), "unaligned: refused");
 }
