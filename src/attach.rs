@@ -1,4 +1,4 @@
-//! The devices a run adds to the PC's board: `--disk` images, `--virtio-console`, `--virtio-rng`.
+//! The devices a run adds to the PC's board: `--disk` images, `--virtio-console`, `--virtio-rng`, `--device`.
 //! Teaches: the board's optional half comes from the command line, and every virtio device gets its place — a PCI slot and BAR, or a virtio-mmio window and GSI — from one allocator.
 //!
 //! [`DeviceArgs`] is the one definition of these options, flattened into every command that
@@ -17,7 +17,7 @@ use crate::disk::{AttachedDisk, DiskSpec, VirtioPlacement, VirtioTransport};
 /// The seed of `--virtio-rng`'s generator when `--virtio-rng-seed` is not given.
 pub const DEFAULT_RNG_SEED: u64 = 0;
 
-/// `--disk`, `--virtio-console`, `--virtio-rng`, `--virtio-rng-seed` and `--devices`.
+/// `--disk`, `--virtio-console`, `--virtio-rng`, `--virtio-rng-seed`, `--device` and `--devices`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DeviceArgs {
     /// A disk image: FILE[,ro][,if=ide|virtio-mmio|virtio-pci] (default virtio-pci). The
@@ -60,6 +60,12 @@ pub struct DeviceArgs {
         requires = "virtio_rng"
     )]
     pub virtio_rng_seed: u64,
+    /// Add one of QEMU's test devices, as its `-device` does, so test kernels written for
+    /// QEMU's harness run unchanged: pc-testdev (ports 0xE0-0xEB and 0x2000-0x2017, memory
+    /// at 0xFF000000; it takes port 0xE9 from the debug console) or pci-testdev (1b36:0005,
+    /// after the virtio devices). May be given twice. The `testdev` guest probes both.
+    #[arg(long = "device", value_enum, value_name = "NAME")]
+    pub test_devices: Vec<TestDevice>,
     /// Print the devices (ports, MMIO ranges, PCI functions, disks, consoles, rng) before the guest starts.
     #[arg(long)]
     pub devices: bool,
@@ -81,6 +87,22 @@ fn parse_seed(s: &str) -> Result<u64, String> {
         None => s.parse(),
     };
     parsed.map_err(|e| format!("a seed is a 64-bit number, decimal or 0x-hex: {e}"))
+}
+
+/// One of QEMU's test devices (`--device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TestDevice {
+    #[value(name = "pc-testdev")]
+    PcTestdev,
+    #[value(name = "pci-testdev")]
+    PciTestdev,
+}
+
+fn device_name(d: TestDevice) -> &'static str {
+    match d {
+        TestDevice::PcTestdev => "pc-testdev",
+        TestDevice::PciTestdev => "pci-testdev",
+    }
 }
 
 /// A virtio-rng to add: its transport and its generator's seed.
@@ -112,6 +134,8 @@ pub struct Attached {
     pub disks: Vec<AttachedDisk>,
     pub console: Option<AttachedConsole>,
     pub rng: Option<AttachedRng>,
+    /// Where each `--device` test device answers.
+    pub test_devices: Vec<String>,
 }
 
 /// Opens and places the disks, then the virtio-console and the virtio-rng if asked for; an
@@ -121,6 +145,7 @@ pub fn attach(
     disks: &[DiskSpec],
     virtio_console: Option<VirtioTransport>,
     virtio_rng: Option<RngSpec>,
+    test_devices: &[TestDevice],
 ) -> Result<Attached> {
     let mut placement = VirtioPlacement::default();
     let disks = crate::disk::attach_disks(bus, disks, &mut placement)?;
@@ -148,9 +173,23 @@ pub fn attach(
             Some(AttachedRng { spec, location })
         }
     };
+    let mut placed = Vec::new();
+    for (i, device) in test_devices.iter().enumerate() {
+        if test_devices[..i].contains(device) {
+            anyhow::bail!(
+                "--device {} is given twice; the board has room for one",
+                device_name(*device)
+            );
+        }
+        placed.push(match device {
+            TestDevice::PcTestdev => devices::placement::attach_pc_testdev(bus)?,
+            TestDevice::PciTestdev => placement.place_pci_testdev(bus)?,
+        });
+    }
     Ok(Attached {
         disks,
         console,
         rng,
+        test_devices: placed,
     })
 }

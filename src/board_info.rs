@@ -69,5 +69,11 @@ pub fn describe(bus: &mut Bus, attached: &Attached) -> String {
             r.location, r.spec.seed
         );
     }
+    if !attached.test_devices.is_empty() {
+        out.push_str("test devices:\n");
+    }
+    for t in &attached.test_devices {
+        let _ = writeln!(out, "  {t}");
+    }
     out
 }

@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub virtio_console: Option<crate::disk::VirtioTransport>,
     /// A virtio-rng, its transport and seed (`--virtio-rng`, `--virtio-rng-seed`), after the console.
     pub virtio_rng: Option<crate::attach::RngSpec>,
+    /// QEMU's test devices (`--device`).
+    pub test_devices: Vec<crate::attach::TestDevice>,
     /// Print the device table before the guest starts (`--devices`).
     pub show_devices: bool,
 }
@@ -67,6 +69,7 @@ impl Default for RunOptions {
             disks: Vec::new(),
             virtio_console: None,
             virtio_rng: None,
+            test_devices: Vec::new(),
             show_devices: false,
         }
     }
@@ -173,6 +176,7 @@ pub fn build_machine(
         &opts.disks,
         opts.virtio_console,
         opts.virtio_rng,
+        &opts.test_devices,
     )?;
     if opts.show_devices {
         notice(crate::board_info::describe(&mut machine.bus, &attached));

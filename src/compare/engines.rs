@@ -237,6 +237,7 @@ fn boot_in_process(
         &devices.disks,
         devices.virtio_console,
         devices.virtio_rng,
+        &[],
     )?;
     emulator::machine::loader::load_image(&mut machine, name, image, cmdline)?;
     let (mut engine, guest_tsc_hz): (Box<dyn Engine>, Option<f64>) = match id {

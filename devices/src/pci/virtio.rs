@@ -73,7 +73,9 @@ fn class_code(device_type: u32) -> u32 {
     match device_type {
         2 => 0x01_80_00, // mass storage, other
         3 => 0x07_80_00, // communication, other
-        _ => 0xFF_00_00, // unclassified
+        // Everything else as QEMU shows it: class 0 "unclassified", subclass 0xFF "other"
+        // (lspci: "Unclassified device [00ff]"; class 0xFF would mean "no class at all").
+        _ => 0x00_FF_00,
     }
 }
 
