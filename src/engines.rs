@@ -1,7 +1,7 @@
 //! The engine factory: turns `--engine interp|kvm|auto` into a running `Engine`.
 //! Teaches: hardware-assisted virtualization is optional; the machine stays the same without it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use anyhow::{bail, Result};
 use emulator::bt::BinaryTranslator;
@@ -39,6 +39,14 @@ pub fn set_bt_cache_bytes(bytes: usize) {
     BT_CACHE_BYTES.store(bytes, Ordering::Relaxed);
 }
 
+static KVM_STRICT: AtomicBool = AtomicBool::new(false);
+
+/// Makes every kvm engine made from now on stop where KVM cannot emulate an instruction
+/// (`--kvm-strict`) instead of letting the interpreter run it.
+pub fn set_kvm_strict(strict: bool) {
+    KVM_STRICT.store(strict, Ordering::Relaxed);
+}
+
 /// The translation-cache capacity `bt` engines get.
 pub fn bt_cache_bytes() -> usize {
     BT_CACHE_BYTES.load(Ordering::Relaxed)
@@ -55,11 +63,15 @@ pub fn make_engine(
         EngineChoice::Interp => Ok(Box::new(Interpreter::new())),
         EngineChoice::Bt => Ok(Box::new(BinaryTranslator::new(bt_cache_bytes()))),
         EngineChoice::Kvm => match accel_kvm::KvmEngine::new(machine) {
-            Ok(kvm) => Ok(Box::new(kvm)),
+            Ok(kvm) => Ok(Box::new(
+                kvm.with_strict_emulation(KVM_STRICT.load(Ordering::Relaxed)),
+            )),
             Err(e) => bail!("--engine kvm: {e}"),
         },
         EngineChoice::Auto => match accel_kvm::KvmEngine::new(machine) {
-            Ok(kvm) => Ok(Box::new(kvm)),
+            Ok(kvm) => Ok(Box::new(
+                kvm.with_strict_emulation(KVM_STRICT.load(Ordering::Relaxed)),
+            )),
             Err(e) => {
                 notice(format!(
                     "note: KVM is not usable ({e}); falling back to the interpreter"

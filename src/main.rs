@@ -22,6 +22,12 @@ struct Cli {
     /// block does not fit, the whole cache is flushed.
     #[arg(long, global = true, value_name = "SIZE", value_parser = parse_cache_size)]
     bt_cache: Option<u64>,
+    /// On kvm, stop with an error when KVM's instruction emulator cannot execute an
+    /// instruction (PVM: INT3, INT n, x87 in ring 0, …), instead of running that one
+    /// instruction on the interpreter and going back to KVM (the default; `--stats` counts
+    /// them as emulated-for-kvm exits).
+    #[arg(long, global = true)]
+    kvm_strict: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -208,6 +214,7 @@ fn real_main() -> Result<i32> {
     if let Some(bytes) = cli.bt_cache {
         vmscope::engines::set_bt_cache_bytes(bytes as usize);
     }
+    vmscope::engines::set_kvm_strict(cli.kvm_strict);
     match cli.command {
         Command::Run {
             image,

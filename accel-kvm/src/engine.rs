@@ -47,6 +47,12 @@ pub struct KvmEngine {
     pub(crate) guest_tsc_deadline: u64,
     /// KVM walks guest page tables in hardware: HC_MMU_UPDATE may write them (see `pv_door`).
     pub(crate) hardware_paging: bool,
+    /// Stop with an error when KVM's instruction emulator gives up (`--kvm-strict`), instead
+    /// of running that one instruction on the interpreter (see `run_loop.rs`).
+    pub(crate) strict_emulation: bool,
+    /// The interpreter that runs what KVM could not; made on first use, caches flushed each
+    /// time (KVM wrote guest memory behind its back meanwhile).
+    pub(crate) fallback: Option<Box<emulator::interp::Interpreter>>,
 }
 
 impl std::fmt::Debug for KvmEngine {
@@ -131,7 +137,16 @@ impl KvmEngine {
             last_guest_tsc: 0,
             hardware_paging,
             guest_tsc_deadline: 0,
+            strict_emulation: false,
+            fallback: None,
         })
+    }
+
+    /// `true`: an instruction KVM cannot emulate stops the run with an error (the behaviour
+    /// before the interpreter fallback); `false` (the default): the interpreter executes it.
+    pub fn with_strict_emulation(mut self, strict: bool) -> Self {
+        self.strict_emulation = strict;
+        self
     }
 
     /// The KVM backend this engine runs on.

@@ -260,7 +260,16 @@ impl KvmEngine {
                     });
                 }
                 GuestExit::Reset => stop = Some(Exit::ResetRequested),
-                GuestExit::Unemulated(bytes) => return Err(self.unemulated(machine, &bytes)),
+                GuestExit::Unemulated(bytes) => {
+                    if self.strict_emulation {
+                        return Err(self.unemulated(machine, &bytes));
+                    }
+                    let (exit, ran) = self.emulate_for_kvm(machine, stepping)?;
+                    budget.instructions += ran;
+                    if exit != Exit::LimitReached {
+                        stop = Some(exit);
+                    }
+                }
                 GuestExit::Refused(why) => {
                     return Err(EngineError::Unsupported(format!(
                         "KVM_RUN refused to enter the guest ({why}) {}",
@@ -617,6 +626,37 @@ impl KvmEngine {
         format!("at rip {rip} ({} on KVM ({}))", cpu.mode(), self.flavour())
     }
 
+    // ANCHOR: emulate_for_kvm
+    /// KVM's instruction emulator gave up on the instruction at RIP (on PVM every guest ring-0
+    /// instruction goes through it, and it lacks some: INT3, INT n, x87, protected-mode IRET
+    /// in places). The interpreter has the same machine: read the vCPU's state into it, let
+    /// the interpreter execute that one instruction (or deliver the event that comes first),
+    /// and hand the state back to KVM. Counted as the "emulated-for-kvm" exit in `--stats`.
+    /// Returns the interpreter's exit and the instructions it retired (counted in `Stats`
+    /// only while stepping, when KVM counts too).
+    fn emulate_for_kvm(
+        &mut self,
+        machine: &mut Machine,
+        stepping: bool,
+    ) -> Result<(Exit, u64), EngineError> {
+        use emulator::Engine as _;
+        machine.stats.count_exit("emulated-for-kvm");
+        self.pull_state(machine)?;
+        let interp = self
+            .fallback
+            .get_or_insert_with(|| Box::new(emulator::interp::Interpreter::new()));
+        interp.flush_caches(machine);
+        let counted = machine.stats.instructions;
+        let exit = interp.step(machine)?;
+        let ran = machine.stats.instructions - counted;
+        if !stepping {
+            machine.stats.instructions = counted;
+        }
+        self.push_state(machine)?;
+        Ok((exit, if stepping { ran } else { 0 }))
+    }
+    // ANCHOR_END: emulate_for_kvm
+
     /// The error for an instruction KVM's emulator could not execute.
     fn unemulated(&self, machine: &Machine, bytes: &[u8]) -> EngineError {
         let insn = if bytes.is_empty() {
@@ -631,7 +671,8 @@ impl KvmEngine {
             ""
         };
         EngineError::Unsupported(format!(
-            "KVM could not emulate the instruction {insn} {}{hint}",
+            "KVM could not emulate the instruction {insn} {}{hint} (--kvm-strict stops here; \
+             without it the interpreter runs such an instruction)",
             self.where_now(machine)
         ))
     }
