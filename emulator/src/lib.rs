@@ -11,6 +11,7 @@
 
 pub mod bt;
 pub mod cpu;
+pub mod inspect;
 pub mod interp;
 pub mod machine;
 pub mod memory;

@@ -2,8 +2,7 @@
 //! Teaches: a software debugger checks conditions between instructions; a watchpoint needs to know
 //! which memory an instruction touches before it runs (iced-x86's instruction info tells us).
 
-use emulator::cpu::{CpuMode, CpuState, Seg};
-use iced_x86::{CodeSize, Instruction, InstructionInfoFactory, OpAccess, Register};
+use emulator::cpu::CpuState;
 
 use super::expr::{Expr, MemoryReader};
 
@@ -132,53 +131,7 @@ impl BreakOn {
     }
 }
 
-/// One memory operand of an instruction about to execute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemoryUse {
-    pub linear: u64,
-    pub size: u64,
-    pub read: bool,
-    pub write: bool,
-}
-
-/// The memory an instruction will touch, computed from its operands and the registers.
-/// String instructions with REP cover up to RCX elements (the whole run of the instruction).
-pub fn memory_uses(ins: &Instruction, cpu: &CpuState) -> Vec<MemoryUse> {
-    let mut factory = InstructionInfoFactory::new();
-    let info = factory.info(ins);
-    let long = cpu.mode() == CpuMode::Long64;
-    let mut out = Vec::new();
-    for m in info.used_memory() {
-        let (read, write) = match m.access() {
-            OpAccess::Read | OpAccess::CondRead => (true, false),
-            OpAccess::Write | OpAccess::CondWrite => (false, true),
-            OpAccess::ReadWrite | OpAccess::ReadCondWrite => (true, true),
-            _ => continue,
-        };
-        let Some(addr) = m.virtual_address(0, |reg, _, _| Some(register_value(cpu, reg, long)))
-        else {
-            continue;
-        };
-        let mut size = m.memory_size().size().max(1) as u64;
-        let rep = ins.has_rep_prefix() || ins.has_repne_prefix();
-        if rep && ins.is_string_instruction() {
-            let count = match m.address_size() {
-                CodeSize::Code16 => cpu.gpr[1] & 0xFFFF,
-                CodeSize::Code32 => cpu.gpr[1] & 0xFFFF_FFFF,
-                _ => cpu.gpr[1],
-            };
-            size = size.saturating_mul(count.max(1));
-        }
-        let linear = if long { addr } else { addr & 0xFFFF_FFFF };
-        out.push(MemoryUse {
-            linear,
-            size,
-            read,
-            write,
-        });
-    }
-    out
-}
+pub use emulator::inspect::{memory_uses, MemoryUse};
 
 /// The first watchpoint the instruction will trigger, with the use that triggers it.
 pub(super) fn watch_hit(
@@ -198,39 +151,11 @@ pub(super) fn watch_hit(
     None
 }
 
-/// A register's value as iced-x86 asks for it (segment registers answer with their base).
-fn register_value(cpu: &CpuState, reg: Register, long: bool) -> u64 {
-    let seg_base = |s: Seg| cpu.seg[s as usize].base;
-    match reg {
-        Register::ES | Register::CS | Register::SS | Register::DS if long => 0,
-        Register::ES => seg_base(Seg::Es),
-        Register::CS => seg_base(Seg::Cs),
-        Register::SS => seg_base(Seg::Ss),
-        Register::DS => seg_base(Seg::Ds),
-        Register::FS => seg_base(Seg::Fs),
-        Register::GS => seg_base(Seg::Gs),
-        Register::RIP => cpu.rip,
-        Register::EIP => cpu.rip & 0xFFFF_FFFF,
-        r if r.is_gpr() => {
-            let full = cpu.gpr[r.full_register().number() - Register::RAX.number()];
-            match r.size() {
-                8 => full,
-                4 => full & 0xFFFF_FFFF,
-                2 => full & 0xFFFF,
-                _ if matches!(r, Register::AH | Register::CH | Register::DH | Register::BH) => {
-                    (full >> 8) & 0xFF
-                }
-                _ => full & 0xFF,
-            }
-        }
-        _ => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use iced_x86::{Decoder, DecoderOptions};
+    use emulator::cpu::Seg;
+    use iced_x86::{Decoder, DecoderOptions, Instruction};
 
     fn decode64(bytes: &[u8]) -> Instruction {
         Decoder::with_ip(64, bytes, 0x1000, DecoderOptions::NONE).decode()
