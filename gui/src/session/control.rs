@@ -21,6 +21,8 @@ use crate::guestmem::MachineReader;
 const KVM_STEPS_PER_TICK: u64 = 2_000;
 /// Port-I/O exits per GUI frame when KVM runs freely.
 const KVM_IO_PER_TICK: u64 = 64;
+/// Host time a KVM slice may take (KVM's virtual time is host time): a frame's worth.
+const KVM_NS_PER_TICK: u64 = 10_000_000;
 
 /// When a run should stop by itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,7 +252,11 @@ impl Session {
             self.first_step_of_run = false;
             let limit = if on_kvm {
                 self.history.mark_nondeterministic();
-                RunLimit::io_accesses(KVM_IO_PER_TICK)
+                // And a time limit: a guest that spins without I/O must still end the frame.
+                RunLimit {
+                    time_ns: Some(KVM_NS_PER_TICK),
+                    ..RunLimit::io_accesses(KVM_IO_PER_TICK)
+                }
             } else {
                 // Stop where the next machine snapshot is due (see rewind.rs).
                 let due = self.history.until_next_snapshot(self.position());
