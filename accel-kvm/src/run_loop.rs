@@ -178,6 +178,7 @@ impl KvmEngine {
             // ANCHOR: exit_dispatch
             let exit = self.enter_guest(machine);
             machine.stats.uncounted_runs += 1;
+            machine.memory_changed_behind_engines(); // the guest ran natively: caches are stale
             self.ready_after_push = None;
             clock.sync(&mut machine.bus, machine.ram.as_mut_slice());
             unfinished = false;
@@ -303,6 +304,7 @@ impl KvmEngine {
             let exit = self.enter_guest(machine);
             self.vcpu.get_kvm_run().immediate_exit = 0;
             machine.stats.uncounted_runs += 1;
+            machine.memory_changed_behind_engines(); // the guest ran natively: caches are stale
             match exit {
                 // EINTR: KVM returned before entering the guest; Debug: the completed
                 // instruction's single-step trap (VT-x). Either way the instruction has retired.

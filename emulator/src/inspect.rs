@@ -65,8 +65,8 @@ pub fn read_linear_le(m: &mut Machine, linear: u64, size: usize) -> Option<u64> 
 }
 
 /// Writes `data` at a linear address, all or nothing: every byte must be mapped to RAM (not
-/// ROM, not MMIO). The caller flushes the engine's caches afterwards (decoded instructions,
-/// translated blocks, shadow page tables may all hold what was there before).
+/// ROM, not MMIO). Bumps the machine's memory epoch, so every engine drops its decoded
+/// instructions, translated blocks and shadow page tables before it runs again.
 pub fn write_linear(m: &mut Machine, linear: u64, data: &[u8]) -> Result<(), u64> {
     let mut phys = Vec::with_capacity(data.len());
     for i in 0..data.len() as u64 {
@@ -79,6 +79,8 @@ pub fn write_linear(m: &mut Machine, linear: u64, data: &[u8]) -> Result<(), u64
     for (p, b) in phys.into_iter().zip(data) {
         m.ram.write_le(p, 1, *b as u64).map_err(|_| p)?;
     }
+    // No engine saw these writes: their decoded and translated copies must go.
+    m.memory_changed_behind_engines();
     Ok(())
 }
 

@@ -19,4 +19,4 @@ pub mod mmu;
 pub mod pv;
 
 pub use cpu::CpuState;
-pub use machine::{Engine, EngineError, Exit, Machine, RunLimit, Stats};
+pub use machine::{Engine, EngineError, Exit, Invalidate, Machine, RunLimit, Stats};

@@ -72,11 +72,8 @@ impl DebugEngine {
 
     /// The debugger wrote guest memory behind the engine's back.
     pub fn memory_written(&mut self, machine: &mut Machine) {
-        match self {
-            DebugEngine::Interp(e) => e.flush_caches(machine),
-            DebugEngine::Bt(e) => e.flush_caches(machine),
-            DebugEngine::Kvm(_) => {}
-        }
+        self.get()
+            .invalidate(machine, emulator::machine::Invalidate::All);
     }
 }
 

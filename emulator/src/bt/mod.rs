@@ -48,6 +48,8 @@ pub struct BinaryTranslator {
     cache: TranslationCache,
     /// The cache's counters when they were last added to the machine's `Stats`.
     reported: BtStats,
+    /// `Machine::memory_epoch` when the translations were last known good.
+    seen_epoch: u64,
 }
 
 impl Default for BinaryTranslator {
@@ -65,6 +67,7 @@ impl BinaryTranslator {
             write_log: None,
             cache: TranslationCache::new(capacity),
             reported: BtStats::default(),
+            seen_epoch: 0,
         }
     }
 
@@ -164,6 +167,11 @@ impl Engine for BinaryTranslator {
     }
 
     fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError> {
+        if machine.memory_epoch != self.seen_epoch {
+            // Memory changed where no write hook saw it: every block may be stale.
+            self.flush_caches(machine);
+            self.seen_epoch = machine.memory_epoch;
+        }
         let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
         interp::pv_door::adopt_kvmclock(&mut cpu);
         let exit = run_blocks(&mut cpu, &mut self.cache, limit, false);

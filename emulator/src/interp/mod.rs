@@ -114,6 +114,8 @@ pub struct Interpreter {
     code: decode_cache::DecodeCache,
     /// When recording: every guest-physical write (address, size) the interpreter made.
     write_log: Option<Vec<(u64, u32)>>,
+    /// `Machine::memory_epoch` when the decode cache was last known good.
+    seen_epoch: u64,
 }
 
 impl Interpreter {
@@ -357,6 +359,12 @@ impl Engine for Interpreter {
     }
 
     fn run(&mut self, machine: &mut Machine, limit: RunLimit) -> Result<Exit, EngineError> {
+        if machine.memory_epoch != self.seen_epoch {
+            // Memory changed where the interpreter did not see it: decoded bytes may be stale
+            // (the MMU checks the epoch itself).
+            self.code.flush();
+            self.seen_epoch = machine.memory_epoch;
+        }
         let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
         pv_door::adopt_kvmclock(&mut cpu);
         let exit = run_loop(&mut cpu, limit);

@@ -77,6 +77,17 @@ pub enum EngineError {
     Host(String),
 }
 
+/// What changed behind an engine's back ([`Engine::invalidate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidate {
+    /// Guest-physical bytes `[phys, phys + len)` (code, page tables, data).
+    Memory { phys: u64, len: u64 },
+    /// Registers, control registers or MSRs (the paging context may have changed).
+    CpuState,
+    /// Anything: assume nothing cached is valid.
+    All,
+}
+
 // ANCHOR: engine_trait
 /// One way of executing guest instructions: interpreter, translator, KVM.
 pub trait Engine {
@@ -99,6 +110,15 @@ pub trait Engine {
     /// Engine-specific counters for `--stats` (e.g. the translator's cache), if any.
     fn report(&self) -> Option<String> {
         None
+    }
+
+    /// Someone changed guest state behind the engine's back (a debugger, a loader, a restore):
+    /// drop what is cached of it before running again. The default bumps the machine's memory
+    /// epoch, which every engine's caches check, so it also reaches engines that are not
+    /// running now; an engine may do less for a smaller `what`.
+    fn invalidate(&mut self, machine: &mut Machine, what: Invalidate) {
+        let _ = what;
+        machine.memory_changed_behind_engines();
     }
 
     /// Can this engine count retired instructions? (KVM cannot, except by single-stepping.)

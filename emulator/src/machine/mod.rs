@@ -6,7 +6,7 @@ pub mod loader;
 pub mod snapshot;
 pub mod stats;
 
-pub use engine::{Engine, EngineError, Exit, RunLimit};
+pub use engine::{Engine, EngineError, Exit, Invalidate, RunLimit};
 pub use snapshot::MachineSnapshot;
 pub use stats::{MmuStats, Stats, TranslatorStats};
 
@@ -31,6 +31,12 @@ pub struct Machine {
     pub pv: bool,
     /// Which engine last published kvmclock, and how to continue its time.
     pub kvmclock: crate::pv::kvmclock::Kvmclock,
+    /// Bumped whenever guest memory or paging state may have changed behind the emulated
+    /// engines' backs: a KVM run, a debugger's write, a restore. Every cache of guest memory
+    /// (decoded instructions, translated blocks, shadow page tables) remembers the epoch it was
+    /// filled in and drops itself when the machine's differs. (Device DMA is finer: logged
+    /// writes, see `Dma`.)
+    pub memory_epoch: u64,
 }
 
 impl std::fmt::Debug for Machine {
@@ -57,7 +63,14 @@ impl Machine {
             stats: Stats::default(),
             pv: false,
             kvmclock: Default::default(),
+            memory_epoch: 0,
         })
+    }
+
+    /// Guest memory or paging state changed where no engine saw it: every engine's caches of
+    /// it are dropped before it runs again (see [`Machine::memory_epoch`]).
+    pub fn memory_changed_behind_engines(&mut self) {
+        self.memory_epoch = self.memory_epoch.wrapping_add(1);
     }
 
     /// Guest-physical start of the high ROM alias, if a ROM is loaded.

@@ -55,9 +55,9 @@ pub struct Mmu {
     next_id: u32,
     clock: u64,
     tracer: Tracer,
-    /// `Stats::uncounted_runs` when last looked at: KVM counts its runs there, and a change
-    /// means guest memory (page tables included) was written where tracing could not see it.
-    seen_native_runs: u64,
+    /// `Machine::memory_epoch` when last looked at: a change means guest memory (page tables
+    /// included) was written where tracing could not see it (a KVM run, a debugger).
+    seen_epoch: u64,
     /// Entries the walker wrote (accessed/dirty bits) since the engine last asked: a page
     /// table may share bytes with code, so cached decodes and translations must hear of it.
     pub entry_writes: Vec<(u64, u32)>,
@@ -101,7 +101,7 @@ impl Mmu {
             next_id: 1,
             clock: 0,
             tracer: Tracer::default(),
-            seen_native_runs: 0,
+            seen_epoch: 0,
             entry_writes: Vec::new(),
             generation: 0,
         }
@@ -140,7 +140,7 @@ impl Mmu {
             || cpu.cr0 != self.ctx.cr0
             || cpu.cr4 != self.ctx.cr4
             || cpu.efer != self.ctx.efer
-            || machine.stats.uncounted_runs != self.seen_native_runs
+            || machine.memory_epoch != self.seen_epoch
         {
             self.sync_context(machine);
         }
@@ -249,9 +249,10 @@ impl Mmu {
     /// test): adopt them, dropping everything if the walk semantics changed.
     fn sync_context(&mut self, machine: &mut Machine) {
         self.generation += 1;
-        if machine.stats.uncounted_runs != self.seen_native_runs {
-            // Another engine ran the guest since: nothing cached can be trusted.
-            self.seen_native_runs = machine.stats.uncounted_runs;
+        if machine.memory_epoch != self.seen_epoch {
+            // Another engine ran the guest since (or a debugger wrote it): nothing cached
+            // can be trusted.
+            self.seen_epoch = machine.memory_epoch;
             self.drop_all(&mut machine.stats.mmu, Cause::Other);
             self.ctx_valid = false;
         }

@@ -293,10 +293,10 @@ fn a_run_of_another_engine_drops_every_shadow() {
     let (mut m, _) = two_spaces();
     let mut mmu = Mmu::default();
     read(&mut mmu, &mut m, 0x40_0000);
-    // KVM rewrote the PTE natively (no tracing) and counted its run.
+    // KVM rewrote the PTE natively (no tracing) and said so.
     let mut next = 0x20_0000;
     map4(&mut m, &mut next, 0x40_0000, 0x28_0000, P | RW);
-    m.stats.uncounted_runs += 1;
+    m.memory_changed_behind_engines();
     assert_eq!(read(&mut mmu, &mut m, 0x40_0000), 0x28_0000);
     assert_eq!(m.stats.mmu.inval_other, 1);
 }
