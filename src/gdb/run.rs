@@ -167,6 +167,7 @@ impl VmTarget {
         Ok(event)
     }
 
+    // ANCHOR: continue_until
     fn continue_until(&mut self, incoming: &mut impl FnMut() -> bool) -> Result<RunEvent, String> {
         let mut first = true;
         loop {
@@ -214,6 +215,7 @@ impl VmTarget {
             }
         }
     }
+    // ANCHOR_END: continue_until
 
     /// A breakpoint at the current instruction, if any.
     fn at_breakpoint(&self) -> Option<SingleThreadStopReason<u64>> {
