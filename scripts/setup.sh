@@ -23,6 +23,8 @@ command -v Xvfb >/dev/null || need_pkgs+=(xvfb)
 for p in libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+# The initramfs test's second opinion on vmscope's newc archives: GNU cpio.
+command -v cpio >/dev/null || need_pkgs+=(cpio)
 # The ACPI tests' second opinion on the DSDT's AML: Debian's iasl (acpica-tools).
 command -v iasl >/dev/null || need_pkgs+=(acpica-tools)
 # The gdb stub's test (tests/gdb.rs): Debian's gdb, driven in batch mode against `vmscope run --gdb`.
@@ -74,4 +76,8 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERS
     say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, ≈3 minutes once)"
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
+# `vmscope linux`'s default guest: Debian's cloud kernel and busybox-static, pinned, extracted
+# into a cache outside the repository (scripts/linux-assets.sh; a failed download is reported,
+# and the Linux tests say why they skip).
+"$(dirname "$0")/linux-assets.sh" >/dev/null || say "could not fetch the Linux guest's Debian packages"
 say "ready"

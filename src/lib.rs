@@ -13,6 +13,7 @@ pub mod engines;
 pub mod fuzz;
 pub mod gdb;
 pub mod image;
+pub mod linux;
 pub mod mmu_cmd;
 pub mod runner;
 pub mod step;

@@ -113,6 +113,8 @@ enum Command {
     },
     /// Run the teaching kernel's workloads on every engine (interp, bt, kvm, qemu-tcg, qemu-kvm, bochs) and compare.
     Compare(vmscope::compare::cli::CompareArgs),
+    /// Boot Linux (Debian's kernel and a busybox initramfs, fetched by scripts/linux-assets.sh)
+    Linux(vmscope::linux::LinuxArgs),
     /// Open the stepping debugger window on a guest (runs `vmscope-gui`: `cargo build -p gui`).
     Gui {
         /// Path to the image, or the name of a built-in guest; default: the demo.
@@ -339,6 +341,7 @@ fn real_main() -> Result<i32> {
         Command::Fuzz(args) => vmscope::fuzz::cli::fuzz(args),
         Command::Isa(args) => vmscope::cli_isa::isa(args),
         Command::Gui { image, args } => gui(image, &args),
+        Command::Linux(args) => vmscope::linux::run(args),
         Command::Compare(args) => vmscope::compare::cli::compare(args),
         Command::Mmu { command } => mmu(command),
         Command::KvmInfo => {

@@ -1,0 +1,247 @@
+//! `vmscope linux`: Debian's distribution kernel with a busybox initramfs, on any engine.
+//! Teaches: booting an operating system nobody wrote for vmscope — the boot protocol
+//! (`bzimage.rs`), the initial file system (`initramfs.rs`), and then everything the kernel
+//! probes on its way to a shell, measured: time to the first message and to init.
+//!
+//! The default kernel and busybox come from Debian's archive, fetched by
+//! `scripts/linux-assets.sh` (which setup runs) into a cache outside the repository; `--kernel`
+//! and `--initrd` take your own.
+
+pub mod bzimage;
+pub mod initramfs;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use emulator::{Exit, Machine, RunLimit};
+
+use crate::engines::{make_engine, EngineChoice};
+
+/// The Debian kernel `scripts/linux-assets.sh` fetches (its release, as in /lib/modules).
+pub const DEBIAN_KERNEL: &str = "6.1.0-57-cloud-amd64";
+/// Modules the initramfs carries and init loads, in dependency order (all `=m` in Debian's
+/// cloud kernel): the virtio transports and devices vmscope offers.
+pub const MODULES: &[&str] = &[
+    "kernel/drivers/virtio/virtio.ko",
+    "kernel/drivers/virtio/virtio_ring.ko",
+    "kernel/drivers/virtio/virtio_pci_modern_dev.ko",
+    "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
+    "kernel/drivers/virtio/virtio_pci.ko",
+    "kernel/drivers/virtio/virtio_mmio.ko",
+    "kernel/drivers/block/virtio_blk.ko",
+    "kernel/drivers/char/virtio_console.ko",
+];
+/// What the kernel is told unless `--append` says otherwise.
+pub const DEFAULT_APPEND: &str =
+    "console=ttyS0 earlyprintk=serial,ttyS0,115200 nokaslr panic=-1 rdinit=/init";
+
+/// `vmscope linux` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LinuxArgs {
+    /// A bzImage; default: Debian's cloud kernel from the asset cache.
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
+    /// An initrd/initramfs to pass instead of the one vmscope builds from busybox.
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<PathBuf>,
+    /// The kernel command line.
+    #[arg(long, default_value = DEFAULT_APPEND, allow_hyphen_values = true)]
+    pub append: String,
+    /// A shell command init runs (then it powers off) instead of starting a shell.
+    #[arg(long, value_name = "COMMAND")]
+    pub cmd: Option<String>,
+    #[arg(long, value_enum, default_value_t = EngineChoice::Bt)]
+    pub engine: EngineChoice,
+    /// Guest RAM in MiB (the kernel decompresses itself to 16 MiB and needs ~50 MiB there).
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub memory: u64,
+    /// Stop after this much host time, in seconds (the guest may still be booting).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Print the counters after the run, and the times to the first message and to init.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Where `scripts/linux-assets.sh` leaves the extracted Debian packages.
+pub fn asset_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("VMSCOPE_LINUX_ASSETS") {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    Path::new(&home)
+        .join(".cache/vmscope/linux")
+        .join(DEBIAN_KERNEL)
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| {
+        format!(
+            "reading {what} {} (scripts/linux-assets.sh fetches Debian's kernel and busybox)",
+            path.display()
+        )
+    })
+}
+
+/// The initramfs: busybox, `/init`, `/dev/console`, and the modules present in `assets`.
+pub fn build_initramfs(assets: &Path, cmd: Option<&str>) -> Result<Vec<u8>> {
+    let busybox = read(&assets.join("bin/busybox"), "busybox")?;
+    let module_root = assets.join("lib/modules").join(DEBIAN_KERNEL);
+    let mut modules = Vec::new();
+    for m in MODULES {
+        // Some are built in on other kernels; carry what this one has as a file.
+        if let Ok(bytes) = std::fs::read(module_root.join(m)) {
+            let name = Path::new(m)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            modules.push((name, bytes));
+        }
+    }
+    let names: Vec<String> = modules.iter().map(|(n, _)| n.clone()).collect();
+    let init = initramfs::init_script(cmd, &names);
+    use initramfs::Entry;
+    let mut entries = vec![
+        Entry::Dir("bin"),
+        Entry::Dir("dev"),
+        Entry::CharDevice {
+            path: "dev/console",
+            major: 5,
+            minor: 1,
+        },
+        Entry::Dir("proc"),
+        Entry::Dir("sys"),
+        Entry::Dir("lib"),
+        Entry::Dir("lib/modules"),
+        Entry::File {
+            path: "bin/busybox",
+            mode: 0o755,
+            data: &busybox,
+        },
+        Entry::Symlink {
+            path: "bin/sh",
+            target: "busybox",
+        },
+        Entry::File {
+            path: "init",
+            mode: 0o755,
+            data: init.as_bytes(),
+        },
+    ];
+    let paths: Vec<String> = modules
+        .iter()
+        .map(|(n, _)| format!("lib/modules/{n}"))
+        .collect();
+    for ((_, bytes), path) in modules.iter().zip(&paths) {
+        entries.push(Entry::File {
+            path,
+            mode: 0o644,
+            data: bytes,
+        });
+    }
+    Ok(initramfs::newc(&entries))
+}
+
+/// Boots Linux as `args` say; returns the process exit status.
+pub fn run(args: LinuxArgs) -> Result<i32> {
+    let assets = asset_dir();
+    let kernel_path = args
+        .kernel
+        .clone()
+        .unwrap_or_else(|| assets.join("boot").join(format!("vmlinuz-{DEBIAN_KERNEL}")));
+    let kernel = read(&kernel_path, "the kernel")?;
+    let initrd = match &args.initrd {
+        Some(p) => read(p, "the initrd")?,
+        None => build_initramfs(&assets, args.cmd.as_deref())?,
+    };
+    if args.memory < 128 {
+        bail!(
+            "--memory {}: Debian's kernel needs at least 128 MiB",
+            args.memory
+        );
+    }
+    let mut machine = Machine::new(args.memory << 20)
+        .with_context(|| format!("creating a machine with {} MiB", args.memory))?;
+    let name = kernel_path.display().to_string();
+    let loaded = bzimage::load(&mut machine, &name, &kernel, &args.append, Some(&initrd))?;
+    eprintln!(
+        "vmscope: {name}: Linux bzImage, boot protocol {}.{:02}, {} bytes of kernel at {:#x}; \
+         initrd {} bytes at {:#x}",
+        loaded.protocol >> 8,
+        loaded.protocol & 0xFF,
+        loaded.kernel_bytes,
+        bzimage::KERNEL,
+        initrd.len(),
+        loaded.initrd.map_or(0, |(at, _)| at)
+    );
+    let mut notice = |n: String| eprintln!("vmscope: {n}");
+    let mut engine = make_engine(args.engine, &machine, &mut notice)?;
+    eprintln!("vmscope: engine: {}", engine.describe());
+
+    let started = Instant::now();
+    let deadline = args.timeout.map(|s| started + Duration::from_secs_f64(s));
+    let (mut first_output, mut init_up) = (None, None);
+    let mut seen = Vec::new();
+    let stdout = std::io::stdout();
+    let exit = loop {
+        let limit = if engine.counts_instructions() {
+            RunLimit::instructions(2_000_000)
+        } else {
+            RunLimit::time_ns(50_000_000)
+        };
+        let exit = engine.run(&mut machine, limit)?;
+        let out = machine.bus.take_serial_output();
+        if !out.is_empty() {
+            first_output.get_or_insert(started.elapsed());
+            let mut lock = stdout.lock();
+            lock.write_all(&out)?;
+            lock.flush()?;
+            if init_up.is_none() {
+                seen.extend_from_slice(&out);
+                if String::from_utf8_lossy(&seen).contains(initramfs::INIT_MARKER) {
+                    init_up = Some(started.elapsed());
+                }
+                let keep = seen.len().saturating_sub(256);
+                seen.drain(..keep);
+            }
+        }
+        if exit != Exit::LimitReached {
+            break Some(exit);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break None;
+        }
+    };
+    let elapsed = started.elapsed();
+    if args.stats {
+        eprint!("{}", machine.stats.report(&machine.bus.stats));
+        let t = |d: Option<Duration>| {
+            d.map_or("never".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
+        };
+        eprintln!(
+            "time to the first console byte: {}; to init ({}): {}; whole run: {:.2} s",
+            t(first_output),
+            initramfs::INIT_MARKER,
+            t(init_up),
+            elapsed.as_secs_f64()
+        );
+    }
+    Ok(match exit {
+        None => {
+            eprintln!(
+                "vmscope: stopped after {:.1} s (--timeout) at rip {:#x} ({})",
+                elapsed.as_secs_f64(),
+                machine.cpu.rip,
+                machine.cpu.mode()
+            );
+            4
+        }
+        Some(exit) => {
+            eprintln!("vmscope: {}", crate::runner::exit_summary(&exit));
+            crate::runner::exit_status(&exit)
+        }
+    })
+}
