@@ -63,6 +63,9 @@ pub struct LinuxArgs {
     /// Print the counters after the run, and the times to the first message and to init.
     #[arg(long)]
     pub stats: bool,
+    /// Also write the initramfs vmscope built to FILE (e.g. for QEMU's -initrd).
+    #[arg(long, value_name = "FILE")]
+    pub save_initramfs: Option<PathBuf>,
 }
 
 /// Where `scripts/linux-assets.sh` leaves the extracted Debian packages.
@@ -157,6 +160,10 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
         Some(p) => read(p, "the initrd")?,
         None => build_initramfs(&assets, args.cmd.as_deref())?,
     };
+    if let Some(path) = &args.save_initramfs {
+        std::fs::write(path, &initrd)
+            .with_context(|| format!("writing the initramfs to {}", path.display()))?;
+    }
     if args.memory < 128 {
         bail!(
             "--memory {}: Debian's kernel needs at least 128 MiB",
