@@ -1,0 +1,105 @@
+//! Linux as a guest: Debian's kernel and the initramfs vmscope builds (issue 19, in progress).
+//! Teaches: an operating system nobody wrote for vmscope is the test of the machine — and QEMU,
+//! booting the same files, is the test of the files.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// The extracted Debian packages, or why the test cannot run.
+fn assets() -> Result<std::path::PathBuf, String> {
+    let dir = vmscope::linux::asset_dir();
+    let kernel = dir
+        .join("boot")
+        .join(format!("vmlinuz-{}", vmscope::linux::DEBIAN_KERNEL));
+    if kernel.exists() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "{} is missing (scripts/linux-assets.sh fetches Debian's kernel)",
+            kernel.display()
+        ))
+    }
+}
+
+#[test]
+fn qemu_boots_debians_kernel_with_vmscopes_initramfs_to_the_command() {
+    let dir = match assets() {
+        Ok(d) => d,
+        Err(why) => return eprintln!("skipped: {why}"),
+    };
+    let Some(qemu) = qemu_path() else {
+        return eprintln!("skipped: qemu-system-x86_64 is not installed");
+    };
+    let tmp = std::env::temp_dir().join(format!("vmscope-linux-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let initrd = tmp.join("initrd.cpio");
+    std::fs::write(
+        &initrd,
+        vmscope::linux::build_initramfs(&dir, Some("echo answer=$((6*7)); uname -r")).unwrap(),
+    )
+    .unwrap();
+    let kernel = dir
+        .join("boot")
+        .join(format!("vmlinuz-{}", vmscope::linux::DEBIAN_KERNEL));
+    let mut child = Command::new(qemu)
+        .args([
+            "-accel", "tcg", "-m", "256", "-display", "none", "-monitor", "none",
+        ])
+        .args(["-serial", "stdio", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&kernel)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", vmscope::linux::DEFAULT_APPEND])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("QEMU did not power off within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(
+        out.contains(vmscope::linux::initramfs::INIT_MARKER),
+        "{out}"
+    );
+    assert!(
+        out.contains("answer=42"),
+        "busybox's shell ran the command: {out}"
+    );
+    assert!(
+        out.contains(vmscope::linux::DEBIAN_KERNEL),
+        "uname -r: {out}"
+    );
+    assert!(out.contains("Power down"), "init powered off: {out}");
+}
+
+#[test]
+fn a_file_that_is_not_a_bzimage_is_refused_with_its_name() {
+    let tmp = std::env::temp_dir().join(format!("vmscope-notlinux-{}", std::process::id()));
+    std::fs::write(&tmp, guests::by_name("hello32").unwrap().image).unwrap();
+    let out = vmscope(&[
+        "linux",
+        "--kernel",
+        tmp.to_str().unwrap(),
+        "--initrd",
+        tmp.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_file(&tmp);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("not a Linux bzImage") && err.contains("vmscope-notlinux"),
+        "{err}"
+    );
+}
