@@ -27,6 +27,10 @@ use super::run::{current_instruction, EngineKind, Observation};
 /// Why a kvm difference is not a bug: (name, reason). `vmscope fuzz --rules` prints them.
 pub const KVM_RULES: &[(&str, &str)] = &[
     (
+        PVM_TSD,
+        "the ring-3 machine sets CR4.TSD, so RDTSC must #GP(0) in ring 3 (the interpreter's answer, and VT-x's); PVM does not carry the guest's TSD into native ring-3 execution, and RDTSC returns the host's TSC (measured: `vmscope fuzz --mode ring3 --seed 20261207`, cases 1657, 2443, 3151, 3213)",
+    ),
+    (
         UNDEFINED,
         "the case read a status flag the architecture leaves undefined (after MUL, a shift, BSF, …), directly or by pushing RFLAGS in an exception frame, or ran an instruction whose result is undefined (a 16-bit SHLD/SHRD by more than 16): CPU models differ, the interpreter's choice is one of them",
     ),
@@ -74,6 +78,7 @@ const NOT_IMPLEMENTED: &str = "not implemented";
 const COMPAT: &str = "compatibility mode on PVM";
 const NO_END: &str = "no end to compare";
 const PVM_EMULATED_FAULT: &str = "faults PVM emulates";
+const PVM_TSD: &str = "RDTSC under CR4.TSD on PVM";
 const VENDOR: &str = "Intel model, AMD host";
 
 /// What the interpreter ran, step by step: for deciding whether a rule applies.
@@ -272,6 +277,9 @@ fn rule_for(t: &Trace, a: &Observation, b: &Observation) -> Option<&'static str>
     }
     if t.compat {
         return Some(COMPAT);
+    }
+    if t.mnemonics.contains(&Mnemonic::Rdtsc) {
+        return Some(PVM_TSD);
     }
     if t.reads_selector {
         return Some(HOST_STATE_RULE);
