@@ -11,16 +11,22 @@
 //! | 44, 48 | mmap_length, mmap_addr | 6 |
 //! | 64 | boot_loader_name (address of a NUL-terminated string) | 9 |
 //!
-//! vmscope puts everything in one fixed area, `0x8000..0x10000`, just above where a boot sector
-//! would sit and far below the 1 MiB where kernels load; a kernel whose segments touch the area
-//! is rejected rather than silently overwritten:
+//! vmscope writes everything into one *information area* of whole pages, laid out like this
+//! (offsets from the area's start):
 //!
-//! | address | contents |
-//! |---------|----------|
-//! | 0x8000 | the 116-byte information structure (unused fields zero) |
-//! | 0x8080 | the memory map: entries of `size = 20, base_addr: u64, length: u64, type` |
-//! | 0x8100 | `"vmscope\0"` |
-//! | 0x8200 | the command line, exactly as given (like QEMU's `-append`), NUL-terminated |
+//! | offset | contents |
+//! |--------|----------|
+//! | 0x000 | the 116-byte information structure (unused fields zero) |
+//! | 0x080 | the memory map: entries of `size = 20, base_addr: u64, length: u64, type` |
+//! | 0x100 | `"vmscope\0"` |
+//! | 0x200 | the command line, exactly as given (like QEMU's `-append`), NUL-terminated |
+//!
+//! Where the area goes is chosen *after* looking at the kernel's segments (bss included), so
+//! nothing the kernel occupies is overwritten ([`place`]): 0x8000 ([`INFO_ADDR`], just above
+//! where a boot sector would sit) when that is free, else the first page boundary after a
+//! segment's end that is free — what QEMU does, putting its info after the kernel image — else
+//! 1 MiB, else any free page of conventional memory. Always inside usable RAM of the map below and below
+//! 4 GiB (the structure holds 32-bit addresses).
 //!
 //! The memory map describes the classic PC: usable 0–0x9FC00 (639 KiB), the extended BIOS data
 //! area 0x9FC00–0xA0000 reserved, a hole for VGA memory and option ROMs, the ACPI tables
@@ -30,17 +36,23 @@
 use super::{LoadError, Machine};
 use crate::machine::FOUR_GIB;
 
-/// First byte of the area the loader writes its information into.
+/// Where the information area goes when no kernel segment is there (the usual case).
 pub const INFO_AREA_START: u64 = 0x8000;
-/// One past the last byte of that area.
+/// One past the last byte of the largest area (the longest command line) at [`INFO_AREA_START`].
 pub const INFO_AREA_END: u64 = 0x1_0000;
-/// Guest-physical address of the information structure (the value in EBX).
+/// The preferred address of the information structure (EBX), used when it is free.
 pub const INFO_ADDR: u64 = INFO_AREA_START;
-const MMAP_ADDR: u64 = 0x8080;
-const LOADER_NAME_ADDR: u64 = 0x8100;
-const CMDLINE_ADDR: u64 = 0x8200;
+const MMAP_OFFSET: u64 = 0x80;
+const LOADER_NAME_OFFSET: u64 = 0x100;
+const CMDLINE_OFFSET: u64 = 0x200;
 /// Room for the command line, including its terminating NUL.
-pub const CMDLINE_MAX: u64 = INFO_AREA_END - CMDLINE_ADDR;
+pub const CMDLINE_MAX: u64 = INFO_AREA_END - INFO_AREA_START - CMDLINE_OFFSET;
+const PAGE: u64 = 0x1000;
+
+/// The most RAM a Multiboot boot supports: guest RAM is one block from address 0, so above
+/// the PCI memory window's start (`devices::board::PCI_MEMORY_WINDOW`, 0xE0000000 = 3.5 GiB)
+/// it would cover the PCI BARs, the I/O APIC and the local APIC. (No RAM above 4 GiB yet.)
+pub const MULTIBOOT_MAX_RAM: u64 = devices::board::PCI_MEMORY_WINDOW.0 as u64;
 /// The name the kernel finds at `boot_loader_name`.
 pub const LOADER_NAME: &str = "vmscope";
 
@@ -111,8 +123,42 @@ pub fn memory_map(ram: u64) -> Vec<MemoryRegion> {
     map
 }
 
-/// The guest-physical range `[start, end)` below 1 MiB that no kernel segment may cover.
-pub(crate) const LOW_HOLE: (u64, u64) = (LOW_RAM_END, ONE_MIB);
+/// Bytes of the information area for a command line of `cmdline_len` bytes: whole pages.
+pub(crate) fn area_len(cmdline_len: u64) -> u64 {
+    (CMDLINE_OFFSET + cmdline_len + 1).div_ceil(PAGE) * PAGE
+}
+
+/// Chooses the information area's start for `len` bytes in a machine with `ram` bytes: inside
+/// usable RAM of [`memory_map`] (not page 0, the real-mode IVT and BIOS data), below 4 GiB and
+/// overlapping no range of `taken` (the kernel's segments and anything else in use). Tries
+/// [`INFO_ADDR`], then the page after each taken range's end (lowest first), then 1 MiB, then
+/// every page of conventional memory; `None` when nothing fits.
+pub(crate) fn place(ram: u64, taken: &[(u64, u64)], len: u64) -> Option<u64> {
+    let usable: Vec<(u64, u64)> = memory_map(ram)
+        .iter()
+        .filter(|r| r.kind == MEMORY_AVAILABLE)
+        .map(|r| (r.base.max(PAGE), (r.base + r.len).min(FOUR_GIB)))
+        .collect();
+    let fits = |start: u64| {
+        let Some(end) = start.checked_add(len) else {
+            return false;
+        };
+        usable.iter().any(|&(lo, hi)| start >= lo && end <= hi)
+            && taken
+                .iter()
+                .all(|&(a, l)| l == 0 || end <= a || a.saturating_add(l) <= start)
+    };
+    let mut ends: Vec<u64> = taken
+        .iter()
+        .filter_map(|&(a, l)| a.checked_add(l)?.checked_next_multiple_of(PAGE))
+        .collect();
+    ends.sort_unstable();
+    std::iter::once(INFO_ADDR)
+        .chain(ends)
+        .chain(std::iter::once(ONE_MIB))
+        .chain((PAGE..LOW_RAM_END).step_by(PAGE as usize))
+        .find(|&start| fits(start))
+}
 
 /// The smallest RAM a Multiboot boot needs: the first MiB (the map and mem_upper assume it).
 pub(crate) const MIN_RAM: u64 = ONE_MIB;
@@ -129,10 +175,21 @@ pub(crate) fn check_cmdline(name: &str, cmdline: &str) -> Result<(), LoadError> 
     Ok(())
 }
 
-/// Writes the information structure, memory map, loader name and command line; returns the
-/// structure's address. The caller has checked the command line and that RAM ≥ 1 MiB.
-pub(crate) fn write(machine: &mut Machine, name: &str, cmdline: &str) -> Result<u64, LoadError> {
+/// Writes the information structure, memory map, loader name and command line into the area
+/// at `base` (from [`place`]); returns the structure's address. The caller has checked the
+/// command line and that RAM ≥ 1 MiB.
+pub(crate) fn write(
+    machine: &mut Machine,
+    name: &str,
+    cmdline: &str,
+    base: u64,
+) -> Result<u64, LoadError> {
     check_cmdline(name, cmdline)?;
+    let (mmap_addr, loader_name_addr, cmdline_addr) = (
+        base + MMAP_OFFSET,
+        base + LOADER_NAME_OFFSET,
+        base + CMDLINE_OFFSET,
+    );
     let ram = machine.ram.size();
     let map = memory_map(ram);
     // mem_upper counts KiB from 1 MiB up to the first hole; our RAM is contiguous, and the
@@ -146,10 +203,10 @@ pub(crate) fn write(machine: &mut Machine, name: &str, cmdline: &str) -> Result<
     put(0, MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_BOOT_LOADER_NAME);
     put(4, (LOW_RAM_END / 1024) as u32);
     put(8, mem_upper);
-    put(16, CMDLINE_ADDR as u32);
+    put(16, cmdline_addr as u32);
     put(44, map.len() as u32 * (MMAP_ENTRY_SIZE + 4));
-    put(48, MMAP_ADDR as u32);
-    put(64, LOADER_NAME_ADDR as u32);
+    put(48, mmap_addr as u32);
+    put(64, loader_name_addr as u32);
 
     let mut mmap = Vec::with_capacity(map.len() * 24);
     for region in &map {
@@ -163,21 +220,18 @@ pub(crate) fn write(machine: &mut Machine, name: &str, cmdline: &str) -> Result<
         name: name.to_string(),
         source,
     };
-    let area_len = (INFO_AREA_END - INFO_AREA_START) as usize;
-    machine
-        .ram
-        .fill(INFO_AREA_START, area_len, 0)
-        .map_err(mem_err)?;
-    machine.ram.write(INFO_ADDR, &info).map_err(mem_err)?;
-    machine.ram.write(MMAP_ADDR, &mmap).map_err(mem_err)?;
+    let len = area_len(cmdline.len() as u64) as usize;
+    machine.ram.fill(base, len, 0).map_err(mem_err)?;
+    machine.ram.write(base, &info).map_err(mem_err)?;
+    machine.ram.write(mmap_addr, &mmap).map_err(mem_err)?;
     // The zero fill above supplies both strings' terminating NULs.
     machine
         .ram
-        .write(LOADER_NAME_ADDR, LOADER_NAME.as_bytes())
+        .write(loader_name_addr, LOADER_NAME.as_bytes())
         .map_err(mem_err)?;
     machine
         .ram
-        .write(CMDLINE_ADDR, cmdline.as_bytes())
+        .write(cmdline_addr, cmdline.as_bytes())
         .map_err(mem_err)?;
-    Ok(INFO_ADDR)
+    Ok(base)
 }

@@ -106,6 +106,24 @@ pub enum LoadError {
         end: u64,
     },
 
+    /// {name}: guest RAM of {ram:#x} bytes is more than a Multiboot boot supports ({max:#x}, …)
+    #[error(
+        "{name}: guest RAM of {ram:#x} bytes ({} MiB) is more than a Multiboot boot on this machine \
+         supports: at most {max:#x} ({} MiB; above it RAM would cover the PCI memory window at \
+         0xe0000000, and vmscope maps no RAM above 4 GiB yet); use a smaller --memory",
+        ram >> 20,
+        max >> 20
+    )]
+    RamTooLarge { name: String, ram: u64, max: u64 },
+
+    /// {name}: no free usable RAM below 4 GiB for the {need:#x}-byte Multiboot information area
+    #[error(
+        "{name}: no free usable RAM below 4 GiB for the {need:#x}-byte Multiboot information area \
+         (information structure, memory map, loader name, command line): the kernel's segments \
+         cover it all"
+    )]
+    NoRoomForInfo { name: String, need: u64 },
+
     /// {name}: entry point {entry:#x} is not inside any loaded segment
     #[error("{name}: entry point {entry:#x} is not inside any loaded segment")]
     EntryNotLoaded { name: String, entry: u64 },

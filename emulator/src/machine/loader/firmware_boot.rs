@@ -25,12 +25,17 @@
 //! unchanged, and the values are visible in the memory view at a fixed address. The price is
 //! that the ROM bytes depend on the kernel; they are rebuilt on every load.
 
-use super::{firmware, load_firmware, load_multiboot, LoadError, LoadedImage, Machine};
+use super::multiboot::load_multiboot_avoiding;
+use super::{firmware, load_firmware, LoadError, LoadedImage, Machine};
 
 /// The magic at the start of the parameter block.
 pub const PARAMS_MAGIC: &[u8; 8] = b"VMSCBOOT";
 /// Distance of the parameter block from the end of the ROM.
 pub const PARAMS_FROM_END: usize = 0x20;
+
+const ONE_MIB: u64 = 1 << 20;
+/// The page below the firmware's real-mode stack top (`mov $0x7000, %sp` in `firmware.S`).
+const FIRMWARE_STACK: (u64, u64) = (0x6000, 0x7000);
 
 /// How a Multiboot kernel is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,7 +82,23 @@ pub fn load_multiboot_via_firmware(
             from_end: PARAMS_FROM_END as u64,
         });
     }
-    let mut loaded = load_multiboot(machine, name, kernel, cmdline)?;
+    // The ROM's low copy (written after the kernel) is what the CPU runs after its first far
+    // jump, and the firmware's real-mode stack sits below 0x7000: neither the kernel nor the
+    // Multiboot information may be there.
+    let low_len = (firmware.len() as u64).min(firmware::ROM_LOW_ALIAS_MAX);
+    let in_use = [
+        (
+            ONE_MIB - low_len,
+            ONE_MIB,
+            "the boot firmware's copy below 1 MiB (run at reset)",
+        ),
+        (
+            FIRMWARE_STACK.0,
+            FIRMWARE_STACK.1,
+            "the boot firmware's stack",
+        ),
+    ];
+    let mut loaded = load_multiboot_avoiding(machine, name, kernel, cmdline, &in_use)?;
     // A Multiboot entry and information address are 32-bit by construction (the loader checks).
     let entry = u32::try_from(loaded.entry).unwrap_or(0);
     let info = loaded

@@ -211,12 +211,34 @@ fn aout_placement<'a>(
 
 /// Loads a Multiboot v1 kernel (ELF32 or a.out kludge), writes the information structure with
 /// `cmdline` (passed to the kernel exactly as given) and sets the CPU to the Multiboot entry state.
-/// Needs at least 1 MiB of RAM. Nothing is written unless every check passes.
+/// Needs at least 1 MiB of RAM and at most [`boot_info::MULTIBOOT_MAX_RAM`]. Nothing is written
+/// unless every check passes.
+///
+/// Segments may lie anywhere in RAM, below 1 MiB too: the PC's 0xA0000–0xFFFFF hole is shadowed
+/// RAM on this machine (guest RAM is one block from 0 and answers before any device), so an ELF
+/// whose first `PT_LOAD` carries its headers at 0xff000 loads as on QEMU. Refused: a segment past
+/// RAM's end, or over the ACPI tables (0xE0000–0xF0000, already in RAM). The information area is
+/// placed where no segment is (see `boot_info::place`).
 pub fn load_multiboot(
     machine: &mut Machine,
     name: &str,
     bytes: &[u8],
     cmdline: &str,
+) -> Result<LoadedImage, LoadError> {
+    load_multiboot_avoiding(machine, name, bytes, cmdline, &[])
+}
+
+/// A range of guest-physical memory that something besides the kernel needs, named for errors.
+pub(crate) type InUse = (u64, u64, &'static str);
+
+/// [`load_multiboot`], with `in_use` ranges `[start, end)` that neither a kernel segment nor the
+/// information area may cover (the firmware boot's ROM copy and stack).
+pub(crate) fn load_multiboot_avoiding(
+    machine: &mut Machine,
+    name: &str,
+    bytes: &[u8],
+    cmdline: &str,
+    in_use: &[InUse],
 ) -> Result<LoadedImage, LoadError> {
     let header = find_header(name, bytes)?;
     let unsupported = header.flags & 0xFFFF & !SUPPORTED_REQUIRED;
@@ -235,6 +257,13 @@ pub fn load_multiboot(
             ram,
         });
     }
+    if ram > boot_info::MULTIBOOT_MAX_RAM {
+        return Err(LoadError::RamTooLarge {
+            name: name.to_string(),
+            ram,
+            max: boot_info::MULTIBOOT_MAX_RAM,
+        });
+    }
     boot_info::check_cmdline(name, cmdline)?;
 
     let (format, placements, entry) = match &header.aout {
@@ -247,21 +276,13 @@ pub fn load_multiboot(
             ("Multiboot ELF32", elf.segments, elf.entry)
         }
     };
+    let acpi = devices::acpi::RESERVED;
+    let acpi_in_ram = (ram >= acpi.1).then_some((acpi.0, acpi.1, "the ACPI tables"));
     for p in &placements {
         p.check_in_ram(name, ram)?;
-        p.check_clear_of(
-            name,
-            "the Multiboot information area",
-            boot_info::INFO_AREA_START,
-            boot_info::INFO_AREA_END,
-        )?;
-        let (hole_start, hole_end) = boot_info::LOW_HOLE;
-        p.check_clear_of(
-            name,
-            "the reserved EBDA/VGA/BIOS range below 1 MiB",
-            hole_start,
-            hole_end,
-        )?;
+        for &(start, end, region) in in_use.iter().chain(acpi_in_ram.iter()) {
+            p.check_clear_of(name, region, start, end)?;
+        }
     }
     let entry32 = placements
         .iter()
@@ -273,9 +294,20 @@ pub fn load_multiboot(
             entry,
         })?;
 
+    let taken: Vec<(u64, u64)> = placements
+        .iter()
+        .map(|p| (p.paddr, p.mem_len))
+        .chain(in_use.iter().map(|&(start, end, _)| (start, end - start)))
+        .collect();
+    let need = boot_info::area_len(cmdline.len() as u64);
+    let base = boot_info::place(ram, &taken, need).ok_or_else(|| LoadError::NoRoomForInfo {
+        name: name.to_string(),
+        need,
+    })?;
+
     let segments = super::write_placements(machine, name, &placements)?;
-    let info = boot_info::write(machine, name, cmdline)?;
-    // INFO_ADDR is a constant below 64 KiB.
+    let info = boot_info::write(machine, name, cmdline, base)?;
+    // `place` only returns addresses below 4 GiB.
     machine.cpu = CpuState::multiboot_entry(entry32, info as u32);
     Ok(LoadedImage {
         name: name.to_string(),

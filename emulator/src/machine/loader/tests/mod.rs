@@ -4,6 +4,7 @@
 mod flat_rom;
 mod fuzz;
 mod multiboot;
+mod placement;
 
 use crate::machine::Machine;
 

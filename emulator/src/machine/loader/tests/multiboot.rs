@@ -422,32 +422,6 @@ fn segments_outside_ram_are_refused_and_nothing_is_written() {
 }
 
 #[test]
-fn segments_over_the_info_area_or_the_low_hole_are_refused() {
-    let mut m = machine(2 * MIB);
-    for (paddr, region) in [
-        (0x7F00u32, "the Multiboot information area"),
-        (0xB_8000, "the reserved EBDA/VGA/BIOS range below 1 MiB"),
-    ] {
-        let image = elf32(
-            paddr,
-            &[ElfSeg::load(paddr, vec![0xF4; 0x200], 0x200)],
-            Some(0),
-        );
-        match load_multiboot(&mut m, "low.elf", &image, "") {
-            Err(LoadError::Overlap { region: r, .. }) => assert_eq!(r, region),
-            other => panic!("expected overlap with {region}, got {other:?}"),
-        }
-    }
-    // Just below the area is fine.
-    let image = elf32(
-        0x7000,
-        &[ElfSeg::load(0x7000, vec![0xF4; 0x1000], 0x1000)],
-        Some(0),
-    );
-    load_multiboot(&mut m, "low.elf", &image, "").unwrap();
-}
-
-#[test]
 fn required_flags_we_cannot_honour_are_refused() {
     let mut m = machine(2 * MIB);
     let seg = [ElfSeg::load(0x10_0000, vec![0xF4], 1)];
