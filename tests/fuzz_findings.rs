@@ -38,3 +38,25 @@ fn an_undecodable_instruction_in_a_translated_block_is_not_counted_as_unimplemen
 fn a_store_into_the_page_table_mapping_the_code_ends_the_translated_block() {
     agree(Mode::Long, "0441e6d0687d7a3bdb76f6");
 }
+
+/// Loops of short chained blocks that use up the instruction budget exactly: bt ran one
+/// instruction past the limit (2001 of 2000), because the next block did not fit the empty
+/// budget and was interpreted one instruction anyway. Found by `vmscope fuzz --cases 10000
+/// --seed 20261207` in ring 3 (cases 71, 1628, 2572) and real mode (case 3172).
+#[test]
+fn a_chain_that_uses_up_the_instruction_budget_runs_no_further() {
+    // imul eax, ebx; jrcxz; jbe back to the jrcxz: one-instruction blocks chained in a loop.
+    agree(Mode::Ring3, "0fafc3e3060f86f8ffffff");
+    // jmp far [mem] to a selector that faults, then a jp/jae loop.
+    agree(
+        Mode::Ring3,
+        "ff2d000000000c0001002b000f8a000000000f83f4ffffff",
+    );
+    // cmovno under LOOP, then jno back to the start.
+    agree(
+        Mode::Ring3,
+        "48b902000000000000006667440f413c2541000100e2f348ba03000000000000000f81d9ffffff",
+    );
+    // sti; call; jbe; leave; js; popf; ret — with timer interrupts.
+    agree(Mode::Real, "fbe80000763cc9789dc3");
+}
