@@ -31,7 +31,10 @@
 //! The memory map describes the classic PC: usable 0–0x9FC00 (639 KiB), the extended BIOS data
 //! area 0x9FC00–0xA0000 reserved, a hole for VGA memory and option ROMs, the ACPI tables
 //! 0xE0000–0xF0000 reserved (see `devices::acpi`), the BIOS 0xF0000–0x100000 reserved, and
-//! usable RAM from 1 MiB to the end of guest RAM.
+//! usable RAM from 1 MiB to the end of guest RAM — at most [`MULTIBOOT_MAX_RAM`] (3.5 GiB), so
+//! `--memory 256M` gives one entry 1 MiB–256 MiB. The reserved ranges are still RAM on this
+//! machine: a kernel segment may be loaded into them (QEMU loads an ELF's headers at 0xff000 the
+//! same way), just not over the ACPI tables.
 
 use super::{LoadError, Machine};
 use crate::machine::FOUR_GIB;

@@ -7,7 +7,7 @@
 //! |------|--------------------|--------------------|
 //! | [flat binary](load_flat) | RAM at a chosen address (0x7C00 by default, like a boot sector) | real mode at the entry |
 //! | [firmware ROM](load_firmware) | read-only below 4 GiB, last 128 KiB copied under 1 MiB | the reset vector F000:FFF0 |
-//! | [Multiboot v1 kernel](load_multiboot) | ELF32 `PT_LOAD` segments or a.out-kludge range at physical addresses | 32-bit protected mode, EAX = 0x2BADB002, EBX = info |
+//! | [Multiboot v1 kernel](load_multiboot) | ELF32 `PT_LOAD` segments or a.out-kludge range at physical addresses, anywhere in RAM; the information after them | 32-bit protected mode, EAX = 0x2BADB002, EBX = info |
 //! | [Multiboot kernel through firmware](load_multiboot_via_firmware) | as above, plus vmscope's boot ROM with the entry patched in | the reset vector; the ROM switches to protected mode and jumps |
 //!
 //! Which kind a file is, [`detect`] decides from its bytes (and, for ROMs, its name): a Multiboot
@@ -51,6 +51,7 @@ mod tests;
 pub use boot_info::{
     memory_map, MemoryRegion, CMDLINE_MAX, INFO_ADDR, INFO_AREA_END, INFO_AREA_START, LOADER_NAME,
     MBI_BOOT_LOADER_NAME, MBI_CMDLINE, MBI_MEM, MBI_MMAP, MEMORY_AVAILABLE, MEMORY_RESERVED,
+    MULTIBOOT_MAX_RAM,
 };
 pub use error::LoadError;
 pub use firmware::{load_firmware, ROM_LOW_ALIAS_MAX, ROM_MAX, ROM_MIN};
