@@ -102,6 +102,16 @@ fn check_success(m: &Machine, loaded: &LoadedImage) {
     }
     if let Some(info) = loaded.info_addr {
         assert_eq!(m.cpu.gpr[crate::cpu::reg::RBX], info);
+        let cmdline = super::read32(m, info + 16) as u64;
+        for &(a, l) in &loaded.segments {
+            for (start, len) in [(info, 116), (cmdline, 1)] {
+                let clear = l == 0 || start + len <= a || a + l <= start;
+                assert!(
+                    clear,
+                    "information at {start:#x} inside a segment: {loaded}"
+                );
+            }
+        }
         assert_eq!(m.cpu.rip, loaded.entry);
         assert!(
             loaded
