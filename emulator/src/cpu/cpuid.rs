@@ -13,6 +13,8 @@ pub const MAX_EXTENDED_LEAF: u32 = 0x8000_0008;
 
 /// CPUID.1:EDX feature bits we implement.
 pub mod edx1 {
+    /// Debugging extensions: CR4.DE, I/O breakpoints, DR4/DR5 #UD (interpreter: `interp/debug.rs`).
+    pub const DE: u32 = 1 << 2;
     pub const PSE: u32 = 1 << 3;
     pub const TSC: u32 = 1 << 4;
     pub const MSR: u32 = 1 << 5;
@@ -106,7 +108,8 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
             0x0000_06F1,
             0x0001_0800,
             ecx1::PCID | ecx1::POPCNT | ecx1::X2APIC | ecx1::TSC_DEADLINE,
-            edx1::PSE
+            edx1::DE
+                | edx1::PSE
                 | edx1::TSC
                 | edx1::MSR
                 | edx1::PAE

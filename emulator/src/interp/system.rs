@@ -507,17 +507,14 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         // The MMU checks reserved bits, loads PAE PDPTEs and switches the shadow.
         Register::CR3 => cpu.mmu.write_cr3(cpu.m, v).map_err(|_| gp(0)),
         Register::CR4 => {
-            const SUPPORTED: u64 = ctl::CR4_VME
-                | ctl::CR4_PVI
-                | ctl::CR4_TSD
+            // Only bits whose feature CPUID advertises (cpu/cpuid.rs): VME/PVI, MCE, OSFXSR and
+            // OSXMMEXCPT name features this CPU does not have, so they are reserved (#GP).
+            const SUPPORTED: u64 = ctl::CR4_TSD
                 | ctl::CR4_DE
                 | ctl::CR4_PSE
                 | ctl::CR4_PAE
-                | ctl::CR4_MCE
                 | ctl::CR4_PGE
                 | ctl::CR4_PCE
-                | ctl::CR4_OSFXSR
-                | ctl::CR4_OSXMMEXCPT
                 | ctl::CR4_PCIDE
                 | ctl::CR4_SMEP
                 | ctl::CR4_SMAP;
@@ -634,6 +631,10 @@ fn write_msr(cpu: &mut Cpu, index: u32, v: u64) -> R<()> {
         msr::IA32_SYSENTER_ESP | msr::IA32_SYSENTER_EIP if !canonical => return Err(gp(0)),
         msr::IA32_SYSENTER_ESP => s.msrs.sysenter_esp = v,
         msr::IA32_SYSENTER_EIP => s.msrs.sysenter_eip = v,
+        // Each of the eight PAT entries must name a memory type: 0, 1, 4, 5, 6 or 7.
+        msr::IA32_PAT if (0..8).any(|i| matches!((v >> (8 * i)) & 0xFF, 2 | 3 | 8..)) => {
+            return Err(gp(0))
+        }
         msr::IA32_PAT => s.msrs.pat = v,
         msr::IA32_STAR => s.msrs.star = v,
         msr::IA32_LSTAR | msr::IA32_CSTAR | msr::IA32_KERNEL_GS_BASE if !canonical => {
@@ -646,7 +647,9 @@ fn write_msr(cpu: &mut Cpu, index: u32, v: u64) -> R<()> {
         msr::IA32_FS_BASE => s.seg[Seg::Fs as usize].base = v,
         msr::IA32_GS_BASE => s.seg[Seg::Gs as usize].base = v,
         msr::IA32_KERNEL_GS_BASE => s.msrs.kernel_gs_base = v,
-        msr::IA32_TSC_AUX => s.msrs.tsc_aux = v & 0xFFFF_FFFF,
+        // IA32_TSC_AUX bits 63:32 are reserved.
+        msr::IA32_TSC_AUX if v >> 32 != 0 => return Err(gp(0)),
+        msr::IA32_TSC_AUX => s.msrs.tsc_aux = v,
         _ => return Err(gp(0)),
     }
     Ok(())
@@ -670,14 +673,15 @@ pub(crate) fn flat_segment(selector: u16, code: bool, long: bool, dpl: u8) -> Se
 }
 
 /// SYSCALL: the fast system call of long mode. RCX ← RIP, R11 ← RFLAGS, CS/SS from STAR.
+/// This CPU is an Intel one (CPUID vendor): SYSCALL is #UD outside 64-bit mode, compatibility
+/// mode included, so IA32_CSTAR (AMD's compatibility-mode target) is stored but never used.
 fn syscall(cpu: &mut Cpu) -> R<()> {
     let s = cpu.s();
-    if s.efer & ctl::EFER_SCE == 0 || !s.long_mode_active() {
+    if s.efer & ctl::EFER_SCE == 0 || s.mode() != CpuMode::Long64 {
         return Err(ud());
     }
     let star_cs = ((s.msrs.star >> 32) & 0xFFFC) as u16;
-    let long64 = s.mode() == CpuMode::Long64;
-    let target = if long64 { s.msrs.lstar } else { s.msrs.cstar };
+    let target = s.msrs.lstar;
     let (rip, rflags, fmask) = (s.rip, s.rflags, s.msrs.fmask);
     let st = cpu.st();
     st.gpr[reg::RCX] = rip;

@@ -1,0 +1,184 @@
+//! Issue 12 items 4 and 5: SYSCALL and single-step, and MSRs/CR4 that are only what CPUID says.
+//! Teaches: an honest CPU refuses what it does not advertise — a reserved MSR value, a CR4 bit
+//! for a missing feature, SYSCALL outside 64-bit mode on an Intel part — with #GP or #UD, so a
+//! kernel's probe learns the truth. Every test runs on the interpreter and on bt (`support::run`).
+
+mod support;
+
+use emulator::cpu::{cpuid, reg, DescriptorTable, Seg};
+use emulator::{Exit, Machine};
+use support::{assemble, long_mode, run};
+
+const DONE: Exit = Exit::DebugExit {
+    value: 0x11,
+    status: 0x23,
+};
+
+/// 64-bit ring-0 code at 0x10000 (identity-mapped, no IDT) run on both engines.
+fn run64(source: &str) -> (Exit, Machine) {
+    let code = assemble(64, 0x10000, source);
+    let mut m = long_mode(&code);
+    let exit = run(&mut m);
+    (exit, m)
+}
+
+/// `wrmsr` of EDX:EAX to `index`, then the debug exit: DONE if it was accepted, a triple fault
+/// (no IDT) if it raised #GP.
+fn wrmsr(index: u32, value: u64) -> Exit {
+    let source = format!(
+        "mov ecx, {index:#x}\nmov eax, {:#x}\nmov edx, {:#x}\nwrmsr\nmov eax, 0x11\nout 0xF4, eax\n",
+        value as u32,
+        value >> 32
+    );
+    run64(&source).0
+}
+
+fn is_gp(exit: &Exit) -> bool {
+    matches!(exit, Exit::TripleFault { .. })
+}
+
+#[test]
+fn pat_entries_with_a_reserved_memory_type_are_a_gp() {
+    const IA32_PAT: u32 = 0x277;
+    assert_eq!(wrmsr(IA32_PAT, 0x0007_0406_0007_0406), DONE, "power-on PAT");
+    assert_eq!(
+        wrmsr(IA32_PAT, 0x0105_0400_0706_0504),
+        DONE,
+        "types 0,1,4,5,6,7"
+    );
+    for bad in [2u64, 3, 8, 0xFF] {
+        for entry in [0, 3, 7] {
+            let v = 0x0007_0406_0007_0406 & !(0xFF << (8 * entry)) | bad << (8 * entry);
+            assert!(is_gp(&wrmsr(IA32_PAT, v)), "PAT{entry} = {bad:#x} accepted");
+        }
+    }
+}
+
+#[test]
+fn tsc_aux_bits_63_32_are_reserved() {
+    const IA32_TSC_AUX: u32 = 0xC000_0103;
+    assert_eq!(wrmsr(IA32_TSC_AUX, 0xFFFF_FFFF), DONE);
+    assert!(is_gp(&wrmsr(IA32_TSC_AUX, 1 << 32)));
+}
+
+#[test]
+fn cr4_bits_for_features_cpuid_does_not_advertise_are_reserved() {
+    let edx1 = cpuid::cpuid(1, 0)[3];
+    // (CR4 bit, CPUID.1:EDX bit of its feature): VME, PVI → VME; MCE; OSFXSR → FXSR;
+    // OSXMMEXCPT → SSE. None is advertised, so each CR4 bit is reserved.
+    for (cr4_bit, feature) in [(0, 1), (1, 1), (6, 7), (9, 24), (10, 25)] {
+        assert_eq!(
+            edx1 & 1 << feature,
+            0,
+            "CPUID.1:EDX bit {feature} is advertised"
+        );
+        let source = format!(
+            "mov rax, cr4\nbts rax, {cr4_bit}\nmov cr4, rax\nmov eax, 0x11\nout 0xF4, eax\n"
+        );
+        assert!(is_gp(&run64(&source).0), "CR4 bit {cr4_bit} accepted");
+    }
+    // CR4.DE is implemented (DR4/DR5 #UD, I/O breakpoints), so CPUID says so and it can be set.
+    assert_ne!(edx1 & cpuid::edx1::DE, 0, "CPUID.1:EDX.DE");
+    let (exit, m) = run64("mov rax, cr4\nbts rax, 3\nmov cr4, rax\nmov eax, 0x11\nout 0xF4, eax\n");
+    assert_eq!(exit, DONE);
+    assert_ne!(m.cpu.cr4 & 8, 0);
+}
+
+#[test]
+fn syscall_is_ud_outside_64_bit_mode_on_this_intel_cpu() {
+    // EFER.SCE on, STAR/CSTAR set; the same bytes run from a compatibility-mode CS.
+    let code = assemble(
+        32,
+        0x10000,
+        "mov ecx, 0xC0000080\nrdmsr\nor eax, 1\nwrmsr\nmov ecx, 0xC0000083\nmov eax, 0x10100\nxor edx, edx\nwrmsr\nsyscall\nmov eax, 0x11\nout 0xF4, eax\n",
+    );
+    let mut m = long_mode(&code);
+    let cs = &mut m.cpu.seg[Seg::Cs as usize];
+    cs.l = false;
+    cs.db = true;
+    let exit = run(&mut m);
+    assert!(
+        is_gp(&exit) && m.cpu.rip < 0x10100,
+        "{exit:?} at {:#x}",
+        m.cpu.rip
+    );
+}
+
+#[test]
+fn syscall_with_tf_set_traps_at_the_first_instruction_of_the_handler() {
+    // FMASK clears TF (and IF); the #DB for SYSCALL itself still arrives, as a trap after it,
+    // with the saved RIP = LSTAR in ring 0 and DR6.BS; R11 keeps the caller's TF.
+    let code = assemble(
+        64,
+        0x10000,
+        r#"
+        mov ecx, 0xC0000080
+        rdmsr
+        or eax, 1
+        wrmsr
+        mov ecx, 0xC0000081          # STAR: SYSCALL CS 0x08, SS 0x10
+        xor eax, eax
+        mov edx, 0x00000008
+        wrmsr
+        mov ecx, 0xC0000082          # LSTAR
+        lea rax, [rip + entry]
+        xor edx, edx
+        wrmsr
+        mov ecx, 0xC0000084          # FMASK: TF | IF | DF
+        mov eax, 0x700
+        wrmsr
+        pushfq
+        or qword ptr [rsp], 0x100
+        popfq
+        syscall
+        hlt
+    entry:
+        mov rdi, 0xE                 # the handler's first instruction; must not have run
+        mov eax, 0x11
+        out 0xF4, eax
+    .org 0x200
+    db_handler:
+        mov rbx, [rsp]               # saved RIP
+        mov rdx, [rsp + 8]           # saved CS
+        mov rsi, [rsp + 16]          # saved RFLAGS
+        mov rbp, dr6
+        mov eax, 0x11
+        out 0xF4, eax
+        "#,
+    );
+    let mut m = long_mode(&code);
+    // GDT: null, 64-bit ring-0 code 0x08, data 0x10. IDT vector 1 → db_handler.
+    let (gdt, idt) = (0x7000u64, 0x6000u64);
+    m.ram.write_le(gdt + 8, 8, 0x00AF_9A00_0000_FFFF).unwrap();
+    m.ram.write_le(gdt + 16, 8, 0x00CF_9200_0000_FFFF).unwrap();
+    let handler = 0x10200u64;
+    let gate_lo = (handler & 0xFFFF) | 0x08 << 16 | 0x8E00 << 32 | (handler >> 16 & 0xFFFF) << 48;
+    m.ram.write_le(idt + 16, 8, gate_lo).unwrap();
+    m.ram.write_le(idt + 24, 8, handler >> 32).unwrap();
+    m.cpu.gdtr = DescriptorTable {
+        base: gdt,
+        limit: 23,
+    };
+    m.cpu.idtr = DescriptorTable {
+        base: idt,
+        limit: 0xFFF,
+    };
+    let exit = run(&mut m);
+    assert_eq!(exit, DONE);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_ne!(
+        g(reg::RDI),
+        0xE,
+        "the handler's first instruction ran before the #DB"
+    );
+    assert_eq!(g(reg::RBX), m.cpu.msrs.lstar, "#DB saved RIP = LSTAR");
+    assert_eq!(
+        g(reg::RDX),
+        0x08,
+        "#DB taken in the SYSCALL handler's ring 0"
+    );
+    assert_eq!(g(reg::RSI) & 0x700, 0, "FMASK cleared TF, IF and DF");
+    assert_ne!(g(reg::RBP) & 1 << 14, 0, "DR6.BS");
+    assert_ne!(g(11) & 0x100, 0, "R11 holds the caller's TF");
+    assert_eq!(g(11) & 1 << 16, 0, "R11.RF is clear");
+}
