@@ -182,3 +182,39 @@ fn syscall_with_tf_set_traps_at_the_first_instruction_of_the_handler() {
     assert_ne!(g(11) & 0x100, 0, "R11 holds the caller's TF");
     assert_eq!(g(11) & 1 << 16, 0, "R11.RF is clear");
 }
+
+#[test]
+fn instructions_the_interpreter_implements_are_advertised_cmpxchg16b_and_64_bit_lahf() {
+    // A kernel or libc that sees no CX16 / LAHF-SAHF bit avoids (or emulates) instructions this
+    // CPU runs; KVM's CPU has them natively, so both engines must say so.
+    assert_ne!(
+        cpuid::cpuid(1, 0)[2] & cpuid::ecx1::CX16,
+        0,
+        "CPUID.1:ECX.CX16"
+    );
+    assert_ne!(
+        cpuid::cpuid(0x8000_0001, 0)[2] & cpuid::ecx81::LAHF_LM,
+        0,
+        "LAHF-SAHF"
+    );
+    let (exit, m) = run64(
+        r#"
+        mov qword ptr [0x8000], 1
+        mov qword ptr [0x8008], 2
+        mov eax, 1
+        mov edx, 2
+        mov ebx, 3
+        mov ecx, 4
+        cmpxchg16b [0x8000]
+        mov rsi, [0x8008]
+        stc
+        lahf
+        movzx edi, ah
+        mov eax, 0x11
+        out 0xF4, eax
+        "#,
+    );
+    assert_eq!(exit, DONE);
+    assert_eq!(m.cpu.gpr[reg::RSI], 4, "CMPXCHG16B stored RCX:RBX");
+    assert_eq!(m.cpu.gpr[reg::RDI] & 1, 1, "LAHF read CF");
+}

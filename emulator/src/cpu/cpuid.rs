@@ -32,6 +32,8 @@ pub mod edx1 {
 
 /// CPUID.1:ECX feature bits we implement.
 pub mod ecx1 {
+    /// CMPXCHG16B (interpreter: `alu_muldiv::cmpxchg_wide`, #GP on a misaligned operand).
+    pub const CX16: u32 = 1 << 13;
     /// Process-context identifiers (CR4.PCIDE).
     pub const PCID: u32 = 1 << 17;
     /// POPCNT (interpreter: `alu_shift::bits`).
@@ -58,6 +60,8 @@ pub mod ecx7 {
 
 /// CPUID.80000001h:ECX feature bits we implement.
 pub mod ecx81 {
+    /// LAHF/SAHF in 64-bit mode (interpreter: `alu.rs`; they work in every mode).
+    pub const LAHF_LM: u32 = 1 << 0;
     /// LZCNT ("ABM" on AMD). TZCNT is BMI1, which we do not advertise: without it the F3 0F BC
     /// encoding executes as BSF, as on real CPUs without BMI1.
     pub const LZCNT: u32 = 1 << 5;
@@ -107,7 +111,7 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
         1 => [
             0x0000_06F1,
             0x0001_0800,
-            ecx1::PCID | ecx1::POPCNT | ecx1::X2APIC | ecx1::TSC_DEADLINE,
+            ecx1::CX16 | ecx1::PCID | ecx1::POPCNT | ecx1::X2APIC | ecx1::TSC_DEADLINE,
             edx1::DE
                 | edx1::PSE
                 | edx1::TSC
@@ -129,7 +133,7 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
         0x8000_0001 => [
             0,
             0,
-            ecx81::LZCNT,
+            ecx81::LAHF_LM | ecx81::LZCNT,
             edx81::SYSCALL | edx81::NX | edx81::PAGE1GB | edx81::RDTSCP | edx81::LM,
         ],
         0x8000_0002..=0x8000_0004 => {
