@@ -76,6 +76,17 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERS
     say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (cargo install, ≈3 minutes once)"
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
+# Coverage-guided fuzzing (fuzz/, `cargo +nightly fuzz run TARGET`): libFuzzer needs a nightly
+# toolchain (its sanitizer flags); cargo-fuzz pinned, built from source once (≈1 minute).
+CARGO_FUZZ_VERSION=0.13.1
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    say "installing the nightly toolchain for cargo fuzz (rustup, minimal profile)"
+    rustup toolchain install nightly --profile minimal
+fi
+if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+    say "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install --locked)"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+fi
 # `vmscope linux`'s default guest: Debian's cloud kernel and busybox-static, pinned, extracted
 # into a cache outside the repository (scripts/linux-assets.sh; a failed download is reported,
 # and the Linux tests say why they skip).
