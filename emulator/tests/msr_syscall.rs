@@ -218,3 +218,200 @@ fn instructions_the_interpreter_implements_are_advertised_cmpxchg16b_and_64_bit_
     assert_eq!(m.cpu.gpr[reg::RSI], 4, "CMPXCHG16B stored RCX:RBX");
     assert_eq!(m.cpu.gpr[reg::RDI] & 1, 1, "LAHF read CF");
 }
+
+// ---- SYSRET, SYSENTER and SYSEXIT checks -----------------------------------------------------
+
+/// A 64-bit machine whose pages are user-accessible, with a GDT (0x08 ring-0 code, 0x10 data)
+/// and an IDT sending #GP (13) to 0x10200.
+fn machine64(source: &str) -> Machine {
+    let code = assemble(64, 0x10000, source);
+    let mut m = long_mode(&code);
+    for (table, next) in [(0x1000u64, 0x2000u64), (0x2000, 0x3000), (0x3000, 0x4000)] {
+        m.ram.write_le(table, 8, next | 7).unwrap();
+    }
+    for page in 0..512u64 {
+        m.ram
+            .write_le(0x4000 + page * 8, 8, page << 12 | 7)
+            .unwrap();
+    }
+    let (gdt, idt, handler) = (0x7000u64, 0x6000u64, 0x10200u64);
+    m.ram.write_le(gdt + 8, 8, 0x00AF_9A00_0000_FFFF).unwrap();
+    m.ram.write_le(gdt + 16, 8, 0x00CF_9200_0000_FFFF).unwrap();
+    let gate_lo = (handler & 0xFFFF) | 0x08 << 16 | 0x8E00 << 32 | (handler >> 16 & 0xFFFF) << 48;
+    m.ram.write_le(idt + 13 * 16, 8, gate_lo).unwrap();
+    m.ram.write_le(idt + 13 * 16 + 8, 8, handler >> 32).unwrap();
+    m.cpu.gdtr = DescriptorTable {
+        base: gdt,
+        limit: 23,
+    };
+    m.cpu.idtr = DescriptorTable {
+        base: idt,
+        limit: 0xFFF,
+    };
+    m
+}
+
+const SCE_AND_STAR: &str = r#"
+        mov ecx, 0xC0000080
+        rdmsr
+        or eax, 1
+        wrmsr
+        mov ecx, 0xC0000081          # STAR: SYSCALL CS 0x08; SYSRET base 0x10 (CS 0x23, SS 0x1B)
+        xor eax, eax
+        mov edx, 0x00100008
+        wrmsr
+"#;
+
+/// The #GP handler at 0x10200: RBX = saved RIP, RDX = saved CS, R14 = the error code.
+const GP_HANDLER: &str = r#"
+    .org 0x200
+        mov r14, [rsp]
+        mov rbx, [rsp + 8]
+        mov rdx, [rsp + 16]
+        mov eax, 0x11
+        out 0xF4, eax
+"#;
+
+#[test]
+fn sysret_to_a_non_canonical_rcx_is_a_gp_in_ring_0() {
+    let mut m = machine64(&format!(
+        "{SCE_AND_STAR}
+        lea rdi, [rip + at]
+        mov rcx, 0x0000800000000000
+        mov r11, 2
+    at: sysretq
+        hlt
+    {GP_HANDLER}"
+    ));
+    assert_eq!(run(&mut m), DONE);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_eq!(g(reg::RBX), g(reg::RDI), "#GP at the SYSRET");
+    assert_eq!(g(reg::RDX), 0x08, "#GP(0) delivered in ring 0, not ring 3");
+    assert_eq!(g(14), 0, "error code 0");
+}
+
+#[test]
+fn sysret_takes_cs_ss_from_star_and_rflags_from_r11_with_rf_and_vm_clear() {
+    let mut m = machine64(&format!(
+        "{SCE_AND_STAR}
+        mov ecx, 0xC0000082          # LSTAR
+        lea rax, [rip + back]
+        xor edx, edx
+        wrmsr
+        lea rcx, [rip + user]
+        mov r11, -1                  # every flag, RF and VM included, but TF
+        btr r11, 8
+        sysretq
+    user:
+        pushfq
+        pop rsi
+        mov rdi, cs
+        mov rbp, ss
+        syscall
+    back:
+        mov eax, 0x11
+        out 0xF4, eax
+    {GP_HANDLER}"
+    ));
+    assert_eq!(run(&mut m), DONE);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_eq!(
+        g(reg::RSI),
+        0x3C_7ED7,
+        "RFLAGS = R11 & 3C7FD7h | 2, RF and VM clear"
+    );
+    assert_eq!(g(reg::RDI), 0x23, "CS = STAR[63:48] + 16, RPL 3");
+    assert_eq!(g(reg::RBP), 0x1B, "SS = STAR[63:48] + 8, RPL 3");
+    assert_eq!(m.cpu.cpl(), 0);
+}
+
+#[test]
+fn sysexitq_returns_to_64_bit_ring_3_and_checks_rdx_for_canonical() {
+    let body = |rdx: &str| {
+        format!(
+            "mov ecx, 0x174
+        mov eax, 0x08
+        xor edx, edx
+        wrmsr
+        lea rdi, [rip + at]
+        {rdx}
+        mov rcx, 0x8800
+    at: sysexitq
+        hlt
+    user:
+        mov rsi, cs
+        mov rbp, ss
+        mov r13, rsp
+        mov eax, 0x11
+        out 0xF4, eax
+    {GP_HANDLER}"
+        )
+    };
+    let mut m = machine64(&body("lea rdx, [rip + user]"));
+    assert_eq!(run(&mut m), DONE);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_eq!(g(reg::RSI), 0x2B, "CS = SYSENTER_CS + 32, RPL 3");
+    assert_eq!(g(reg::RBP), 0x33, "SS = SYSENTER_CS + 40, RPL 3");
+    assert_eq!(g(reg::R13), 0x8800, "RSP = RCX");
+    let mut m = machine64(&body("mov rdx, 0x0000800000000000"));
+    assert_eq!(run(&mut m), DONE);
+    assert_eq!(m.cpu.gpr[reg::RBX], m.cpu.gpr[reg::RDI], "#GP at SYSEXITQ");
+    assert_eq!(m.cpu.gpr[reg::RDX], 0x08);
+}
+
+#[test]
+fn sysenter_and_sysexit_are_gp_without_sysenter_cs_in_real_mode_and_outside_ring_0() {
+    // SYSENTER_CS = 0: #GP(0), in ring 0.
+    let mut m = machine64(&format!(
+        "lea rdi, [rip + at]
+    at: sysenter
+        hlt
+    {GP_HANDLER}"
+    ));
+    assert_eq!(run(&mut m), DONE);
+    assert_eq!(m.cpu.gpr[reg::RBX], m.cpu.gpr[reg::RDI], "#GP at SYSENTER");
+    // SYSEXIT from ring 3 (after a good SYSEXITQ): #GP.
+    let mut m = machine64(&format!(
+        "mov ecx, 0x174
+        mov eax, 0x08
+        xor edx, edx
+        wrmsr
+        lea rdx, [rip + user]
+        mov rcx, 0x8800
+        sysexitq
+    user:
+        lea rdi, [rip + at]
+    at: sysexitq
+        hlt
+    {GP_HANDLER}"
+    ));
+    // No TSS here, so the ring-3 #GP cannot reach its handler: the triple fault says where.
+    let exit = run(&mut m);
+    let at = format!("{:04x}:{:#x}", 0x2B, m.cpu.gpr[reg::RDI]);
+    assert!(
+        matches!(&exit, Exit::TripleFault { detail } if detail.contains(&at)),
+        "{exit:?}, expected the #GP at {at}"
+    );
+    assert_eq!(
+        m.stats.exceptions.get("#GP"),
+        Some(&1),
+        "{:?}",
+        m.stats.exceptions
+    );
+    // Real mode: #GP even with SYSENTER_CS set.
+    let code = assemble(
+        16,
+        0x7C00,
+        "mov ecx, 0x174\nmov eax, 8\nxor edx, edx\nwrmsr\nsysenter\nhlt\n.org 0x200\nmov eax, 0x11\nout 0xF4, eax\n",
+    );
+    let mut m = support::real_mode(&code);
+    m.ram.write_le(13 * 4, 4, 0x7E00).unwrap(); // IVT: #GP → 0000:7E00
+    assert_eq!(run(&mut m), DONE);
+    assert_eq!(
+        m.stats.exceptions.get("#GP"),
+        Some(&1),
+        "{:?}",
+        m.stats.exceptions
+    );
+    assert_eq!(m.stats.exceptions.get("sysenter"), None);
+}
