@@ -415,3 +415,31 @@ fn sysenter_and_sysexit_are_gp_without_sysenter_cs_in_real_mode_and_outside_ring
     );
     assert_eq!(m.stats.exceptions.get("sysenter"), None);
 }
+
+#[test]
+fn misc_enable_reads_fast_strings_on_and_only_its_own_value_can_be_written_back() {
+    let (exit, m) = run64(
+        "mov ecx, 0x1A0\nrdmsr\nmov esi, eax\nmov edi, edx\nwrmsr\nmov eax, 0x11\nout 0xF4, eax\n",
+    );
+    assert_eq!(exit, DONE);
+    assert_eq!(m.cpu.gpr[reg::RSI] & 1, 1, "FAST_STRING_ENABLE");
+    assert_eq!(m.cpu.gpr[reg::RSI] & 1 << 22, 0, "LIMIT_CPUID off");
+    assert_eq!(
+        m.cpu.gpr[reg::RDI] & 1 << 2,
+        0,
+        "XD_DISABLE off (NX is advertised)"
+    );
+    assert!(is_gp(&wrmsr(0x1A0, 1 << 22)), "a bit that cannot change");
+}
+
+#[test]
+fn msrs_this_cpu_does_not_have_are_a_gp() {
+    // MTRRs (CPUID.1:EDX.MTRR is clear), IA32_TSC_ADJUST (CPUID.7:EBX bit 1 clear) and an index
+    // nobody uses: RDMSR raises #GP(0).
+    assert_eq!(cpuid::cpuid(1, 0)[3] & 1 << 12, 0);
+    assert_eq!(cpuid::cpuid(7, 0)[1] & 1 << 1, 0);
+    for index in [0xFEu32, 0x2FF, 0x200, 0x250, 0x3B, 0x1234_5678] {
+        let source = format!("mov ecx, {index:#x}\nrdmsr\nmov eax, 0x11\nout 0xF4, eax\n");
+        assert!(is_gp(&run64(&source).0), "RDMSR {index:#x} did not fault");
+    }
+}

@@ -567,6 +567,12 @@ fn write_cr0(cpu: &mut Cpu, v: u64) -> R<()> {
     cpu.mmu.control_changed(cpu.m, before).map_err(|_| gp(0))
 }
 
+/// IA32_MISC_ENABLE (architectural on Intel family 6, read by Linux without a fault handler):
+/// fast strings on (bit 0), branch-trace storage and PEBS unavailable (bits 11, 12); no
+/// thermal control, no MONITOR, CPUID not limited, XD not disabled.
+const IA32_MISC_ENABLE: u32 = 0x1A0;
+const MISC_ENABLE: u64 = 1 | 1 << 11 | 1 << 12;
+
 fn read_msr(cpu: &mut Cpu, index: u32) -> R<u64> {
     // Platform MSRs (IA32_APIC_BASE, IA32_TSC_DEADLINE, x2APIC 0x800-0x8FF) belong to the
     // local APIC on the bus, so every engine sees the same APIC.
@@ -594,6 +600,7 @@ fn read_msr(cpu: &mut Cpu, index: u32) -> R<u64> {
         msr::IA32_GS_BASE => s.seg[Seg::Gs as usize].base,
         msr::IA32_KERNEL_GS_BASE => s.msrs.kernel_gs_base,
         msr::IA32_TSC_AUX => s.msrs.tsc_aux,
+        IA32_MISC_ENABLE => MISC_ENABLE,
         _ => return Err(gp(0)),
     })
 }
@@ -650,6 +657,8 @@ fn write_msr(cpu: &mut Cpu, index: u32, v: u64) -> R<()> {
         // IA32_TSC_AUX bits 63:32 are reserved.
         msr::IA32_TSC_AUX if v >> 32 != 0 => return Err(gp(0)),
         msr::IA32_TSC_AUX => s.msrs.tsc_aux = v,
+        // Nothing in it can change here: writing back what it reads is allowed, the rest #GP.
+        IA32_MISC_ENABLE if v == MISC_ENABLE => {}
         _ => return Err(gp(0)),
     }
     Ok(())
