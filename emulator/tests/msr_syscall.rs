@@ -443,3 +443,39 @@ fn msrs_this_cpu_does_not_have_are_a_gp() {
         assert!(is_gp(&run64(&source).0), "RDMSR {index:#x} did not fault");
     }
 }
+
+#[test]
+fn address_msrs_refuse_non_canonical_values_and_efer_its_reserved_bits() {
+    const NON_CANONICAL: u64 = 0x0000_8000_0000_0000;
+    const HIGH_CANONICAL: u64 = 0xFFFF_8000_0000_0000;
+    // FS_BASE, GS_BASE, KERNEL_GS_BASE, LSTAR, CSTAR, SYSENTER_ESP, SYSENTER_EIP.
+    for index in [
+        0xC000_0100u32,
+        0xC000_0101,
+        0xC000_0102,
+        0xC000_0082,
+        0xC000_0083,
+        0x175,
+        0x176,
+    ] {
+        assert_eq!(wrmsr(index, HIGH_CANONICAL), DONE, "{index:#x}");
+        assert!(
+            is_gp(&wrmsr(index, NON_CANONICAL)),
+            "{index:#x} took a non-canonical address"
+        );
+    }
+    // STAR and FMASK take any address-free value.
+    assert_eq!(wrmsr(0xC000_0081, 0x0023_0010_0000_0000), DONE);
+    assert_eq!(wrmsr(0xC000_0084, 0x4_7700), DONE);
+    // EFER (paging on, long mode active): SCE and NXE may change, LME may not, bit 1 is reserved.
+    assert_eq!(wrmsr(0xC000_0080, 0x0D01), DONE, "SCE | LME | LMA | NXE");
+    assert!(is_gp(&wrmsr(0xC000_0080, 0x0D03)), "reserved bit 1");
+    assert!(
+        is_gp(&wrmsr(0xC000_0080, 0x0C01)),
+        "LME cleared while paging is on"
+    );
+    assert!(
+        is_gp(&wrmsr(0xC000_0080, 1 << 32 | 0x0D01)),
+        "reserved bit 32"
+    );
+}
