@@ -479,3 +479,23 @@ fn address_msrs_refuse_non_canonical_values_and_efer_its_reserved_bits() {
         "reserved bit 32"
     );
 }
+
+#[test]
+fn apic_base_refuses_reserved_bits_and_x2apic_without_enable() {
+    const IA32_APIC_BASE: u32 = 0x1B;
+    assert_eq!(
+        wrmsr(IA32_APIC_BASE, 0xFEE0_0900),
+        DONE,
+        "xAPIC enabled, BSP"
+    );
+    assert_eq!(wrmsr(IA32_APIC_BASE, 0xFEE0_0D00), DONE, "xAPIC → x2APIC");
+    assert!(is_gp(&wrmsr(IA32_APIC_BASE, 0xFEE0_0B00)), "reserved bit 9");
+    assert!(
+        is_gp(&wrmsr(IA32_APIC_BASE, 1 << 40 | 0xFEE0_0900)),
+        "above MAXPHYADDR (40)"
+    );
+    assert!(
+        is_gp(&wrmsr(IA32_APIC_BASE, 0xFEE0_0500)),
+        "x2APIC without enable"
+    );
+}
