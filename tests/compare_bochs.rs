@@ -32,11 +32,17 @@ fn compute_on_bochs_gives_the_host_checksum_and_a_speed() {
         compute.expected_checksum.as_deref(),
         Some(compute.checksum.as_str())
     );
-    // Speed from the interpreter's count per round: present, and no count of Bochs's own.
-    assert!(
-        compute.guest_ips.is_some_and(|ips| ips > 0.0),
-        "{compute:?}"
-    );
+    // Speed from the interpreter's count per round whenever a time was measured (on a loaded
+    // machine five rounds can vanish in the baseline's noise: then no speed, not a wrong one),
+    // and no count of Bochs's own.
+    if compute.ns_per_op.is_some_and(|ns| ns > 0.0) {
+        assert!(
+            compute.guest_ips.is_some_and(|ips| ips > 0.0),
+            "{compute:?}"
+        );
+    } else {
+        assert_eq!(compute.guest_ips, None, "{compute:?}");
+    }
     assert_eq!(compute.instructions_per_op, None);
     let syscall = report.cell("syscall", "bochs").unwrap();
     assert_eq!(syscall.checksum, "0x000000000000000f");
