@@ -4,7 +4,7 @@
 image_loaders: built-in guests from the `guests` crate's build output (Multiboot ELF, a.out kludge,
 ROMs, a boot sector), each behind the target's first byte (name .elf/.bin/.rom, boot method).
 decode_and_step: small real-mode and 64-bit code. moo_reader: the first tests of two SingleStepTests
-files, plain and gzipped. virtqueue, pci_config: hand-made well-formed cases.
+files, plain and gzipped, into fuzz/corpus/moo_reader (not committed). virtqueue, pci_config: hand-made well-formed cases.
 Usage: fuzz/make-seeds.py [GUESTS_OUT_DIR]  (default: the newest target/*/build/guests-*/out)
 """
 import glob, gzip, os, struct, sys
@@ -45,8 +45,11 @@ put("decode_and_step", "pm32-string", bytes([2]) + bytes.fromhex("fcb9080000008d
 put("decode_and_step", "long-alu", bytes([3]) + bytes.fromhex("4801d84831c948ffc14883f91075f70f0b"))
 put("decode_and_step", "ring3-syscall", bytes([4]) + bytes.fromhex("4889c80f05e6f4"))
 
-# moo_reader: the header chunk with its count patched, then the first three TEST chunks.
+# moo_reader: the header chunk with its count patched, then the first three TEST chunks —
+# written to fuzz/corpus/moo_reader (not committed: the SingleStepTests files are outside data
+# that stays in ../shared/testdata; scripts/test.sh makes these seeds there at run time).
 sst = os.path.join(root, "..", "shared", "testdata", "sst-80286-real")
+moo_out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "corpus", "moo_reader")
 for name in ["00.MOO.gz", "88.MOO.gz"]:
     path = os.path.join(sst, name)
     if not os.path.exists(path):
@@ -64,8 +67,10 @@ for name in ["00.MOO.gz", "88.MOO.gz"]:
         pos += 8 + n
     small = b"".join(chunks)
     base = name.split(".")[0]
-    put("moo_reader", base + ".moo", small)
-    put("moo_reader", base + ".moo.gz", gzip.compress(small, mtime=0))
+    os.makedirs(moo_out, exist_ok=True)
+    for file, blob in [(base + ".moo", small), (base + ".moo.gz", gzip.compress(small, mtime=0))]:
+        with open(os.path.join(moo_out, file), "wb") as f:
+            f.write(blob)
 
 # virtqueue: 12 header bytes (size, desc/avail/used addresses, features, rounds, stride,
 # written length), then RAM: a two-descriptor chain (readable 0x1000+16, writable 0x1100+64)

@@ -33,7 +33,19 @@ if rustup run nightly rustc --version >/dev/null 2>&1 && cargo fuzz --version >/
     for target in $(cd fuzz && cargo +nightly fuzz list); do
         corpus=$(mktemp -d)
         log="$corpus.log"
-        if (cd fuzz && cargo +nightly fuzz run "$target" "$corpus" "corpus-seed/$target" -- \
+        seeds="$PWD/fuzz/corpus-seed/$target"
+        if [ "$target" = moo_reader ]; then
+            # Seeds from the SingleStepTests files in ../shared/testdata, made here at run time
+            # (outside data is read from there, never copied into the repository).
+            seeds=$(mktemp -d)
+            for f in ../shared/testdata/sst-80286-real/00.MOO.gz ../shared/testdata/sst-80286-real/88.MOO.gz; do
+                if [ -f "$f" ]; then
+                    gzip -dc "$f" | head -c 4096 >"$seeds/$(basename "$f" .gz)" || true
+                    cp "$f" "$seeds/"
+                fi
+            done
+        fi
+        if (cd fuzz && cargo +nightly fuzz run "$target" "$corpus" "$seeds" -- \
             -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -print_final_stats=1) >"$log" 2>&1; then
             runs=$(awk '/^stat::number_of_executed_units/ { print $2 }' "$log")
             echo "fuzz target $target: clean for ${FUZZ_SECONDS} s (${runs:-?} inputs)"
