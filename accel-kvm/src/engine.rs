@@ -50,8 +50,8 @@ pub struct KvmEngine {
     /// Stop with an error when KVM's instruction emulator gives up (`--kvm-strict`), instead
     /// of running that one instruction on the interpreter (see `run_loop.rs`).
     pub(crate) strict_emulation: bool,
-    /// The interpreter that runs what KVM could not; made on first use, caches flushed each
-    /// time (KVM wrote guest memory behind its back meanwhile).
+    /// The interpreter that runs what KVM could not; made on first use. KVM writes guest memory
+    /// behind its back; the memory epoch each KVM_RUN moves makes it drop its caches.
     pub(crate) fallback: Option<Box<emulator::interp::Interpreter>>,
 }
 

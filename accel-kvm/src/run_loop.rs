@@ -644,10 +644,11 @@ impl KvmEngine {
         use emulator::Engine as _;
         machine.stats.count_exit("emulated-for-kvm");
         self.pull_state(machine)?;
+        // Its caches are stale (KVM wrote guest memory meanwhile): each KVM_RUN bumped the
+        // machine's memory epoch, so the interpreter drops them itself.
         let interp = self
             .fallback
             .get_or_insert_with(|| Box::new(emulator::interp::Interpreter::new()));
-        interp.flush_caches(machine);
         let counted = machine.stats.instructions;
         let exit = interp.step(machine)?;
         let ran = machine.stats.instructions - counted;

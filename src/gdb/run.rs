@@ -28,12 +28,12 @@ const KVM_SLICE_NS: u64 = 20_000_000;
 /// Instructions between looks at the socket while stepping for breakpoints.
 const POLL_EVERY: u32 = 4096;
 
-/// The engine under the debugger, kept concrete where the debugger must flush its caches
-/// after writing guest memory (decoded instructions, translated blocks, shadow page tables).
+/// The engine under the debugger. (A debugger's memory writes need no call here: they move the
+/// machine's memory epoch, which every engine's caches check.)
 pub enum DebugEngine {
     Interp(Box<Interpreter>),
     Bt(Box<BinaryTranslator>),
-    /// KVM maps the very RAM the debugger writes: nothing to flush.
+    /// KVM maps the very RAM the debugger writes.
     Kvm(Box<dyn Engine>),
 }
 
@@ -68,12 +68,6 @@ impl DebugEngine {
 
     fn counts_instructions(&mut self) -> bool {
         self.get().counts_instructions()
-    }
-
-    /// The debugger wrote guest memory behind the engine's back.
-    pub fn memory_written(&mut self, machine: &mut Machine) {
-        self.get()
-            .invalidate(machine, emulator::machine::Invalidate::All);
     }
 }
 

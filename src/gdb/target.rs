@@ -186,9 +186,9 @@ impl SingleThreadBase for VmTarget {
     }
 
     fn write_addrs(&mut self, start_addr: u64, data: &[u8]) -> TargetResult<(), Self> {
+        // write_linear bumps the machine's memory epoch: every engine's caches drop themselves.
         memory::write_linear(&mut self.machine, start_addr, data)
             .map_err(|_| TargetError::Errno(14))?;
-        self.engine.memory_written(&mut self.machine);
         Ok(())
     }
 
