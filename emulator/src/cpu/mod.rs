@@ -2,6 +2,7 @@
 //! Teaches: what "the state of a CPU" is — registers, hidden descriptor caches, control registers, MSRs.
 
 pub mod cpuid;
+pub mod fpu;
 pub mod state;
 
 pub use state::*;

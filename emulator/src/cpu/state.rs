@@ -205,40 +205,7 @@ pub struct PendingEvents {
     pub nmi_pending: bool,
 }
 
-/// The x87/SSE state in FXSAVE layout (512 bytes), so any engine can carry it unchanged.
-#[derive(Clone, PartialEq, Eq)]
-pub struct FpuState {
-    pub fxsave: [u8; 512],
-}
-
-impl Default for FpuState {
-    fn default() -> Self {
-        let mut fxsave = [0u8; 512];
-        fxsave[0..2].copy_from_slice(&0x037Fu16.to_le_bytes()); // FCW after FNINIT
-        fxsave[24..28].copy_from_slice(&0x1F80u32.to_le_bytes()); // MXCSR at reset
-        FpuState { fxsave }
-    }
-}
-
-impl std::fmt::Debug for FpuState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "FpuState {{ fcw: {:#x}, mxcsr: {:#x} }}",
-            self.fcw(),
-            self.mxcsr()
-        )
-    }
-}
-
-impl FpuState {
-    pub fn fcw(&self) -> u16 {
-        u16::from_le_bytes([self.fxsave[0], self.fxsave[1]])
-    }
-    pub fn mxcsr(&self) -> u32 {
-        u32::from_le_bytes(self.fxsave[24..28].try_into().unwrap())
-    }
-}
+pub use super::fpu::FpuState;
 
 /// The MSRs that matter to the guests and engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -329,6 +329,62 @@ impl Cpu<'_> {
         Ok(())
     }
 
+    /// Reads `out.len()` bytes at `seg:offset` (an m80, an m128, an FXSAVE image): the segment
+    /// and every page are checked before the first byte is read.
+    pub fn read_mem_bytes(&mut self, seg: Seg, offset: u64, out: &mut [u8]) -> R<()> {
+        let lin = self.bytes_range(seg, offset, out.len(), false)?;
+        let user = self.user_access();
+        for (i, chunk) in out.chunks_mut(8).enumerate() {
+            let v = self.read_linear(self.wrap_linear(lin + 8 * i as u64), chunk.len() as u32, user)?;
+            chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` at `seg:offset`; nothing is written unless the whole range is writable.
+    pub fn write_mem_bytes(&mut self, seg: Seg, offset: u64, bytes: &[u8]) -> R<()> {
+        let lin = self.bytes_range(seg, offset, bytes.len(), true)?;
+        let user = self.user_access();
+        for (i, chunk) in bytes.chunks(8).enumerate() {
+            let mut v = [0u8; 8];
+            v[..chunk.len()].copy_from_slice(chunk);
+            let at = self.wrap_linear(lin + 8 * i as u64);
+            self.write_linear(at, chunk.len() as u32, u64::from_le_bytes(v), user)?;
+        }
+        Ok(())
+    }
+
+    /// The linear address of a multi-byte range after the segment check, with every page of it
+    /// translated for the access (so a fault comes before any byte moves).
+    fn bytes_range(&mut self, seg: Seg, offset: u64, len: usize, write: bool) -> R<u64> {
+        let lin = self.linear(seg, offset, len as u32, write)?;
+        let user = self.user_access();
+        // #AC for the operand sizes that have a natural alignment (an m80 as its m64 part).
+        let natural = if matches!(len, 2 | 4 | 8 | 10 | 16) { len } else { 1 };
+        self.check_alignment(lin, natural as u32, user)?;
+        let access = if write {
+            Access::write(user)
+        } else {
+            Access::read(user)
+        };
+        let mut page = lin & !0xFFF;
+        let last = lin + len as u64 - 1;
+        while page <= last {
+            self.translate(self.wrap_linear(page.max(lin)), access)?;
+            page += 0x1000;
+        }
+        Ok(lin)
+    }
+
+    /// Linear addresses wrap at 4 GiB outside long mode.
+    fn wrap_linear(&self, lin: u64) -> u64 {
+        if self.s().mode() == CpuMode::Long64 {
+            lin
+        } else {
+            lin & 0xFFFF_FFFF
+        }
+    }
+
     // ---- operands ----
 
     /// Size in bytes of operand `i`.

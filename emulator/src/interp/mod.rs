@@ -19,10 +19,12 @@ mod gates;
 mod legacy;
 pub(crate) mod pv_door;
 mod segments;
+mod simd;
 mod string;
 mod sysenter;
 mod system;
 mod task;
+mod x87;
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
 
@@ -89,6 +91,10 @@ pub(crate) mod vec {
     pub const SS: u8 = 12;
     pub const GP: u8 = 13;
     pub const PF: u8 = 14;
+    /// x87 floating-point error (an unmasked exception, with CR0.NE).
+    pub const MF: u8 = 16;
+    /// SIMD floating-point exception (an unmasked MXCSR exception, with CR4.OSXMMEXCPT).
+    pub const XM: u8 = 19;
 }
 
 pub(crate) fn exception(vector: u8, error_code: Option<u32>) -> Fault {
@@ -711,6 +717,8 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             );
             string::execute(cpu, ins)
         }
+        Unit::Simd => simd::execute(cpu, ins),
+        Unit::X87 => x87::execute(cpu, ins),
         Unit::System => {
             // I/O, MSRs, CR8 and HLT/STI can change what the interrupt controllers report.
             cpu.bus_touched = true;
@@ -735,6 +743,10 @@ pub(crate) enum Unit {
     Descriptors,
     Control,
     String,
+    /// MMX, SSE, SSE2 and the FXSAVE state (`simd`).
+    Simd,
+    /// The x87 FPU (`x87`).
+    X87,
     System,
 }
 
@@ -751,6 +763,10 @@ pub(crate) fn unit_of(m: Mnemonic) -> Unit {
         Unit::Control
     } else if string::handles(m) {
         Unit::String
+    } else if simd::handles(m) {
+        Unit::Simd
+    } else if x87::handles(m) {
+        Unit::X87
     } else if system::handles(m) {
         Unit::System
     } else {

@@ -68,9 +68,8 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     use Mnemonic as M;
     let m = ins.mnemonic();
     let Some(asize) = address_size(ins) else {
-        // MOVSD/CMPSD with XMM operands are SSE instructions, not string moves.
-        cpu.m.stats.count_unimplemented(m);
-        return Err(super::ud());
+        // MOVSD/CMPSD with XMM operands are SSE2 instructions, not string moves.
+        return super::simd::execute(cpu, ins);
     };
     let (kind, size) = match m {
         M::Movsb => (Kind::Movs, 1),
