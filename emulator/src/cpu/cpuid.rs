@@ -28,6 +28,13 @@ pub mod edx1 {
     pub const CMOV: u32 = 1 << 15;
     /// 4 MiB pages reach 40-bit physical addresses (PDE bits 20:13).
     pub const PSE36: u32 = 1 << 17;
+    /// The instruction-set bits the SIMD unit (`interp/simd`) is being built for. Not in leaf 1
+    /// yet: until MMX, SSE, SSE2 and FXSAVE are complete together, their instructions are #UD
+    /// (`interp::simd::check_available`) and CR4.OSFXSR stays reserved.
+    pub const MMX: u32 = 1 << 23;
+    pub const FXSR: u32 = 1 << 24;
+    pub const SSE: u32 = 1 << 25;
+    pub const SSE2: u32 = 1 << 26;
 }
 
 /// CPUID.1:ECX feature bits we implement.

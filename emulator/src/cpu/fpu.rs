@@ -265,7 +265,11 @@ mod tests {
         f.rotate_stack(-1); // push: TOP 0 → 7
         assert_eq!(f.top(), 7);
         assert_eq!(f.st(1), 100, "the old ST(0) is now ST(1)");
-        assert_eq!(f.st(0), 107, "ST(0) is the physical register 7, the old ST(7)");
+        assert_eq!(
+            f.st(0),
+            107,
+            "ST(0) is the physical register 7, the old ST(7)"
+        );
         f.rotate_stack(1);
         assert_eq!((f.top(), f.st(0)), (0, 100));
     }
@@ -280,6 +284,10 @@ mod tests {
         assert_eq!((f.top(), f.tags()), (0, 0xFF));
         assert_eq!(f.mm(5), 0x1234, "MM5 is still physical register 5");
         f.set_mm(2, u64::MAX);
-        assert_eq!(f.st(2) >> 64, 0xFFFF, "an MMX write sets sign and exponent to ones");
+        assert_eq!(
+            f.st(2) >> 64,
+            0xFFFF,
+            "an MMX write sets sign and exponent to ones"
+        );
     }
 }

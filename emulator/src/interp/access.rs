@@ -335,7 +335,11 @@ impl Cpu<'_> {
         let lin = self.bytes_range(seg, offset, out.len(), false)?;
         let user = self.user_access();
         for (i, chunk) in out.chunks_mut(8).enumerate() {
-            let v = self.read_linear(self.wrap_linear(lin + 8 * i as u64), chunk.len() as u32, user)?;
+            let v = self.read_linear(
+                self.wrap_linear(lin + 8 * i as u64),
+                chunk.len() as u32,
+                user,
+            )?;
             chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
         }
         Ok(())
@@ -360,7 +364,11 @@ impl Cpu<'_> {
         let lin = self.linear(seg, offset, len as u32, write)?;
         let user = self.user_access();
         // #AC for the operand sizes that have a natural alignment (an m80 as its m64 part).
-        let natural = if matches!(len, 2 | 4 | 8 | 10 | 16) { len } else { 1 };
+        let natural = if matches!(len, 2 | 4 | 8 | 10 | 16) {
+            len
+        } else {
+            1
+        };
         self.check_alignment(lin, natural as u32, user)?;
         let access = if write {
             Access::write(user)

@@ -93,8 +93,6 @@ pub(crate) mod vec {
     pub const PF: u8 = 14;
     /// x87 floating-point error (an unmasked exception, with CR0.NE).
     pub const MF: u8 = 16;
-    /// SIMD floating-point exception (an unmasked MXCSR exception, with CR4.OSXMMEXCPT).
-    pub const XM: u8 = 19;
 }
 
 pub(crate) fn exception(vector: u8, error_code: Option<u32>) -> Fault {
@@ -763,7 +761,7 @@ pub(crate) fn unit_of(m: Mnemonic) -> Unit {
         Unit::Control
     } else if string::handles(m) {
         Unit::String
-    } else if simd::handles(m) {
+    } else if simd::handles(m) && simd::offered() {
         Unit::Simd
     } else if x87::handles(m) {
         Unit::X87

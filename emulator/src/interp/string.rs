@@ -69,6 +69,9 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let m = ins.mnemonic();
     let Some(asize) = address_size(ins) else {
         // MOVSD/CMPSD with XMM operands are SSE2 instructions, not string moves.
+        if !super::simd::offered() {
+            cpu.m.stats.count_unimplemented(m);
+        }
         return super::simd::execute(cpu, ins);
     };
     let (kind, size) = match m {

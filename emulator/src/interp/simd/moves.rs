@@ -86,7 +86,11 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         // Scalar moves: from memory they zero the rest of the register, between registers
         // they merge into the low lane.
         M::Movss | M::Movsd => {
-            let low = if ins.mnemonic() == M::Movss { LOW32 } else { LOW64 };
+            let low = if ins.mnemonic() == M::Movss {
+                LOW32
+            } else {
+                LOW64
+            };
             let v = read(cpu, ins, 1)? & low;
             if dst_is_reg && src_is_reg {
                 let old = read_reg(cpu, ins.op_register(0));
@@ -97,7 +101,9 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             }
         }
         // Half moves: the other half of the register is kept.
-        M::Movlps | M::Movlpd | M::Movhps | M::Movhpd | M::Movhlps | M::Movlhps => half_move(cpu, ins),
+        M::Movlps | M::Movlpd | M::Movhps | M::Movhpd | M::Movhlps | M::Movlhps => {
+            half_move(cpu, ins)
+        }
         M::Movmskps | M::Movmskpd | M::Pmovmskb => {
             let lane = match ins.mnemonic() {
                 M::Movmskps => 4,
@@ -229,7 +235,8 @@ fn image_end(cpu: &Cpu) -> usize {
 }
 
 fn is64(cpu: &Cpu, ins: &Instruction) -> bool {
-    cpu.s().mode() == CpuMode::Long64 && matches!(ins.mnemonic(), Mnemonic::Fxsave64 | Mnemonic::Fxrstor64)
+    cpu.s().mode() == CpuMode::Long64
+        && matches!(ins.mnemonic(), Mnemonic::Fxsave64 | Mnemonic::Fxrstor64)
 }
 
 fn image_address(cpu: &mut Cpu, ins: &Instruction) -> R<(crate::cpu::Seg, u64)> {
