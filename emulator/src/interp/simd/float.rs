@@ -146,7 +146,7 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
 }
 
 /// #XM when the OS handles SIMD exceptions (CR4.OSXMMEXCPT), #UD otherwise.
-fn simd_fault(cpu: &Cpu) -> Fault {
+pub(super) fn simd_fault(cpu: &Cpu) -> Fault {
     if cpu.s().cr4 & ctl::CR4_OSXMMEXCPT != 0 {
         exception(XM, None)
     } else {
@@ -297,7 +297,7 @@ pub(super) fn compute<F: Float>(op: Op, x: u64, y: u64, imm: u8, control: u32) -
 }
 
 /// MXCSR.RC as a rounding direction.
-fn rounding(control: u32) -> Round {
+pub(super) fn rounding(control: u32) -> Round {
     match (control & mx::RC_MASK) >> mx::RC_SHIFT {
         0 => Round::NearestTiesToEven,
         1 => Round::TowardNegative,
@@ -306,7 +306,7 @@ fn rounding(control: u32) -> Round {
     }
 }
 
-fn status_flags(s: Status) -> u32 {
+pub(super) fn status_flags(s: Status) -> u32 {
     let mut f = 0;
     if s.contains(Status::DIV_BY_ZERO) {
         f |= mx::ZE;
