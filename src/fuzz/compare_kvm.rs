@@ -36,7 +36,7 @@ pub const KVM_RULES: &[(&str, &str)] = &[
     ),
     (
         HOST_STATE_RULE,
-        "the case ran an instruction whose result is the host's, not the guest's: RDRAND, RDSEED, RDPID, RDTSCP, RDPMC, XGETBV, CPUID leaves KVM fills from the host, SGDT SIDT SLDT STR SMSW in ring 3 (the host has UMIP: PVM answers for them), a segment selector read in ring 3 on PVM (CS reads the host's 0x33)",
+        "the case ran an instruction whose result is the host's, not the guest's: RDRAND, RDSEED, RDPID, RDTSCP, RDPMC, XGETBV, CPUID leaves KVM fills from the host, FXSAVE (the image holds the host's MXCSR_MASK), SGDT SIDT SLDT STR SMSW in ring 3 (the host has UMIP: PVM answers for them), a segment selector read in ring 3 on PVM (CS reads the host's 0x33)",
     ),
     (
         NOT_IMPLEMENTED,
@@ -68,7 +68,7 @@ pub const KVM_MASKS: &[(&str, &str)] = &[
     ),
     (
         "CR2 of a multi-part access",
-        "an instruction that reads or writes several places (IRET, far RET, PUSH of memory, string moves) may touch them in any order: when it faults, CR2 is compared to the page",
+        "an instruction that reads or writes several places (IRET, far RET, PUSH of memory, string moves, FXSAVE's 512 bytes) may touch them in any order: when it faults, CR2 is compared to the page",
     ),
 ];
 
@@ -151,9 +151,10 @@ pub fn trace(case: &Case, limit: u64) -> Trace {
         // An exception or interrupt frame holds RFLAGS: undefined flags are read into memory
         // (a fault's as they were before the instruction, a trap's after it).
         if events(&m) != delivered {
-            t.last_multi_access = ins
-                .as_ref()
-                .is_some_and(|i| info.info(i).used_memory().len() > 1);
+            // A wide operand (FXSAVE's 512 bytes) is several accesses too.
+            t.last_multi_access = ins.as_ref().is_some_and(|i| {
+                info.info(i).used_memory().len() > 1 || i.memory_size().size() > 16
+            });
             if (before | undefined) & STATUS != 0 {
                 t.undefined_read = true;
             }
@@ -217,7 +218,10 @@ const STATUS: u32 = RflagsBits::OF
     | RflagsBits::CF
     | RflagsBits::PF;
 
-const HOST_STATE: [Mnemonic; 12] = [
+const HOST_STATE: [Mnemonic; 14] = [
+    // FXSAVE stores the host's MXCSR_MASK (AMD: 0x2FFFF, with its misaligned-SSE bit).
+    Mnemonic::Fxsave,
+    Mnemonic::Fxsave64,
     Mnemonic::Sgdt,
     Mnemonic::Sidt,
     Mnemonic::Sldt,
@@ -361,6 +365,7 @@ fn differences(
             d.push(format!("{}: {x:#x} vs {y:#x}", s.name()));
         }
     }
+    d.extend(vector_state_diff(&a.cpu.fpu, &b.cpu.fpu));
     let page = if multi_access { !0xFFF } else { u64::MAX };
     if (a.cpu.cr2 ^ b.cpu.cr2) & page != 0 {
         d.push(format!("cr2: {:#x} vs {:#x}", a.cpu.cr2, b.cpu.cr2));
@@ -382,4 +387,27 @@ fn differences(
         ));
     }
     d
+}
+
+/// The x87/SSE state both sides must agree on: FCW, FSW, the tag byte, MXCSR, the eight
+/// stack registers and the sixteen XMM registers. FOP, FIP and FDP (AMD stores them only
+/// when an exception is pending) and MXCSR_MASK (the host's) are not compared.
+fn vector_state_diff(a: &emulator::cpu::FpuState, b: &emulator::cpu::FpuState) -> Option<String> {
+    const COMPARED: [std::ops::Range<usize>; 3] = [0..5, 24..28, 32..416];
+    let i = COMPARED
+        .into_iter()
+        .flatten()
+        .find(|&i| a.fxsave[i] != b.fxsave[i])?;
+    let what = match i {
+        0..=1 => "FCW".to_string(),
+        2..=3 => "FSW".to_string(),
+        4 => "tags".to_string(),
+        24..=27 => "MXCSR".to_string(),
+        32..=159 => format!("ST({})", (i - 32) / 16),
+        _ => format!("XMM{}", (i - 160) / 16),
+    };
+    Some(format!(
+        "fxsave byte {i} ({what}): {:#04x} vs {:#04x}",
+        a.fxsave[i], b.fxsave[i]
+    ))
 }

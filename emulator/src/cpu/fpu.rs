@@ -205,7 +205,7 @@ impl FpuState {
         self.u64_at(32 + 16 * st as usize)
     }
     /// Writes MMX register i: significand = value, sign and exponent all ones (SDM vol. 1,
-    /// 9.5.1). The caller has already made the x87 state MMX-shaped ([`FpuState::enter_mmx`]).
+    /// 9.5.1), whatever TOP is; the instruction then makes the state MMX-shaped ([`FpuState::enter_mmx`]).
     pub fn set_mm(&mut self, i: u32, v: u64) {
         let st = (i + 8 - self.top()) & 7;
         let at = 32 + 16 * st as usize;

@@ -509,7 +509,14 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         Register::CR4 => {
             // Only bits whose feature CPUID advertises (cpu/cpuid.rs): VME/PVI, MCE, OSFXSR and
             // OSXMMEXCPT name features this CPU does not have, so they are reserved (#GP).
-            const SUPPORTED: u64 = ctl::CR4_TSD
+            // OSFXSR/OSXMMEXCPT exist once the SIMD unit is offered (`cpuid::experimental_simd`).
+            let simd = if crate::cpu::cpuid::experimental_simd() {
+                ctl::CR4_OSFXSR | ctl::CR4_OSXMMEXCPT
+            } else {
+                0
+            };
+            let supported: u64 = simd
+                | ctl::CR4_TSD
                 | ctl::CR4_DE
                 | ctl::CR4_PSE
                 | ctl::CR4_PAE
@@ -518,7 +525,7 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                 | ctl::CR4_PCIDE
                 | ctl::CR4_SMEP
                 | ctl::CR4_SMAP;
-            if v & !SUPPORTED != 0 || cpu.s().long_mode_active() && v & ctl::CR4_PAE == 0 {
+            if v & !supported != 0 || cpu.s().long_mode_active() && v & ctl::CR4_PAE == 0 {
                 return Err(gp(0));
             }
             let old = ControlRegs::of(cpu.s());

@@ -4,7 +4,7 @@
 //! Every instruction here first passes [`check_available`]: with CR0.EM set or CR4.OSFXSR clear
 //! an SSE instruction is #UD (the OS has not said it saves XMM state), with CR0.TS set it is #NM
 //! (the OS's lazy context switch: "the FPU/SSE state belongs to another task"). MMX instructions
-//! alias the x87 registers and switch the x87 unit into MMX shape ([`FpuState::enter_mmx`]).
+//! alias the x87 registers and switch the x87 unit into MMX shape (`FpuState::enter_mmx`).
 //! Then `moves` (data movement and state management), `integer` (packed integer arithmetic),
 //! `float` (packed and scalar IEEE arithmetic under MXCSR) and `convert` do the work, all on
 //! the FXSAVE image in `CpuState::fpu`.
@@ -35,7 +35,7 @@ pub(crate) fn offered() -> bool {
 
 pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let m = ins.mnemonic();
-    check_available(cpu, ins)?;
+    let mmx = check_available(cpu, ins)?;
     if moves::handles(m) {
         moves::execute(cpu, ins)
     } else if integer::handles(m) {
@@ -46,7 +46,13 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         convert::execute(cpu, ins)
     } else {
         Err(ud())
+    }?;
+    // The x87 unit turns MMX-shaped only when the instruction completes: a faulting MMX
+    // instruction leaves TOP and the tags as they were (checked against the CPU).
+    if mmx {
+        cpu.st().fpu.enter_mmx();
     }
+    Ok(())
 }
 
 /// Which register file an instruction uses, for the availability checks.
@@ -91,23 +97,25 @@ fn class(ins: &Instruction) -> Class {
 }
 
 /// The SDM's checks before an MMX/SSE instruction executes (vol. 3A, 13.1 and 13.4), in their
-/// order: #UD before #NM before #MF.
-fn check_available(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+/// order: #UD before #NM before #MF. `Ok(true)`: the instruction makes the x87 state MMX-shaped.
+fn check_available(cpu: &mut Cpu, ins: &Instruction) -> R<bool> {
     // An instruction whose CPUID feature this CPU does not advertise is #UD, as on a CPU
     // without it (`cpu::cpuid` lists what is implemented, and grows with this module).
+    // A form of a later extension (SSE4.1's PEXTRW m16, …) counts as not implemented.
     if !ins.cpuid_features().iter().all(|&f| advertised(f)) {
+        cpu.m.stats.count_unimplemented(ins.mnemonic());
         return Err(ud());
     }
     let cr0 = cpu.s().cr0;
     let cr4 = cpu.s().cr4;
     let nm = || exception(vec::NM, None);
     match class(ins) {
-        Class::Plain => Ok(()),
+        Class::Plain => Ok(false),
         Class::StateSave => {
             if cr0 & (ctl::CR0_TS | ctl::CR0_EM) != 0 {
                 return Err(nm());
             }
-            Ok(())
+            Ok(false)
         }
         Class::Sse | Class::SseWithMmx => {
             if cr0 & ctl::CR0_EM != 0 || cr4 & ctl::CR4_OSFXSR == 0 {
@@ -118,9 +126,9 @@ fn check_available(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             }
             if class(ins) == Class::SseWithMmx {
                 check_x87_pending(cpu)?;
-                cpu.st().fpu.enter_mmx();
+                return Ok(true);
             }
-            Ok(())
+            Ok(false)
         }
         Class::Mmx => {
             if cr0 & ctl::CR0_EM != 0 {
@@ -130,10 +138,7 @@ fn check_available(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                 return Err(nm());
             }
             check_x87_pending(cpu)?;
-            if ins.mnemonic() != Mnemonic::Emms {
-                cpu.st().fpu.enter_mmx();
-            }
-            Ok(())
+            Ok(ins.mnemonic() != Mnemonic::Emms)
         }
     }
 }
