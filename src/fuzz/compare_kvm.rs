@@ -36,7 +36,7 @@ pub const KVM_RULES: &[(&str, &str)] = &[
     ),
     (
         HOST_STATE_RULE,
-        "the case ran an instruction whose result is the host's, not the guest's: RDRAND, RDSEED, RDPID, RDTSCP, RDPMC, XGETBV, CPUID leaves KVM fills from the host, FXSAVE (the image holds the host's MXCSR_MASK), SGDT SIDT SLDT STR SMSW in ring 3 (the host has UMIP: PVM answers for them), a segment selector read in ring 3 on PVM (CS reads the host's 0x33)",
+        "the case ran an instruction whose result is the host's, not the guest's: RDRAND, RDSEED, RDPID, RDTSCP, RDPMC, XGETBV, CPUID leaves KVM fills from the host, FXSAVE (the image holds the host's MXCSR_MASK), TZCNT (the host's BMI1: the model has none and runs F3 0F BC as BSF), SGDT SIDT SLDT STR SMSW in ring 3 (the host has UMIP: PVM answers for them), a segment selector read in ring 3 on PVM (CS reads the host's 0x33)",
     ),
     (
         NOT_IMPLEMENTED,
@@ -218,7 +218,9 @@ const STATUS: u32 = RflagsBits::OF
     | RflagsBits::CF
     | RflagsBits::PF;
 
-const HOST_STATE: [Mnemonic; 14] = [
+const HOST_STATE: [Mnemonic; 15] = [
+    // F3 0F BC: TZCNT on a host with BMI1, BSF on this CPU model (no BMI1 in CPUID).
+    Mnemonic::Tzcnt,
     // FXSAVE stores the host's MXCSR_MASK (AMD: 0x2FFFF, with its misaligned-SSE bit).
     Mnemonic::Fxsave,
     Mnemonic::Fxsave64,
