@@ -99,6 +99,19 @@ fn sse_programs_compute_what_the_host_computes_on_interp_and_bt() {
         "MXCSR_MASK"
     );
 
+    // MASKMOVDQU stores the bytes whose mask byte has its top bit set, at [RDI].
+    let (exit, m) = run64(&format!(
+        "{ENABLE_SSE}\
+         mov rax, 0x1122334455667788\nmovq xmm0, rax\n\
+         mov rax, 0x0000800000008080\nmovq xmm1, rax\n\
+         mov rdi, 0x20100\nmov qword ptr [rdi], -1\nmaskmovdqu xmm0, xmm1\n\
+         mov eax, 0x11\nout 0xF4, eax\n"
+    ));
+    assert_eq!(exit, DONE);
+    let mut stored = [0u8; 8];
+    m.ram.read(0x20100, &mut stored).unwrap();
+    assert_eq!(u64::from_le_bytes(stored), 0xFFFF_33FF_FFFF_7788);
+
     // Without CR4.OSFXSR an SSE instruction is #UD (no IDT here: a triple fault), and a
     // misaligned MOVDQA is #GP.
     let (exit, _) = run64("pxor xmm0, xmm0\nmov eax, 0x11\nout 0xF4, eax\n");

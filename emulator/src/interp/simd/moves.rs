@@ -170,10 +170,15 @@ fn half_move(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
 /// has its top bit set, at DS:rDI. Each selected byte is a separate store here; unselected
 /// bytes are not touched (and cannot fault).
 fn masked_store(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
-    let data = read_reg(cpu, ins.op_register(0));
-    let mask = read_reg(cpu, ins.op_register(1));
-    let width = if ins.op_register(0).is_mm() { 8 } else { 16 };
-    let asize = cpu.address_size(ins);
+    // iced-x86 names the implicit destination as operand 0 ([rDI] with its address size).
+    let data = read_reg(cpu, ins.op_register(1));
+    let mask = read_reg(cpu, ins.op_register(2));
+    let width = if ins.op_register(1).is_mm() { 8 } else { 16 };
+    let asize = match ins.op_kind(0) {
+        OpKind::MemorySegDI => 2,
+        OpKind::MemorySegEDI => 4,
+        _ => 8,
+    };
     let base = cpu.gpr(crate::cpu::reg::RDI, asize);
     let seg = seg_of(ins.memory_segment());
     for k in 0..width {
