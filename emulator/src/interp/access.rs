@@ -329,8 +329,8 @@ impl Cpu<'_> {
         Ok(())
     }
 
-    /// Reads `out.len()` bytes at `seg:offset` (an m80, an m128, an FXSAVE image): the segment
-    /// and every page are checked before the first byte is read.
+    /// Reads `out.len()` bytes at `seg:offset` (an m80, an m128, an FXSAVE image). A read that
+    /// faults part way has changed nothing, so the pages are not walked ahead.
     pub fn read_mem_bytes(&mut self, seg: Seg, offset: u64, out: &mut [u8]) -> R<()> {
         let lin = self.bytes_range(seg, offset, out.len(), false)?;
         let user = self.user_access();
@@ -358,8 +358,8 @@ impl Cpu<'_> {
         Ok(())
     }
 
-    /// The linear address of a multi-byte range after the segment check, with every page of it
-    /// translated for the access (so a fault comes before any byte moves).
+    /// The linear address of a multi-byte range after the segment and alignment checks; for a
+    /// write, every page of it is translated first (so a fault comes before any byte moves).
     fn bytes_range(&mut self, seg: Seg, offset: u64, len: usize, write: bool) -> R<u64> {
         let lin = self.linear(seg, offset, len as u32, write)?;
         let user = self.user_access();
@@ -370,11 +370,10 @@ impl Cpu<'_> {
             1
         };
         self.check_alignment(lin, natural as u32, user)?;
-        let access = if write {
-            Access::write(user)
-        } else {
-            Access::read(user)
-        };
+        if !write {
+            return Ok(lin);
+        }
+        let access = Access::write(user);
         let mut page = lin & !0xFFF;
         let last = lin + len as u64 - 1;
         while page <= last {

@@ -71,6 +71,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         // MOVSD/CMPSD with XMM operands are SSE2 instructions, not string moves.
         if !super::simd::offered() {
             cpu.m.stats.count_unimplemented(m);
+            return Err(super::ud());
         }
         return super::simd::execute(cpu, ins);
     };

@@ -9,7 +9,7 @@ use iced_x86::{Instruction, Mnemonic};
 use rustc_apfloat::ieee::{Double, Single};
 use rustc_apfloat::{Float, FloatConvert, Round, Status};
 
-use super::float::{rounding, simd_fault, status_flags};
+use super::float::{input, record_flags, rounding, status_flags};
 use super::{lane, read, read_reg, write, write_reg, Cpu};
 use crate::cpu::fpu::mxcsr as mx;
 use crate::interp::{ud, R};
@@ -86,16 +86,14 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             };
             let raw = read(cpu, ins, 1)? as u64;
             let n = crate::interp::sext(raw, size as u32) as i64;
-            let round = rounding(control);
             let old = read_reg(cpu, ins.op_register(0));
-            let (bits, flags, lane_mask) = if m == M::Cvtsi2ss {
-                let r = Single::from_i128_r(n as i128, round);
-                (r.value.to_bits(), status_flags(r.status), u32::MAX as u128)
+            let (to, lane_mask) = if m == M::Cvtsi2ss {
+                (Elem::F32, u32::MAX as u128)
             } else {
-                let r = Double::from_i128_r(n as i128, round);
-                (r.value.to_bits(), status_flags(r.status), u64::MAX as u128)
+                (Elem::F64, u64::MAX as u128)
             };
-            ((old & !lane_mask) | bits, flags)
+            let (bits, flags) = from_int(to, n, control);
+            ((old & !lane_mask) | bits as u128, flags)
         }
         // The low lane to a general register of the destination's size.
         M::Cvtss2si | M::Cvtsd2si | M::Cvttss2si | M::Cvttsd2si => {
@@ -118,11 +116,7 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             convert_lanes(c, src, old, control, ins.op_register(0).is_mm())
         }
     };
-    let masks = (control >> mx::MASK_SHIFT) & 0x3F;
-    cpu.st().fpu.set_mxcsr(control | flags);
-    if flags & !masks != 0 {
-        return Err(simd_fault(cpu));
-    }
+    record_flags(cpu, control, flags)?;
     match m {
         M::Cvtss2si | M::Cvtsd2si | M::Cvttss2si | M::Cvttsd2si => write(cpu, ins, 0, value),
         _ => {
@@ -166,18 +160,6 @@ fn convert_lanes(c: Conv, src: u128, old: u128, control: u32, mmx_dst: bool) -> 
         return (out & u64::MAX as u128, flags);
     }
     (out, flags)
-}
-
-/// A float's bits after DAZ, with DE for a denormal kept as it is.
-fn input<F: Float>(bits: u64, control: u32, flags: &mut u32) -> F {
-    let v = F::from_bits(bits as u128);
-    if v.is_denormal() {
-        if control & mx::DAZ != 0 {
-            return F::ZERO.copy_sign(v);
-        }
-        *flags |= mx::DE;
-    }
-    v
 }
 
 /// A float lane to a signed integer of `width` bits: the integer indefinite and IE when it

@@ -128,12 +128,7 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         let lane_mask = (u128::MAX >> (128 - bits)) << (k * bits);
         result = (result & !lane_mask) | ((out.value as u128) << (k * bits) & lane_mask);
     }
-    // Unmasked exceptions: flags recorded, destination and RFLAGS untouched, the fault raised.
-    let masks = (control >> mx::MASK_SHIFT) & 0x3F;
-    cpu.st().fpu.set_mxcsr(control | raised);
-    if raised & !masks != 0 {
-        return Err(simd_fault(cpu));
-    }
+    record_flags(cpu, control, raised)?;
     if let Op::Comi(_) = shape.op {
         let status = compare.unwrap_or(0);
         let mut rf = cpu.s().rflags
@@ -145,8 +140,31 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     write(cpu, ins, 0, result)
 }
 
+/// Sets the raised flags in MXCSR (they are sticky). An unmasked one faults before the
+/// instruction writes anything: the destination and RFLAGS stay as they were.
+pub(super) fn record_flags(cpu: &mut Cpu, control: u32, raised: u32) -> R<()> {
+    let masks = (control >> mx::MASK_SHIFT) & 0x3F;
+    cpu.st().fpu.set_mxcsr(control | raised);
+    if raised & !masks != 0 {
+        return Err(simd_fault(cpu));
+    }
+    Ok(())
+}
+
+/// A float operand after DAZ (a denormal read as a zero of its sign), DE for a denormal kept.
+pub(super) fn input<F: Float>(bits: u64, control: u32, flags: &mut u32) -> F {
+    let v = F::from_bits(bits as u128);
+    if v.is_denormal() {
+        if control & mx::DAZ != 0 {
+            return F::ZERO.copy_sign(v);
+        }
+        *flags |= mx::DE;
+    }
+    v
+}
+
 /// #XM when the OS handles SIMD exceptions (CR4.OSXMMEXCPT), #UD otherwise.
-pub(super) fn simd_fault(cpu: &Cpu) -> Fault {
+fn simd_fault(cpu: &Cpu) -> Fault {
     if cpu.s().cr4 & ctl::CR4_OSXMMEXCPT != 0 {
         exception(XM, None)
     } else {
@@ -166,20 +184,9 @@ pub(super) struct LaneResult {
 /// DAZ and FTZ. Pure: the caller merges flags and decides about faults.
 pub(super) fn compute<F: Float>(op: Op, x: u64, y: u64, imm: u8, control: u32) -> LaneResult {
     let mut flags = 0u32;
-    let daz = control & mx::DAZ != 0;
-    let input = |bits: u64, flags: &mut u32| -> F {
-        let v = F::from_bits(bits as u128);
-        if v.is_denormal() {
-            if daz {
-                return F::ZERO.copy_sign(v);
-            }
-            *flags |= mx::DE;
-        }
-        v
-    };
-    let a = input(x, &mut flags);
+    let a: F = input(x, control, &mut flags);
     // SQRT has one operand: the source.
-    let b = input(y, &mut flags);
+    let b: F = input(y, control, &mut flags);
     let done = |value: u64, flags: u32| LaneResult {
         value,
         flags,

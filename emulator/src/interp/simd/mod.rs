@@ -109,7 +109,8 @@ fn check_available(cpu: &mut Cpu, ins: &Instruction) -> R<bool> {
     let cr0 = cpu.s().cr0;
     let cr4 = cpu.s().cr4;
     let nm = || exception(vec::NM, None);
-    match class(ins) {
+    let class = class(ins);
+    match class {
         Class::Plain => Ok(false),
         Class::StateSave => {
             if cr0 & (ctl::CR0_TS | ctl::CR0_EM) != 0 {
@@ -124,7 +125,7 @@ fn check_available(cpu: &mut Cpu, ins: &Instruction) -> R<bool> {
             if cr0 & ctl::CR0_TS != 0 {
                 return Err(nm());
             }
-            if class(ins) == Class::SseWithMmx {
+            if class == Class::SseWithMmx {
                 check_x87_pending(cpu)?;
                 return Ok(true);
             }
@@ -143,19 +144,14 @@ fn check_available(cpu: &mut Cpu, ins: &Instruction) -> R<bool> {
     }
 }
 
-/// Does CPUID.1 advertise this instruction-set feature?
+/// Is this instruction-set feature part of the unit? Only asked once the unit is offered
+/// ([`offered`]: MMX, FXSR, SSE and SSE2 all in CPUID), so no CPUID read is needed here.
 fn advertised(feature: CpuidFeature) -> bool {
-    use crate::cpu::cpuid::{cpuid, edx1};
-    let [_, _, _, edx] = cpuid(1, 0);
-    let bit = match feature {
-        CpuidFeature::FXSR => edx1::FXSR,
-        CpuidFeature::MMX => edx1::MMX,
-        CpuidFeature::SSE => edx1::SSE,
-        CpuidFeature::SSE2 => edx1::SSE2,
-        CpuidFeature::X64 | CpuidFeature::INTEL386 | CpuidFeature::INTEL486 => return true,
-        _ => return false,
-    };
-    edx & bit != 0
+    use CpuidFeature as F;
+    matches!(
+        feature,
+        F::FXSR | F::MMX | F::SSE | F::SSE2 | F::X64 | F::INTEL386 | F::INTEL486
+    )
 }
 
 /// An unmasked x87 exception still pending (FSW.ES) is reported before an MMX instruction
