@@ -81,7 +81,7 @@ pub fn ends_block(ins: &Instruction) -> bool {
     sensitive_operand
         || !matches!(
             interp::unit_of(ins.mnemonic()),
-            Unit::Alu | Unit::NoOp | Unit::Legacy | Unit::String | Unit::Simd
+            Unit::Alu | Unit::NoOp | Unit::Legacy | Unit::String | Unit::Simd | Unit::X87
         )
         || matches!(
             ins.mnemonic(),

@@ -13,6 +13,8 @@ pub const MAX_EXTENDED_LEAF: u32 = 0x8000_0008;
 
 /// CPUID.1:EDX feature bits we implement.
 pub mod edx1 {
+    /// An x87 FPU on the chip (interpreter: `interp/x87`); offered with the SIMD unit.
+    pub const FPU: u32 = 1 << 0;
     /// Debugging extensions: CR4.DE, I/O breakpoints, DR4/DR5 #UD (interpreter: `interp/debug.rs`).
     pub const DE: u32 = 1 << 2;
     pub const PSE: u32 = 1 << 3;
@@ -48,7 +50,7 @@ pub fn experimental_simd() -> bool {
 /// CPUID.1:EDX bits of the SIMD unit, when it is offered.
 fn simd_edx() -> u32 {
     if experimental_simd() {
-        edx1::MMX | edx1::FXSR | edx1::SSE | edx1::SSE2
+        edx1::FPU | edx1::MMX | edx1::FXSR | edx1::SSE | edx1::SSE2
     } else {
         0
     }

@@ -55,12 +55,13 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         }
         M::Bound => bound(cpu, ins),
         _ => {
-            // WAIT/FWAIT: no x87 here, so nothing can be pending; only the task-switch check.
+            // WAIT/FWAIT: the task-switch check (CR0.MP and TS), then an x87 exception left
+            // pending by an earlier instruction (#MF).
             let cr0 = cpu.s().cr0;
             if cr0 & ctl::CR0_MP != 0 && cr0 & ctl::CR0_TS != 0 {
                 return Err(exception(vec::NM, None));
             }
-            Ok(())
+            super::x87::check_pending(cpu)
         }
     }
 }

@@ -24,6 +24,7 @@ mod string;
 mod sysenter;
 mod system;
 mod task;
+mod x87;
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, Mnemonic};
 
@@ -715,6 +716,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             string::execute(cpu, ins)
         }
         Unit::Simd => simd::execute(cpu, ins),
+        Unit::X87 => x87::execute(cpu, ins),
         Unit::System => {
             // I/O, MSRs, CR8 and HLT/STI can change what the interrupt controllers report.
             cpu.bus_touched = true;
@@ -741,6 +743,8 @@ pub(crate) enum Unit {
     String,
     /// MMX, SSE, SSE2 and the FXSAVE state (`simd`).
     Simd,
+    /// The x87 FPU (`x87`).
+    X87,
     System,
 }
 
@@ -759,6 +763,8 @@ pub(crate) fn unit_of(m: Mnemonic) -> Unit {
         Unit::String
     } else if simd::handles(m) && simd::offered() {
         Unit::Simd
+    } else if x87::handles(m) && x87::offered() {
+        Unit::X87
     } else if system::handles(m) {
         Unit::System
     } else {
