@@ -1,6 +1,6 @@
-//! The SIMD unit in progress (issue 19): SSE/SSE2/MMX/FXSAVE programs on the interpreter and bt.
-//! Teaches: what a C library's string and float code asks of the CPU — and that the unit is off
-//! by default: it is offered only with `VMSCOPE_EXPERIMENTAL_SIMD=1` until it is complete.
+//! The x87 and SIMD units in progress (issue 19): x87, SSE/SSE2/MMX/FXSAVE programs on the interpreter and bt.
+//! Teaches: what a C library's string and float code asks of the CPU — and that the units are off
+//! by default: they are offered only with `VMSCOPE_EXPERIMENTAL_SIMD=1` until they are complete.
 //!
 //! One test function: the switch is read once per process, so it is set before anything asks
 //! CPUID, and no other test in this binary may run first.
@@ -120,4 +120,120 @@ fn sse_programs_compute_what_the_host_computes_on_interp_and_bt() {
         "{ENABLE_SSE}movdqa xmm0, [0x20008]\nmov eax, 0x11\nout 0xF4, eax\n"
     ));
     assert!(matches!(exit, Exit::TripleFault { .. }), "{exit:?}");
+
+    x87_programs();
+}
+
+/// The 80-bit register of ST(i) as (sign and exponent, significand).
+fn st(m: &emulator::Machine, i: u32) -> (u16, u64) {
+    let v = m.cpu.fpu.st(i);
+    ((v >> 64) as u16, v as u64)
+}
+
+/// x87 programs whose answers are known independently of the soft float: 1/3 and √2 to 64
+/// bits, precision and rounding control, integer and BCD stores, compares, FPREM, a stack
+/// overflow, FNSTENV, and an unmasked exception that waits for the next instruction.
+fn x87_programs() {
+    let end = "mov eax, 0x11\nout 0xF4, eax\n";
+    // 1/3 and √2 rounded to nearest at 64 bits; 1/3 at 53 bits (double's significand) and
+    // truncated at 64 bits.
+    let (exit, m) = run64(&format!(
+        "fninit\nfld1\nmov dword ptr [0x20000], 3\nfidiv dword ptr [0x20000]\n\
+         fld1\nfadd st, st(0)\nfsqrt\n\
+         mov word ptr [0x20010], 0x27F\nfldcw [0x20010]\nfld1\nfidiv dword ptr [0x20000]\n\
+         mov word ptr [0x20010], 0xF7F\nfldcw [0x20010]\nfld1\nfidiv dword ptr [0x20000]\n{end}"
+    ));
+    assert_eq!(exit, DONE);
+    assert_eq!(st(&m, 3), (0x3FFD, 0xAAAA_AAAA_AAAA_AAAB), "1/3, nearest");
+    assert_eq!(st(&m, 2), (0x3FFF, 0xB504_F333_F9DE_6484), "√2");
+    assert_eq!(
+        st(&m, 1),
+        (0x3FFD, 0xAAAA_AAAA_AAAA_A800),
+        "1/3 at PC = 53 bits"
+    );
+    assert_eq!(
+        st(&m, 0),
+        (0x3FFD, 0xAAAA_AAAA_AAAA_AAAA),
+        "1/3 rounded to zero"
+    );
+    assert_eq!(m.cpu.fpu.top(), 4);
+    assert_eq!(m.cpu.fpu.tags(), 0xF0, "physical registers 4-7 hold values");
+
+    // FISTP 2.5 rounds to even, or up under RC = up; FBSTP −1234567; FPREM 10 mod 3 = 1 with
+    // the quotient's low bits (3 = 011) in C0, C3, C1.
+    let (exit, m) = run64(&format!(
+        "fninit\nmov rax, 0x4004000000000000\nmov [0x20000], rax\n\
+         fld qword ptr [0x20000]\nfistp dword ptr [0x20010]\n\
+         mov word ptr [0x20008], 0xB7F\nfldcw [0x20008]\n\
+         fld qword ptr [0x20000]\nfistp dword ptr [0x20014]\nfldcw [0x20008]\n\
+         mov dword ptr [0x20018], -1234567\nfild dword ptr [0x20018]\nfbstp [0x20020]\n\
+         mov dword ptr [0x20018], 3\nfild dword ptr [0x20018]\n\
+         mov dword ptr [0x20018], 10\nfild dword ptr [0x20018]\nfprem\nfnstsw ax\nmov bx, ax\n{end}"
+    ));
+    assert_eq!(exit, DONE);
+    let mut out = [0u8; 0x30];
+    m.ram.read(0x20000, &mut out).unwrap();
+    assert_eq!(u32::from_le_bytes(out[0x10..0x14].try_into().unwrap()), 2);
+    assert_eq!(u32::from_le_bytes(out[0x14..0x18].try_into().unwrap()), 3);
+    assert_eq!(
+        &out[0x20..0x2A],
+        &[0x67, 0x45, 0x23, 0x01, 0, 0, 0, 0, 0, 0x80]
+    );
+    assert_eq!(st(&m, 0), (0x3FFF, 1 << 63), "10 mod 3 = 1");
+    let fsw = m.cpu.gpr[emulator::cpu::reg::RBX] as u16;
+    assert_eq!(fsw & 0x4700, 0x4200, "C3 = 1, C1 = 1, C2 = C0 = 0");
+
+    // FCOMI sets ZF/PF/CF; FXAM of an empty register says "empty"; the ninth push overflows
+    // (IE + SF, C1 = 1) and, masked, leaves the indefinite NaN.
+    let (exit, m) = run64(&format!(
+        "fninit\nfxam\nfnstsw ax\nmov bx, ax\nfldpi\nfld1\nfcomi st, st(1)\nsetb cl\n\
+         fld1\nfld1\nfld1\nfld1\nfld1\nfld1\nfld1\n{end}"
+    ));
+    assert_eq!(exit, DONE);
+    let reg = |r| m.cpu.gpr[r];
+    use emulator::cpu::reg as r;
+    assert_eq!(reg(r::RBX) & 0x4500, 0x4100, "FXAM: empty is C3 + C0");
+    assert_eq!(reg(r::RCX) & 0xFF, 1, "1 < π: CF");
+    assert_eq!(
+        m.cpu.fpu.fsw() & 0x0241,
+        0x0241,
+        "stack overflow: IE, SF, C1"
+    );
+    assert_eq!(
+        st(&m, 0),
+        (0xFFFF, 0xC000_0000_0000_0000),
+        "the indefinite NaN"
+    );
+
+    // An unmasked divide by zero sets ES and waits: FNSTSW still runs, the next waiting x87
+    // instruction is #MF with CR0.NE (no IDT here: a triple fault), and runs on without it.
+    let unmasked = "fninit\nmov word ptr [0x20000], 0x37B\nfldcw [0x20000]\nfld1\nfldz\n\
+                    fdivp st(1), st\nfnstsw ax\nmov bx, ax\n";
+    let (exit, m) = run64(&format!("{unmasked}fld1\n{end}"));
+    assert_eq!(
+        exit, DONE,
+        "CR0.NE clear: the PC's FERR# path, not modelled, no #MF"
+    );
+    assert_eq!(reg_of(&m, r::RBX) & 0x84, 0x84, "ZE and ES");
+    let (exit, _) = run64(&format!(
+        "mov rax, cr0\nor rax, 0x20\nmov cr0, rax\n{unmasked}fld1\n{end}"
+    ));
+    assert!(matches!(exit, Exit::TripleFault { .. }), "#MF: {exit:?}");
+
+    // FNSTENV writes the 28-byte environment (FCW, FSW, full tag word) and masks everything.
+    let (exit, m) = run64(&format!("fninit\nfldz\nfld1\nfnstenv [0x20000]\n{end}"));
+    assert_eq!(exit, DONE);
+    let mut env = [0u8; 28];
+    m.ram.read(0x20000, &mut env).unwrap();
+    assert_eq!(u16::from_le_bytes([env[0], env[1]]), 0x37F);
+    assert_eq!(u16::from_le_bytes([env[4], env[5]]), 0x3000, "TOP = 6");
+    assert_eq!(
+        u16::from_le_bytes([env[8], env[9]]),
+        0x4FFF,
+        "tags: physical 7 zero (01), 6 valid (00), the rest empty (11)"
+    );
+}
+
+fn reg_of(m: &emulator::Machine, r: usize) -> u64 {
+    m.cpu.gpr[r]
 }

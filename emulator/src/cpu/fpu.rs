@@ -118,6 +118,14 @@ impl FpuState {
         let v = (self.fsw() & !fsw::TOP_MASK) | (((top & 7) as u16) << fsw::TOP_SHIFT);
         self.set_fsw(v);
     }
+    /// Moves TOP to `top` keeping every physical register's contents (FNINIT, FLDENV): the
+    /// stack-ordered image rotates.
+    pub fn set_top(&mut self, top: u32) {
+        let delta = (top & 7) as i32 - self.top() as i32;
+        if delta != 0 {
+            self.rotate_stack(delta);
+        }
+    }
     /// The abridged tag byte: bit p set when physical register p holds a value.
     pub fn tags(&self) -> u8 {
         self.fxsave[4]
@@ -216,10 +224,7 @@ impl FpuState {
     /// What every MMX instruction except EMMS does to the x87 state first: TOP = 0 and all
     /// registers valid.
     pub fn enter_mmx(&mut self) {
-        let top = self.top();
-        if top != 0 {
-            self.rotate_stack(-(top as i32));
-        }
+        self.set_top(0);
         self.set_tags(0xFF);
     }
 
@@ -232,9 +237,10 @@ impl FpuState {
         self.fxsave[at..at + 16].copy_from_slice(&v.to_le_bytes());
     }
 
-    /// FNINIT: control word 0x37F, status and tags cleared, pointers cleared; MXCSR and the
-    /// register contents are untouched.
+    /// FNINIT: control word 0x37F, status and tags cleared (TOP = 0), pointers cleared; MXCSR
+    /// and the physical registers' contents are untouched.
     pub fn finit(&mut self) {
+        self.set_top(0);
         self.set_fcw(FCW_INIT);
         self.set_fsw(0);
         self.set_tags(0);

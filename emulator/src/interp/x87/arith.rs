@@ -11,8 +11,8 @@ use iced_x86::{Instruction, Mnemonic, OpKind};
 
 use super::ext80::{self, flag, Class, Ext, Format, Raised, Rounding};
 use super::{
-    invalid_operand, masks, pop, precision, propagate_nan, read_source, record,
-    record_stack_fault, rounding, set_c1, set_condition, set_st, st, st_index, Cpu, Source, R,
+    invalid_operand, masks, pop, precision, propagate_nan, read_source, record, record_stack_fault,
+    rounding, set_c1, set_condition, set_st, st, st_index, Cpu, Source, R,
 };
 use crate::cpu::flags as rf;
 use crate::cpu::fpu::fsw;
@@ -141,7 +141,14 @@ fn binary(cpu: &mut Cpu, ins: &Instruction, op: Op, reversed: bool, pops: bool) 
 }
 
 /// `x op y` with IEEE's special cases, rounded to `fmt`.
-fn arithmetic(op: Op, x: Source, y: Source, fmt: Format, rc: Rounding, masks: u16) -> (Ext, Raised) {
+fn arithmetic(
+    op: Op,
+    x: Source,
+    y: Source,
+    fmt: Format,
+    rc: Rounding,
+    masks: u16,
+) -> (Ext, Raised) {
     let (a, b) = (x.value, y.value);
     let invalid = |flags| {
         (
@@ -160,10 +167,18 @@ fn arithmetic(op: Op, x: Source, y: Source, fmt: Format, rc: Rounding, masks: u1
         return invalid(0);
     }
     if a.is_nan() || b.is_nan() {
-        let ie = if invalid_operand(&[a, b]) { flag::IE } else { 0 };
+        let ie = if invalid_operand(&[a, b]) {
+            flag::IE
+        } else {
+            0
+        };
         return (propagate_nan(a, Some(b)), only(ie));
     }
-    let de = if x.denormal || y.denormal { flag::DE } else { 0 };
+    let de = if x.denormal || y.denormal {
+        flag::DE
+    } else {
+        0
+    };
     let (ca, cb) = (a.class(), b.class());
     let with = |o: ext80::Outcome| {
         (
@@ -183,7 +198,11 @@ fn arithmetic(op: Op, x: Source, y: Source, fmt: Format, rc: Rounding, masks: u1
                 (Class::Infinity, _) => (a, only(de)),
                 (_, Class::Infinity) => (b, only(de)),
                 (Class::Zero, Class::Zero) => {
-                    let sign = if a.sign == b.sign { a.sign } else { zero_sum_sign };
+                    let sign = if a.sign == b.sign {
+                        a.sign
+                    } else {
+                        zero_sum_sign
+                    };
                     (Ext::zero(sign), only(de))
                 }
                 (Class::Zero, _) => with(ext80::round_ext(b, fmt, rc, masks)),
@@ -314,7 +333,11 @@ fn with_st1(cpu: &mut Cpu, m: Mnemonic) -> R<()> {
     };
     let (rc, mk) = (rounding(cpu), masks(cpu));
     let (value, raised, quotient) = if invalid_operand(&[a, b]) || a.is_nan() || b.is_nan() {
-        let ie = if invalid_operand(&[a, b]) { flag::IE } else { 0 };
+        let ie = if invalid_operand(&[a, b]) {
+            flag::IE
+        } else {
+            0
+        };
         let v = if a.class() == Class::Unsupported || b.class() == Class::Unsupported {
             Ext::INDEFINITE
         } else {
@@ -363,7 +386,15 @@ fn scale(a: Ext, b: Ext, rc: Rounding, masks: u16) -> (Ext, Raised) {
                 None => (1 << 20) * if b.sign { -1 } else { 1 },
             };
             let (sig, e) = a.unpack();
-            let o = ext80::round(a.sign, sig as u128, e + n, false, ext80::EXTENDED, rc, masks);
+            let o = ext80::round(
+                a.sign,
+                sig as u128,
+                e + n,
+                false,
+                ext80::EXTENDED,
+                rc,
+                masks,
+            );
             (
                 o.value,
                 Raised {
@@ -423,7 +454,16 @@ fn remainder(a: Ext, b: Ext, nearest: bool, masks: u16) -> (Ext, Raised, Option<
     let value = if r == 0 {
         Ext::zero(sign)
     } else {
-        ext80::round(sign, r, unit, false, ext80::EXTENDED, Rounding::Nearest, masks).value
+        ext80::round(
+            sign,
+            r,
+            unit,
+            false,
+            ext80::EXTENDED,
+            Rounding::Nearest,
+            masks,
+        )
+        .value
     };
     let quotient = if partial {
         Quotient::Partial
@@ -508,7 +548,11 @@ fn compare_values(a: Source, b: Source, quiet: bool) -> (Option<Ordering>, u16) 
     if x.is_nan() || y.is_nan() {
         return (None, if quiet { 0 } else { flag::IE });
     }
-    let de = if a.denormal || b.denormal { flag::DE } else { 0 };
+    let de = if a.denormal || b.denormal {
+        flag::DE
+    } else {
+        0
+    };
     (Some(ext80::compare(x, y)), de)
 }
 
@@ -555,7 +599,8 @@ fn compare_instruction(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     };
     if to_eflags {
         let mut f = cpu.s().rflags & !(rf::ZF | rf::PF | rf::CF | rf::OF | rf::SF | rf::AF);
-        f |= if c3 { rf::ZF } else { 0 } | if c2 { rf::PF } else { 0 } | if c0 { rf::CF } else { 0 };
+        f |=
+            if c3 { rf::ZF } else { 0 } | if c2 { rf::PF } else { 0 } | if c0 { rf::CF } else { 0 };
         cpu.st().rflags = f;
     } else {
         set_condition(cpu, fsw::C3, c3);

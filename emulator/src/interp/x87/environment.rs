@@ -233,6 +233,10 @@ fn load_environment(cpu: &mut Cpu, ins: &Instruction, registers: bool) -> R<()> 
         ),
     };
     let f = &mut cpu.st().fpu;
+    if !registers {
+        // FLDENV moves TOP over the registers as they are; FRSTOR's image is in the new order.
+        f.set_top(((fsw_v & fsw::TOP_MASK) >> fsw::TOP_SHIFT) as u32);
+    }
     f.set_fsw(fsw_v);
     f.set_fcw((fcw & 0x1F3F) | 0x40);
     // Tag 11 is empty; any other tag says "holds a value" (the CPU reclassifies it).

@@ -197,7 +197,13 @@ impl Ext {
 
 /// Rounds `mant` right by `shift` bits (left if negative) under `rc`; `sticky` says the exact
 /// value lies a little above `mant` (below its lowest bit).
-fn round_bits(mant: u128, sticky: bool, shift: i32, sign: bool, rc: Rounding) -> (u128, bool, bool) {
+fn round_bits(
+    mant: u128,
+    sticky: bool,
+    shift: i32,
+    sign: bool,
+    rc: Rounding,
+) -> (u128, bool, bool) {
     let (q, half, rest) = if shift <= 0 {
         (mant << (-shift) as u32, false, sticky)
     } else if shift > 128 {
@@ -207,7 +213,11 @@ fn round_bits(mant: u128, sticky: bool, shift: i32, sign: bool, rc: Rounding) ->
     } else {
         let below = mant & ((1u128 << shift) - 1);
         let half_bit = 1u128 << (shift - 1);
-        (mant >> shift, below & half_bit != 0, sticky || below & (half_bit - 1) != 0)
+        (
+            mant >> shift,
+            below & half_bit != 0,
+            sticky || below & (half_bit - 1) != 0,
+        )
     };
     let inexact = half || rest;
     let up = match rc {
@@ -288,7 +298,7 @@ pub fn round(
             let value = if to_infinity {
                 Ext::infinity(sign)
             } else {
-                let largest = (u128::MAX >> (128 - bits)) as u128;
+                let largest = u128::MAX >> (128 - bits);
                 pack(sign, largest, fmt.emax - (bits - 1))
             };
             return Outcome { value, raised };
@@ -368,7 +378,7 @@ pub fn from_ieee(bits: u64, double: bool) -> (Ext, bool) {
         }
         // value = frac · 2^(1 − bias − frac_bits): normalize into the extended range.
         let lead = 63 - frac.leading_zeros() as i32;
-        let e = 1 - bias - frac_bits as i32 + lead;
+        let e = 1 - bias - frac_bits + lead;
         let sig = frac << (63 - lead);
         return (
             Ext {
@@ -641,7 +651,11 @@ mod tests {
                 }
             }
             if a > 0.0 {
-                assert_eq!(f(sqrt(ext(a), pc53, r, ALL_MASKED).value), a.sqrt(), "sqrt {a}");
+                assert_eq!(
+                    f(sqrt(ext(a), pc53, r, ALL_MASKED).value),
+                    a.sqrt(),
+                    "sqrt {a}"
+                );
             }
         }
     }
@@ -683,9 +697,19 @@ mod tests {
         let o = mul(big, two, EXTENDED, Rounding::Nearest, ALL_MASKED);
         assert_eq!(o.value, Ext::infinity(false));
         assert_eq!(o.raised.flags, flag::OE | flag::PE);
-        assert_eq!(mul(big, two, EXTENDED, Rounding::Zero, ALL_MASKED).value, big);
+        assert_eq!(
+            mul(big, two, EXTENDED, Rounding::Zero, ALL_MASKED).value,
+            big
+        );
         // Unmasked: the exponent is biased by 24576 and the result stored.
-        let biased = mul(big, two, EXTENDED, Rounding::Nearest, ALL_MASKED & !flag::OE).value;
+        let biased = mul(
+            big,
+            two,
+            EXTENDED,
+            Rounding::Nearest,
+            ALL_MASKED & !flag::OE,
+        )
+        .value;
         assert_eq!(biased.exp as i32, 0x7FFF - 24576);
     }
 
@@ -704,7 +728,10 @@ mod tests {
             sig: INT_BIT,
         };
         assert_eq!(pseudo_denormal.class(), Class::Denormal);
-        assert_eq!(compare(pseudo_denormal, ext(f64::MIN_POSITIVE)), std::cmp::Ordering::Less);
+        assert_eq!(
+            compare(pseudo_denormal, ext(f64::MIN_POSITIVE)),
+            std::cmp::Ordering::Less
+        );
     }
 
     #[test]

@@ -173,9 +173,7 @@ pub(super) fn set_c1(cpu: &mut Cpu, on: bool) {
 /// Sets or clears condition bits of FSW.
 pub(super) fn set_condition(cpu: &mut Cpu, bits: u16, on: bool) {
     let v = cpu.s().fpu.fsw();
-    cpu.st()
-        .fpu
-        .set_fsw(if on { v | bits } else { v & !bits });
+    cpu.st().fpu.set_fsw(if on { v | bits } else { v & !bits });
 }
 
 /// The exception masks of FCW (IM..PM).

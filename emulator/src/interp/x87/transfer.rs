@@ -5,8 +5,8 @@ use iced_x86::{Instruction, MemorySize, Mnemonic, OpKind};
 
 use super::ext80::{self, flag, Class, Ext, Raised, Rounding};
 use super::{
-    may_write, masks, pop, push, read_memory, read_source, record, record_stack_fault, rounding, set_c1,
-    set_st, st, st_index, write_memory, Cpu, R,
+    masks, may_write, pop, push, read_memory, read_source, record, record_stack_fault, rounding,
+    set_c1, set_st, st, st_index, write_memory, Cpu, R,
 };
 use crate::cpu::flags as rf;
 use crate::interp::ud;
@@ -35,7 +35,15 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     use Mnemonic as M;
     let m = ins.mnemonic();
     if let Some((exp, mant)) = constant(m) {
-        let v = ext80::round(false, mant, exp - 127, false, ext80::EXTENDED, rounding(cpu), 0x3F);
+        let v = ext80::round(
+            false,
+            mant,
+            exp - 127,
+            false,
+            ext80::EXTENDED,
+            rounding(cpu),
+            0x3F,
+        );
         set_c1(cpu, false);
         push(cpu, v.value);
         return Ok(());
@@ -168,11 +176,7 @@ fn store(cpu: &mut Cpu, ins: &Instruction, pops: bool) -> R<()> {
 
 /// A register value rounded to single or double precision (still in register layout).
 fn narrow(v: Ext, double: bool, rc: Rounding, masks: u16) -> (Ext, Raised) {
-    let fmt = if double {
-        ext80::DOUBLE
-    } else {
-        ext80::SINGLE
-    };
+    let fmt = if double { ext80::DOUBLE } else { ext80::SINGLE };
     let only = |flags| Raised {
         flags,
         round_up: false,
@@ -289,10 +293,22 @@ fn store_bcd(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                         round_up: up,
                     },
                 ),
-                None => (None, Raised { flags: flag::IE, round_up: false }),
+                None => (
+                    None,
+                    Raised {
+                        flags: flag::IE,
+                        round_up: false,
+                    },
+                ),
             }
         }
-        _ => (None, Raised { flags: flag::IE, round_up: false }),
+        _ => (
+            None,
+            Raised {
+                flags: flag::IE,
+                round_up: false,
+            },
+        ),
     };
     if may_write(cpu, raised.flags) {
         let image = match magnitude {
