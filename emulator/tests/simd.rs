@@ -122,6 +122,7 @@ fn sse_programs_compute_what_the_host_computes_on_interp_and_bt() {
     assert!(matches!(exit, Exit::TripleFault { .. }), "{exit:?}");
 
     x87_programs();
+    x87_transcendentals();
 }
 
 /// The 80-bit register of ST(i) as (sign and exponent, significand).
@@ -232,6 +233,41 @@ fn x87_programs() {
         0x4FFF,
         "tags: physical 7 zero (01), 6 valid (00), the rest empty (11)"
     );
+}
+
+/// The transcendental instructions against values computed independently (correctly rounded
+/// to 64 bits): sin 1, cos 1, tan ½, atan(1/2) by FPATAN, 2^½ − 1, log₂ 3, log₂ 1.25.
+fn x87_transcendentals() {
+    let end = "mov eax, 0x11\nout 0xF4, eax\n";
+    let (exit, m) = run64(&format!(
+        "fninit\nmov dword ptr [0x20000], 0x3F000000\nmov dword ptr [0x20004], 2\n\
+         mov dword ptr [0x20008], 3\nmov dword ptr [0x2000C], 0x3E800000\n\
+         fld1\nfsin\nfld1\nfcos\nfld dword ptr [0x20000]\nfptan\nfstp st(0)\n\
+         fld1\nfild dword ptr [0x20004]\nfpatan\nfld dword ptr [0x20000]\nf2xm1\n\
+         fld1\nfild dword ptr [0x20008]\nfyl2x\nfld1\nfld dword ptr [0x2000C]\nfyl2xp1\n{end}"
+    ));
+    assert_eq!(exit, DONE);
+    let expected = [
+        ((0x3FFD, 0xA4D3_C25E_68DC_57F2), "log2 1.25"),
+        ((0x3FFF, 0xCAE0_0D1C_FDEB_43D0), "log2 3"),
+        ((0x3FFD, 0xD413_CCCF_E779_9211), "2^0.5 - 1"),
+        ((0x3FFD, 0xED63_382B_0DDA_7B45), "atan(1/2)"),
+        ((0x3FFE, 0x8BDA_7ADF_9A3A_5219), "tan 0.5"),
+        ((0x3FFE, 0x8A51_407D_A834_5C92), "cos 1"),
+        ((0x3FFE, 0xD76A_A478_4867_7021), "sin 1"),
+    ];
+    for (i, (value, what)) in expected.iter().enumerate() {
+        assert_eq!(st(&m, i as u32), *value, "{what}");
+    }
+    assert_ne!(m.cpu.fpu.fsw() & 0x20, 0, "inexact");
+    // Out of range: |x| ≥ 2^63 leaves ST(0) alone and sets C2.
+    let (exit, m) = run64(&format!(
+        "fninit\nmov rax, 0x43E0000000000000\nmov [0x20000], rax\nfld qword ptr [0x20000]\n\
+         fsin\nfnstsw ax\nmov bx, ax\n{end}"
+    ));
+    assert_eq!(exit, DONE);
+    assert_ne!(reg_of(&m, emulator::cpu::reg::RBX) & 0x400, 0, "C2");
+    assert_eq!(st(&m, 0), (0x403E, 1 << 63), "2^63 unchanged");
 }
 
 fn reg_of(m: &emulator::Machine, r: usize) -> u64 {

@@ -317,6 +317,74 @@ fn operand(rng: &mut Rng, env: &Env, k: K, code_len: u64) -> Option<Op> {
 
 /// A memory operand: the data area (most), the case's code, the stack, a faulting page, or a
 /// random base register with a small displacement.
+/// Float patterns worth loading: zeros, ones, the smallest and largest of each format,
+/// denormals, infinities, quiet and signaling NaNs, and numbers whose results round.
+const FLOAT_EDGES: [(u64, bool); 16] = [
+    (0x0000_0000_0000_0000, true),
+    (0x8000_0000_0000_0000, true),
+    (0x3FF0_0000_0000_0000, true),
+    (0x3FD5_5555_5555_5555, true),
+    (0x0000_0000_0000_0001, true),
+    (0x0010_0000_0000_0000, true),
+    (0x7FEF_FFFF_FFFF_FFFF, true),
+    (0x7FF0_0000_0000_0000, true),
+    (0xFFF8_0000_0000_0000, true),
+    (0x7FF4_0000_0000_0000, true),
+    (0x43E0_0000_0000_0000, true),
+    (0x4009_21FB_5444_2D18, true),
+    (0x0000_0001, false),
+    (0x7F80_0001, false),
+    (0x3EAA_AAAB, false),
+    (0xFF7F_FFFF, false),
+];
+
+/// Stores a float pattern into the data area and loads it onto the x87 stack (FLD m32/m64,
+/// or FILD of the same bits), so the x87 forms that follow work on interesting values.
+pub fn x87_load(rng: &mut Rng, env: &Env) -> Option<Vec<u8>> {
+    let (bits, double) = match rng.below(3) {
+        0 => FLOAT_EDGES[rng.below(FLOAT_EDGES.len() as u64) as usize],
+        // A random sign and significand with an exponent near 1.0, or anywhere.
+        1 => (
+            rng.next_u64() & 0x800F_FFFF_FFFF_FFFF | ((0x3F0 + rng.below(0x20)) << 52),
+            true,
+        ),
+        _ => (rng.next_u64(), rng.below(2) == 0),
+    };
+    let at = (env.data() + rng.below(0xF00)) & !7;
+    let mem = |off: u64| {
+        let mut m = MemoryOperand::with_displ(
+            at.wrapping_add(off).wrapping_sub(env.ds_base()) & 0xFFFF_FFFF,
+            if env.bits() == 16 { 2 } else { 4 },
+        );
+        if env.bits() == 16 {
+            m.displacement &= 0xFFFF;
+        }
+        m
+    };
+    let mut list = vec![Instruction::with2(Code::Mov_rm32_imm32, mem(0), bits as u32).ok()?];
+    if double {
+        list.push(Instruction::with2(Code::Mov_rm32_imm32, mem(4), (bits >> 32) as u32).ok()?);
+    }
+    let load = match (double, rng.below(4)) {
+        (true, 0) => Code::Fild_m64int,
+        (false, 0) => Code::Fild_m32int,
+        (true, _) => Code::Fld_m64fp,
+        (false, _) => Code::Fld_m32fp,
+    };
+    list.push(Instruction::with1(load, mem(0)).ok()?);
+    let mut out = Vec::new();
+    for mut ins in list {
+        if env.bits() == 16 {
+            // Mov_rm32_imm32 needs the operand-size prefix in 16-bit code; iced adds it.
+            ins.set_memory_displ_size(2);
+        }
+        let mut enc = Encoder::new(env.bits());
+        enc.encode(&ins, env.code_start()).ok()?;
+        out.extend(enc.take_buffer());
+    }
+    Some(out)
+}
+
 fn memory(rng: &mut Rng, env: &Env, code_len: u64) -> MemoryOperand {
     let (lin, seg) = match rng.below(16) {
         0..=8 => (env.data() + rng.below(0xF00), Register::None),

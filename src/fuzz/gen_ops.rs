@@ -99,8 +99,8 @@ impl<'a> Gen<'a> {
             73..=75 => self.far_transfer(),
             76..=79 => self.mode_switch(),
             80..=84 => self.system(),
-            85..=88 => self.stack(),
-            89 => self.x87(),
+            85..=87 => self.stack(),
+            88 | 89 => self.x87(),
             _ => self.backward_branch(),
         }
     }

@@ -231,8 +231,27 @@ impl Gen<'_> {
         self.push(b);
     }
 
-    /// A few x87 instructions (the FPU state travels in `CpuState::fpu`).
+    /// x87 work (the FPU state travels in `CpuState::fpu`): an interesting value loaded from
+    /// memory, a register-form x87 instruction (any of D8–DF with a register ModRM), or one of
+    /// a few fixed sequences.
     pub(super) fn x87(&mut self) {
+        match self.rng.below(3) {
+            0 => {
+                if let Some(b) = super::gen_forms::x87_load(self.rng, &self.env) {
+                    self.push(b);
+                }
+                return;
+            }
+            1 => {
+                let b = vec![
+                    0xD8 + self.rng.below(8) as u8,
+                    0xC0 + self.rng.below(64) as u8,
+                ];
+                self.push(b);
+                return;
+            }
+            _ => {}
+        }
         let b = self.pick(&[
             vec![0xDB, 0xE3, 0xD9, 0xE8, 0xD9, 0xEE, 0xDE, 0xC1, 0xDF, 0xE0],
             vec![0xD9, 0xEB, 0xD9, 0xE8, 0xDE, 0xF9, 0xD9, 0xFA],

@@ -316,10 +316,13 @@ impl Cpu<'_> {
         {
             return Ok(());
         }
-        // Natural alignment up to 8 bytes; far pointers and 10-byte operands as their parts.
+        // Natural alignment up to 8 bytes; far pointers and 10-byte operands as their parts;
+        // the x87 environment and FSAVE images (14/94 bytes: 16-bit, 28/108: 32-bit) by their
+        // word size (SDM vol. 3A, table 6-7).
         let align = match size {
             2 | 4 | 8 | 16 => size as u64,
-            6 => 4,
+            6 | 28 | 108 => 4,
+            14 | 94 => 2,
             10 => 8,
             _ => 1,
         };
@@ -364,7 +367,7 @@ impl Cpu<'_> {
         let lin = self.linear(seg, offset, len as u32, write)?;
         let user = self.user_access();
         // #AC for the operand sizes that have a natural alignment (an m80 as its m64 part).
-        let natural = if matches!(len, 2 | 4 | 8 | 10 | 16) {
+        let natural = if matches!(len, 2 | 4 | 8 | 10 | 16 | 14 | 28 | 94 | 108) {
             len
         } else {
             1

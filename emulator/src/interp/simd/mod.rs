@@ -36,6 +36,11 @@ pub(crate) fn offered() -> bool {
 pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let m = ins.mnemonic();
     let mmx = check_available(cpu, ins)?;
+    // An MMX store reads its register before the memory access: the x87 unit is MMX-shaped
+    // even when the store then faults (checked against the CPU).
+    if mmx && ins.op_count() > 0 && ins.op_kind(0) == OpKind::Memory {
+        cpu.st().fpu.enter_mmx();
+    }
     if moves::handles(m) {
         moves::execute(cpu, ins)
     } else if integer::handles(m) {
@@ -47,8 +52,8 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     } else {
         Err(ud())
     }?;
-    // The x87 unit turns MMX-shaped only when the instruction completes: a faulting MMX
-    // instruction leaves TOP and the tags as they were (checked against the CPU).
+    // Otherwise the x87 unit turns MMX-shaped only when the instruction completes: an MMX load
+    // that faults leaves TOP and the tags as they were (checked against the CPU).
     if mmx {
         cpu.st().fpu.enter_mmx();
     }

@@ -120,6 +120,9 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         }
         M::Maskmovdqu | M::Maskmovq => masked_store(cpu, ins),
         M::Emms => {
+            // All tags empty, and TOP back to 0 over the registers as they are (checked
+            // against the CPU: an AMD host; Bochs models the same).
+            cpu.st().fpu.set_top(0);
             cpu.st().fpu.set_tags(0);
             Ok(())
         }

@@ -7,13 +7,16 @@
 //! #MF). An exception an instruction raises itself is recorded in FSW ([`record`]): masked, the
 //! FPU answers with a default (∞, the indefinite NaN, …) and goes on; unmasked, ES is set and
 //! the *next* waiting x87 instruction faults. The work is in `arith` (arithmetic, compares,
-//! FXAM), `transfer` (loads, stores, constants, FXCH, FCMOVcc) and `environment` (FNINIT,
-//! control word, FNSTENV/FNSAVE, tags); the rounding is in `ext80`.
+//! FXAM), `transfer` (loads, stores, constants, FXCH, FCMOVcc), `environment` (FNINIT,
+//! control word, FNSTENV/FNSAVE, tags) and `transcend` (FSIN, FPATAN, F2XM1, FYL2X, … computed
+//! in the 128-bit `wide` format); the rounding is in `ext80`.
 
 mod arith;
 mod environment;
 pub mod ext80;
+mod transcend;
 mod transfer;
+mod wide;
 
 use iced_x86::{CpuidFeature, Instruction, Mnemonic, OpKind, Register};
 
@@ -24,7 +27,7 @@ use crate::cpu::fpu::fsw;
 use ext80::{flag, Class, Ext, Format, Rounding};
 
 pub(crate) fn handles(m: Mnemonic) -> bool {
-    arith::handles(m) || transfer::handles(m) || environment::handles(m)
+    arith::handles(m) || transfer::handles(m) || environment::handles(m) || transcend::handles(m)
 }
 
 /// Does this CPU offer an x87 (CPUID.1:EDX.FPU)? Until it does, x87 opcodes are #UD.
@@ -44,6 +47,8 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         transfer::execute(cpu, ins)
     } else if arith::handles(m) {
         arith::execute(cpu, ins)
+    } else if transcend::handles(m) {
+        transcend::execute(cpu, ins)
     } else {
         Err(ud())
     }

@@ -388,7 +388,7 @@ fn fcmov(cpu: &mut Cpu, ins: &Instruction, (mask, when_set): (u64, bool)) -> R<(
         }
         return Ok(());
     };
-    set_c1(cpu, false);
+    // C1 changes only on a stack underflow (checked against the CPU).
     if (cpu.s().rflags & mask != 0) == when_set {
         set_st(cpu, 0, v);
     }
