@@ -90,6 +90,21 @@ pub fn conformance(suite: ConformanceSuite) -> Result<i32> {
                 for (ins, what, why) in conformance::native_forms::UNDEFINED_RULES {
                     println!("  {ins:<18} {what:<44} {why}");
                 }
+                println!("x87/SSE forms left out (their results are the CPU's choice):");
+                for (mnemonics, why) in conformance::native_vector::EXCLUDED_MNEMONICS {
+                    let names: Vec<String> = mnemonics
+                        .iter()
+                        .map(|m| format!("{m:?}").to_lowercase())
+                        .collect();
+                    println!("  {}: {why}", names.join(" "));
+                }
+                for (mnemonics, bits, why) in conformance::native_vector::FSW_NOT_COMPARED {
+                    let names: Vec<String> = mnemonics
+                        .iter()
+                        .map(|m| format!("{m:?}").to_lowercase())
+                        .collect();
+                    println!("  FSW bits {bits:#06x} after {}: {why}", names.join(" "));
+                }
                 println!("Not comparable on PVM (measured quirks; skipped only there):");
                 for (what, how) in conformance::native::PVM_QUIRKS {
                     println!("  {what}: {how}");
@@ -141,7 +156,8 @@ pub struct Modes {
 }
 
 /// The integer architecture issue 3 asks for: 8086 through 486, x86-64, and the general-purpose
-/// extensions every x86-64 CPU has (no x87, MMX, SSE, AVX, virtualization or security extensions).
+/// extensions every x86-64 CPU has (no x87, MMX, SSE, AVX, virtualization or security extensions:
+/// `vmscope isa` without `--baseline` lists those).
 pub const BASELINE: &[CpuidFeature] = &[
     CpuidFeature::INTEL8086,
     CpuidFeature::INTEL186,

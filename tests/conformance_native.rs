@@ -35,6 +35,10 @@ fn case(code: &[u8], regs: &[(usize, u64)]) -> Case {
         compare_flags: 0,
         text: String::new(),
         stack_init: Vec::new(),
+        fpu: None,
+        fsw_not_compared: 0,
+        multi_part: false,
+        mmx_operand: false,
     }
 }
 

@@ -124,8 +124,13 @@ fn isa_lists_implemented_mnemonics_from_the_dispatch() {
     );
     assert_eq!(
         cols("fsin"),
-        ["fsin", "no", "no", "no"],
-        "x87: not implemented, not baseline"
+        ["fsin", "yes", "yes", "yes"],
+        "x87: implemented, not baseline"
+    );
+    assert_eq!(
+        cols("aesenc"),
+        ["aesenc", "no", "no", "no"],
+        "AES-NI: not implemented"
     );
     // AAA does not exist in 64-bit mode, so it is not listed for --mode 64.
     assert!(!stdout.lines().any(|l| l.starts_with("aaa ")));

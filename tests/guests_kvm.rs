@@ -20,9 +20,6 @@ fn unsupported_here(name: &str, flavour: KvmFlavour) -> Option<&'static str> {
         ("paging-matrix", KvmFlavour::Pvm) => {
             Some("PVM refuses 32-bit and PAE paging; tests/mmu_guest.rs runs it with `nolegacy`")
         }
-        ("ud", KvmFlavour::Pvm) => {
-            Some("PVM interprets ring-0 code and its instruction emulator refuses x87 FSIN")
-        }
         _ => None,
     }
 }
@@ -49,8 +46,6 @@ fn every_guest_matches_the_interpreter_on_kvm() {
                 );
                 assert_eq!(serial, expected_serial(g));
             }
-            // The real CPU implements x87, so FSIN does not fault there.
-            "ud" => assert!(serial.contains("fsin executed without #UD"), "{serial}"),
             // PVM runs guest ring 3 on the host CPU: CS and IF show the host's (see lib.rs).
             "sensitive" if flavour == KvmFlavour::Pvm => {
                 let mut expected = expected_serial(g);

@@ -55,6 +55,17 @@ fn pat_entries_with_a_reserved_memory_type_are_a_gp() {
 }
 
 #[test]
+fn bios_sign_id_answers_the_microcode_handshake_with_revision_zero() {
+    // Linux's early_init_intel: write 0, CPUID leaf 1, read the revision in bits 63:32.
+    let (exit, m) = run64(
+        "mov ecx, 0x8B\nxor eax, eax\nxor edx, edx\nwrmsr\nmov eax, 1\ncpuid\n\
+         mov ecx, 0x8B\nmov edx, 0x55\nrdmsr\nmov ebx, edx\nmov eax, 0x11\nout 0xF4, eax\n",
+    );
+    assert_eq!(exit, DONE);
+    assert_eq!(m.cpu.gpr[emulator::cpu::reg::RBX], 0, "no microcode loaded");
+}
+
+#[test]
 fn tsc_aux_bits_63_32_are_reserved() {
     const IA32_TSC_AUX: u32 = 0xC000_0103;
     assert_eq!(wrmsr(IA32_TSC_AUX, 0xFFFF_FFFF), DONE);
@@ -64,9 +75,9 @@ fn tsc_aux_bits_63_32_are_reserved() {
 #[test]
 fn cr4_bits_for_features_cpuid_does_not_advertise_are_reserved() {
     let edx1 = cpuid::cpuid(1, 0)[3];
-    // (CR4 bit, CPUID.1:EDX bit of its feature): VME, PVI → VME; MCE; OSFXSR → FXSR;
-    // OSXMMEXCPT → SSE. None is advertised, so each CR4 bit is reserved.
-    for (cr4_bit, feature) in [(0, 1), (1, 1), (6, 7), (9, 24), (10, 25)] {
+    // (CR4 bit, CPUID.1:EDX bit of its feature): VME, PVI → VME; MCE. None is advertised,
+    // so each CR4 bit is reserved.
+    for (cr4_bit, feature) in [(0, 1), (1, 1), (6, 7)] {
         assert_eq!(
             edx1 & 1 << feature,
             0,
@@ -77,11 +88,25 @@ fn cr4_bits_for_features_cpuid_does_not_advertise_are_reserved() {
         );
         assert!(is_gp(&run64(&source).0), "CR4 bit {cr4_bit} accepted");
     }
-    // CR4.DE is implemented (DR4/DR5 #UD, I/O breakpoints), so CPUID says so and it can be set.
-    assert_ne!(edx1 & cpuid::edx1::DE, 0, "CPUID.1:EDX.DE");
-    let (exit, m) = run64("mov rax, cr4\nbts rax, 3\nmov cr4, rax\nmov eax, 0x11\nout 0xF4, eax\n");
-    assert_eq!(exit, DONE);
-    assert_ne!(m.cpu.cr4 & 8, 0);
+    // CR4.DE is implemented (DR4/DR5 #UD, I/O breakpoints), and OSFXSR/OSXMMEXCPT (FXSR, SSE):
+    // CPUID says so and the bits can be set.
+    for (cr4_bit, feature) in [
+        (3, cpuid::edx1::DE),
+        (9, cpuid::edx1::FXSR),
+        (10, cpuid::edx1::SSE),
+    ] {
+        assert_ne!(
+            edx1 & feature,
+            0,
+            "CPUID.1:EDX feature of CR4 bit {cr4_bit}"
+        );
+        let source = format!(
+            "mov rax, cr4\nbts rax, {cr4_bit}\nmov cr4, rax\nmov eax, 0x11\nout 0xF4, eax\n"
+        );
+        let (exit, m) = run64(&source);
+        assert_eq!(exit, DONE);
+        assert_ne!(m.cpu.cr4 & (1 << cr4_bit), 0);
+    }
 }
 
 #[test]

@@ -1,9 +1,6 @@
-//! The x87 and SIMD units in progress (issue 19): x87, SSE/SSE2/MMX/FXSAVE programs on the interpreter and bt.
-//! Teaches: what a C library's string and float code asks of the CPU — and that the units are off
-//! by default: they are offered only with `VMSCOPE_EXPERIMENTAL_SIMD=1` until they are complete.
-//!
-//! One test function: the switch is read once per process, so it is set before anything asks
-//! CPUID, and no other test in this binary may run first.
+//! The x87 and SIMD units (issue 19): x87, SSE/SSE2/MMX/FXSAVE programs on the interpreter and bt.
+//! Teaches: what a C library's float and string code asks of the CPU, with answers known
+//! independently of the emulator (the host's own arithmetic, digits of 1/3 and √2).
 
 mod support;
 
@@ -27,12 +24,13 @@ const ENABLE_SSE: &str = "mov rax, cr4\nor rax, 0x600\nmov cr4, rax\n";
 
 #[test]
 fn sse_programs_compute_what_the_host_computes_on_interp_and_bt() {
-    // This binary's only test sets the switch before anything reads CPUID.
-    std::env::set_var("VMSCOPE_EXPERIMENTAL_SIMD", "1");
-    assert!(cpuid::experimental_simd());
     let edx = cpuid::cpuid(1, 0)[3];
-    let all = cpuid::edx1::MMX | cpuid::edx1::FXSR | cpuid::edx1::SSE | cpuid::edx1::SSE2;
-    assert_eq!(edx & all, all, "CPUID offers the unit with the switch");
+    let all = cpuid::edx1::FPU
+        | cpuid::edx1::MMX
+        | cpuid::edx1::FXSR
+        | cpuid::edx1::SSE
+        | cpuid::edx1::SSE2;
+    assert_eq!(edx & all, all, "CPUID offers the units");
 
     // Floating point: 1/3 in double, truncated and rounded conversions, a square root.
     let (exit, m) = run64(&format!(
@@ -120,9 +118,6 @@ fn sse_programs_compute_what_the_host_computes_on_interp_and_bt() {
         "{ENABLE_SSE}movdqa xmm0, [0x20008]\nmov eax, 0x11\nout 0xF4, eax\n"
     ));
     assert!(matches!(exit, Exit::TripleFault { .. }), "{exit:?}");
-
-    x87_programs();
-    x87_transcendentals();
 }
 
 /// The 80-bit register of ST(i) as (sign and exponent, significand).
@@ -134,6 +129,7 @@ fn st(m: &emulator::Machine, i: u32) -> (u16, u64) {
 /// x87 programs whose answers are known independently of the soft float: 1/3 and √2 to 64
 /// bits, precision and rounding control, integer and BCD stores, compares, FPREM, a stack
 /// overflow, FNSTENV, and an unmasked exception that waits for the next instruction.
+#[test]
 fn x87_programs() {
     let end = "mov eax, 0x11\nout 0xF4, eax\n";
     // 1/3 and √2 rounded to nearest at 64 bits; 1/3 at 53 bits (double's significand) and
@@ -237,6 +233,7 @@ fn x87_programs() {
 
 /// The transcendental instructions against values computed independently (correctly rounded
 /// to 64 bits): sin 1, cos 1, tan ½, atan(1/2) by FPATAN, 2^½ − 1, log₂ 3, log₂ 1.25.
+#[test]
 fn x87_transcendentals() {
     let end = "mov eax, 0x11\nout 0xF4, eax\n";
     let (exit, m) = run64(&format!(

@@ -3,11 +3,12 @@
 # faulting instruction: for a fault, the EIP the CPU pushes points AT the instruction (not
 # after it), so the handler could fix things up and retry.
 #
-# The probe is FSIN (x87 sine). Real CPUs and QEMU execute it: the kernel then prints
-# "fsin executed without #UD" and exits with 0x12. vmscope's interpreter has no x87 unit, so
-# there it raises #UD (vector 6) and the handler prints "caught #UD at 0x<address>" and
-# exits with 0x10. To see the #UD path on QEMU, assemble with --defsym PROBE_UD2=1: the
-# probe becomes UD2 (the official "undefined instruction", same length, same address).
+# The probe is FSIN (x87 sine). CPUs with an x87 execute it — real ones, QEMU, and vmscope's
+# engines since the interpreter has one: the kernel then prints "fsin executed without #UD"
+# and exits with 0x12. On a CPU without it (CPUID.1:EDX.FPU clear) it raises #UD (vector 6)
+# and the handler prints "caught #UD at 0x<address>" and exits with 0x10. To see the #UD
+# path, assemble with --defsym PROBE_UD2=1: the probe becomes UD2 (the official "undefined
+# instruction", same length, same address).
 
     .include "pc.inc"
     .include "serial.inc"

@@ -496,11 +496,12 @@ static GUESTS: [Guest; 16] = [
         kind: GuestKind::Multiboot,
         image: UD_ELF,
         description: "Executes the x87 instruction FSIN at 0x100010 with a #UD handler installed. \
-                      The expected text is vmscope's (no x87: #UD, exit 0x10); CPUs with an FPU, \
-                      QEMU included, print \"fsin executed without #UD\" and exit with 0x12.",
-        expected_serial: "caught #UD at 0x00100010\n",
-        exit_value: Some(exit::OK),
-        ending: Ending::DebugExit(exit::OK),
+                      Every engine has an x87, as CPUs and QEMU do: it prints \"fsin executed \
+                      without #UD\" and exits with 0x12. Built with --defsym PROBE_UD2=1 the \
+                      probe is UD2 and the handler prints \"caught #UD at 0x00100010\".",
+        expected_serial: "fsin executed without #UD\n",
+        exit_value: Some(exit::PROBE_RAN),
+        ending: Ending::DebugExit(exit::PROBE_RAN),
     },
     Guest {
         name: "paging-matrix",

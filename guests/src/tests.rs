@@ -190,8 +190,8 @@ fn check_elf32(guest: &Guest) {
 }
 
 #[test]
-fn ud_probe_is_fsin_at_the_address_its_expected_text_names() {
-    // The expected text of `ud` names 0x100010; make sure FSIN (D9 FE) is really there.
+fn ud_probe_is_fsin_at_the_address_its_description_names() {
+    // The description of `ud` names 0x100010; make sure FSIN (D9 FE) is really there.
     let image = UD_ELF;
     let (offset, addr, _, _) = elf32_load_segments(image)
         .into_iter()
@@ -199,10 +199,7 @@ fn ud_probe_is_fsin_at_the_address_its_expected_text_names() {
         .expect("a segment holds 0x100010");
     let at = (offset + 0x10_0010 - addr) as usize;
     assert_eq!(&image[at..at + 2], &[0xD9, 0xFE]);
-    assert!(by_name("ud")
-        .unwrap()
-        .expected_serial
-        .contains("0x00100010"));
+    assert!(by_name("ud").unwrap().description.contains("0x100010"));
 }
 
 #[test]

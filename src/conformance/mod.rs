@@ -22,6 +22,7 @@ pub mod native_fixups;
 pub mod native_forms;
 pub mod native_machine;
 pub mod native_raw;
+pub mod native_vector;
 pub mod rules;
 pub mod sst;
 

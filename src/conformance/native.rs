@@ -74,6 +74,8 @@ pub struct Outcome {
     pub abnormal: Option<String>,
     /// The exception the case raised (then RIP, RSP and RFLAGS are the frame's).
     pub fault: Option<Fault>,
+    /// The x87/SSE state at the end (compared for the vector forms).
+    pub fpu: emulator::cpu::FpuState,
 }
 
 /// Options for [`run`].
@@ -174,6 +176,7 @@ fn load_case(m: &mut Machine, case: &Case, data: &[u8]) {
     m.ram.write(UNMAPPED - 4096, &[0u8; 4096]).unwrap();
     m.ram.write(KSTACK_TOP - 64, &[0u8; 64]).unwrap();
     set_user_segments(&mut m.cpu, case.mode);
+    m.cpu.fpu = case.fpu.as_deref().cloned().unwrap_or_default();
     m.cpu.gpr = case.gpr;
     m.cpu.rflags = case.rflags;
     m.cpu.rip = CODE;
@@ -202,6 +205,7 @@ fn outcome(m: &Machine, exit: Result<Exit, String>, expect_rip: u64) -> Outcome 
         stack,
         abnormal,
         fault: None,
+        fpu: m.cpu.fpu.clone(),
     };
     if let Some(f) = fault {
         // The state at the fault: RIP, RSP and RFLAGS from the frame, the rest as they are.
@@ -269,7 +273,8 @@ pub fn compare(case: &Case, interp: &Outcome, native: &Outcome) -> Vec<String> {
     match (&interp.fault, &native.fault) {
         (None, None) => {}
         (Some(a), Some(b)) => {
-            let cr2 = |f: &Fault| if f.vector == 14 { f.cr2 } else { 0 };
+            let page = if case.multi_part { !0xFFF } else { u64::MAX };
+            let cr2 = |f: &Fault| if f.vector == 14 { f.cr2 & page } else { 0 };
             if (a.vector, a.error_code, a.cs, cr2(a)) != (b.vector, b.error_code, b.cs, cr2(b)) {
                 diffs.push(format!(
                     "fault: interp {} error {:#x} cs {:#x} cr2 {:#x}, native {} error {:#x} cs {:#x} cr2 {:#x}",
@@ -336,6 +341,20 @@ pub fn compare(case: &Case, interp: &Outcome, native: &Outcome) -> Vec<String> {
                 a[off],
                 b[off]
             ));
+        }
+    }
+    if case.fpu.is_some() {
+        let (mut interp_fpu, mut native_fpu) = (interp.fpu.clone(), native.fpu.clone());
+        let keep = case.fsw_not_compared;
+        native_fpu.set_fsw((native.fpu.fsw() & !keep) | (interp.fpu.fsw() & keep));
+        if case.mmx_operand && native.fault.is_some() {
+            // A faulting MMX instruction may or may not have made the x87 state MMX-shaped
+            // (the SDM does not say; AMD CPUs differ by instruction): compare both as if it had.
+            interp_fpu.enter_mmx();
+            native_fpu.enter_mmx();
+        }
+        for d in interp_fpu.differences(&native_fpu) {
+            diffs.push(format!("x87/SSE {d} (interp vs native)"));
         }
     }
     diffs
@@ -453,6 +472,19 @@ pub fn pvm_quirk(form: &Form, interp: &Outcome, native: &Outcome) -> Option<&'st
     None
 }
 
+/// The x87 state a vector case started from, for its failure report.
+fn x87_before(f: &emulator::cpu::FpuState) -> String {
+    let st: Vec<String> = (0..8).map(|i| format!("{:020x}", f.st(i))).collect();
+    format!(
+        "\n  before x87: fcw {:#06x} fsw {:#06x} tags {:#04x} mxcsr {:#x} st0..7 {}",
+        f.fcw(),
+        f.fsw(),
+        f.tags(),
+        f.mxcsr(),
+        st.join(" ")
+    )
+}
+
 fn hex_regs(g: &[u64; 16]) -> String {
     g.iter()
         .map(|v| format!("{v:x}"))
@@ -524,7 +556,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
                 passed += 1;
             } else if report.failures.len() < 1000 {
                 report.failures.push(format!(
-                    "FAIL {}: {} [{}]\n  before: rflags {:#x} regs {}\n  {}",
+                    "FAIL {}: {} [{}]\n  before: rflags {:#x} regs {}{}\n  {}",
                     form.name,
                     case.text,
                     case.code
@@ -533,6 +565,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
                         .collect::<String>(),
                     case.rflags,
                     hex_regs(&case.gpr),
+                    case.fpu.as_deref().map_or(String::new(), x87_before),
                     diffs.join("\n  ")
                 ));
             }

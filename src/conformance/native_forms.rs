@@ -20,6 +20,7 @@ use super::native_machine::{
     CodeMode, CODE, DATA, DATA_ALIAS16, NONCANONICAL, READONLY, STACK_TOP, UNMAPPED,
 };
 use super::native_raw;
+use super::native_vector;
 
 /// One testable instruction form.
 #[derive(Debug, Clone)]
@@ -36,6 +37,13 @@ enum FormKind {
     Coded(Code),
     /// Raw bytes of an instruction (with its prefixes): string instructions, faulting forms.
     Raw(&'static [u8]),
+}
+
+impl Form {
+    /// An x87, MMX or SSE form (its cases start from a random x87/SSE state).
+    pub fn is_vector(&self) -> bool {
+        matches!(self.kind, FormKind::Coded(c) if self.mode == CodeMode::Long64 && native_vector::is_vector_form(c))
+    }
 }
 
 /// One generated case: code bytes and the register state before them (the data page is separate).
@@ -56,6 +64,17 @@ pub struct Case {
     pub text: String,
     /// Bytes at the initial stack pointer (what POP, POPA, POP seg find).
     pub stack_init: Vec<u8>,
+    /// The x87/SSE state before the instruction, for the vector forms (`native_vector`); their
+    /// whole x87/SSE state is compared afterwards. `None`: the reset state, not compared.
+    pub fpu: Option<Box<emulator::cpu::FpuState>>,
+    /// FSW bits not compared for this form (`native_vector::fsw_not_compared`).
+    pub fsw_not_compared: u16,
+    /// The instruction's memory operand is accessed in parts (an m80, FLDENV's 14 or 28 bytes,
+    /// FRSTOR's 94 or 108): they may be accessed in any order, so a #PF's CR2 is compared to the page.
+    pub multi_part: bool,
+    /// An MMX register is an operand: when the instruction faults, whether the x87 state had
+    /// turned MMX-shaped is the CPU's choice (`native_vector::FSW_NOT_COMPARED`'s note).
+    pub mmx_operand: bool,
 }
 
 const MNEMONICS: &[Mnemonic] = &[
@@ -291,9 +310,18 @@ fn coded_forms(mode: CodeMode) -> Vec<Form> {
             CodeMode::Long64 => (op.mode64(), ""),
             CodeMode::Compat32 => (op.mode32(), "32/"),
         };
+        let vector = mode == CodeMode::Long64 && native_vector::is_vector_form(code);
         let wanted = MNEMONICS.contains(&code.mnemonic())
             || (mode == CodeMode::Compat32
                 && native_raw::LEGACY_MNEMONICS.contains(&code.mnemonic()));
+        if vector {
+            forms.push(Form {
+                name: format!("{prefix}{code:?}"),
+                mode,
+                kind: FormKind::Coded(code),
+            });
+            continue;
+        }
         if !valid
             || op.encoding() != EncodingKind::Legacy
             || !wanted
@@ -329,7 +357,8 @@ pub fn all_forms() -> Vec<Form> {
 }
 
 /// The forms named in `list` (comma-separated, case-insensitive): `all` = every form, `64` =
-/// the 64-bit forms, `32` = the compatibility-mode forms; any other entry selects the forms whose
+/// the 64-bit forms, `32` = the compatibility-mode forms, `vector` = the x87/MMX/SSE forms
+/// (`native_vector`); any other entry selects the forms whose
 /// name starts with it (`Add_rm64_r64`, `shld`, `rep_`, `32/daa`).
 pub fn select_forms(list: &str) -> Vec<Form> {
     let wanted: Vec<String> = list
@@ -345,6 +374,7 @@ pub fn select_forms(list: &str) -> Vec<Form> {
                 "all" => true,
                 "64" => f.mode == CodeMode::Long64,
                 "32" => f.mode == CodeMode::Compat32,
+                "vector" => f.is_vector(),
                 w => n.starts_with(w),
             })
         })
@@ -530,6 +560,10 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
         compare_flags: 0,
         text: form.name.clone(),
         stack_init,
+        fpu: None,
+        fsw_not_compared: 0,
+        multi_part: false,
+        mmx_operand: false,
     };
     let code = match form.kind {
         FormKind::Raw(bytes) => {
@@ -539,12 +573,27 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
         }
         FormKind::Coded(code) => code,
     };
+    if mode == CodeMode::Long64 && native_vector::is_vector_form(code) {
+        case.fpu = Some(Box::new(native_vector::random_state(rng)));
+        case.fsw_not_compared = native_vector::fsw_not_compared(code.mnemonic());
+    }
     let op = code.op_code();
     let mut ops = Vec::new();
     for i in 0..op.op_count() {
         use OpCodeOperandKind as K;
         let k = op.op_kind(i);
         let o = match k {
+            K::mm_or_mem | K::xmm_or_mem if rng.below(2) == 0 => Op::M(data_mem(rng, mode, page)),
+            K::st0
+            | K::sti_opcode
+            | K::mm_reg
+            | K::mm_rm
+            | K::mm_or_mem
+            | K::xmm_reg
+            | K::xmm_rm
+            | K::xmm_or_mem => Op::R(native_vector::register(rng, k)?),
+            K::r32_reg_mem => Op::R(reg_of_width(rng, 32, mode)),
+            K::r64_reg_mem => Op::R(reg_of_width(rng, 64, mode)),
             K::mem => {
                 if code.mnemonic() == Mnemonic::Lea && rng.below(2) == 0 {
                     Op::M(native_raw::random_address(rng, mode))
@@ -594,6 +643,9 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
     native_fixups::fix_up(code, &instr, &mut case, rng, data)?;
     native_raw::fix_up_legacy(code, &instr, &mut case, rng, data)?;
     let size = instr.memory_size().size() as u64;
+    case.multi_part = size > 8 && size != 16;
+    case.mmx_operand = (0..instr.op_count())
+        .any(|i| instr.op_kind(i) == iced_x86::OpKind::Register && instr.op_register(i).is_mm());
     if mode == CodeMode::Long64
         && instr.memory_base() == Register::R15
         && size > 1

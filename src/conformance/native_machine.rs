@@ -186,7 +186,9 @@ pub fn new_machine() -> Machine {
         ..Default::default()
     };
     cpu.cr3 = PML4;
-    cpu.cr4 = ctl::CR4_PAE | ctl::CR4_OSFXSR;
+    // OSXMMEXCPT: unmasked SSE exceptions are #XM (PVM runs ring 3 with the host's CR4, which
+    // has it, whatever the guest's says).
+    cpu.cr4 = ctl::CR4_PAE | ctl::CR4_OSFXSR | ctl::CR4_OSXMMEXCPT;
     cpu.cr0 = ctl::CR0_PE
         | ctl::CR0_ET
         | ctl::CR0_NE

@@ -199,8 +199,7 @@ pub const DIFFERENCES: &[Difference] = &[
     Difference {
         opcodes: &["D8"],
         reason: "x87 escape: the test machine had no coprocessor, so the 286 ran ESC as a no-op; \
-                 vmscope models no x87 either but raises #UD for ESC (CPUID says no FPU), the \
-                 behaviour the `ud` guest checks",
+                 vmscope's CPU has an x87 (CPUID.1:EDX.FPU) and executes the x87 instruction",
         treatment: Treatment::Mask,
         applies: |t| (0xD8..=0xDF).contains(&opcode(t)),
     },

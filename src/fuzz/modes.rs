@@ -345,7 +345,7 @@ fn ring0_machine(mode: Mode) -> Machine {
         }
         Mode::Long | Mode::Ring3 => {
             s.cr0 = ctl::CR0_PE | ctl::CR0_ET | ctl::CR0_NE | ctl::CR0_WP | ctl::CR0_PG;
-            s.cr4 = ctl::CR4_PAE | ctl::CR4_OSFXSR;
+            s.cr4 = ctl::CR4_PAE | ctl::CR4_OSFXSR | ctl::CR4_OSXMMEXCPT;
             s.cr3 = PML4;
             s.efer = ctl::EFER_LME | ctl::EFER_LMA | ctl::EFER_NXE;
             let d = segment(sel::DATA32);

@@ -21,11 +21,12 @@ use crate::engines::{make_engine, EngineChoice};
 
 /// The Debian kernel `scripts/linux-assets.sh` fetches (its release, as in /lib/modules).
 pub const DEBIAN_KERNEL: &str = "6.1.0-57-cloud-amd64";
-/// Modules the initramfs carries and init loads, in dependency order (all `=m` in Debian's
-/// cloud kernel): the virtio transports and devices vmscope offers.
+/// Modules the initramfs carries and init loads (all `=m` in Debian's cloud kernel): the virtio
+/// transports and devices vmscope offers. Init loads them in the order their own `depends=`
+/// lines require ([`load_order`]), whatever the order here.
 pub const MODULES: &[&str] = &[
-    "kernel/drivers/virtio/virtio.ko",
     "kernel/drivers/virtio/virtio_ring.ko",
+    "kernel/drivers/virtio/virtio.ko",
     "kernel/drivers/virtio/virtio_pci_modern_dev.ko",
     "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
     "kernel/drivers/virtio/virtio_pci.ko",
@@ -88,6 +89,49 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// The modules a kernel module needs loaded first: its `.modinfo` section's `depends=` entry
+/// (comma-separated names without `.ko`; the string is NUL-terminated in the file).
+pub fn module_depends(module: &[u8]) -> Vec<String> {
+    const KEY: &[u8] = b"\0depends=";
+    let Some(at) = module.windows(KEY.len()).position(|w| w == KEY) else {
+        return Vec::new();
+    };
+    let rest = &module[at + KEY.len()..];
+    let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+    String::from_utf8_lossy(&rest[..end])
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(|d| d.to_string())
+        .collect()
+}
+
+/// Orders `(file name, contents)` so each module comes after the carried modules it depends
+/// on (a dependency not carried is assumed built in). A cycle is an error naming the modules.
+pub fn load_order(mut pending: Vec<(String, Vec<u8>)>) -> Result<Vec<(String, Vec<u8>)>> {
+    let stem = |n: &str| n.trim_end_matches(".ko").replace('-', "_");
+    let carried: Vec<String> = pending.iter().map(|(n, _)| stem(n)).collect();
+    let mut ordered: Vec<(String, Vec<u8>)> = Vec::new();
+    while !pending.is_empty() {
+        let loaded: Vec<String> = ordered.iter().map(|(n, _)| stem(n)).collect();
+        let ready = pending.iter().position(|(_, bytes)| {
+            module_depends(bytes).iter().all(|d| {
+                loaded.contains(&d.replace('-', "_")) || !carried.contains(&d.replace('-', "_"))
+            })
+        });
+        match ready {
+            Some(i) => ordered.push(pending.remove(i)),
+            None => {
+                let names: Vec<&str> = pending.iter().map(|(n, _)| n.as_str()).collect();
+                bail!(
+                    "kernel modules depend on each other in a cycle: {}",
+                    names.join(", ")
+                );
+            }
+        }
+    }
+    Ok(ordered)
+}
+
 /// The initramfs: busybox, `/init`, `/dev/console`, and the modules present in `assets`.
 pub fn build_initramfs(assets: &Path, cmd: Option<&str>) -> Result<Vec<u8>> {
     let busybox = read(&assets.join("bin/busybox"), "busybox")?;
@@ -104,6 +148,7 @@ pub fn build_initramfs(assets: &Path, cmd: Option<&str>) -> Result<Vec<u8>> {
             modules.push((name, bytes));
         }
     }
+    let modules = load_order(modules)?;
     let names: Vec<String> = modules.iter().map(|(n, _)| n.clone()).collect();
     let init = initramfs::init_script(cmd, &names);
     use initramfs::Entry;
@@ -251,4 +296,45 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
             crate::runner::exit_status(&exit)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(depends: &str) -> Vec<u8> {
+        format!("\x7fELF...\0license=GPL\0depends={depends}\0retpoline=Y\0").into_bytes()
+    }
+
+    #[test]
+    fn modules_load_after_what_their_modinfo_says_they_need() {
+        assert_eq!(
+            module_depends(&module("virtio,virtio_ring")),
+            ["virtio", "virtio_ring"]
+        );
+        assert!(module_depends(&module("")).is_empty());
+        let order = load_order(vec![
+            ("virtio_blk.ko".into(), module("virtio,virtio_ring")),
+            ("virtio.ko".into(), module("virtio_ring")),
+            ("virtio_ring.ko".into(), module("")),
+            // A dependency the initramfs does not carry is taken as built in.
+            ("virtio_console.ko".into(), module("virtio,not_carried")),
+        ])
+        .unwrap();
+        let names: Vec<&str> = order.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "virtio_ring.ko",
+                "virtio.ko",
+                "virtio_blk.ko",
+                "virtio_console.ko"
+            ]
+        );
+        let cycle = load_order(vec![
+            ("a.ko".into(), module("b")),
+            ("b.ko".into(), module("a")),
+        ]);
+        assert!(cycle.unwrap_err().to_string().contains("a.ko, b.ko"));
+    }
 }

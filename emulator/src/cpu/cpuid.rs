@@ -13,7 +13,7 @@ pub const MAX_EXTENDED_LEAF: u32 = 0x8000_0008;
 
 /// CPUID.1:EDX feature bits we implement.
 pub mod edx1 {
-    /// An x87 FPU on the chip (interpreter: `interp/x87`); offered with the SIMD unit.
+    /// An x87 FPU on the chip (interpreter: `interp/x87`).
     pub const FPU: u32 = 1 << 0;
     /// Debugging extensions: CR4.DE, I/O breakpoints, DR4/DR5 #UD (interpreter: `interp/debug.rs`).
     pub const DE: u32 = 1 << 2;
@@ -30,30 +30,11 @@ pub mod edx1 {
     pub const CMOV: u32 = 1 << 15;
     /// 4 MiB pages reach 40-bit physical addresses (PDE bits 20:13).
     pub const PSE36: u32 = 1 << 17;
-    /// The instruction-set bits the SIMD unit (`interp/simd`) is being built for. In leaf 1
-    /// only with [`experimental_simd`]: until MMX, SSE, SSE2 and FXSAVE are complete and
-    /// checked against the CPU, their instructions are #UD and CR4.OSFXSR stays reserved.
+    /// MMX, FXSAVE/FXRSTOR, SSE and SSE2 (interpreter: `interp/simd`).
     pub const MMX: u32 = 1 << 23;
     pub const FXSR: u32 = 1 << 24;
     pub const SSE: u32 = 1 << 25;
     pub const SSE2: u32 = 1 << 26;
-}
-
-/// Is the unfinished SIMD unit offered (environment `VMSCOPE_EXPERIMENTAL_SIMD=1`, read once
-/// per process so every engine and every CPUID read agree)? For developing it against the
-/// oracles (`vmscope fuzz --mode ring3`, `conformance native`); off by default.
-pub fn experimental_simd() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("VMSCOPE_EXPERIMENTAL_SIMD").is_ok_and(|v| v == "1"))
-}
-
-/// CPUID.1:EDX bits of the SIMD unit, when it is offered.
-fn simd_edx() -> u32 {
-    if experimental_simd() {
-        edx1::FPU | edx1::MMX | edx1::FXSR | edx1::SSE | edx1::SSE2
-    } else {
-        0
-    }
 }
 
 /// CPUID.1:ECX feature bits we implement.
@@ -149,7 +130,11 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
                 | edx1::PGE
                 | edx1::CMOV
                 | edx1::PSE36
-                | simd_edx(),
+                | edx1::FPU
+                | edx1::MMX
+                | edx1::FXSR
+                | edx1::SSE
+                | edx1::SSE2,
         ],
         // Leaves 2-6 (caches, MONITOR, power) describe nothing here.
         2..=6 => [0, 0, 0, 0],

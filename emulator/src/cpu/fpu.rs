@@ -250,9 +250,51 @@ impl FpuState {
     }
 }
 
+impl FpuState {
+    /// The architectural x87/SSE fields that differ between `self` and `other`, each named with
+    /// both values (`"ST(2) 3fff8000000000000000 vs 00000000000000000000"`): FCW, FSW, the tag
+    /// byte, MXCSR, ST(0)–ST(7), XMM0–XMM15. FOP, FIP, FDP and MXCSR_MASK are left out: CPUs
+    /// fill them their own way (AMD stores the pointers only when an exception is pending).
+    pub fn differences(&self, other: &FpuState) -> Vec<String> {
+        let hex = |f: &FpuState, r: std::ops::Range<usize>| -> String {
+            r.rev().map(|i| format!("{:02x}", f.fxsave[i])).collect()
+        };
+        let mut fields: Vec<(String, std::ops::Range<usize>)> = vec![
+            ("FCW".into(), 0..2),
+            ("FSW".into(), 2..4),
+            ("tags".into(), 4..5),
+            ("MXCSR".into(), 24..28),
+        ];
+        fields.extend((0..8).map(|i| (format!("ST({i})"), 32 + 16 * i..42 + 16 * i)));
+        fields.extend((0..16).map(|i| (format!("XMM{i}"), 160 + 16 * i..176 + 16 * i)));
+        fields
+            .into_iter()
+            .filter(|(_, r)| self.fxsave[r.clone()] != other.fxsave[r.clone()])
+            .map(|(name, r)| format!("{name} {} vs {}", hex(self, r.clone()), hex(other, r)))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn differences_name_the_fields_and_skip_the_pointers() {
+        let a = FpuState::default();
+        let mut b = a.clone();
+        b.set_fip(0x1234); // not architectural state to compare
+        assert!(a.differences(&b).is_empty());
+        b.set_st(2, 0x3FFF_8000_0000_0000_0000);
+        b.set_mxcsr(0x1F81);
+        assert_eq!(
+            a.differences(&b),
+            [
+                "MXCSR 00001f80 vs 00001f81",
+                "ST(2) 00000000000000000000 vs 3fff8000000000000000"
+            ]
+        );
+    }
 
     #[test]
     fn reset_values_match_the_sdm() {

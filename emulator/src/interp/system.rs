@@ -507,15 +507,11 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         // The MMU checks reserved bits, loads PAE PDPTEs and switches the shadow.
         Register::CR3 => cpu.mmu.write_cr3(cpu.m, v).map_err(|_| gp(0)),
         Register::CR4 => {
-            // Only bits whose feature CPUID advertises (cpu/cpuid.rs): VME/PVI, MCE, OSFXSR and
-            // OSXMMEXCPT name features this CPU does not have, so they are reserved (#GP).
-            // OSFXSR/OSXMMEXCPT exist once the SIMD unit is offered (`cpuid::experimental_simd`).
-            let simd = if crate::cpu::cpuid::experimental_simd() {
-                ctl::CR4_OSFXSR | ctl::CR4_OSXMMEXCPT
-            } else {
-                0
-            };
-            let supported: u64 = simd
+            // Only bits whose feature CPUID advertises (cpu/cpuid.rs): VME/PVI and MCE name
+            // features this CPU does not have, so they are reserved (#GP). OSFXSR (the OS
+            // saves XMM state with FXSAVE) and OSXMMEXCPT (it handles #XM) enable SSE.
+            let supported: u64 = ctl::CR4_OSFXSR
+                | ctl::CR4_OSXMMEXCPT
                 | ctl::CR4_TSD
                 | ctl::CR4_DE
                 | ctl::CR4_PSE
@@ -579,6 +575,10 @@ fn write_cr0(cpu: &mut Cpu, v: u64) -> R<()> {
 /// thermal control, no MONITOR, CPUID not limited, XD not disabled.
 const IA32_MISC_ENABLE: u32 = 0x1A0;
 const MISC_ENABLE: u64 = 1 | 1 << 11 | 1 << 12;
+/// IA32_BIOS_SIGN_ID: software writes 0, executes CPUID leaf 1, and reads the loaded
+/// microcode's revision in bits 63:32. This model has no microcode: it reads 0 (Linux then says
+/// "no microcode"), and a write is accepted and changes nothing.
+const IA32_BIOS_SIGN_ID: u32 = 0x8B;
 
 fn read_msr(cpu: &mut Cpu, index: u32) -> R<u64> {
     // Platform MSRs (IA32_APIC_BASE, IA32_TSC_DEADLINE, x2APIC 0x800-0x8FF) belong to the
@@ -608,6 +608,7 @@ fn read_msr(cpu: &mut Cpu, index: u32) -> R<u64> {
         msr::IA32_KERNEL_GS_BASE => s.msrs.kernel_gs_base,
         msr::IA32_TSC_AUX => s.msrs.tsc_aux,
         IA32_MISC_ENABLE => MISC_ENABLE,
+        IA32_BIOS_SIGN_ID => 0,
         _ => return Err(gp(0)),
     })
 }
@@ -666,6 +667,7 @@ fn write_msr(cpu: &mut Cpu, index: u32, v: u64) -> R<()> {
         msr::IA32_TSC_AUX => s.msrs.tsc_aux = v,
         // Nothing in it can change here: writing back what it reads is allowed, the rest #GP.
         IA32_MISC_ENABLE if v == MISC_ENABLE => {}
+        IA32_BIOS_SIGN_ID => {}
         _ => return Err(gp(0)),
     }
     Ok(())

@@ -134,8 +134,10 @@ fn bytes(e: Elem) -> usize {
     }
 }
 
-/// Converts `c.count` lanes of `src`; the scalar forms keep the rest of `old`, the packed
-/// ones zero the lanes above the result (CVTPD2PS, CVTPD2DQ) or, for MMX destinations, write 64 bits.
+/// Converts `c.count` lanes of `src`; the scalar forms keep the rest of `old`, and so does
+/// CVTPI2PS (two singles into the low half of an XMM register: checked against the CPU); the
+/// other packed ones zero the lanes above the result (CVTPD2PS, CVTPD2DQ) or, for MMX
+/// destinations, write 64 bits.
 fn convert_lanes(c: Conv, src: u128, old: u128, control: u32, mmx_dst: bool) -> (u128, u32) {
     let (fb, tb) = (bytes(c.from), bytes(c.to));
     let mut out = 0u128;
@@ -151,8 +153,8 @@ fn convert_lanes(c: Conv, src: u128, old: u128, control: u32, mmx_dst: bool) -> 
         out |= (v as u128 & (u128::MAX >> (128 - 8 * tb))) << (k * 8 * tb);
     }
     let written = c.count * tb;
-    let scalar = c.count == 1;
-    if scalar {
+    let keeps_the_rest = c.count == 1 || (c.from == Elem::I32 && c.to == Elem::F32 && c.count == 2);
+    if keeps_the_rest {
         let m = u128::MAX >> (128 - 8 * written);
         return ((old & !m) | out, flags);
     }
@@ -237,7 +239,22 @@ fn float_to_float(from: Elem, bits: u64, control: u32) -> (u64, u32) {
     let r: rustc_apfloat::StatusAnd<Single> = v.convert_r(rounding(control), &mut loses);
     let mut out = r.value.to_bits() as u64;
     flags |= status_flags(r.status);
+    // rustc_apfloat reports no overflow when it rounds to the largest single (toward zero):
+    // IEEE does whenever |x| ≥ 2^128, which rounding toward zero cannot bring back.
+    if v.abs() >= Double::from_bits(0x47F0_0000_0000_0000) && !v.is_infinite() {
+        flags |= mx::OE | mx::PE;
+    }
     let um = control & (mx::UE << mx::MASK_SHIFT) != 0;
+    let unmasked = !(control >> mx::MASK_SHIFT) & 0x3F;
+    if !um && r.value.is_denormal() {
+        flags |= mx::UE; // unmasked: tiny is enough, exact or not
+    }
+    if flags & (mx::OE | mx::UE) & unmasked != 0 {
+        // No result: "inexact" is the rounding to 24 bits with an unbounded exponent.
+        let significand = (v.to_bits() as u64 & ((1 << 52) - 1)) | 1 << 52;
+        let used = 64 - significand.leading_zeros() - significand.trailing_zeros();
+        flags = (flags & !mx::PE) | if used > 24 { mx::PE } else { 0 };
+    }
     if control & mx::FTZ != 0 && um && r.status.contains(Status::UNDERFLOW) {
         out = (bits >> 63) << 31;
         flags |= mx::UE | mx::PE;
@@ -249,6 +266,15 @@ fn float_to_float(from: Elem, bits: u64, control: u32) -> (u64, u32) {
 mod tests {
     use super::*;
     const RN: u32 = crate::cpu::fpu::MXCSR_INIT;
+
+    #[test]
+    fn a_double_too_big_for_a_single_overflows_in_every_rounding_mode() {
+        let big = (1e39f64).to_bits();
+        for rc in 0..4u32 {
+            let (_, flags) = float_to_float(Elem::F64, big, RN | (rc << mx::RC_SHIFT));
+            assert_eq!(flags, mx::OE | mx::PE, "RC {rc}");
+        }
+    }
 
     #[test]
     fn out_of_range_and_nan_give_the_integer_indefinite() {

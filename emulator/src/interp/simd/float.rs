@@ -9,8 +9,8 @@
 //! destination untouched while the flags record what happened.
 
 use iced_x86::{Instruction, Mnemonic};
-use rustc_apfloat::ieee::{Double, Single};
-use rustc_apfloat::{Float, Round, Status, StatusAnd};
+use rustc_apfloat::ieee::{Double, Quad, Single};
+use rustc_apfloat::{Float, FloatConvert, Round, Status, StatusAnd};
 
 use super::{lane, read, read_reg, write, Cpu};
 use crate::cpu::fpu::mxcsr as mx;
@@ -142,8 +142,15 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
 
 /// Sets the raised flags in MXCSR (they are sticky). An unmasked one faults before the
 /// instruction writes anything: the destination and RFLAGS stay as they were.
+/// An unmasked pre-computation exception (invalid, denormal, divide by zero) stops before any
+/// result exists, so only those flags are recorded (SDM vol. 1, 11.5.3; checked against the CPU).
 pub(super) fn record_flags(cpu: &mut Cpu, control: u32, raised: u32) -> R<()> {
     let masks = (control >> mx::MASK_SHIFT) & 0x3F;
+    let pre = raised & (mx::IE | mx::DE | mx::ZE);
+    if pre & !masks != 0 {
+        cpu.st().fpu.set_mxcsr(control | pre);
+        return Err(simd_fault(cpu));
+    }
     cpu.st().fpu.set_mxcsr(control | raised);
     if raised & !masks != 0 {
         return Err(simd_fault(cpu));
@@ -182,10 +189,17 @@ pub(super) struct LaneResult {
 
 /// One lane of `op` in the format `F` (Single or Double), with MXCSR `control`'s rounding,
 /// DAZ and FTZ. Pure: the caller merges flags and decides about faults.
-pub(super) fn compute<F: Float>(op: Op, x: u64, y: u64, imm: u8, control: u32) -> LaneResult {
+pub(super) fn compute<F>(op: Op, x: u64, y: u64, imm: u8, control: u32) -> LaneResult
+where
+    F: Float + FloatConvert<Double> + FloatConvert<Quad>,
+{
     let mut flags = 0u32;
-    let a: F = input(x, control, &mut flags);
-    // SQRT has one operand: the source.
+    // SQRT has one operand, the source: the destination's old lane is not an input (no #D).
+    let a: F = if op == Op::Sqrt {
+        F::from_bits(x as u128)
+    } else {
+        input(x, control, &mut flags)
+    };
     let b: F = input(y, control, &mut flags);
     let done = |value: u64, flags: u32| LaneResult {
         value,
@@ -197,6 +211,9 @@ pub(super) fn compute<F: Float>(op: Op, x: u64, y: u64, imm: u8, control: u32) -
         Op::Cmp => {
             let predicate = imm & 7;
             let unordered = a.is_nan() || b.is_nan();
+            if unordered {
+                flags &= !mx::DE; // a NaN operand outranks a denormal one
+            }
             // LT, LE, NLT, NLE signal on any NaN; the others on signalling NaNs only.
             let signals_on_qnan = matches!(predicate, 1 | 2 | 5 | 6);
             if snan(a) || snan(b) || (unordered && signals_on_qnan) {
@@ -222,6 +239,9 @@ pub(super) fn compute<F: Float>(op: Op, x: u64, y: u64, imm: u8, control: u32) -
         }
         Op::Comi(quiet) => {
             let unordered = a.is_nan() || b.is_nan();
+            if unordered {
+                flags &= !mx::DE;
+            }
             if snan(a) || snan(b) || (unordered && !quiet) {
                 flags |= mx::IE;
             }
@@ -243,8 +263,7 @@ pub(super) fn compute<F: Float>(op: Op, x: u64, y: u64, imm: u8, control: u32) -
         Op::Min | Op::Max => {
             // The second operand when either is a NaN or both are zeros (of any sign).
             if a.is_nan() || b.is_nan() {
-                flags |= mx::IE;
-                return done(b.to_bits() as u64, flags);
+                return done(b.to_bits() as u64, (flags & !mx::DE) | mx::IE);
             }
             let first = if op == Op::Min { a < b } else { a > b };
             return done(
@@ -266,6 +285,7 @@ pub(super) fn compute<F: Float>(op: Op, x: u64, y: u64, imm: u8, control: u32) -
         a.is_nan() || b.is_nan()
     };
     if operands_nan {
+        flags &= !mx::DE;
         let signalling = if op == Op::Sqrt {
             snan(b)
         } else {
@@ -290,17 +310,120 @@ pub(super) fn compute<F: Float>(op: Op, x: u64, y: u64, imm: u8, control: u32) -
         let indefinite = (1u64 << (F::BITS - 1))
             | (((1u64 << (F::BITS - F::PRECISION)) - 1) << (F::PRECISION - 1))
             | quiet_bit;
-        return done(indefinite, flags | mx::IE);
+        // Invalid outranks a denormal operand (SQRT of a negative denormal: IE alone).
+        return done(indefinite, (flags & !mx::DE) | mx::IE);
     }
     flags |= status_flags(status);
+    if status.contains(Status::DIV_BY_ZERO) {
+        flags &= !mx::DE; // x / 0 is ZE alone, even for a denormal x (checked against the CPU)
+    }
+    if !status.contains(Status::OVERFLOW)
+        && status.contains(Status::INEXACT)
+        && value.is_finite()
+        && value.abs() == F::largest()
+        && exceeds_range(op, a, b)
+    {
+        // rustc_apfloat rounds an overflow toward zero to the largest number without saying
+        // "overflow"; IEEE 754 (and the CPU) raise it whatever the rounding direction.
+        flags |= mx::OE;
+    }
     let mut bits = value.to_bits() as u64;
     // Flush to zero: a tiny result becomes a zero of its sign when underflow is masked.
     let um = control & (mx::UE << mx::MASK_SHIFT) != 0;
+    if !um && value.is_denormal() {
+        // Unmasked, underflow means "tiny", inexact or not (IEEE's default needs both).
+        flags |= mx::UE;
+    }
+    let unmasked = !(control >> mx::MASK_SHIFT) & 0x3F;
+    if flags & (mx::OE | mx::UE) & unmasked != 0 {
+        // No result is written; "inexact" then means the rounding with an unbounded exponent,
+        // not the denormalized or overflowed one (measured on the CPU).
+        flags = (flags & !mx::PE)
+            | if unbounded_inexact(op, a, b) {
+                mx::PE
+            } else {
+                0
+            };
+    }
     if control & mx::FTZ != 0 && um && (value.is_denormal() || status.contains(Status::UNDERFLOW)) {
         bits = F::ZERO.copy_sign(value).to_bits() as u64;
         flags |= mx::UE | mx::PE;
     }
     done(bits, flags)
+}
+
+/// Is the exact `a op b` at least 2^(emax+1), the first magnitude above `F`'s largest number
+/// that rounding toward zero with an unbounded exponent cannot bring back? Computed in the next
+/// wider format toward zero, which cannot cross that (representable) bound the wrong way.
+fn exceeds_range<F>(op: Op, a: F, b: F) -> bool
+where
+    F: Float + FloatConvert<Double> + FloatConvert<Quad>,
+{
+    let mut loses = false;
+    if F::BITS == 32 {
+        let (x, y): (Double, Double) = (a.convert(&mut loses).value, b.convert(&mut loses).value);
+        let r = wide_op(op, x, y);
+        r.abs() >= Double::from_bits(0x47F0_0000_0000_0000) // 2^128
+    } else {
+        let (x, y): (Quad, Quad) = (a.convert(&mut loses).value, b.convert(&mut loses).value);
+        let r = wide_op(op, x, y);
+        r.abs() >= Quad::from_bits((16383u128 + 1024) << 112) // 2^1024
+    }
+}
+
+fn wide_op<W: Float>(op: Op, x: W, y: W) -> W {
+    wide_op_status(op, x, y).value
+}
+
+fn wide_op_status<W: Float>(op: Op, x: W, y: W) -> StatusAnd<W> {
+    let round = Round::TowardZero;
+    match op {
+        Op::Add => x.add_r(y, round),
+        Op::Sub => x.sub_r(y, round),
+        Op::Mul => x.mul_r(y, round),
+        _ => x.div_r(y, round),
+    }
+}
+
+/// Would `a op b` be inexact in `F`'s precision with an unbounded exponent? Computed in the
+/// next wider format: inexact there, or more significant bits than `F` keeps.
+fn unbounded_inexact<F>(op: Op, a: F, b: F) -> bool
+where
+    F: Float + FloatConvert<Double> + FloatConvert<Quad>,
+{
+    let mut loses = false;
+    let (inexact, bits, frac_bits, exp_bits) = if F::BITS == 32 {
+        let (x, y): (Double, Double) = (a.convert(&mut loses).value, b.convert(&mut loses).value);
+        let r = wide_op_status(op, x, y);
+        (
+            r.status.contains(Status::INEXACT),
+            r.value.to_bits(),
+            52,
+            11,
+        )
+    } else {
+        let (x, y): (Quad, Quad) = (a.convert(&mut loses).value, b.convert(&mut loses).value);
+        let r = wide_op_status(op, x, y);
+        (
+            r.status.contains(Status::INEXACT),
+            r.value.to_bits(),
+            112,
+            15,
+        )
+    };
+    let frac = bits & ((1u128 << frac_bits) - 1);
+    let exp = (bits >> frac_bits) & ((1u128 << exp_bits) - 1);
+    let significand = if exp == 0 {
+        frac
+    } else {
+        frac | 1u128 << frac_bits
+    };
+    let used = if significand == 0 {
+        0
+    } else {
+        128 - significand.leading_zeros() - significand.trailing_zeros()
+    };
+    inexact || used as usize > F::PRECISION
 }
 
 /// MXCSR.RC as a rounding direction.
@@ -406,6 +529,30 @@ mod tests {
         let (v, f) = f64op(Op::Div, 1.0, 3.0, RN);
         assert_eq!(v, 1.0 / 3.0);
         assert_eq!(f, mx::PE);
+    }
+
+    #[test]
+    fn overflow_is_raised_also_when_rounding_gives_the_largest_number() {
+        let toward_zero = RN | (3 << mx::RC_SHIFT);
+        assert_eq!(
+            f32op(Op::Mul, f32::MAX, 2.0, toward_zero),
+            (f32::MAX, mx::OE | mx::PE)
+        );
+        assert_eq!(
+            f64op(Op::Add, f64::MAX, f64::MAX, toward_zero),
+            (f64::MAX, mx::OE | mx::PE)
+        );
+        // Just above the largest number, but below 2^128: rounded back, no overflow.
+        let (v, f) = f32op(Op::Add, f32::MAX, 1.0e30, toward_zero);
+        assert_eq!((v, f), (f32::MAX, mx::PE));
+    }
+
+    #[test]
+    fn an_invalid_or_nan_lane_reports_no_denormal() {
+        let tiny = f64::from_bits(1); // a denormal
+        assert_eq!(f64op(Op::Sqrt, 0.0, -tiny, RN).1, mx::IE);
+        assert_eq!(f64op(Op::Add, tiny, f64::NAN, RN).1, 0);
+        assert_eq!(f64op(Op::Add, tiny, 1.0, RN).1, mx::DE | mx::PE);
     }
 
     #[test]

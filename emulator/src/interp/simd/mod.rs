@@ -36,12 +36,7 @@ pub(crate) fn offered() -> bool {
 pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let m = ins.mnemonic();
     let mmx = check_available(cpu, ins)?;
-    // An MMX store reads its register before the memory access: the x87 unit is MMX-shaped
-    // even when the store then faults (checked against the CPU).
-    if mmx && ins.op_count() > 0 && ins.op_kind(0) == OpKind::Memory {
-        cpu.st().fpu.enter_mmx();
-    }
-    if moves::handles(m) {
+    let result = if moves::handles(m) {
         moves::execute(cpu, ins)
     } else if integer::handles(m) {
         integer::execute(cpu, ins)
@@ -51,9 +46,21 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         convert::execute(cpu, ins)
     } else {
         Err(ud())
-    }?;
-    // Otherwise the x87 unit turns MMX-shaped only when the instruction completes: an MMX load
-    // that faults leaves TOP and the tags as they were (checked against the CPU).
+    };
+    // An SSE exception (#XM) comes after the operands were read, and the x87 unit has turned
+    // MMX-shaped by then (checked against the CPU: CVTTPS2PI with an unmasked invalid).
+    if mmx
+        && matches!(
+            result,
+            Err(crate::interp::Fault::Exception { vector: 19, .. })
+        )
+    {
+        cpu.st().fpu.enter_mmx();
+    }
+    result?;
+    // The x87 unit turns MMX-shaped only when the instruction completes: a fault changes no
+    // architectural state. (The SDM does not say; an AMD host turns it for some faulting
+    // stores, MOVQ m64, and not for others, MOVNTQ: the fuzzer sets such cases aside.)
     if mmx {
         cpu.st().fpu.enter_mmx();
     }

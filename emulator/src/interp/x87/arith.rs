@@ -130,9 +130,10 @@ fn binary(cpu: &mut Cpu, ins: &Instruction, op: Op, reversed: bool, pops: bool) 
         (Source::of(d), s)
     };
     let (value, raised) = arithmetic(op, x, y, precision(cpu), rounding(cpu), masks(cpu));
+    // C1 says "rounded up", and is cleared otherwise, also when no result is written.
+    set_c1(cpu, raised.round_up && super::may_write(cpu, raised.flags));
     if record(cpu, raised.flags) {
         set_st(cpu, dest, value);
-        set_c1(cpu, raised.round_up);
         if pops {
             pop(cpu);
         }
@@ -228,7 +229,8 @@ fn arithmetic(
                 (Class::Infinity, Class::Infinity) | (Class::Zero, Class::Zero) => invalid(de),
                 (Class::Infinity, _) => (Ext::infinity(sign), only(de)),
                 (_, Class::Infinity) => (Ext::zero(sign), only(de)),
-                (_, Class::Zero) => (Ext::infinity(sign), only(de | flag::ZE)),
+                // ZE alone, even for a denormal dividend (checked against the CPU).
+                (_, Class::Zero) => (Ext::infinity(sign), only(flag::ZE)),
                 (Class::Zero, _) => (Ext::zero(sign), only(de)),
                 _ => with(ext80::div(a, b, fmt, rc, masks)),
             }
@@ -290,7 +292,8 @@ fn square_root(a: Ext, fmt: Format, rc: Rounding, masks: u16) -> (Ext, Raised) {
     let de = denormal_flag(a);
     match a.class() {
         Class::Zero => (a, flags_only(de)),
-        _ if a.sign => (Ext::INDEFINITE, flags_only(flag::IE | de)),
+        // Invalid outranks a denormal operand: √ of a negative denormal is IE alone.
+        _ if a.sign => (Ext::INDEFINITE, flags_only(flag::IE)),
         Class::Infinity => (a, Raised::default()),
         _ => {
             let o = ext80::sqrt(a, fmt, rc, masks);
@@ -478,7 +481,7 @@ fn fxtract(cpu: &mut Cpu) -> R<()> {
     let Some(a) = st(cpu, 0) else {
         if record_stack_fault(cpu, false) {
             set_st(cpu, 0, Ext::INDEFINITE);
-            super::push(cpu, Ext::INDEFINITE);
+            super::push_after_underflow(cpu, Ext::INDEFINITE);
         }
         return Ok(());
     };
@@ -507,6 +510,8 @@ fn fxtract(cpu: &mut Cpu) -> R<()> {
             (exponent, significand, denormal_flag(a))
         }
     };
+    // C1: 0 unless a stack fault (the SDM leaves the rest open; as on the CPU it was checked on).
+    set_c1(cpu, false);
     if record(cpu, flags) {
         set_st(cpu, 0, exponent);
         super::push(cpu, significand);
@@ -587,9 +592,9 @@ fn compare_instruction(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             (None, flag::IE | fsw::SF)
         }
     };
-    if !record(cpu, flags) {
-        return Ok(());
-    }
+    // The condition codes are set even when the exception is unmasked (unordered: 111); only
+    // the pops wait for a masked one (checked against the CPU).
+    let completes = record(cpu, flags);
     // C3 C2 C0 (or ZF PF CF): > 000, < 001, = 100, unordered 111.
     let (c3, c2, c0) = match order {
         Some(Ordering::Greater) => (false, false, false),
@@ -608,8 +613,10 @@ fn compare_instruction(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         set_condition(cpu, fsw::C0, c0);
     }
     set_c1(cpu, false);
-    for _ in 0..pops {
-        pop(cpu);
+    if completes {
+        for _ in 0..pops {
+            pop(cpu);
+        }
     }
     Ok(())
 }

@@ -82,10 +82,12 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         }
         M::Frstor => load_environment(cpu, ins, true)?,
         M::Ffree | M::Ffreep => {
+            // C0–C3 are undefined after FFREE; C1 reads 0 as on the CPU it was checked on.
             let i = st_index(ins.op_register(0));
+            set_c1(cpu, false);
             cpu.st().fpu.set_st_tag(i, false);
             if ins.mnemonic() == M::Ffreep {
-                cpu.st().fpu.rotate_stack(1);
+                super::pop(cpu); // FFREE ST(i), then a pop (ST(0) empty too)
             }
         }
         M::Fincstp | M::Fdecstp => {

@@ -195,6 +195,7 @@ impl Ext {
     }
 }
 
+// ANCHOR: round_bits
 /// Rounds `mant` right by `shift` bits (left if negative) under `rc`; `sticky` says the exact
 /// value lies a little above `mant` (below its lowest bit).
 fn round_bits(
@@ -228,6 +229,7 @@ fn round_bits(
     };
     (q + up as u128, inexact, up)
 }
+// ANCHOR_END: round_bits
 
 /// What `round` produced: a finite number, or an overflow the caller turns into ∞ or the
 /// largest finite number (masked) or a biased result (unmasked).

@@ -72,6 +72,7 @@ fn non_waiting(m: Mnemonic) -> bool {
     )
 }
 
+// ANCHOR: check_available
 /// The SDM's checks before an x87 instruction (vol. 3A, 2.5 and 9.2): a feature this CPU does
 /// not list is #UD; CR0.EM (no FPU: emulate it) or CR0.TS (the state belongs to another task)
 /// is #NM; a waiting instruction with an unmasked exception pending is #MF (CR0.NE set).
@@ -96,6 +97,7 @@ fn check_available(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     }
     Ok(())
 }
+// ANCHOR_END: check_available
 
 /// An unmasked exception left pending (FSW.ES) is delivered now: #MF with CR0.NE; without it
 /// the PC wires FERR# to an interrupt controller vmscope does not model, and the instruction runs.
@@ -128,6 +130,7 @@ pub(super) fn pop(cpu: &mut Cpu) {
     f.rotate_stack(1);
 }
 
+// ANCHOR: push
 /// Pushes `v`. A full stack (ST(7) valid) is a stack overflow: masked, the indefinite NaN is
 /// pushed instead; unmasked, nothing changes.
 pub(super) fn push(cpu: &mut Cpu, v: Ext) {
@@ -139,6 +142,14 @@ pub(super) fn push(cpu: &mut Cpu, v: Ext) {
         set_st(cpu, 0, Ext::INDEFINITE);
         return;
     }
+    cpu.st().fpu.rotate_stack(-1);
+    set_st(cpu, 0, v);
+}
+// ANCHOR_END: push
+
+/// After a stack *underflow* has been recorded: pushes `v` without checking for overflow (the
+/// CPU reports the empty source, not the full stack: checked against it).
+pub(super) fn push_after_underflow(cpu: &mut Cpu, v: Ext) {
     cpu.st().fpu.rotate_stack(-1);
     set_st(cpu, 0, v);
 }
@@ -155,6 +166,17 @@ pub(super) fn record_stack_fault(cpu: &mut Cpu, overflow: bool) -> bool {
 /// invalid-operation, denormal or divide-by-zero exception (those leave the destination as it was).
 pub(super) fn record(cpu: &mut Cpu, raised: u16) -> bool {
     let may_write = may_write(cpu, raised);
+    // An unmasked pre-computation exception stops the operation: no result, so no overflow,
+    // underflow or precision flags either (checked against the CPU).
+    let raised = if may_write {
+        raised
+    } else {
+        // Nor a "rounded up" C1 (a stack fault's C1 says overflow or underflow and stays).
+        if raised & fsw::SF == 0 {
+            set_c1(cpu, false);
+        }
+        raised & !(flag::OE | flag::UE | flag::PE)
+    };
     let masks = cpu.s().fpu.fcw() & 0x3F;
     let mut status = cpu.s().fpu.fsw() | raised;
     let unmasked = raised & 0x3F & !masks;
@@ -221,6 +243,14 @@ pub(super) fn read_memory(cpu: &mut Cpu, ins: &Instruction, size: usize) -> R<u1
     let mut b = [0u8; 16];
     cpu.read_mem_bytes(seg_of(ins.memory_segment()), ea, &mut b[..size])?;
     Ok(u128::from_le_bytes(b))
+}
+
+/// Checks that the instruction's memory destination can be written (segment, alignment, paging)
+/// before anything is computed: a store faults on its address before it reports an x87
+/// exception (checked against the CPU: an #AC before an unmasked underflow).
+pub(super) fn probe_destination(cpu: &mut Cpu, ins: &Instruction, size: usize) -> R<()> {
+    let ea = cpu.effective_address(ins);
+    cpu.probe_write(seg_of(ins.memory_segment()), ea, size as u32)
 }
 
 pub(super) fn write_memory(cpu: &mut Cpu, ins: &Instruction, size: usize, v: u128) -> R<()> {

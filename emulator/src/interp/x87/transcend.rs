@@ -166,7 +166,7 @@ fn trigonometric(cpu: &mut Cpu, m: Mnemonic) -> R<()> {
         if record_stack_fault(cpu, false) {
             set_st(cpu, 0, Ext::INDEFINITE);
             if pushes {
-                push(cpu, Ext::INDEFINITE);
+                super::push_after_underflow(cpu, Ext::INDEFINITE);
             }
         }
         return Ok(());

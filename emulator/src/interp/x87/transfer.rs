@@ -5,8 +5,8 @@ use iced_x86::{Instruction, MemorySize, Mnemonic, OpKind};
 
 use super::ext80::{self, flag, Class, Ext, Raised, Rounding};
 use super::{
-    masks, may_write, pop, push, read_memory, read_source, record, record_stack_fault, rounding,
-    set_c1, set_st, st, st_index, write_memory, Cpu, R,
+    masks, may_write, pop, probe_destination, push, push_after_underflow, read_memory, read_source,
+    record, record_stack_fault, rounding, set_c1, set_st, st, st_index, write_memory, Cpu, R,
 };
 use crate::cpu::flags as rf;
 use crate::interp::ud;
@@ -61,12 +61,11 @@ pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         M::Fst | M::Fstp => store(cpu, ins, m != M::Fst),
         M::Fstpnce => {
             // The undocumented alias D9 D8+i: FSTP ST(i) that reports no stack underflow
-            // (checked against the CPU): the register is copied with its tag.
+            // (checked against the CPU): from an empty ST(0) nothing is stored, then the pop.
             let i = st_index(ins.op_register(0));
-            let f = &mut cpu.st().fpu;
-            let (v, valid) = (f.st(0), !f.st_empty(0));
-            f.set_st(i, v);
-            f.set_st_tag(i, valid);
+            if let Some(v) = st(cpu, 0) {
+                set_st(cpu, i, v);
+            }
             set_c1(cpu, false);
             pop(cpu);
             Ok(())
@@ -99,8 +98,10 @@ fn load(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
         match st(cpu, st_index(ins.op_register(0))) {
             Some(v) => (v, 0),
             None => {
+                // The empty source is the fault reported (C1 = 0), even when the stack is also
+                // full (checked against the CPU); masked, the indefinite NaN is pushed.
                 if record_stack_fault(cpu, false) {
-                    push(cpu, Ext::INDEFINITE);
+                    push_after_underflow(cpu, Ext::INDEFINITE);
                 }
                 return Ok(());
             }
@@ -133,6 +134,9 @@ fn load(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
 /// FSW or the stack change.
 fn store(cpu: &mut Cpu, ins: &Instruction, pops: bool) -> R<()> {
     let to_register = ins.op_kind(0) == OpKind::Register;
+    if !to_register {
+        probe_destination(cpu, ins, ins.memory_size().size())?;
+    }
     let Some(v) = st(cpu, 0) else {
         if may_write(cpu, flag::IE) {
             if to_register {
@@ -163,6 +167,12 @@ fn store(cpu: &mut Cpu, ins: &Instruction, pops: bool) -> R<()> {
     let writes = may_write(cpu, raised.flags) && !blocked;
     if writes {
         write_float(cpu, ins, out)?;
+    }
+    if blocked {
+        // Nothing stored: no precision flag and no "rounded up" (checked against the CPU).
+        set_c1(cpu, false);
+        record(cpu, raised.flags & !flag::PE);
+        return Ok(());
     }
     record(cpu, raised.flags);
     if writes {
@@ -205,6 +215,7 @@ fn write_float(cpu: &mut Cpu, ins: &Instruction, v: Ext) -> R<()> {
 /// masked the "integer indefinite" (the most negative integer).
 fn store_integer(cpu: &mut Cpu, ins: &Instruction, pops: bool) -> R<()> {
     let bytes = ins.memory_size().size();
+    probe_destination(cpu, ins, bytes)?;
     let indefinite = 1u64 << (bytes * 8 - 1);
     let (value, raised, empty) = match st(cpu, 0) {
         None => (None, Raised::default(), true),
@@ -218,6 +229,8 @@ fn store_integer(cpu: &mut Cpu, ins: &Instruction, pops: bool) -> R<()> {
         if empty {
             record_stack_fault(cpu, false);
         } else {
+            // C1 is "rounded up", set to 0 otherwise (checked against the CPU).
+            set_c1(cpu, false);
             record(cpu, flags);
         }
         return Ok(());
@@ -273,6 +286,7 @@ const BCD_INDEFINITE: u128 = 0xFFFF_C000_0000_0000_0000;
 
 /// FBSTP: round to an integer and store 18 packed decimal digits with a sign byte.
 fn store_bcd(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+    probe_destination(cpu, ins, 10)?;
     let Some(v) = st(cpu, 0) else {
         if may_write(cpu, flag::IE) {
             write_memory(cpu, ins, 10, BCD_INDEFINITE)?;
