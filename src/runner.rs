@@ -128,6 +128,7 @@ pub fn exit_summary(exit: &Exit) -> String {
         Exit::Shutdown => "guest halted with interrupts disabled: clean shutdown".into(),
         Exit::TripleFault { detail } => format!("triple fault: {detail}; machine stopped"),
         Exit::ResetRequested => "guest requested a reset; machine stopped".into(),
+        Exit::PowerOff => "guest powered off (ACPI S5): clean shutdown".into(),
         Exit::LimitReached => "instruction limit reached; guest stopped".into(),
     }
 }
@@ -135,7 +136,7 @@ pub fn exit_summary(exit: &Exit) -> String {
 pub fn exit_status(exit: &Exit) -> i32 {
     match exit {
         Exit::DebugExit { status, .. } => *status,
-        Exit::Shutdown | Exit::ResetRequested => 0,
+        Exit::Shutdown | Exit::ResetRequested | Exit::PowerOff => 0,
         // Even, so it never equals a debug-exit status ((v << 1) | 1 is always odd).
         Exit::TripleFault { .. } => 6,
         Exit::LimitReached => 4,

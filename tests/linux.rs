@@ -1,4 +1,4 @@
-//! Linux as a guest: Debian's kernel and the initramfs vmscope builds (issue 19, in progress).
+//! Linux as a guest: Debian's kernel and the initramfs vmscope builds, on QEMU and on vmscope (issue 19).
 //! Teaches: an operating system nobody wrote for vmscope is the test of the machine — and QEMU,
 //! booting the same files, is the test of the files.
 
@@ -82,6 +82,44 @@ fn qemu_boots_debians_kernel_with_vmscopes_initramfs_to_the_command() {
         "uname -r: {out}"
     );
     assert!(out.contains("Power down"), "init powered off: {out}");
+}
+
+/// The same kernel and initramfs on vmscope's translator: init runs the command, the CPU it
+/// reports has the x87 and SSE units, and `poweroff -f` ends the machine through ACPI S5.
+#[test]
+fn vmscope_boots_debians_kernel_on_bt_to_the_command_and_powers_off() {
+    if let Err(why) = assets() {
+        return eprintln!("skipped: {why}");
+    }
+    let out = vmscope(&[
+        "linux",
+        "--engine",
+        "bt",
+        "--cmd",
+        "echo answer=$((6*7)); grep -o 'fpu .*sse2' /proc/cpuinfo",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains(vmscope::linux::initramfs::INIT_MARKER),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("answer=42"),
+        "busybox's shell ran: {stdout}"
+    );
+    let flags = stdout
+        .lines()
+        .find(|l| l.starts_with("fpu "))
+        .unwrap_or_else(|| panic!("no CPU flags line: {stdout}"));
+    for feature in ["fpu", "mmx", "fxsr", "sse", "sse2"] {
+        assert!(flags.split(' ').any(|f| f == feature), "{feature}: {flags}");
+    }
+    assert!(stdout.contains("reboot: Power down"), "{stdout}");
+    assert!(stderr.contains("powered off (ACPI S5)"), "{stderr}");
 }
 
 #[test]

@@ -730,6 +730,7 @@ fn take_stop_event(machine: &mut Machine) -> Option<Exit> {
             status: event.exit_status().unwrap_or(1),
         },
         MachineEvent::ResetRequested => Exit::ResetRequested,
+        MachineEvent::PowerOff => Exit::PowerOff,
     })
 }
 

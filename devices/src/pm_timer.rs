@@ -12,7 +12,8 @@
 //! | 0x604 | 16 | PM1 control | SCI_EN (bit 0) always 1: the platform is in ACPI mode from reset |
 //! | 0x608 | 32 | PM timer    | 24-bit count at 3.579545 MHz (FADT flag TMR_VAL_EXT = 0) |
 //!
-//! Sleep requests (SLP_EN in PM1 control) are stored and otherwise ignored.
+//! A sleep request (SLP_EN, bit 13 of PM1 control) with SLP_TYP (bits 12:10) = [`SLP_TYP_S5`],
+//! the value the DSDT's `\_S5` names, powers the machine off; other sleep states are ignored.
 
 use crate::bus::{BusDevice, DeviceCtx};
 
@@ -33,6 +34,11 @@ pub const PM_TIMER_BITS: u32 = 24;
 
 const TMR_STS: u16 = 1 << 0;
 const SCI_EN: u16 = 1 << 0;
+/// PM1 control: "enter the sleep state in SLP_TYP" (write-only, reads 0).
+const SLP_EN: u16 = 1 << 13;
+const SLP_TYP_SHIFT: u32 = 10;
+/// The SLP_TYP value of soft-off (S5) on this board, as the DSDT's `\_S5` package says.
+pub const SLP_TYP_S5: u16 = 5;
 
 /// Timer ticks since time 0 (not wrapped).
 pub fn pm_ticks(now_ns: u64) -> u64 {
@@ -106,6 +112,12 @@ impl BusDevice for PmTimer {
         for i in 0..size as u16 {
             self.write_byte(port.wrapping_add(i), (value >> (8 * i)) as u8, ctx.now_ns);
         }
+        if self.control & SLP_EN != 0 {
+            self.control &= !SLP_EN;
+            if (self.control >> SLP_TYP_SHIFT) & 7 == SLP_TYP_S5 {
+                ctx.request(crate::bus::MachineEvent::PowerOff);
+            }
+        }
     }
 
     crate::snapshot::plain_data_snapshot!();
@@ -151,6 +163,16 @@ mod tests {
         let v = bus.io_in(PM_TMR, 4);
         assert!(v < 1 << 24, "24-bit counter, got {v:#x}");
         assert_eq!(v as u64, pm_ticks(2 * t + 5) & 0xFF_FFFF);
+    }
+
+    #[test]
+    fn slp_en_with_the_s5_type_powers_off_and_other_types_do_not() {
+        let mut bus = bus();
+        bus.io_out(PM1_CNT, 2, (1 << 10) | (1 << 13)); // S1: ignored
+        assert!(bus.take_events().is_empty());
+        assert_eq!(bus.io_in(PM1_CNT, 2) & (1 << 13), 0, "SLP_EN reads 0");
+        bus.io_out(PM1_CNT, 2, ((SLP_TYP_S5 as u32) << 10) | (1 << 13));
+        assert_eq!(bus.take_events(), [crate::bus::MachineEvent::PowerOff]);
     }
 
     #[test]

@@ -133,6 +133,7 @@ fn ending(o: &super::Observation, mode: Mode, code_len: u64) -> String {
         Ok(Exit::DebugExit { .. }) => "debug exit".into(),
         Ok(Exit::TripleFault { .. }) => "triple fault".into(),
         Ok(Exit::ResetRequested) => "reset".into(),
+        Ok(Exit::PowerOff) => "power off".into(),
         Err(_) => "engine error".into(),
     }
 }

@@ -4,6 +4,7 @@
 //! In ASL, what [`dsdt_body`] encodes reads:
 //!
 //! ```text
+//! Name (\_S5, Package () { 5, 5, 0, 0 })      // soft-off: SLP_TYP 5 (pm_timer.rs)
 //! Scope (\_SB) {
 //!     Device (PCI0) {
 //!         Name (_HID, EisaId ("PNP0A03"))      // a PCI root bridge
@@ -66,5 +67,17 @@ pub fn dsdt_body() -> Vec<u8> {
     bridge.extend(aml::name_object("_BBN", aml::integer(0)));
     bridge.extend(aml::name_object("_CRS", crs));
     bridge.extend(aml::name_object("_PRT", aml::package(&routes)));
-    aml::scope("\\_SB", aml::device("PCI0", bridge))
+    // \_S5: the sleep-type values for soft-off (PM1a, PM1b, reserved ×2).
+    let s5 = crate::pm_timer::SLP_TYP_S5 as u64;
+    let mut body = aml::name_object(
+        "_S5_",
+        aml::package(&[
+            aml::integer(s5),
+            aml::integer(s5),
+            aml::integer(0),
+            aml::integer(0),
+        ]),
+    );
+    body.extend(aml::scope("\\_SB", aml::device("PCI0", bridge)));
+    body
 }

@@ -36,6 +36,8 @@ pub enum MachineEvent {
     DebugExit { value: u32 },
     /// A reset request from the keyboard controller (0xFE to port 0x64) or port 0xCF9.
     ResetRequested,
+    /// ACPI soft-off: the guest wrote SLP_TYP = S5 with SLP_EN to the PM1 control register.
+    PowerOff,
 }
 
 impl MachineEvent {
@@ -43,7 +45,7 @@ impl MachineEvent {
     pub fn exit_status(&self) -> Option<i32> {
         match self {
             MachineEvent::DebugExit { value } => Some((((*value as u64) << 1) | 1) as i32 & 0xFF),
-            MachineEvent::ResetRequested => None,
+            MachineEvent::ResetRequested | MachineEvent::PowerOff => None,
         }
     }
 }

@@ -348,6 +348,7 @@ impl Cpu<'_> {
                 }))
             }
             Some(devices::MachineEvent::ResetRequested) => Err(Fault::Stop(Exit::ResetRequested)),
+            Some(devices::MachineEvent::PowerOff) => Err(Fault::Stop(Exit::PowerOff)),
             None => Ok(()),
         }
     }

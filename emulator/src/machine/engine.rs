@@ -64,6 +64,8 @@ pub enum Exit {
     TripleFault { detail: String },
     /// HLT with interrupts disabled and nothing that could wake the CPU.
     Shutdown,
+    /// ACPI soft-off (S5): the guest powered the machine off through PM1 control.
+    PowerOff,
 }
 
 /// Host-side failures of an engine (never caused by ordinary guest behaviour).

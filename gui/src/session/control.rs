@@ -121,6 +121,7 @@ pub fn describe_exit(exit: &Exit) -> String {
         Exit::Shutdown => "halted with interrupts disabled (clean shutdown)".into(),
         Exit::TripleFault { detail } => format!("triple fault: {detail}"),
         Exit::ResetRequested => "requested a reset".into(),
+        Exit::PowerOff => "powered off (ACPI S5)".into(),
         Exit::LimitReached => "stopped".into(),
     }
 }
