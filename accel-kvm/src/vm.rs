@@ -203,6 +203,28 @@ pub fn install_cpuid_with(
                     ));
                     e.edx &= host_edx;
                 }
+                // ECX too (PCID, POPCNT, CX16, …): a guest told of a feature this KVM does not
+                // give it fails on its first use (Linux: #GP setting CR4.PCIDE on PVM).
+                let host_ecx = host(leaf).map_or(0, |h| h.ecx);
+                let missing = e.ecx & !host_ecx;
+                if missing != 0 {
+                    notes.push(format!(
+                        "CPUID {leaf:#x}: host lacks ECX bits {missing:#x}; not advertised"
+                    ));
+                    e.ecx &= host_ecx;
+                }
+            }
+            7 => {
+                let (host_ebx, host_ecx) = host(leaf).map_or((0, 0), |h| (h.ebx, h.ecx));
+                let missing = (e.ebx & !host_ebx, e.ecx & !host_ecx);
+                if missing != (0, 0) {
+                    notes.push(format!(
+                        "CPUID 0x7: host lacks EBX bits {:#x}, ECX bits {:#x}; not advertised",
+                        missing.0, missing.1
+                    ));
+                    e.ebx &= host_ebx;
+                    e.ecx &= host_ecx;
+                }
             }
             0x8000_0008 => {
                 let host_bits = host(leaf).map_or(36, |h| h.eax & 0xFF);

@@ -15,16 +15,7 @@ use super::native::Rng;
 /// Vector instructions left out, with the reason (`conformance native --rules` prints them).
 pub const EXCLUDED_MNEMONICS: &[(&[Mnemonic], &str)] = &[
     (
-        &[
-            Mnemonic::Fsin,
-            Mnemonic::Fcos,
-            Mnemonic::Fsincos,
-            Mnemonic::Fptan,
-            Mnemonic::Fpatan,
-            Mnemonic::F2xm1,
-            Mnemonic::Fyl2x,
-            Mnemonic::Fyl2xp1,
-        ],
+        emulator::interp::X87_TRANSCENDENTALS,
         "x87 transcendentals: the SDM bounds their error (under 1 ulp), not their last bit or C1",
     ),
     (
@@ -60,10 +51,10 @@ pub const FSW_NOT_COMPARED: &[(&[Mnemonic], u16, &str)] = &[(
     "C1 after FCOMI/FUCOMI(P): the SDM clears it (the interpreter does), this AMD host leaves it",
 )];
 
-/// Besides: when an instruction with an MMX operand faults, both states are compared as if it
-/// had made the x87 unit MMX-shaped (TOP 0, all tags valid): the SDM does not say whether a
-/// faulting MMX instruction does, and AMD CPUs do for some (MOVQ m64, mm) and not for others.
-/// The FSW bits not compared after `m`.
+/// The FSW bits not compared after `m`. (Besides, when an instruction with an MMX operand
+/// faults, both states are compared as if it had made the x87 unit MMX-shaped, TOP 0 and all
+/// tags valid: the SDM does not say whether a faulting MMX instruction does, and AMD CPUs do for
+/// some, MOVQ m64, mm, and not for others.)
 pub fn fsw_not_compared(m: Mnemonic) -> u16 {
     FSW_NOT_COMPARED
         .iter()
@@ -83,7 +74,7 @@ pub fn is_vector_form(code: Code) -> bool {
         return false;
     }
     let features = code.cpuid_features();
-    let vector = features.iter().any(|f| {
+    let unit = |f: &CpuidFeature| {
         matches!(
             f,
             CpuidFeature::FPU
@@ -94,22 +85,18 @@ pub fn is_vector_form(code: Code) -> bool {
                 | CpuidFeature::SSE2
                 | CpuidFeature::FXSR
         )
-    });
+    };
+    let vector = features.iter().any(unit);
+    // What else such a form may require: CMOV (FCMOVcc, FCOMI), the base architecture.
     let offered = features.iter().all(|f| {
-        matches!(
-            f,
-            CpuidFeature::FPU
-                | CpuidFeature::FPU287
-                | CpuidFeature::FPU387
-                | CpuidFeature::MMX
-                | CpuidFeature::SSE
-                | CpuidFeature::SSE2
-                | CpuidFeature::FXSR
-                | CpuidFeature::CMOV
-                | CpuidFeature::X64
-                | CpuidFeature::INTEL386
-                | CpuidFeature::INTEL8086
-        )
+        unit(f)
+            || matches!(
+                f,
+                CpuidFeature::CMOV
+                    | CpuidFeature::X64
+                    | CpuidFeature::INTEL386
+                    | CpuidFeature::INTEL8086
+            )
     });
     let fillable = (0..op.op_count()).all(|i| fillable(op.op_kind(i)));
     vector && offered && fillable

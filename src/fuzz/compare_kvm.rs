@@ -292,18 +292,6 @@ const HOST_STATE: [Mnemonic; 15] = [
     Mnemonic::Cpuid,
 ];
 
-/// x87 instructions whose results the architecture bounds but does not define bit for bit.
-const TRANSCENDENTALS: &[Mnemonic] = &[
-    Mnemonic::Fsin,
-    Mnemonic::Fcos,
-    Mnemonic::Fsincos,
-    Mnemonic::Fptan,
-    Mnemonic::Fpatan,
-    Mnemonic::F2xm1,
-    Mnemonic::Fyl2x,
-    Mnemonic::Fyl2xp1,
-];
-
 /// The differences between an emulated engine's `a` and KVM's `b`, or why there are none to
 /// count.
 pub fn compare(case: &Case, limit: u64, a: &Observation, b: &Observation) -> Verdict {
@@ -341,7 +329,10 @@ fn rule_for(t: &Trace, a: &Observation, b: &Observation) -> Option<&'static str>
     if !a.stats.unimplemented.is_empty() {
         return Some(NOT_IMPLEMENTED);
     }
-    if TRANSCENDENTALS.iter().any(|m| t.mnemonics.contains(m)) {
+    if emulator::interp::X87_TRANSCENDENTALS
+        .iter()
+        .any(|m| t.mnemonics.contains(m))
+    {
         return Some(TRANSCENDENTAL);
     }
     if t.fault_in_mmx {

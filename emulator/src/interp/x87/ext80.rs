@@ -20,14 +20,8 @@ pub struct Raised {
     pub round_up: bool,
 }
 
-pub mod flag {
-    pub const IE: u16 = 1 << 0;
-    pub const DE: u16 = 1 << 1;
-    pub const ZE: u16 = 1 << 2;
-    pub const OE: u16 = 1 << 3;
-    pub const UE: u16 = 1 << 4;
-    pub const PE: u16 = 1 << 5;
-}
+/// The exception flags IE..PE, in their FSW positions.
+pub use crate::cpu::fpu::fsw as flag;
 
 /// FCW's rounding control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

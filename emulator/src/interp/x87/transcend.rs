@@ -19,11 +19,7 @@ use crate::cpu::fpu::fsw;
 use crate::interp::ud;
 
 pub(super) fn handles(m: Mnemonic) -> bool {
-    use Mnemonic as M;
-    matches!(
-        m,
-        M::Fsin | M::Fcos | M::Fsincos | M::Fptan | M::Fpatan | M::F2xm1 | M::Fyl2x | M::Fyl2xp1
-    )
+    crate::interp::X87_TRANSCENDENTALS.contains(&m)
 }
 
 pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
