@@ -471,6 +471,14 @@ pub fn interesting(rng: &mut Rng) -> u64 {
 
 /// A memory operand in the case's data page: `[r15+disp]` in 64-bit code (R15 holds the page),
 /// `[disp32]` (absolute) in 32-bit code. Its offset in the page is `displacement & 0xFFF`.
+/// A memory operand for an x87/SSE form: 16-byte aligned three times in four (SSE's m128 must
+/// be, and a misaligned one is #GP — which PVM then hands to KVM's emulator, not the CPU).
+fn vector_mem(rng: &mut Rng) -> MemoryOperand {
+    let off = rng.below(3072);
+    let off = if rng.below(4) == 0 { off } else { off & !15 };
+    MemoryOperand::with_base_displ(Register::R15, off as i64)
+}
+
 fn data_mem(rng: &mut Rng, mode: CodeMode, page: u64) -> MemoryOperand {
     let off = rng.below(3072);
     match mode {
@@ -583,7 +591,9 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
         use OpCodeOperandKind as K;
         let k = op.op_kind(i);
         let o = match k {
-            K::mm_or_mem | K::xmm_or_mem if rng.below(2) == 0 => Op::M(data_mem(rng, mode, page)),
+            K::mem | K::mm_or_mem | K::xmm_or_mem if case.fpu.is_some() && rng.below(2) == 0 => {
+                Op::M(vector_mem(rng))
+            }
             K::st0
             | K::sti_opcode
             | K::mm_reg

@@ -251,7 +251,9 @@ fn float_to_float(from: Elem, bits: u64, control: u32) -> (u64, u32) {
     }
     if flags & (mx::OE | mx::UE) & unmasked != 0 {
         // No result: "inexact" is the rounding to 24 bits with an unbounded exponent.
-        let significand = (v.to_bits() as u64 & ((1 << 52) - 1)) | 1 << 52;
+        let bits = v.to_bits() as u64;
+        let hidden = if bits >> 52 & 0x7FF == 0 { 0 } else { 1 << 52 };
+        let significand = (bits & ((1 << 52) - 1)) | hidden;
         let used = 64 - significand.leading_zeros() - significand.trailing_zeros();
         flags = (flags & !mx::PE) | if used > 24 { mx::PE } else { 0 };
     }

@@ -281,6 +281,15 @@ pub fn round(
         }
     } else if qexp > fmt.emax {
         raised.flags |= flag::OE | flag::PE;
+        // Unmasked, the exponent is biased by 24576 — unless even that does not fit (FSCALE by
+        // a huge power): then ∞ whatever the rounding, as the CPU gives (checked against it).
+        if masks & flag::OE == 0 && qexp - 24576 > fmt.emax {
+            raised.round_up = true;
+            return Outcome {
+                value: Ext::infinity(sign),
+                raised,
+            };
+        }
         if masks & flag::OE == 0 {
             qexp -= 24576;
         } else {
