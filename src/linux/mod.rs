@@ -193,6 +193,23 @@ pub fn build_initramfs(assets: &Path, cmd: Option<&str>) -> Result<Vec<u8>> {
     Ok(initramfs::newc(&entries))
 }
 
+/// Standard input, read on a thread of its own and handed over in chunks as it arrives (the
+/// machine runs meanwhile); the channel closes at end of input.
+fn console_input() -> std::sync::mpsc::Receiver<Vec<u8>> {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Boots Linux as `args` say; returns the process exit status.
 pub fn run(args: LinuxArgs) -> Result<i32> {
     let assets = asset_dir();
@@ -233,6 +250,12 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
     let mut engine = make_engine(args.engine, &machine, &mut notice)?;
     eprintln!("vmscope: engine: {}", engine.describe());
 
+    // Without --cmd init starts a shell: what the user types goes to the UART.
+    let typed = if args.cmd.is_none() {
+        Some(console_input())
+    } else {
+        None
+    };
     let started = Instant::now();
     let deadline = args.timeout.map(|s| started + Duration::from_secs_f64(s));
     let (mut first_output, mut init_up) = (None, None);
@@ -244,6 +267,11 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
         } else {
             RunLimit::time_ns(50_000_000)
         };
+        if let Some(rx) = &typed {
+            while let Ok(bytes) = rx.try_recv() {
+                machine.bus.send_serial_input(&bytes);
+            }
+        }
         let exit = engine.run(&mut machine, limit)?;
         let out = machine.bus.take_serial_output();
         if !out.is_empty() {
