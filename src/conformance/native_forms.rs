@@ -594,14 +594,9 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
             K::mem | K::mm_or_mem | K::xmm_or_mem if case.fpu.is_some() && rng.below(2) == 0 => {
                 Op::M(vector_mem(rng))
             }
-            K::st0
-            | K::sti_opcode
-            | K::mm_reg
-            | K::mm_rm
-            | K::mm_or_mem
-            | K::xmm_reg
-            | K::xmm_rm
-            | K::xmm_or_mem => Op::R(native_vector::register(rng, k)?),
+            k if native_vector::is_vector_register_kind(k) => {
+                Op::R(native_vector::register(rng, k)?)
+            }
             K::r32_reg_mem => Op::R(reg_of_width(rng, 32, mode)),
             K::r64_reg_mem => Op::R(reg_of_width(rng, 64, mode)),
             K::mem => {

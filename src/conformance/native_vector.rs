@@ -102,8 +102,9 @@ pub fn is_vector_form(code: Code) -> bool {
     vector && offered && fillable
 }
 
-/// Operand kinds a vector form may have here.
-fn fillable(k: OpCodeOperandKind) -> bool {
+/// Operand kinds that name an x87, MMX or XMM register (the `_or_mem` ones sometimes memory):
+/// [`register`] draws one. The fuzzer's form table uses the same list.
+pub fn is_vector_register_kind(k: OpCodeOperandKind) -> bool {
     use OpCodeOperandKind as K;
     matches!(
         k,
@@ -115,18 +116,27 @@ fn fillable(k: OpCodeOperandKind) -> bool {
             | K::xmm_reg
             | K::xmm_rm
             | K::xmm_or_mem
-            | K::mem
-            | K::r32_or_mem
-            | K::r64_or_mem
-            | K::r32_reg
-            | K::r64_reg
-            | K::r32_rm
-            | K::r64_rm
-            | K::r32_reg_mem
-            | K::r64_reg_mem
-            | K::ax
-            | K::imm8
     )
+}
+
+/// Operand kinds a vector form may have here.
+fn fillable(k: OpCodeOperandKind) -> bool {
+    use OpCodeOperandKind as K;
+    is_vector_register_kind(k)
+        || matches!(
+            k,
+            K::mem
+                | K::r32_or_mem
+                | K::r64_or_mem
+                | K::r32_reg
+                | K::r64_reg
+                | K::r32_rm
+                | K::r64_rm
+                | K::r32_reg_mem
+                | K::r64_reg_mem
+                | K::ax
+                | K::imm8
+        )
 }
 
 /// The register a vector operand kind names, drawn at random (`None`: not a register kind).

@@ -87,17 +87,7 @@ fn scalar_operand(k: K) -> bool {
 }
 
 fn vector_operand(k: K) -> bool {
-    matches!(
-        k,
-        K::st0
-            | K::sti_opcode
-            | K::mm_reg
-            | K::mm_rm
-            | K::mm_or_mem
-            | K::xmm_reg
-            | K::xmm_rm
-            | K::xmm_or_mem
-    )
+    crate::conformance::native_vector::is_vector_register_kind(k)
 }
 
 /// The forms of one bitness: core integer, other scalar ones the interpreter implements,
