@@ -122,6 +122,49 @@ fn vmscope_boots_debians_kernel_on_bt_to_the_command_and_powers_off() {
     assert!(stderr.contains("powered off (ACPI S5)"), "{stderr}");
 }
 
+/// A `--disk` is Linux's /dev/vda through virtio-pci (the initramfs loads the modules): the
+/// kernel reads what the host wrote, and what it writes with fsync is in the file afterwards;
+/// a `--virtio-console` is its /dev/hvc0, printing into the same console stream.
+#[test]
+fn linux_reads_and_writes_a_virtio_disk_and_prints_through_virtio_console() {
+    if let Err(why) = assets() {
+        return eprintln!("skipped: {why}");
+    }
+    let image = std::env::temp_dir().join(format!("vmscope-linux-disk-{}.img", std::process::id()));
+    let mut bytes = vec![0u8; 16 << 20];
+    bytes[..24].copy_from_slice(b"hello-from-the-host-disk");
+    std::fs::write(&image, &bytes).unwrap();
+    let cmd = "head -c 24 /dev/vda; echo; \
+               echo written-by-linux | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null; \
+               echo via-hvc0 > /dev/hvc0";
+    let out = vmscope(&[
+        "linux",
+        "--engine",
+        "bt",
+        "--disk",
+        image.to_str().unwrap(),
+        "--virtio-console",
+        "--cmd",
+        cmd,
+    ]);
+    let after = std::fs::read(&image).unwrap();
+    let _ = std::fs::remove_file(&image);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("[vda] 32768 512-byte logical blocks"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hello-from-the-host-disk"), "{stdout}");
+    assert_eq!(&after[512..529], b"written-by-linux\n");
+    assert!(stdout.contains("via-hvc0"), "{stdout}");
+}
+
 /// The interpreter boots the same kernel to the same command, and — virtual time being
 /// deterministic — prints the translator's console output byte for byte, timestamps included.
 #[test]

@@ -67,6 +67,10 @@ pub struct LinuxArgs {
     /// Also write the initramfs vmscope built to FILE (e.g. for QEMU's -initrd).
     #[arg(long, value_name = "FILE")]
     pub save_initramfs: Option<PathBuf>,
+    /// Disks and virtio devices, as for `vmscope run` (the initramfs loads the virtio modules,
+    /// so a `--disk d.img` is the kernel's /dev/vda).
+    #[command(flatten)]
+    pub board: crate::attach::DeviceArgs,
 }
 
 /// Where `scripts/linux-assets.sh` leaves the extracted Debian packages.
@@ -234,6 +238,19 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
     }
     let mut machine = Machine::new(args.memory << 20)
         .with_context(|| format!("creating a machine with {} MiB", args.memory))?;
+    let attached = crate::attach::attach(
+        &mut machine.bus,
+        &args.board.disk,
+        args.board.virtio_console,
+        args.board.rng(),
+        &args.board.test_devices,
+    )?;
+    if args.board.devices {
+        eprintln!(
+            "{}",
+            crate::board_info::describe(&mut machine.bus, &attached)
+        );
+    }
     let name = kernel_path.display().to_string();
     let loaded = bzimage::load(&mut machine, &name, &kernel, &args.append, Some(&initrd))?;
     eprintln!(
