@@ -279,7 +279,13 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
     let mut seen = Vec::new();
     let stdout = std::io::stdout();
     let exit = loop {
-        let limit = if engine.counts_instructions() {
+        let limit = if typed.is_some() {
+            // Interactive: slices of 20 ms of virtual time, paced to the wall clock below.
+            RunLimit {
+                instructions: Some(2_000_000),
+                ..RunLimit::time_ns(20_000_000)
+            }
+        } else if engine.counts_instructions() {
             RunLimit::instructions(2_000_000)
         } else {
             RunLimit::time_ns(50_000_000)
@@ -310,6 +316,13 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break None;
+        }
+        if typed.is_some() {
+            // A person at the console: an idle guest's virtual time would otherwise race
+            // ahead of the wall clock (the engines skip halted time) and keep a core busy.
+            let ahead =
+                Duration::from_nanos(machine.bus.now_ns()).saturating_sub(started.elapsed());
+            std::thread::sleep(ahead.min(Duration::from_millis(20)));
         }
     };
     let elapsed = started.elapsed();

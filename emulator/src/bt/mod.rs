@@ -263,7 +263,7 @@ fn run_blocks(
     let first = cpu.m.stats.instructions;
     let io_start = cpu.m.stats.io_accesses();
     let time_end = limit.time_ns.map(|t| cpu.now_ns.saturating_add(t));
-    let mut timing = Timing::new(cpu);
+    let mut timing = Timing::new(cpu, time_end);
     // The block just left through a chainable exit, and the cache epoch it belongs to.
     let mut came_from: Option<(BlockId, u64)> = None;
     // The interpreter is running cold code and just fell through (see `find_or_translate`).

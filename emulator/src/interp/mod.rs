@@ -383,7 +383,7 @@ fn run_loop(cpu: &mut Cpu, limit: RunLimit) -> Exit {
     let first = cpu.m.stats.instructions;
     let io_start = cpu.m.stats.io_accesses();
     let time_end = limit.time_ns.map(|t| cpu.now_ns.saturating_add(t));
-    let mut timing = Timing::new(cpu);
+    let mut timing = Timing::new(cpu, time_end);
     loop {
         if limit
             .instructions
@@ -416,13 +416,17 @@ pub(crate) struct Timing {
     pub deadline: u64,
     /// Device accesses can arm a nearer deadline (a timer register write): re-read it then.
     epoch: u64,
+    /// The run's virtual-time limit (`RunLimit::time_ns`): a halted CPU's jump to the next
+    /// deadline stops there, so a time-limited run never overshoots it.
+    pub time_end: u64,
 }
 
 impl Timing {
-    pub fn new(cpu: &Cpu) -> Self {
+    pub fn new(cpu: &Cpu, time_end: Option<u64>) -> Self {
         Timing {
             deadline: cpu.m.bus.next_deadline().unwrap_or(u64::MAX),
             epoch: cpu.m.bus.deadline_epoch(),
+            time_end: time_end.unwrap_or(u64::MAX),
         }
     }
 
@@ -478,7 +482,7 @@ pub(crate) fn at_boundary(cpu: &mut Cpu, timing: &mut Timing) -> Boundary {
         // Nothing to do until a device fires: jump virtual time to the next deadline.
         return match cpu.m.bus.next_deadline() {
             Some(d) => {
-                cpu.now_ns = cpu.now_ns.max(d);
+                cpu.now_ns = cpu.now_ns.max(d.min(timing.time_end));
                 cpu.sync_clock();
                 timing.deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
                 if !cpu.m.bus.interrupt_pending() && cpu.m.bus.next_deadline().is_none() {
