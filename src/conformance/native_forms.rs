@@ -582,7 +582,11 @@ pub fn generate(form: &Form, rng: &mut Rng, data: &[u8]) -> Option<Case> {
         FormKind::Coded(code) => code,
     };
     if mode == CodeMode::Long64 && native_vector::is_vector_form(code) {
-        case.fpu = Some(Box::new(native_vector::random_state(rng)));
+        let mut state = native_vector::random_state(rng);
+        if matches!(code.mnemonic(), Mnemonic::Fprem | Mnemonic::Fprem1) {
+            native_vector::fix_up_remainder(&mut state, rng);
+        }
+        case.fpu = Some(Box::new(state));
         case.fsw_not_compared = native_vector::fsw_not_compared(code.mnemonic());
     }
     let op = code.op_code();

@@ -328,7 +328,12 @@ fn round_integral(a: Ext, rc: Rounding) -> (Ext, Raised) {
 
 /// FSCALE, FPREM, FPREM1: ST(0) ← f(ST(0), ST(1)).
 fn with_st1(cpu: &mut Cpu, m: Mnemonic) -> R<()> {
+    let remainder_op = m != Mnemonic::Fscale;
     let (Some(a), Some(b)) = (st(cpu, 0), st(cpu, 1)) else {
+        if remainder_op {
+            // C2 = 0: no partial remainder pending (checked against the CPU).
+            set_condition(cpu, fsw::C2 | fsw::C1, false);
+        }
         if record_stack_fault(cpu, false) {
             set_st(cpu, 0, Ext::INDEFINITE);
         }
@@ -353,6 +358,11 @@ fn with_st1(cpu: &mut Cpu, m: Mnemonic) -> R<()> {
     } else {
         remainder(a, b, m == Mnemonic::Fprem1, mk)
     };
+    if remainder_op && quotient.is_none() {
+        // A NaN or invalid operand: FPREM says "done" (C2 = 0) and C1 = 0, also when the
+        // exception is unmasked (checked against the CPU).
+        set_condition(cpu, fsw::C2 | fsw::C1, false);
+    }
     if record(cpu, raised.flags) {
         set_st(cpu, 0, value);
         match quotient {
@@ -366,6 +376,7 @@ fn with_st1(cpu: &mut Cpu, m: Mnemonic) -> R<()> {
                 set_condition(cpu, fsw::C3, q & 2 != 0);
                 set_condition(cpu, fsw::C1, q & 1 != 0);
             }
+            None if remainder_op => {}
             None => set_c1(cpu, raised.round_up),
         }
     }
@@ -421,8 +432,9 @@ enum Quotient {
 fn remainder(a: Ext, b: Ext, nearest: bool, masks: u16) -> (Ext, Raised, Option<Quotient>) {
     let de = denormal_flag(a) | denormal_flag(b);
     match (a.class(), b.class()) {
+        // Invalid outranks a denormal operand (checked against the CPU).
         (Class::Infinity, _) | (_, Class::Zero) => {
-            return (Ext::INDEFINITE, flags_only(flag::IE | de), None)
+            return (Ext::INDEFINITE, flags_only(flag::IE), None)
         }
         (Class::Zero, _) | (_, Class::Infinity) => {
             return (a, flags_only(de), Some(Quotient::Low(0)))
@@ -432,8 +444,23 @@ fn remainder(a: Ext, b: Ext, nearest: bool, masks: u16) -> (Ext, Raised, Option<
     let (sa, ea) = ext80::normalize(a.unpack().0, a.unpack().1);
     let (sb, eb) = ext80::normalize(b.unpack().0, b.unpack().1);
     let d = ea - eb;
+    // The remainder is exact, but it is delivered as a result: normalized (a pseudo-denormal
+    // gets exponent 1) and, if tiny, reported as an underflow when that is unmasked.
+    let deliver = |sign: bool, r: u128, unit: i32| {
+        let o = ext80::round(
+            sign,
+            r,
+            unit,
+            false,
+            ext80::EXTENDED,
+            Rounding::Nearest,
+            masks,
+        );
+        (o.value, o.raised.flags)
+    };
     if d < -1 || (d == -1 && !nearest) {
-        return (a, flags_only(de), Some(Quotient::Low(0)));
+        let (value, flags) = deliver(a.sign, sa as u128, ea);
+        return (value, flags_only(de | flags), Some(Quotient::Low(0)));
     }
     // ⌊|a| / |b|⌋ over integers (a = sa · 2^ea, b = sb · 2^eb): num/den = (a/b) · 2^(k−1−d).
     // A partial step divides by b · 2^(d−N) with N = k − 1 in 32..=63 (the SDM leaves N to
@@ -454,26 +481,17 @@ fn remainder(a: Ext, b: Ext, nearest: bool, masks: u16) -> (Ext, Raised, Option<
     }
     // a − q·b = r · 2^unit: 2^(eb − 1) after a full step, 2^(ea − k) after a partial one.
     let unit = if partial { ea - k } else { eb - 1 };
-    let value = if r == 0 {
-        Ext::zero(sign)
+    let (value, flags) = if r == 0 {
+        (Ext::zero(sign), 0)
     } else {
-        ext80::round(
-            sign,
-            r,
-            unit,
-            false,
-            ext80::EXTENDED,
-            Rounding::Nearest,
-            masks,
-        )
-        .value
+        deliver(sign, r, unit)
     };
     let quotient = if partial {
         Quotient::Partial
     } else {
         Quotient::Low(q & 7)
     };
-    (value, flags_only(de), Some(quotient))
+    (value, flags_only(de | flags), Some(quotient))
 }
 
 /// FXTRACT: ST(0) ← exponent, then push the significand (exponent 0, sign kept).
