@@ -193,38 +193,27 @@ pub fn install_cpuid_with(
             e.ecx &= !(ecx1::X2APIC | ecx1::TSC_DEADLINE);
         }
         match leaf {
-            1 | 0x8000_0001 => {
-                let host_edx = host(leaf).map_or(0, |h| h.edx);
-                let missing = e.edx & !host_edx;
-                if missing != 0 {
-                    notes.push(format!(
-                        "CPUID {leaf:#x}: host lacks EDX bits {missing:#x} ({}); not advertised",
-                        feature_names(leaf, missing)
-                    ));
-                    e.edx &= host_edx;
-                }
-                // ECX too (PCID, POPCNT, CX16, …): a guest told of a feature this KVM does not
-                // give it fails on its first use (Linux: #GP setting CR4.PCIDE on PVM).
-                let host_ecx = host(leaf).map_or(0, |h| h.ecx);
-                let missing = e.ecx & !host_ecx;
-                if missing != 0 {
-                    notes.push(format!(
-                        "CPUID {leaf:#x}: host lacks ECX bits {missing:#x}; not advertised"
-                    ));
-                    e.ecx &= host_ecx;
-                }
-            }
-            7 => {
-                let (host_ebx, host_ecx) = host(leaf).map_or((0, 0), |h| (h.ebx, h.ecx));
-                let missing = (e.ebx & !host_ebx, e.ecx & !host_ecx);
-                if missing != (0, 0) {
-                    notes.push(format!(
-                        "CPUID 0x7: host lacks EBX bits {:#x}, ECX bits {:#x}; not advertised",
-                        missing.0, missing.1
-                    ));
-                    e.ebx &= host_ebx;
-                    e.ecx &= host_ecx;
-                }
+            // Feature bits this KVM does not give the guest are not advertised: a guest told
+            // of one fails on its first use (Linux: #GP setting CR4.PCIDE on PVM).
+            1 | 0x8000_0001 | 7 => {
+                let h = host(leaf).unwrap_or_default();
+                let mut keep = |name: &str, ours: &mut u32, host: u32| {
+                    let missing = *ours & !host;
+                    if missing != 0 {
+                        let names = if name == "EDX" && leaf != 7 {
+                            format!(" ({})", feature_names(leaf, missing))
+                        } else {
+                            String::new()
+                        };
+                        notes.push(format!(
+                            "CPUID {leaf:#x}: host lacks {name} bits {missing:#x}{names}; not advertised"
+                        ));
+                        *ours &= host;
+                    }
+                };
+                keep("EBX", &mut e.ebx, if leaf == 7 { h.ebx } else { u32::MAX });
+                keep("ECX", &mut e.ecx, h.ecx);
+                keep("EDX", &mut e.edx, if leaf == 7 { u32::MAX } else { h.edx });
             }
             0x8000_0008 => {
                 let host_bits = host(leaf).map_or(36, |h| h.eax & 0xFF);

@@ -682,18 +682,7 @@ pub(crate) fn is_no_op(m: Mnemonic) -> bool {
     )
 }
 
-/// The x87 transcendental instructions: the SDM bounds their error (under one unit in the last
-/// place) instead of defining their bits, so the CPU oracles set them aside.
-pub const X87_TRANSCENDENTALS: &[Mnemonic] = &[
-    Mnemonic::Fsin,
-    Mnemonic::Fcos,
-    Mnemonic::Fsincos,
-    Mnemonic::Fptan,
-    Mnemonic::Fpatan,
-    Mnemonic::F2xm1,
-    Mnemonic::Fyl2x,
-    Mnemonic::Fyl2xp1,
-];
+pub use x87::TRANSCENDENTALS as X87_TRANSCENDENTALS;
 
 /// Does the interpreter execute `m` (in the modes where it is valid)? This reads the same
 /// dispatch `execute` uses, so `vmscope isa` cannot drift from the code.

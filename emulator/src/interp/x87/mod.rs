@@ -15,6 +15,7 @@ mod arith;
 mod environment;
 pub mod ext80;
 mod transcend;
+pub use transcend::TRANSCENDENTALS;
 mod transfer;
 mod wide;
 

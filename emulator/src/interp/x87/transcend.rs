@@ -18,8 +18,21 @@ use super::{
 use crate::cpu::fpu::fsw;
 use crate::interp::ud;
 
+/// The x87 transcendental instructions: the SDM bounds their error (under one unit in the last
+/// place) instead of defining their bits, so the CPU oracles set them aside.
+pub const TRANSCENDENTALS: &[Mnemonic] = &[
+    Mnemonic::Fsin,
+    Mnemonic::Fcos,
+    Mnemonic::Fsincos,
+    Mnemonic::Fptan,
+    Mnemonic::Fpatan,
+    Mnemonic::F2xm1,
+    Mnemonic::Fyl2x,
+    Mnemonic::Fyl2xp1,
+];
+
 pub(super) fn handles(m: Mnemonic) -> bool {
-    crate::interp::X87_TRANSCENDENTALS.contains(&m)
+    TRANSCENDENTALS.contains(&m)
 }
 
 pub(super) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
