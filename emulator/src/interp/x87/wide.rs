@@ -142,6 +142,8 @@ impl Wide {
         Wide::from_parts(self.sign != o.sign, q, self.e - o.e)
     }
 
+    /// √self by Newton's iteration from a double-precision guess: three steps suffice for
+    /// arguments whose exponent a double can hold (its one use, FPATAN's √(1 + z²), is near 1).
     pub fn sqrt(self) -> Wide {
         if self.is_zero() {
             return self;
