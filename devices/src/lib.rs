@@ -26,6 +26,7 @@ pub mod fwcfg;
 pub mod i8042;
 pub mod ioapic;
 pub mod lapic;
+pub mod net;
 pub mod null;
 pub mod pci;
 pub mod pic;
