@@ -609,6 +609,17 @@ impl Bus {
         self.deadline_epoch
     }
 
+    /// The host has news for device `id` (a frame arrived on its link, input for a console):
+    /// the device looks now — it may write guest RAM and raise its interrupt — instead of at
+    /// its next deadline. Called between engine runs; the engines absorb the DMA log when the
+    /// next run starts.
+    pub fn service_device(&mut self, id: DeviceId, ram: &mut [u8]) {
+        if id.0 < self.slots.len() {
+            self.tick_device(id, ram);
+            self.sync_irqs();
+        }
+    }
+
     fn tick_device(&mut self, i: DeviceId, ram: &mut [u8]) {
         self.deadline_epoch = self.deadline_epoch.wrapping_add(1);
         self.slots[i.0].deadline = with_device!(self, i, ram, |d, ctx| d.tick(&mut ctx));

@@ -174,6 +174,8 @@ impl Engine for BinaryTranslator {
         }
         let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
         interp::pv_door::adopt_kvmclock(&mut cpu);
+        // A device the host serviced between runs (`Bus::service_device`) may have written RAM.
+        cpu.absorb_device_writes();
         let exit = run_blocks(&mut cpu, &mut self.cache, limit, false);
         lazy::materialize(&mut cpu);
         cpu.sync_clock();

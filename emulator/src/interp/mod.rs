@@ -372,6 +372,8 @@ impl Engine for Interpreter {
         }
         let mut cpu = Cpu::new(machine, &mut self.mmu, &mut self.code, &mut self.write_log);
         pv_door::adopt_kvmclock(&mut cpu);
+        // A device the host serviced between runs (`Bus::service_device`) may have written RAM.
+        cpu.absorb_device_writes();
         let exit = run_loop(&mut cpu, limit);
         cpu.sync_clock();
         Ok(exit)

@@ -12,6 +12,7 @@ mod bad_input;
 mod blk;
 mod console;
 mod core;
+mod net;
 mod notify;
 mod props;
 mod rng;
