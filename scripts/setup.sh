@@ -29,6 +29,12 @@ command -v cpio >/dev/null || need_pkgs+=(cpio)
 command -v iasl >/dev/null || need_pkgs+=(acpica-tools)
 # The gdb stub's test (tests/gdb.rs): Debian's gdb, driven in batch mode against `vmscope run --gdb`.
 command -v gdb >/dev/null || need_pkgs+=(gdb)
+# The pcap writer's test (devices/tests/pcap_tcpdump.rs): Debian's tcpdump reads the captures.
+command -v tcpdump >/dev/null || need_pkgs+=(tcpdump)
+# The tap backend's test (host-backends/tests/tap.rs): `ip netns`, `ip link`, `ip addr` and ping
+# inside a throwaway network namespace (iproute2), and ping (iputils-ping) to talk to the tap.
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v ping >/dev/null || need_pkgs+=(iputils-ping)
 # scripts/web.sh serve: Python's http.server.
 command -v python3 >/dev/null || need_pkgs+=(python3)
 # The web demo's browser test and benchmark (tests/web_demo.rs, benches/web.rs): headless
