@@ -13,6 +13,7 @@
 //! Frames are Ethernet II frames without preamble and FCS, as Linux's tap devices and pcap
 //! files carry them: destination MAC, source MAC, EtherType (or an 802.1Q tag), payload.
 
+pub mod eeprom93c46;
 pub mod frame;
 pub mod pcap;
 pub mod rtl8139;
