@@ -6,7 +6,8 @@
 # first). `workloads=all` selects the whole suite — not the disk workloads, which need a disk
 # (disk.S, which also reads its own words: disk= request= depth= multiple= lba48=), nor
 # console-write (console.S, whose word console=uart|virtio says where the kernel prints), nor
-# rng-read (rng.S, which needs a virtio-rng); iterations defaults to 100. A workload can
+# rng-read (rng.S, which needs a virtio-rng), nor the network workloads (net.S, which need a
+# NIC and a peer, and read ip= peer= nic=); iterations defaults to 100. A workload can
 # carry its own count, `workloads=compute:20,syscall:5000`, so one boot can give each
 # workload as many iterations as suits it.
 
@@ -43,6 +44,9 @@ parse_cmdline:
     test %eax, %eax
     jnz 1b
     call parse_console_option       # console.S: console=uart|virtio
+    test %eax, %eax
+    jnz 1b
+    call parse_net_option           # net.S: ip= peer= nic=
     test %eax, %eax
     jnz 1b
 5:  movzbl (%rsi), %eax             # some other word: skip it

@@ -48,5 +48,8 @@
     .include "console.S"        # the console: UART or virtio-console; console-write
     .include "disk.S"           # disk-read, disk-write and the choice of driver
     .include "rng.S"            # a virtio-rng driver; rng-read
+    .include "virtio_net.S"     # a virtio-net driver (polled, batched transmit)
+    .include "rtl8139.S"        # an RTL8139 driver (polled, I/O ports)
+    .include "net.S"            # Ethernet, ARP, IPv4, ICMP, UDP; ping, pong, udp-send, udp-recv
     .include "user.S"           # the ring-3 programs (section .user_text)
     .include "data.S"           # the GDT image, descriptor-table pointers, the BSS

@@ -41,6 +41,10 @@ workload_suite_end:                 # workloads=all stops here
     WORKLOAD "disk-write", RING0, k_disk_write, k_disk_prepare
     WORKLOAD "console-write", RING0, k_console_write    # console.S: lines through the console
     WORKLOAD "rng-read",  RING0, k_rng_read, k_rng_prepare    # rng.S: needs a virtio-rng
+    WORKLOAD "ping",      RING0, k_ping, k_net_prepare        # net.S: need a NIC and a peer
+    WORKLOAD "pong",      RING0, k_pong, k_net_prepare
+    WORKLOAD "udp-send",  RING0, k_udp_send, k_net_prepare
+    WORKLOAD "udp-recv",  RING0, k_udp_recv, k_net_prepare
 workload_table_end:
 .set WORKLOAD_COUNT, (workload_table_end - workload_table) / 32
 .set SUITE_COUNT, (workload_suite_end - workload_table) / 32
