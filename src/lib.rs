@@ -15,7 +15,9 @@ pub mod gdb;
 pub mod image;
 pub mod linux;
 pub mod mmu_cmd;
+pub mod net;
 pub mod runner;
+pub mod sizes;
 pub mod step;
 
 pub use engines::{make_engine, EngineChoice};

@@ -41,7 +41,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
         engine: EngineChoice,
         /// Guest RAM, e.g. 64M, 1G, 65536.
-        #[arg(long, default_value = "64M", value_parser = parse_size)]
+        #[arg(long, default_value = "64M", value_parser = vmscope::sizes::parse_memory_size)]
         memory: u64,
         /// Multiboot command line passed to the kernel (it may start with '-').
         #[arg(long, default_value = "", allow_hyphen_values = true)]
@@ -83,7 +83,7 @@ enum Command {
         count: u64,
         #[arg(long, value_enum, default_value_t = EngineChoice::Interp)]
         engine: EngineChoice,
-        #[arg(long, default_value = "64M", value_parser = parse_size)]
+        #[arg(long, default_value = "64M", value_parser = vmscope::sizes::parse_memory_size)]
         memory: u64,
         #[arg(long, default_value = "", allow_hyphen_values = true)]
         cmdline: String,
@@ -115,6 +115,8 @@ enum Command {
     Compare(vmscope::compare::cli::CompareArgs),
     /// Boot Linux (Debian's kernel and a busybox initramfs, fetched by scripts/linux-assets.sh)
     Linux(vmscope::linux::LinuxArgs),
+    /// Run several guests on one virtual switch (VLANs, pcap captures, tap devices)
+    Net(vmscope::net::NetArgs),
     /// Open the stepping debugger window on a guest (runs `vmscope-gui`: `cargo build -p gui`).
     Gui {
         /// Path to the image, or the name of a built-in guest; default: the demo.
@@ -164,35 +166,8 @@ impl From<Boot> for BootMethod {
     }
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    let bytes = parse_any_size(s)?;
-    if !(1 << 20..=64 << 30).contains(&bytes) {
-        return Err(format!(
-            "{}: guest RAM must be between 1M and 64G",
-            s.trim()
-        ));
-    }
-    Ok(bytes)
-}
-
-/// "64M", "1G", "65536" → bytes.
-fn parse_any_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
-        _ => (s, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("not a size: {s:?} (try 64M)"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| "size too large".to_string())
-}
-
 fn parse_cache_size(s: &str) -> Result<u64, String> {
-    let n = parse_any_size(s)?;
+    let n = vmscope::sizes::parse_any_size(s)?;
     if !(64 << 10..=4 << 30).contains(&n) {
         return Err(format!(
             "{s}: the translation cache must be between 64K and 4G"
@@ -342,6 +317,7 @@ fn real_main() -> Result<i32> {
         Command::Isa(args) => vmscope::cli_isa::isa(args),
         Command::Gui { image, args } => gui(image, &args),
         Command::Linux(args) => vmscope::linux::run(args),
+        Command::Net(args) => vmscope::net::run(args),
         Command::Compare(args) => vmscope::compare::cli::compare(args),
         Command::Mmu { command } => mmu(command),
         Command::KvmInfo => {

@@ -8,6 +8,8 @@ use crate::block::BlockBackend;
 use crate::pci::virtio::{VirtioPci, BAR_SIZE};
 use crate::virtio::mmio::{VirtioMmio, MMIO_WINDOW};
 use crate::virtio::VirtioDevice;
+use crate::bus::DeviceId;
+use crate::net::{MacAddr, NetLink};
 use crate::{Bus, IrqLine};
 
 // ANCHOR: disk_placement
@@ -92,6 +94,17 @@ impl VirtioPlacement {
         device: Box<dyn VirtioDevice>,
         transport: impl Into<Transport>,
     ) -> Result<String, PlacementError> {
+        self.place_device(bus, device, transport).map(|(at, _)| at)
+    }
+
+    /// [`VirtioPlacement::place`], also returning the device's id on the bus (a NIC's owner
+    /// services it when frames arrive).
+    pub fn place_device(
+        &mut self,
+        bus: &mut Bus,
+        device: Box<dyn VirtioDevice>,
+        transport: impl Into<Transport>,
+    ) -> Result<(String, DeviceId), PlacementError> {
         let what = device.name();
         match transport.into() {
             Transport::Mmio => {
@@ -103,23 +116,27 @@ impl VirtioPlacement {
                 let base = VIRTIO_MMIO_BASE + self.mmio_used * VIRTIO_MMIO_STRIDE;
                 let gsi = VIRTIO_MMIO_FIRST_GSI + self.mmio_used as u8;
                 let line = IrqLine::new(gsi).expect("GSIs 20-23 exist");
-                bus.add_mmio_device(Box::new(VirtioMmio::new(device, line)), base, MMIO_WINDOW)
+                let id = bus
+                    .add_mmio_device(Box::new(VirtioMmio::new(device, line)), base, MMIO_WINDOW)
                     .map_err(|e| PlacementError(format!("placing {what} on virtio-mmio: {e}")))?;
                 self.mmio_used += 1;
-                Ok(format!(
+                let at = format!(
                     "virtio-mmio {base:#x} gsi {gsi} (Linux: virtio_mmio.device={MMIO_WINDOW:#x}@{base:#x}:{gsi})"
-                ))
+                );
+                Ok((at, id))
             }
             Transport::Pci => {
                 let (slot, bar) = self.next_pci();
                 let line = crate::pci::intx_gsi(slot, 1);
-                bus.add_pci_device(Box::new(VirtioPci::new(device, line).place(bar)), slot)
+                let id = bus
+                    .add_pci_device(Box::new(VirtioPci::new(device, line).place(bar)), slot)
                     .map_err(|e| PlacementError(format!("placing {what} on virtio-pci: {e}")))?;
                 self.pci_used += 1;
-                Ok(format!(
+                let at = format!(
                     "virtio-pci 00:{slot:02x}.0 bar0 {bar:#x} gsi {}",
                     line.number()
-                ))
+                );
+                Ok((at, id))
             }
         }
     }
@@ -130,6 +147,30 @@ impl VirtioPlacement {
             VIRTIO_PCI_FIRST_SLOT + self.pci_used,
             VIRTIO_PCI_BAR_BASE + u64::from(self.pci_used) * u64::from(BAR_SIZE),
         )
+    }
+
+    /// Adds an RTL8139 at the next PCI slot: BAR 0 (ports) at 256 ports per slot from the PCI
+    /// I/O window's start, BAR 1 (memory) where a virtio device's BAR would be, INTx pin A.
+    pub fn place_rtl8139(
+        &mut self,
+        bus: &mut Bus,
+        mac: MacAddr,
+        link: NetLink,
+    ) -> Result<(String, DeviceId), PlacementError> {
+        use crate::net::rtl8139::{Rtl8139, BAR_SIZE as RTL_BAR};
+        let (slot, mem) = self.next_pci();
+        let io = crate::board::PCI_IO_WINDOW_START + u16::from(self.pci_used) * RTL_BAR as u16;
+        let line = crate::pci::intx_gsi(slot, 1);
+        let nic = Rtl8139::new(mac, link, line).place(io, mem);
+        let id = bus
+            .add_pci_device(Box::new(nic), slot)
+            .map_err(|e| PlacementError(format!("placing the rtl8139: {e}")))?;
+        self.pci_used += 1;
+        let at = format!(
+            "rtl8139 00:{slot:02x}.0 bar0 port {io:#x} bar1 {mem:#x} gsi {}",
+            line.number()
+        );
+        Ok((at, id))
     }
 
     /// Adds QEMU's pci-testdev at the next PCI slot: BAR 0 where a virtio device's would be,
@@ -144,5 +185,49 @@ impl VirtioPlacement {
         Ok(format!(
             "pci-testdev 00:{slot:02x}.0 bar0 {mem:#x} bar1 port {io:#x}"
         ))
+    }
+}
+
+/// Which NIC a guest gets: the emulated RTL8139 or virtio-net on either transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NicModel {
+    VirtioPci,
+    VirtioMmio,
+    Rtl8139,
+}
+
+impl NicModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            NicModel::VirtioPci => "virtio-net-pci",
+            NicModel::VirtioMmio => "virtio-net-mmio",
+            NicModel::Rtl8139 => "rtl8139",
+        }
+    }
+
+    /// Emulated (a real chip's registers) or paravirtual (virtio)?
+    pub fn is_virtio(self) -> bool {
+        !matches!(self, NicModel::Rtl8139)
+    }
+}
+
+/// Adds a NIC of `model` on `link` at the next free place; returns where the guest finds it
+/// and the device's id (its owner calls `Bus::service_device` when frames arrive).
+pub fn attach_nic(
+    bus: &mut Bus,
+    placement: &mut VirtioPlacement,
+    model: NicModel,
+    mac: MacAddr,
+    link: NetLink,
+) -> Result<(String, DeviceId), PlacementError> {
+    use crate::virtio::net::VirtioNet;
+    match model {
+        NicModel::Rtl8139 => placement.place_rtl8139(bus, mac, link),
+        NicModel::VirtioPci => {
+            placement.place_device(bus, Box::new(VirtioNet::new(mac, link)), Transport::Pci)
+        }
+        NicModel::VirtioMmio => {
+            placement.place_device(bus, Box::new(VirtioNet::new(mac, link)), Transport::Mmio)
+        }
     }
 }
