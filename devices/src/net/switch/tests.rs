@@ -514,3 +514,9 @@ proptest! {
         let _ = sw.report(now).to_string();
     }
 }
+
+#[test]
+fn a_switch_can_move_to_another_thread() {
+    fn send<T: Send>(_: &T) {}
+    send(&Switch::new());
+}
