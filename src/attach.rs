@@ -1,4 +1,4 @@
-//! The devices a run adds to the PC's board: `--disk` images, `--virtio-console`, `--virtio-rng`, `--device`.
+//! The devices a run adds to the PC's board: `--disk` images, `--virtio-console`, `--virtio-rng`, `--nic`, `--device`.
 //! Teaches: the board's optional half comes from the command line, and every virtio device gets its place — a PCI slot and BAR, or a virtio-mmio window and GSI — from one allocator.
 //!
 //! [`DeviceArgs`] is the one definition of these options, flattened into every command that
@@ -66,12 +66,58 @@ pub struct DeviceArgs {
     /// after the virtio devices). May be given twice. The `testdev` guest probes both.
     #[arg(long = "device", value_enum, value_name = "NAME")]
     pub test_devices: Vec<TestDevice>,
+    /// Add a NIC: virtio (virtio-net on PCI), virtio-mmio (virtio-net on virtio-mmio) or
+    /// rtl8139 (an emulated Realtek RTL8139C on PCI), after the rng. Its cable goes to
+    /// `--tap`; without one it is plugged into nothing (frames sent are counted and dropped).
+    #[arg(long, value_name = "MODEL", value_parser = crate::net::spec::parse_nic)]
+    pub nic: Option<devices::placement::NicModel>,
+    /// The NIC's MAC address (default 02:76:6d:00:00:01).
+    #[arg(long, value_name = "MAC", requires = "nic", value_parser = parse_mac)]
+    pub mac: Option<devices::net::MacAddr>,
+    /// Connect the NIC to a Linux tap device vmscope creates (inside network namespace
+    /// NETNS if given), so the host's network stack is its peer.
+    #[arg(long, value_name = "NAME[@NETNS]", requires = "nic")]
+    pub tap: Option<crate::net::TapSpec>,
     /// Print the devices (ports, MMIO ranges, PCI functions, disks, consoles, rng) before the guest starts.
     #[arg(long)]
     pub devices: bool,
 }
 
+fn parse_mac(s: &str) -> Result<devices::net::MacAddr, String> {
+    match devices::net::MacAddr::parse(s) {
+        Some(m) if !m.is_group() => Ok(m),
+        Some(_) => Err(format!("{s} is a group address; a NIC needs a unicast one")),
+        None => Err(format!("{s}: expected aa:bb:cc:dd:ee:ff")),
+    }
+}
+
+/// A NIC to add (`--nic`, `--mac`, `--tap`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicSpec {
+    pub model: devices::placement::NicModel,
+    pub mac: devices::net::MacAddr,
+    pub tap: Option<crate::net::TapSpec>,
+}
+
+/// The NIC on the machine: where it is, its cable and its id on the bus.
+#[derive(Debug, Clone)]
+pub struct AttachedNic {
+    pub spec: NicSpec,
+    pub location: String,
+    pub link: devices::net::NetLink,
+    pub id: devices::bus::DeviceId,
+}
+
 impl DeviceArgs {
+    /// The NIC these options ask for, if any.
+    pub fn nic(&self) -> Option<NicSpec> {
+        self.nic.map(|model| NicSpec {
+            model,
+            mac: self.mac.unwrap_or(devices::net::MacAddr::vmscope(1)),
+            tap: self.tap.clone(),
+        })
+    }
+
     /// The virtio-rng these options ask for, if any.
     pub fn rng(&self) -> Option<RngSpec> {
         self.virtio_rng.map(|transport| RngSpec {
@@ -136,6 +182,7 @@ pub struct Attached {
     pub rng: Option<AttachedRng>,
     /// Where each `--device` test device answers.
     pub test_devices: Vec<String>,
+    pub nic: Option<AttachedNic>,
 }
 
 /// Opens and places the disks, then the virtio-console and the virtio-rng if asked for; an
@@ -146,6 +193,7 @@ pub fn attach(
     virtio_console: Option<VirtioTransport>,
     virtio_rng: Option<RngSpec>,
     test_devices: &[TestDevice],
+    nic: Option<&NicSpec>,
 ) -> Result<Attached> {
     let mut placement = VirtioPlacement::default();
     let disks = crate::disk::attach_disks(bus, disks, &mut placement)?;
@@ -173,6 +221,25 @@ pub fn attach(
             Some(AttachedRng { spec, location })
         }
     };
+    let nic = match nic {
+        None => None,
+        Some(spec) => {
+            let link = devices::net::NetLink::new();
+            let (location, id) = devices::placement::attach_nic(
+                bus,
+                &mut placement,
+                spec.model,
+                spec.mac,
+                link.clone(),
+            )?;
+            Some(AttachedNic {
+                spec: spec.clone(),
+                location,
+                link,
+                id,
+            })
+        }
+    };
     let mut placed = Vec::new();
     for (i, device) in test_devices.iter().enumerate() {
         if test_devices[..i].contains(device) {
@@ -191,5 +258,6 @@ pub fn attach(
         console,
         rng,
         test_devices: placed,
+        nic,
     })
 }

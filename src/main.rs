@@ -224,6 +224,7 @@ fn real_main() -> Result<i32> {
                 pv: pv == OnOff::On,
                 flat: format.format == ImageFormat::Flat,
                 virtio_rng: board.rng(),
+                nic: board.nic(),
                 test_devices: board.test_devices.clone(),
                 disks: board.disk,
                 virtio_console: board.virtio_console,

@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub virtio_rng: Option<crate::attach::RngSpec>,
     /// QEMU's test devices (`--device`).
     pub test_devices: Vec<crate::attach::TestDevice>,
+    /// A NIC (`--nic`, `--mac`, `--tap`), after the rng.
+    pub nic: Option<crate::attach::NicSpec>,
     /// Print the device table before the guest starts (`--devices`).
     pub show_devices: bool,
 }
@@ -70,6 +72,7 @@ impl Default for RunOptions {
             virtio_console: None,
             virtio_rng: None,
             test_devices: Vec::new(),
+            nic: None,
             show_devices: false,
         }
     }
@@ -168,7 +171,7 @@ pub fn build_machine(
     bytes: &[u8],
     opts: &RunOptions,
     notice: &mut dyn FnMut(String),
-) -> Result<(Machine, LoadedImage)> {
+) -> Result<(Machine, LoadedImage, crate::attach::Attached)> {
     let mut machine = Machine::new(opts.memory)
         .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
     machine.pv = opts.pv;
@@ -178,12 +181,13 @@ pub fn build_machine(
         opts.virtio_console,
         opts.virtio_rng,
         &opts.test_devices,
+        opts.nic.as_ref(),
     )?;
     if opts.show_devices {
         notice(crate::board_info::describe(&mut machine.bus, &attached));
     }
     let image = load(&mut machine, name, bytes, opts)?;
-    Ok((machine, image))
+    Ok((machine, image, attached))
 }
 
 /// Builds a machine, loads `bytes`, runs it to the end. Serial output goes to `serial`
@@ -195,7 +199,8 @@ pub fn run_guest(
     serial: &mut dyn Write,
     notice: &mut dyn FnMut(String),
 ) -> Result<GuestOutcome> {
-    let (mut machine, image) = build_machine(name, bytes, opts, notice)?;
+    let (mut machine, image, attached) = build_machine(name, bytes, opts, notice)?;
+    let mut cable = crate::net::cable::TapCable::for_nic(attached.nic.as_ref())?;
     let mut engine = make_engine(opts.engine, &machine, notice)?;
     let mut engines = vec![engine.describe()];
     let mut reports = Vec::new();
@@ -216,6 +221,10 @@ pub fn run_guest(
         } else {
             RunLimit::time_ns(SLICE_NS)
         };
+        if cable.is_some() {
+            // A peer on the tap lives in real time: short slices, paced below.
+            limit.time_ns = Some(crate::net::cable::PACED_SLICE_NS);
+        }
         if let Some(max) = opts.max_instructions {
             let used = machine.stats.instructions - start_instructions;
             if used >= max {
@@ -236,6 +245,10 @@ pub fn run_guest(
         let before_io = machine.stats.io_accesses();
         let before_ins = machine.stats.instructions;
         let exit = engine.run(&mut machine, limit)?;
+        if let Some(cable) = cable.as_mut() {
+            cable.pump(&mut machine);
+            cable.pace(&machine);
+        }
         let output = machine.bus.take_serial_output();
         if !output.is_empty() {
             serial.write_all(&output)?;

@@ -238,6 +238,7 @@ fn boot_in_process(
         devices.virtio_console,
         devices.virtio_rng,
         &[],
+        None,
     )?;
     emulator::machine::loader::load_image(&mut machine, name, image, cmdline)?;
     let (mut engine, guest_tsc_hz): (Box<dyn Engine>, Option<f64>) = match id {

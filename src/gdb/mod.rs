@@ -71,7 +71,7 @@ pub fn run_with_gdb(
         bail!("--gdb cannot be combined with --max-instructions: stop the guest from gdb");
     }
     let addr = listen_address(addr)?;
-    let (machine, image) = build_machine(name, bytes, opts, notice)?;
+    let (machine, image, _) = build_machine(name, bytes, opts, notice)?;
     let engine = DebugEngine::new(opts.engine, &machine, notice)?;
     if matches!(engine, DebugEngine::Kvm(_)) {
         notice(

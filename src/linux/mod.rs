@@ -33,6 +33,9 @@ pub const MODULES: &[&str] = &[
     "kernel/drivers/virtio/virtio_mmio.ko",
     "kernel/drivers/block/virtio_blk.ko",
     "kernel/drivers/char/virtio_console.ko",
+    "kernel/net/core/failover.ko",
+    "kernel/drivers/net/net_failover.ko",
+    "kernel/drivers/net/virtio_net.ko",
 ];
 /// What the kernel is told unless `--append` says otherwise.
 pub const DEFAULT_APPEND: &str =
@@ -244,7 +247,9 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
         args.board.virtio_console,
         args.board.rng(),
         &args.board.test_devices,
+        args.board.nic().as_ref(),
     )?;
+    let mut cable = crate::net::cable::TapCable::for_nic(attached.nic.as_ref())?;
     if args.board.devices {
         eprintln!(
             "{}",
@@ -273,17 +278,23 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
     } else {
         None
     };
+    let paced_slice = match (&cable, &typed) {
+        (Some(_), _) => Some(crate::net::cable::PACED_SLICE_NS),
+        (None, Some(_)) => Some(20_000_000),
+        (None, None) => None,
+    };
     let started = Instant::now();
     let deadline = args.timeout.map(|s| started + Duration::from_secs_f64(s));
     let (mut first_output, mut init_up) = (None, None);
     let mut seen = Vec::new();
     let stdout = std::io::stdout();
     let exit = loop {
-        let limit = if typed.is_some() {
-            // Interactive: slices of 20 ms of virtual time, paced to the wall clock below.
+        let limit = if let Some(slice) = paced_slice {
+            // Interactive or networked: short slices of virtual time, paced to the wall clock
+            // below, so a person or a peer on the tap sees the guest's time go at theirs.
             RunLimit {
                 instructions: Some(2_000_000),
-                ..RunLimit::time_ns(20_000_000)
+                ..RunLimit::time_ns(slice)
             }
         } else if engine.counts_instructions() {
             RunLimit::instructions(2_000_000)
@@ -296,6 +307,9 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
             }
         }
         let exit = engine.run(&mut machine, limit)?;
+        if let Some(cable) = cable.as_mut() {
+            cable.pump(&mut machine);
+        }
         let out = machine.bus.take_serial_output();
         if !out.is_empty() {
             first_output.get_or_insert(started.elapsed());
@@ -317,12 +331,13 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break None;
         }
-        if typed.is_some() {
-            // A person at the console: an idle guest's virtual time would otherwise race
-            // ahead of the wall clock (the engines skip halted time) and keep a core busy.
+        if let Some(slice) = paced_slice {
+            // A person at the console or a peer on the tap: an idle guest's virtual time
+            // would otherwise race ahead of the wall clock (the engines skip halted time),
+            // and keep a core busy — and a reply from the tap would arrive "seconds" late.
             let ahead =
                 Duration::from_nanos(machine.bus.now_ns()).saturating_sub(started.elapsed());
-            std::thread::sleep(ahead.min(Duration::from_millis(20)));
+            std::thread::sleep(ahead.min(Duration::from_nanos(slice)));
         }
     };
     let elapsed = started.elapsed();

@@ -10,6 +10,7 @@
 //! the whole network is deterministic: the same run gives the same frames in the same order.
 //! Tap devices are switch ports too; what the host's Linux sends there is read between turns.
 
+pub mod cable;
 pub mod spec;
 
 use std::fs::File;
@@ -134,7 +135,7 @@ impl Guest {
             cmdline: spec.cmdline.clone(),
             ..Default::default()
         };
-        let (mut machine, _) = crate::runner::build_machine(&image_name, &bytes, &opts, notice)
+        let (mut machine, _, _) = crate::runner::build_machine(&image_name, &bytes, &opts, notice)
             .with_context(|| format!("{name}: {}", spec.image))?;
         let mac = spec.mac.unwrap_or(MacAddr::vmscope(index as u16 + 1));
         let link = NetLink::new();

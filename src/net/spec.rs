@@ -30,7 +30,7 @@ pub struct VmSpec {
 
 pub const SPEC_HELP: &str = "IMAGE[,name=N][,engine=interp|bt|kvm][,nic=virtio|virtio-mmio|rtl8139][,mac=MAC][,vlan=ID|,trunk=IDS[:native=ID]][,memory=SIZE][,cmdline=TEXT (last: may hold commas)]";
 
-fn parse_nic(s: &str) -> Result<NicModel, String> {
+pub fn parse_nic(s: &str) -> Result<NicModel, String> {
     match s {
         "virtio" | "virtio-pci" | "virtio-net" => Ok(NicModel::VirtioPci),
         "virtio-mmio" => Ok(NicModel::VirtioMmio),
