@@ -291,6 +291,17 @@ pub fn run(args: NetArgs) -> Result<i32> {
             timed_out = true;
             break;
         }
+        if !taps.is_empty() {
+            // The host on a tap lives in real time: no guest's clock may run ahead of it.
+            let slowest = guests
+                .iter()
+                .filter(|g| g.exit.is_none())
+                .map(|g| g.machine.bus.now_ns())
+                .min()
+                .unwrap_or(0);
+            let ahead = Duration::from_nanos(slowest).saturating_sub(start.elapsed());
+            std::thread::sleep(ahead.min(Duration::from_nanos(SLICE_NS)));
+        }
     }
     for g in &mut guests {
         g.print_output(&mut out, true)?;

@@ -122,7 +122,12 @@ mod tests {
         assert!(!m.is_group());
         assert!(MacAddr::BROADCAST.is_group() && MacAddr::BROADCAST.is_broadcast());
         assert!(MacAddr::parse("01:00:5e:00:00:01").unwrap().is_group());
-        for bad in ["02:76:6d:00:00", "02:76:6d:00:00:07:08", "0g:00:00:00:00:00", "2:76:6d:0:0:7"] {
+        for bad in [
+            "02:76:6d:00:00",
+            "02:76:6d:00:00:07:08",
+            "0g:00:00:00:00:00",
+            "2:76:6d:0:0:7",
+        ] {
             assert_eq!(MacAddr::parse(bad), None, "{bad}");
         }
     }
