@@ -205,6 +205,48 @@ bad_number:
     PRINT "kernel: an iteration count must be a decimal number below 2^40\n"
     EXIT EXIT_BAD_CMDLINE
 
+# parse_ipv4: RSI = "A.B.C.D" (four decimal numbers up to 255, then a space or the end);
+# EAX = the address as on the wire (A in the low byte), RSI after it. Clobbers RCX, RDX, R8, R9.
+parse_ipv4:
+    xor %r8d, %r8d                  # R8D = the address so far
+    xor %r9d, %r9d                  # R9D = the byte being read
+1:  xor %eax, %eax
+    xor %ecx, %ecx                  # digits seen
+2:  movzbl (%rsi), %edx
+    sub $'0', %dl
+    cmp $9, %dl
+    ja 3f
+    imul $10, %eax, %eax
+    add %edx, %eax
+    inc %rsi
+    inc %ecx
+    cmp $3, %ecx
+    ja 7f
+    jmp 2b
+3:  test %ecx, %ecx
+    jz 7f
+    cmp $255, %eax
+    ja 7f
+    lea (, %r9, 8), %ecx
+    shl %cl, %eax
+    or %eax, %r8d
+    inc %r9d
+    cmp $4, %r9d
+    je 4f
+    cmpb $'.', (%rsi)
+    jne 7f
+    inc %rsi
+    jmp 1b
+4:  movzbl (%rsi), %eax
+    test %al, %al
+    jz 5f
+    cmp $' ', %al
+    jne 7f
+5:  mov %r8d, %eax
+    ret
+7:  PRINT "kernel: ip= and peer= take an IPv4 address, A.B.C.D\n"
+    EXIT EXIT_BAD_CMDLINE
+
 # print_workload_names: "workloads: compute syscall ..." on one line.
 print_workload_names:
     PRINT "workloads:"
