@@ -1,9 +1,10 @@
 # rtl8139.S — a driver for the Realtek RTL8139, polled, for the network stack in net.S.
 # Teaches: a NIC of the 1990s as the fully emulated device it is today. Everything goes
 # through I/O ports (BAR 0), so every register touch is a VM exit under any VMM: sending a
-# frame is one OUT (its transmit status register), receiving one is an IN to see whether
-# the ring is empty plus an OUT to say how far the driver has read. Compare virtio_net.S,
-# where a whole batch of frames costs one exit.
+# frame is one OUT (its transmit status register) and an IN before its descriptor is used
+# again; receiving one is an IN to confirm the ring holds a record, an OUT to say how far the
+# driver has read, an IN and an OUT to clear the status bits. Compare virtio_net.S, where a
+# whole batch of frames costs one exit.
 #
 # Receive: one ring of 8 KiB (+16, + 1536 with RCR.WRAP so a frame never wraps), which the
 # NIC fills with [u16 status][u16 length incl. the 4-byte CRC][frame][CRC], each record
@@ -139,6 +140,10 @@ rtl_probe:
     inc %ecx
     cmp $4, %ecx
     jb 4b
+    mov $NET_RTL_RX, %edi           # the ring starts out all zero (see rtl_rx_poll)
+    mov $(RTL_RING + 16 + 1536) / 8, %ecx
+    xor %eax, %eax
+    rep stosq
     mov $NET_RTL_RX, %eax
     RTL_OUT RTL_RBSTART, l
     xor %eax, %eax                  # no interrupts: the driver polls
@@ -252,9 +257,15 @@ rtl_tx_drain:
     ret
 
 # rtl_rx_poll: RAX = the next received frame and ECX = its length (without the CRC), or
-# RAX = 0 when the ring is empty (CR.BUFE). A record that is not ROK, or whose length is
-# not a frame's, means the driver lost its place: the kernel stops.
+# RAX = 0 when the ring is empty. Waiting costs no exits: the driver keeps every byte of the
+# ring it has read zeroed (rtl_rx_done), so while the record header at its offset reads 0
+# nothing has arrived; once it does not, CR.BUFE (one IN) confirms that the NIC has finished
+# the record. A record that is not ROK, or whose length is not a frame's, means the driver
+# lost its place: the kernel stops.
 rtl_rx_poll:
+    mov rtl_rx_off(%rip), %rax
+    cmpl $0, NET_RTL_RX(%rax)
+    je 8f
     RTL_IN RTL_CR, b
     test $RTL_CR_BUFE, %al
     jnz 8f
@@ -284,13 +295,19 @@ rtl_rx_poll:
     PRINT ")\n"
     EXIT EXIT_NET_ERROR
 
-# rtl_rx_done: step over the record (header, frame, CRC, aligned to 4; modulo the ring),
-# tell the NIC through CAPR, and clear whatever status bits it raised.
+# rtl_rx_done: zero the record (header, frame, CRC, aligned to 4: where the NIC wrote it,
+# past the ring's end too), step over it (modulo the ring), and only then tell the NIC
+# through CAPR that the room is free; clear whatever status bits it raised.
 rtl_rx_done:
-    mov rtl_rx_off(%rip), %rax
-    add rtl_rx_len(%rip), %rax
-    add $4 + 3, %rax
-    and $~3, %rax
+    mov rtl_rx_off(%rip), %rdi
+    mov rtl_rx_len(%rip), %rcx
+    add $4 + 3, %rcx
+    shr $2, %rcx
+    lea (%rdi, %rcx, 4), %rdx       # RDX = the next record's offset, before the modulo
+    add $NET_RTL_RX, %rdi
+    xor %eax, %eax
+    rep stosl
+    mov %rdx, %rax
     cmp $RTL_RING, %rax
     jb 1f
     sub $RTL_RING, %rax
