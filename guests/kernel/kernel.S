@@ -50,6 +50,7 @@
     .include "rng.S"            # a virtio-rng driver; rng-read
     .include "virtio_net.S"     # a virtio-net driver (polled, batched transmit)
     .include "rtl8139.S"        # an RTL8139 driver (polled, I/O ports)
-    .include "net.S"            # Ethernet, ARP, IPv4, ICMP, UDP; ping, pong, udp-send, udp-recv
+    .include "net.S"            # Ethernet, ARP, IPv4, ICMP, UDP: the stack
+    .include "net_workloads.S"  # ping, pong, udp-send, udp-recv
     .include "user.S"           # the ring-3 programs (section .user_text)
     .include "data.S"           # the GDT image, descriptor-table pointers, the BSS
