@@ -28,4 +28,3 @@ pub fn parse_any_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult)
         .ok_or_else(|| "size too large".to_string())
 }
-

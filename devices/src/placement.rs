@@ -5,11 +5,11 @@
 
 use crate::ata::{Ata, COMMAND_PORTS, CONTROL_PORT, IRQ};
 use crate::block::BlockBackend;
+use crate::bus::DeviceId;
+use crate::net::{MacAddr, NetLink};
 use crate::pci::virtio::{VirtioPci, BAR_SIZE};
 use crate::virtio::mmio::{VirtioMmio, MMIO_WINDOW};
 use crate::virtio::VirtioDevice;
-use crate::bus::DeviceId;
-use crate::net::{MacAddr, NetLink};
 use crate::{Bus, IrqLine};
 
 // ANCHOR: disk_placement

@@ -40,6 +40,12 @@ pub struct CompareArgs {
     /// requests and console lines per cell).
     #[arg(long)]
     pub io: bool,
+    /// Measure networking instead: a UDP stream sent and received through the emulated
+    /// RTL8139 and through virtio-net (PCI and mmio) on each engine (interp, bt, kvm), a
+    /// host-side station at the other end of the cable: packets/s and exits (NIC register
+    /// accesses) per packet (--iterations: datagrams per cell).
+    #[arg(long, conflicts_with = "io")]
+    pub net: bool,
     /// With --io: bytes per request (a multiple of 512).
     #[arg(long, default_value_t = 65536, requires = "io")]
     pub request: u64,
@@ -88,6 +94,9 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
     }
     if args.io {
         return compare_io(&args, engines);
+    }
+    if args.net {
+        return compare_net(&args, engines);
     }
     let opts = CompareOptions {
         image_name,
@@ -177,6 +186,36 @@ fn compare_io(args: &CompareArgs, engines: Vec<EngineId>) -> Result<i32> {
     }
     if let Some(path) = &args.plot {
         std::fs::write(path, super::io::svg(&cells))
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("compare: wrote {}", path.display());
+    }
+    Ok(0)
+}
+
+/// `compare --net`: the table on stdout, JSON if asked.
+fn compare_net(args: &CompareArgs, engines: Vec<EngineId>) -> Result<i32> {
+    if args.image.is_some() || !args.workloads.is_empty() || args.plot.is_some() {
+        bail!("--net measures the teaching kernel's udp-send and udp-recv; it takes no image, --workloads or --plot");
+    }
+    let engines = if engines.is_empty() {
+        [EngineId::Interp, EngineId::Bt, EngineId::Kvm]
+            .into_iter()
+            .filter(|e| match e.available() {
+                Ok(()) => true,
+                Err(why) => {
+                    eprintln!("compare --net: skipping {}: {why}", e.name());
+                    false
+                }
+            })
+            .collect()
+    } else {
+        engines
+    };
+    let cells = super::net::run(&engines, args.iterations, &mut |l| eprintln!("{l}"))?;
+    print!("{}", super::net::table(&cells));
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({ "net": cells });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("compare: wrote {}", path.display());
     }

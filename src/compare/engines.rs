@@ -241,21 +241,7 @@ fn boot_in_process(
         None,
     )?;
     emulator::machine::loader::load_image(&mut machine, name, image, cmdline)?;
-    let (mut engine, guest_tsc_hz): (Box<dyn Engine>, Option<f64>) = match id {
-        EngineId::Interp => (Box::new(Interpreter::new()), None),
-        EngineId::Bt => (
-            Box::new(BinaryTranslator::new(crate::engines::bt_cache_bytes())),
-            None,
-        ),
-        _ => {
-            let kvm = accel_kvm::KvmEngine::new(&machine)?;
-            // KVM scales the guest TSC to the machine's 1 GHz where it can; the engine says
-            // so in its notes when it cannot, and then the TSC ticks at the host's rate.
-            let unscaled = kvm.notes().iter().any(|n| n.contains("no TSC scaling"));
-            let hz = if unscaled { host_tsc_hz } else { 1e9 };
-            (Box::new(kvm), Some(hz))
-        }
-    };
+    let (mut engine, guest_tsc_hz) = in_process_engine(id, &machine, host_tsc_hz)?;
     // KVM in time slices, so a guest that never ends is caught by the timeout below.
     let limit = if engine.counts_instructions() {
         RunLimit::instructions(10_000_000)
@@ -309,7 +295,31 @@ fn boot_in_process(
     })
 }
 
-fn ok_exit() -> Exit {
+/// An in-process engine for `machine`, and the rate its guest TSC ticks at where that is
+/// host time (KVM), `None` where it is virtual.
+pub(crate) fn in_process_engine(
+    id: EngineId,
+    machine: &Machine,
+    host_tsc_hz: f64,
+) -> Result<(Box<dyn Engine>, Option<f64>)> {
+    Ok(match id {
+        EngineId::Interp => (Box::new(Interpreter::new()), None),
+        EngineId::Bt => (
+            Box::new(BinaryTranslator::new(crate::engines::bt_cache_bytes())),
+            None,
+        ),
+        _ => {
+            let kvm = accel_kvm::KvmEngine::new(machine)?;
+            // KVM scales the guest TSC to the machine's 1 GHz where it can; the engine says
+            // so in its notes when it cannot, and then the TSC ticks at the host's rate.
+            let unscaled = kvm.notes().iter().any(|n| n.contains("no TSC scaling"));
+            let hz = if unscaled { host_tsc_hz } else { 1e9 };
+            (Box::new(kvm), Some(hz))
+        }
+    })
+}
+
+pub(crate) fn ok_exit() -> Exit {
     let value = guests::exit::OK;
     Exit::DebugExit {
         value,
@@ -318,7 +328,7 @@ fn ok_exit() -> Exit {
 }
 
 /// A run that did not end with the kernel's "done" exit is an error showing its last lines.
-fn check_exit(how: &str, ok: bool, serial: &str) -> Result<()> {
+pub(crate) fn check_exit(how: &str, ok: bool, serial: &str) -> Result<()> {
     if ok {
         return Ok(());
     }

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod engines;
 pub mod io;
 pub mod json;
+pub mod net;
 pub mod suite;
 pub mod svg;
 pub mod table;

@@ -476,9 +476,34 @@ pub fn expected_rng_checksum(seed: u64, n: u64) -> u64 {
     })
 }
 
+/// `ping:N`'s checksum when every reply came back (and `pong:N`'s): each echo payload is seven
+/// 8-byte words, word i of sequence number s (1..=N) = s << 32 | i, folded as console-write's.
+pub fn expected_ping_checksum(n: u64) -> u64 {
+    (1..=n).fold(FNV_OFFSET, |h, seq| {
+        (0..7).fold(h, |h, i| (h ^ (seq << 32 | i)).wrapping_mul(FNV_PRIME))
+    })
+}
+
+/// `udp-send:N`'s (and `udp-recv:N`'s) checksum: 1024-byte payloads, word i of datagram k
+/// (0..N) = k << 32 | i.
+pub fn expected_udp_checksum(n: u64) -> u64 {
+    (0..n).fold(FNV_OFFSET, |h, k| {
+        (0..128).fold(h, |h, i| (h ^ (k << 32 | i)).wrapping_mul(FNV_PRIME))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_checksums_match_the_kernel() {
+        // Printed by the teaching kernel on QEMU (tests/net_guest_qemu.rs) and on vmscope's
+        // engines (tests/net.rs): ping:5/pong:5, udp-send:200/udp-recv:200.
+        assert_eq!(expected_ping_checksum(5), 0x364d_586e_af16_8d4c);
+        assert_eq!(expected_udp_checksum(200), 0xb52d_5c72_77a2_cf25);
+        assert_eq!(expected_ping_checksum(0), FNV_OFFSET);
+    }
 
     #[test]
     fn rng_read_checksum_matches_the_kernel() {

@@ -12,6 +12,7 @@
 
 pub mod cable;
 pub mod spec;
+pub mod station;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -32,6 +33,12 @@ pub use spec::VmSpec;
 
 /// Each guest's turn: 200 µs of its time (virtual on interp/bt, host on kvm).
 pub const SLICE_NS: u64 = 200_000;
+
+/// Frames a guest's cable carries per turn: the links' speed (64 frames per 200 µs ≈ 320,000
+/// frames/s, ~2.6 Gb/s of 1 KiB frames). A faster sender fills its link and its NIC holds
+/// back; a receiver gets at most this much per sender and turn, so its queue does not
+/// overflow unless it stops reading.
+pub const FRAMES_PER_TURN: usize = 64;
 
 /// `--tap NAME[@NETNS][,vlan=ID|,trunk=…]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +68,7 @@ impl FromStr for TapSpec {
         } else {
             let spec: VmSpec = format!("tap,{rest}").parse()?;
             if spec.engine != crate::EngineChoice::Interp || spec.mac.is_some() {
-                return Err(format!(
-                    "--tap {s:?}: only vlan= or trunk= apply to a tap"
-                ));
+                return Err(format!("--tap {s:?}: only vlan= or trunk= apply to a tap"));
             }
             spec.port
         };
@@ -173,7 +178,13 @@ impl Guest {
             .devices()
             .find(|(id, _)| *id == self.nic)
             .map_or("", |(_, d)| d.name());
-        self.machine.bus.stats.by_device.get(name).copied().unwrap_or(0)
+        self.machine
+            .bus
+            .stats
+            .by_device
+            .get(name)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Prints whole lines of the guest's output with its name in front.
@@ -248,7 +259,12 @@ pub fn run(args: NetArgs) -> Result<i32> {
             name: t.name.clone(),
             mode: t.port.clone(),
         });
-        eprintln!("{}: tap device on port {} ({})", t.name, port.index(), t.port);
+        eprintln!(
+            "{}: tap device on port {} ({})",
+            t.name,
+            port.index(),
+            t.port
+        );
         taps.push(TapPort {
             tap,
             port,
@@ -312,7 +328,10 @@ pub fn run(args: NetArgs) -> Result<i32> {
     let mut statuses = Vec::new();
     for g in &guests {
         let (summary, s) = match &g.exit {
-            Some(e) => (crate::runner::exit_summary(e), crate::runner::exit_status(e)),
+            Some(e) => (
+                crate::runner::exit_summary(e),
+                crate::runner::exit_status(e),
+            ),
             None if timed_out => (format!("still running after {} s", args.timeout), 4),
             None => ("stopped: the first guest ended".to_string(), 0),
         };
@@ -338,9 +357,13 @@ pub fn run(args: NetArgs) -> Result<i32> {
 /// One exchange: frames the NICs and taps sent go through the switch; what the switch sends
 /// each port goes onto its link (and the NIC is serviced) or out of its tap.
 fn forward(switch: &mut Switch, guests: &mut [Guest], taps: &mut [TapPort], now_ns: u64) {
-    for g in guests.iter() {
-        for frame in g.link.take_transmitted() {
-            switch.receive(g.port, &frame, now_ns);
+    for g in guests.iter_mut() {
+        let frames = g.link.take_transmitted_up_to(FRAMES_PER_TURN);
+        for frame in &frames {
+            switch.receive(g.port, frame, now_ns);
+        }
+        if frames.len() == FRAMES_PER_TURN {
+            g.machine.service_device(g.nic); // its NIC may be holding frames back: room now
         }
     }
     for t in taps.iter_mut() {
@@ -388,6 +411,16 @@ fn stats_report(switch: &Switch, guests: &[Guest], elapsed: Duration) -> String 
             exits,
             per_packet
         );
+        let reasons: Vec<String> = g
+            .machine
+            .stats
+            .exits
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        if !reasons.is_empty() {
+            s += &format!("    exits by reason: {}\n", reasons.join(", "));
+        }
     }
     s += &switch.report(switch_now(elapsed)).to_string();
     s

@@ -111,7 +111,8 @@ impl FromStr for VmSpec {
                 "vlan" => spec.port = PortMode::Access(parse_vid(value)?),
                 "trunk" => spec.port = parse_trunk(value)?,
                 "memory" => {
-                    spec.memory = crate::sizes::parse_memory_size(value).map_err(|e| format!("memory={value}: {e}"))?
+                    spec.memory = crate::sizes::parse_memory_size(value)
+                        .map_err(|e| format!("memory={value}: {e}"))?
                 }
                 _ => return Err(format!("--vm: unknown option {key:?}: {SPEC_HELP}")),
             }
@@ -122,7 +123,13 @@ impl FromStr for VmSpec {
 
 impl fmt::Display for VmSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} on {} with {}", self.image, self.engine, self.nic.name())
+        write!(
+            f,
+            "{} on {} with {}",
+            self.image,
+            self.engine,
+            self.nic.name()
+        )
     }
 }
 
@@ -148,7 +155,14 @@ mod tests {
     #[test]
     fn defaults_and_trunks() {
         let s: VmSpec = "kernel".parse().unwrap();
-        assert_eq!((s.engine, s.nic, s.port.clone()), (EngineChoice::Interp, NicModel::VirtioPci, PortMode::Access(1)));
+        assert_eq!(
+            (s.engine, s.nic, s.port.clone()),
+            (
+                EngineChoice::Interp,
+                NicModel::VirtioPci,
+                PortMode::Access(1)
+            )
+        );
         let t: VmSpec = "k,trunk=10+20:native=1".parse().unwrap();
         assert_eq!(
             t.port,
@@ -158,7 +172,13 @@ mod tests {
             }
         );
         let r: VmSpec = "k,trunk=100-200".parse().unwrap();
-        assert_eq!(r.port, PortMode::Trunk { native: None, allowed: VlanSet::Range(100, 200) });
+        assert_eq!(
+            r.port,
+            PortMode::Trunk {
+                native: None,
+                allowed: VlanSet::Range(100, 200)
+            }
+        );
     }
 
     #[test]

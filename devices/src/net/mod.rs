@@ -101,6 +101,12 @@ impl NetLink {
         self.state().to_guest.pop_front()
     }
 
+    /// Is there room for another frame from the guest? A NIC that finds none holds its
+    /// transmit work back (the sender stalls, as on a wire that is busy) instead of dropping.
+    pub fn can_transmit(&self) -> bool {
+        self.state().from_guest.len() < LINK_QUEUE_LIMIT
+    }
+
     /// Is a frame waiting for the guest?
     pub fn has_for_guest(&self) -> bool {
         !self.state().to_guest.is_empty()
@@ -116,6 +122,14 @@ impl NetLink {
     /// Every frame the guest transmitted since the last call, oldest first.
     pub fn take_transmitted(&self) -> Vec<Vec<u8>> {
         self.state().from_guest.drain(..).collect()
+    }
+
+    /// At most `max` of the frames the guest transmitted, oldest first; the rest stay (and
+    /// hold the sender back once [`LINK_QUEUE_LIMIT`] are waiting): the cable's speed.
+    pub fn take_transmitted_up_to(&self, max: usize) -> Vec<Vec<u8>> {
+        let mut s = self.state();
+        let n = s.from_guest.len().min(max);
+        s.from_guest.drain(..n).collect()
     }
 
     /// Queues `frame` for the guest. False: dropped (size, or the guest has not taken the

@@ -127,11 +127,13 @@ pub struct Rtl8139 {
     /// The register file; registers with behaviour are read and written through methods.
     regs: [u8; 256],
     eeprom: Eeprom93c46,
-    /// Next transmit descriptor the driver is expected to use (TSAD's summary reports all).
+    /// When TCTR was last written (it counts PCI clocks since).
     tctr_base_ns: u64,
     mpc: u32,
     irq_high: bool,
     stats: Rtl8139Stats,
+    /// Descriptors handed over while the link was full, in the order they were.
+    tx_waiting: std::collections::VecDeque<usize>,
 }
 
 impl Rtl8139 {
@@ -165,6 +167,7 @@ impl Rtl8139 {
             mpc: 0,
             irq_high: false,
             stats: Rtl8139Stats::default(),
+            tx_waiting: std::collections::VecDeque::new(),
         };
         nic.power_on();
         nic
@@ -229,6 +232,7 @@ impl Rtl8139 {
         self.w32(reg::TCR, tcr);
         self.w16(reg::BMCR, 0x3100); // 100 Mb/s, auto-negotiation on, full duplex
         self.mpc = 0;
+        self.tx_waiting.clear();
     }
 
     fn raise(&mut self, bits: u16) {
@@ -335,13 +339,34 @@ impl Rtl8139 {
 
     // ---- transmit ----
 
-    /// TSD*n* was written with OWN clear: DMA the frame from TSAD*n*, send it.
+    /// TSD*n* was written with OWN clear: DMA the frame from TSAD*n*, send it — or, while the
+    /// link is full (the wire busy), keep it waiting in order; `tick` sends it later.
     fn transmit(&mut self, n: usize, ctx: &mut DeviceCtx) {
-        let tsd_at = reg::TSD0 + 4 * n;
-        let status = self.r32(tsd_at);
         if self.regs[reg::CR] & cr::TE == 0 {
             return; // the transmitter is off: the descriptor stays with the chip
         }
+        if !self.tx_waiting.is_empty() || !self.link.can_transmit() {
+            if !self.tx_waiting.contains(&n) {
+                self.tx_waiting.push_back(n);
+            }
+            return;
+        }
+        self.send_descriptor(n, ctx);
+    }
+
+    /// Sends descriptors that waited for the link, oldest first, while it has room.
+    fn send_waiting(&mut self, ctx: &mut DeviceCtx) {
+        while self.link.can_transmit() {
+            let Some(n) = self.tx_waiting.pop_front() else {
+                return;
+            };
+            self.send_descriptor(n, ctx);
+        }
+    }
+
+    fn send_descriptor(&mut self, n: usize, ctx: &mut DeviceCtx) {
+        let tsd_at = reg::TSD0 + 4 * n;
+        let status = self.r32(tsd_at);
         let len = (status & tsd::SIZE_MASK) as usize;
         let addr = u64::from(self.r32(reg::TSAD0 + 4 * n));
         let mut frame = vec![0u8; len];
@@ -520,6 +545,7 @@ impl BusDevice for Rtl8139 {
     /// Frames that arrived on the link while the guest ran (the host calls
     /// `Bus::service_device`), and the line after every access.
     fn tick(&mut self, ctx: &mut DeviceCtx) -> Option<u64> {
+        self.send_waiting(ctx);
         self.deliver(ctx);
         self.sync_irq(ctx);
         None

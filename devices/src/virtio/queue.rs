@@ -439,6 +439,28 @@ impl Queue {
         Ok(())
     }
 
+    /// Tells the driver whether the device wants to be notified of new available buffers
+    /// (spec 2.7.10; advisory, the driver may notify anyway): without EVENT_IDX through the
+    /// used ring's NO_NOTIFY flag, with it by moving `avail_event` out of reach (half the
+    /// index space ahead) or back to the next index.
+    pub fn set_notifications(&mut self, dma: &mut Dma, wanted: bool) -> Result<(), QueueError> {
+        if !self.ready {
+            return Err(QueueError::NotReady);
+        }
+        if self.event_idx {
+            let event = if wanted {
+                self.next_avail
+            } else {
+                self.next_avail.wrapping_add(0x8000)
+            };
+            dma.write_u16(self.avail_event_addr(), event)?;
+        } else {
+            let flags = if wanted { 0 } else { VIRTQ_USED_F_NO_NOTIFY };
+            dma.write_u16(self.device, flags)?;
+        }
+        Ok(())
+    }
+
     // ANCHOR: needs_interrupt
     /// Were used entries added since the last call, and if so does the driver want an
     /// interrupt for them? With EVENT_IDX the driver's `used_event` decides (spec 2.7.7);

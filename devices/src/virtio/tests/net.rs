@@ -5,6 +5,7 @@
 use super::*;
 use crate::net::{MacAddr, NetLink, LINK_QUEUE_LIMIT};
 use crate::virtio::net::*;
+use crate::virtio::queue::VIRTQ_USED_F_NO_NOTIFY;
 
 const MAC: u64 = 1 << VIRTIO_NET_F_MAC;
 const STATUS: u64 = 1 << VIRTIO_NET_F_STATUS;
@@ -148,4 +149,33 @@ fn a_peer_flooding_a_guest_that_never_reads_stays_bounded() {
     }
     assert_eq!(link.backlog_for_guest(), LINK_QUEUE_LIMIT);
     assert_eq!(link.stats().1.dropped_full, 3 * LINK_QUEUE_LIMIT as u64);
+}
+
+#[test]
+fn the_driver_is_asked_for_receive_doorbells_only_while_frames_wait() {
+    let (mut d, link) = up();
+    let used_flags = |d: &Driver| d.get_u16(d.q[RECEIVEQ].used);
+    let head = d.add_chain(RECEIVEQ, &[(DATA, 1526, true)]);
+    d.publish(RECEIVEQ, head);
+    d.notify(RECEIVEQ);
+    assert_eq!(
+        used_flags(&d),
+        VIRTQ_USED_F_NO_NOTIFY,
+        "nothing waits: no doorbell needed"
+    );
+    // Two frames, one buffer: the second waits, so the next buffer is news.
+    link.deliver(&frame(1, 60));
+    link.deliver(&frame(2, 60));
+    d.dev.tick(&mut d.t.ctx());
+    assert_eq!(d.used_idx(RECEIVEQ), 1);
+    assert_eq!(
+        used_flags(&d),
+        0,
+        "a frame waits for a buffer: ring the doorbell"
+    );
+    let head = d.add_chain(RECEIVEQ, &[(DATA + 0x1000, 1526, true)]);
+    d.publish(RECEIVEQ, head);
+    d.notify(RECEIVEQ);
+    assert_eq!(d.used_idx(RECEIVEQ), 2);
+    assert_eq!(used_flags(&d), VIRTQ_USED_F_NO_NOTIFY);
 }
