@@ -267,3 +267,72 @@ fn a_file_that_is_not_a_bzimage_is_refused_with_its_name() {
         "{err}"
     );
 }
+
+/// Linux's own virtio_net driver on vmscope's virtio-net, cabled to a tap in a throwaway
+/// network namespace: the guest pings the host, then the host's ping and tcpdump reach the
+/// guest.
+#[test]
+fn linux_pings_the_host_through_virtio_net_and_a_tap_and_the_host_pings_back() {
+    if let Err(why) = assets() {
+        return eprintln!("skipped: {why}");
+    }
+    let ns = match support::netns::Netns::new("linux") {
+        Ok(ns) => ns,
+        Err(why) => return eprintln!("skipped: {why}"),
+    };
+    let tap = "vmsltap0";
+    let cmd = "ip link set eth0 up; ip addr add 10.78.0.2/24 dev eth0; \
+               ping -c 2 10.78.0.1; echo guest-pinged; sleep 6";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmscope"))
+        .args(["linux", "--engine", "bt", "--nic", "virtio", "--tap"])
+        .arg(format!("{tap}@{}", ns.0))
+        .args(["--cmd", cmd, "--timeout", "120"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting vmscope linux");
+    ns.configure(tap, "10.78.0.1/24");
+    // The guest's console, line by line, so the host pings while the guest still runs.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut console = String::new();
+    let until = Instant::now() + Duration::from_secs(120);
+    while !console.contains("guest-pinged") {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(line) => console += &(line + "\n"),
+            Err(_) => assert!(Instant::now() < until, "no guest-pinged:\n{console}"),
+        }
+    }
+    let ping = ns
+        .exec(&["ping", "-c", "2", "-W", "3", "10.78.0.2"])
+        .output()
+        .expect("running ping");
+    let host_ping = String::from_utf8_lossy(&ping.stdout).into_owned();
+    let out = child.wait_with_output().unwrap();
+    console.extend(rx.try_iter().map(|l| l + "\n"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{console}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        console.contains("2 packets transmitted, 2 packets received, 0% packet loss"),
+        "the guest's ping:\n{console}"
+    );
+    assert!(
+        host_ping.contains("2 received"),
+        "the host's ping:\n{host_ping}"
+    );
+}

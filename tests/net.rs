@@ -6,10 +6,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use support::netns::{tcpdump, Netns};
 use support::*;
 use vmscope::compare::suite::{expected_ping_checksum, expected_udp_checksum, parse_results};
 use vmscope::EngineChoice;
@@ -211,69 +211,6 @@ fn a_guest_in_another_vlan_is_unreachable_and_captures_read_back_with_tcpdump() 
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn tcpdump() -> Option<PathBuf> {
-    ["/usr/bin/tcpdump", "/usr/sbin/tcpdump"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-/// A network namespace for one test, deleted when dropped.
-struct Netns(String);
-
-impl Netns {
-    /// None (and why) where namespaces and taps cannot be made.
-    fn new(tag: &str) -> Result<Netns, String> {
-        if !Path::new("/dev/net/tun").exists() {
-            return Err("no /dev/net/tun".into());
-        }
-        let name = format!("vmscope-{tag}-{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            Ok(Netns(name))
-        } else {
-            Err("`ip netns add` failed (needs root and iproute2)".into())
-        }
-    }
-
-    fn ip(&self, args: &[&str]) -> bool {
-        Command::new("ip")
-            .arg("-n")
-            .arg(&self.0)
-            .args(args)
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn exec(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).args(args);
-        c
-    }
-
-    /// Waits until vmscope has created `tap` in the namespace, then gives it `addr`.
-    fn configure(&self, tap: &str, addr: &str) {
-        let until = Instant::now() + Duration::from_secs(30);
-        while !self.ip(&["link", "show", tap]) {
-            assert!(Instant::now() < until, "the tap {tap} never appeared");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(self.ip(&["link", "set", tap, "up"]));
-        assert!(self.ip(&["addr", "add", addr, "dev", tap]));
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
 #[test]
 fn linux_pings_a_guest_through_a_tap_and_tcpdump_sees_it() {
     let ns = match Netns::new("tap") {
@@ -338,4 +275,61 @@ fn linux_pings_a_guest_through_a_tap_and_tcpdump_sees_it() {
         "tcpdump on the host's side of the tap:\n{seen}"
     );
     let _ = std::fs::remove_file(&capture);
+}
+
+/// `compare --net` on the interpreter, where exit counts are deterministic: virtio-net takes at
+/// least ten times fewer exits per packet than the RTL8139, both ways, and every cell's
+/// datagrams arrived whole (the guest's and the station's checksums are the host's).
+#[test]
+fn compare_net_counts_ten_times_fewer_exits_per_packet_on_virtio() {
+    let json =
+        std::env::temp_dir().join(format!("vmscope-compare-net-{}.json", std::process::id()));
+    let out = vmscope(&[
+        "compare",
+        "--net",
+        "--engines",
+        "interp",
+        "--iterations",
+        "200",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    let cells = v["net"].as_array().unwrap();
+    assert_eq!(cells.len(), 6, "3 NICs × 2 directions: {v}");
+    let want = format!("{:#018x}", expected_udp_checksum(200));
+    for c in cells {
+        assert_eq!(c["checksum"], want.as_str(), "{c}");
+        assert_eq!(c["packets"], 200);
+    }
+    let per_packet = |nic: &str, dir: &str| {
+        cells
+            .iter()
+            .find(|c| c["nic"] == nic && c["direction"] == dir)
+            .and_then(|c| c["exits_per_packet"].as_f64())
+            .unwrap_or_else(|| panic!("no {nic} {dir} cell: {v}"))
+    };
+    for dir in ["send", "receive"] {
+        let emulated = per_packet("rtl8139", dir);
+        assert!(
+            emulated >= 2.0,
+            "an RTL8139 frame takes at least two register accesses: {emulated}"
+        );
+        for pv in ["virtio-net-pci", "virtio-net-mmio"] {
+            let p = per_packet(pv, dir);
+            assert!(
+                emulated >= 10.0 * p,
+                "{dir}: rtl8139 {emulated} vs {pv} {p}\n{stdout}"
+            );
+        }
+    }
+    assert!(stdout.contains("virtio-net-pci takes"), "{stdout}");
 }

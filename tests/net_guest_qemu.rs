@@ -28,19 +28,15 @@ fn fold(h: u64, word: u64) -> u64 {
 }
 
 /// ping's checksum when the replies to `seqs` came back (and pong's for the requests it
-/// answered): every payload is seven words, word i of sequence number s = s << 32 | i.
+/// answered): every payload is seven words, word i of sequence number s = s << 32 | i. With
+/// every reply, what the host's `expected_ping_checksum` says.
 fn ping_checksum(seqs: impl IntoIterator<Item = u64>) -> u64 {
     seqs.into_iter().fold(FNV_OFFSET, |h, seq| {
         (0..7).fold(h, |h, i| fold(h, (seq << 32) | i))
     })
 }
 
-/// udp-send:N's (and udp-recv:N's) checksum: 1024-byte payloads, word i of datagram k = k << 32 | i.
-fn udp_checksum(n: u64) -> u64 {
-    (0..n).fold(FNV_OFFSET, |h, k| {
-        (0..128).fold(h, |h, i| fold(h, (k << 32) | i))
-    })
-}
+use vmscope::compare::suite::expected_udp_checksum as udp_checksum;
 
 #[derive(Clone, Copy, Debug)]
 enum Nic {
@@ -226,6 +222,10 @@ fn the_kernel_pings_and_streams_udp_over_every_pairing_of_qemus_nics() {
     let kernel = kernel_file("pairings");
     let started = Instant::now();
     let want_ping = ping_checksum(1..=PINGS);
+    assert_eq!(
+        want_ping,
+        vmscope::compare::suite::expected_ping_checksum(PINGS)
+    );
     let want_udp = udp_checksum(DATAGRAMS);
     for (nic_a, nic_b) in [
         (Nic::Rtl8139, Nic::Rtl8139),

@@ -283,6 +283,7 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
         (None, Some(_)) => Some(20_000_000),
         (None, None) => None,
     };
+    let mut pacer = paced_slice.map(crate::net::cable::Pacer::new);
     let started = Instant::now();
     let deadline = args.timeout.map(|s| started + Duration::from_secs_f64(s));
     let (mut first_output, mut init_up) = (None, None);
@@ -331,13 +332,11 @@ pub fn run(args: LinuxArgs) -> Result<i32> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             break None;
         }
-        if let Some(slice) = paced_slice {
+        if let Some(pacer) = pacer.as_mut() {
             // A person at the console or a peer on the tap: an idle guest's virtual time
             // would otherwise race ahead of the wall clock (the engines skip halted time),
             // and keep a core busy — and a reply from the tap would arrive "seconds" late.
-            let ahead =
-                Duration::from_nanos(machine.bus.now_ns()).saturating_sub(started.elapsed());
-            std::thread::sleep(ahead.min(Duration::from_nanos(slice)));
+            pacer.pace(machine.bus.now_ns());
         }
     };
     let elapsed = started.elapsed();

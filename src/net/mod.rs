@@ -285,6 +285,7 @@ pub fn run(args: NetArgs) -> Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut timed_out = false;
+    let mut pacer = (!taps.is_empty()).then(|| cable::Pacer::new(SLICE_NS));
     loop {
         for g in guests.iter_mut().filter(|g| g.exit.is_none()) {
             let exit = g
@@ -307,7 +308,7 @@ pub fn run(args: NetArgs) -> Result<i32> {
             timed_out = true;
             break;
         }
-        if !taps.is_empty() {
+        if let Some(pacer) = pacer.as_mut() {
             // The host on a tap lives in real time: no guest's clock may run ahead of it.
             let slowest = guests
                 .iter()
@@ -315,8 +316,7 @@ pub fn run(args: NetArgs) -> Result<i32> {
                 .map(|g| g.machine.bus.now_ns())
                 .min()
                 .unwrap_or(0);
-            let ahead = Duration::from_nanos(slowest).saturating_sub(start.elapsed());
-            std::thread::sleep(ahead.min(Duration::from_nanos(SLICE_NS)));
+            pacer.pace(slowest);
         }
     }
     for g in &mut guests {
