@@ -225,6 +225,8 @@ pub fn attach(
         None => None,
         Some(spec) => {
             let link = devices::net::NetLink::new();
+            // Without a tap nothing is at the other end: the link is down, as unplugged.
+            link.set_carrier(spec.tap.is_some());
             let (location, id) = devices::placement::attach_nic(
                 bus,
                 &mut placement,

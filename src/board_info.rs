@@ -1,4 +1,4 @@
-//! `vmscope run --devices`: the machine's devices, where each answers, and the disks, consoles and rng behind them.
+//! `vmscope run --devices`: the machine's devices, where each answers, and the disks, consoles, rng and NIC behind them.
 //! Teaches: reading a board — ports, MMIO ranges, PCI functions with their BARs, interrupt lines.
 
 use std::fmt::Write as _;
@@ -67,6 +67,22 @@ pub fn describe(bus: &mut Bus, attached: &Attached) -> String {
             out,
             "entropy:\n  virtio-rng: {}; bytes from SplitMix64, seed {}",
             r.location, r.spec.seed
+        );
+    }
+    if let Some(n) = &attached.nic {
+        let peer = match &n.spec.tap {
+            Some(t) => match &t.netns {
+                Some(ns) => format!("tap {} in network namespace {ns}", t.name),
+                None => format!("tap {}", t.name),
+            },
+            None => "nothing (no --tap: the link is down, frames sent are dropped)".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "network:\n  {}: {}, mac {}; its cable goes to {peer}",
+            n.spec.model.name(),
+            n.location,
+            n.spec.mac
         );
     }
     if !attached.test_devices.is_empty() {

@@ -43,6 +43,8 @@ pub struct DirectionStats {
     pub dropped_full: u64,
     /// Dropped because shorter than [`MIN_FRAME`] or longer than [`MAX_FRAME`].
     pub dropped_size: u64,
+    /// Sent while the cable was unplugged (nothing at the other end).
+    pub dropped_no_carrier: u64,
 }
 
 #[derive(Debug, Default)]
@@ -93,6 +95,10 @@ impl NetLink {
     pub fn transmit(&self, frame: &[u8]) -> bool {
         let mut s = self.state();
         let s = &mut *s;
+        if s.carrier_down {
+            s.tx.dropped_no_carrier += 1;
+            return false;
+        }
         push_bounded(&mut s.from_guest, &mut s.tx, frame)
     }
 
@@ -104,7 +110,8 @@ impl NetLink {
     /// Is there room for another frame from the guest? A NIC that finds none holds its
     /// transmit work back (the sender stalls, as on a wire that is busy) instead of dropping.
     pub fn can_transmit(&self) -> bool {
-        self.state().from_guest.len() < LINK_QUEUE_LIMIT
+        let s = self.state();
+        s.carrier_down || s.from_guest.len() < LINK_QUEUE_LIMIT
     }
 
     /// Is a frame waiting for the guest?
@@ -141,6 +148,8 @@ impl NetLink {
         push_bounded(&mut s.to_guest, &mut s.rx, frame)
     }
 
+    /// Plugs the cable in or pulls it: without carrier the NIC reports the link down and
+    /// what the guest sends goes nowhere (counted, never queued — a sender does not stall).
     pub fn set_carrier(&self, up: bool) {
         self.state().carrier_down = !up;
     }
@@ -177,6 +186,21 @@ mod tests {
         assert!(nic.has_for_guest());
         assert_eq!(nic.next_for_guest().map(|f| f.len()), Some(42));
         assert_eq!(nic.next_for_guest(), None);
+    }
+
+    #[test]
+    fn an_unplugged_cable_takes_frames_into_nothing() {
+        let link = NetLink::new();
+        link.set_carrier(false);
+        for _ in 0..LINK_QUEUE_LIMIT + 1 {
+            assert!(link.can_transmit(), "a sender never stalls on a dead cable");
+            assert!(!link.transmit(&frame(60)));
+        }
+        assert!(link.take_transmitted().is_empty());
+        assert_eq!(
+            link.stats().0.dropped_no_carrier,
+            LINK_QUEUE_LIMIT as u64 + 1
+        );
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub mod tsd {
     pub const TUN: u32 = 1 << 14;
     pub const TOK: u32 = 1 << 15;
     pub const TABT: u32 = 1 << 30;
+    /// Carrier sense lost while sending.
+    pub const CRS: u32 = 1 << 31;
     /// What the driver may write: size, the early-TX threshold (bits 16–21).
     pub const WRITABLE: u32 = SIZE_MASK | OWN | 0x3F << 16;
 }
@@ -109,7 +111,8 @@ const TCTR_MHZ: u64 = 33;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Rtl8139Stats {
     pub tx_frames: u64,
-    /// Transmit aborted: size 0 or too large, buffer outside RAM, or refused by the link.
+    /// Transmit aborted: size 0 or too large, buffer outside RAM, refused by the link, or
+    /// sent without a cable.
     pub tx_aborted: u64,
     pub rx_frames: u64,
     /// Frames the address filter did not accept (not for us).
@@ -367,6 +370,13 @@ impl Rtl8139 {
     fn send_descriptor(&mut self, n: usize, ctx: &mut DeviceCtx) {
         let tsd_at = reg::TSD0 + 4 * n;
         let status = self.r32(tsd_at);
+        if !self.link.carrier() {
+            // No cable: the frame goes out into nothing, with carrier sense lost (CRS).
+            self.stats.tx_aborted += 1;
+            self.w32(tsd_at, status | tsd::OWN | tsd::TOK | tsd::CRS);
+            self.raise(isr::TOK);
+            return;
+        }
         let len = (status & tsd::SIZE_MASK) as usize;
         let addr = u64::from(self.r32(reg::TSAD0 + 4 * n));
         let mut frame = vec![0u8; len];
