@@ -158,6 +158,12 @@ pub mod exit {
     pub const KERNEL_NO_RNG: u32 = 0x1F;
     /// The teaching kernel: the virtio-rng refused VERSION_1, did not answer or gave short buffers.
     pub const KERNEL_RNG_ERROR: u32 = 0x20;
+    /// The teaching kernel: a network workload found no NIC (or not the one `nic=` names).
+    pub const KERNEL_NO_NIC: u32 = 0x21;
+    /// The teaching kernel: the NIC refused, stopped sending, or delivered a malformed frame.
+    pub const KERNEL_NET_ERROR: u32 = 0x22;
+    /// The teaching kernel: the peer never answered ARP, or pong/udp-recv waited in vain.
+    pub const KERNEL_NET_TIMEOUT: u32 = 0x23;
 }
 
 /// The exit status QEMU reports for a debug-exit value: `(value << 1) | 1`.
