@@ -145,25 +145,30 @@ fn check_writable(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// The engines asked for, or else every in-process engine that works here (the others
+/// named on stderr with the reason).
+fn in_process_engines(engines: Vec<EngineId>, what: &str) -> Vec<EngineId> {
+    if !engines.is_empty() {
+        return engines;
+    }
+    [EngineId::Interp, EngineId::Bt, EngineId::Kvm]
+        .into_iter()
+        .filter(|e| match e.available() {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("compare {what}: skipping {}: {why}", e.name());
+                false
+            }
+        })
+        .collect()
+}
+
 /// `compare --io`: the table on stdout, JSON and SVG if asked.
 fn compare_io(args: &CompareArgs, engines: Vec<EngineId>) -> Result<i32> {
     if args.image.is_some() || !args.workloads.is_empty() || args.modes != [super::Mode::Full] {
         bail!("--io measures the teaching kernel's disk-read; it takes no image, --workloads or --modes");
     }
-    let engines = if engines.is_empty() {
-        [EngineId::Interp, EngineId::Bt, EngineId::Kvm]
-            .into_iter()
-            .filter(|e| match e.available() {
-                Ok(()) => true,
-                Err(why) => {
-                    eprintln!("compare --io: skipping {}: {why}", e.name());
-                    false
-                }
-            })
-            .collect()
-    } else {
-        engines
-    };
+    let engines = in_process_engines(engines, "--io");
     let opts = super::io::IoOptions {
         engines,
         request: args.request,
@@ -197,20 +202,7 @@ fn compare_net(args: &CompareArgs, engines: Vec<EngineId>) -> Result<i32> {
     if args.image.is_some() || !args.workloads.is_empty() || args.plot.is_some() {
         bail!("--net measures the teaching kernel's udp-send and udp-recv; it takes no image, --workloads or --plot");
     }
-    let engines = if engines.is_empty() {
-        [EngineId::Interp, EngineId::Bt, EngineId::Kvm]
-            .into_iter()
-            .filter(|e| match e.available() {
-                Ok(()) => true,
-                Err(why) => {
-                    eprintln!("compare --net: skipping {}: {why}", e.name());
-                    false
-                }
-            })
-            .collect()
-    } else {
-        engines
-    };
+    let engines = in_process_engines(engines, "--net");
     let cells = super::net::run(&engines, args.iterations, &mut |l| eprintln!("{l}"))?;
     print!("{}", super::net::table(&cells));
     if let Some(path) = &args.json {
