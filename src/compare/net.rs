@@ -23,7 +23,7 @@ use serde::Serialize;
 use super::engines::{self, EngineId};
 use super::suite;
 use crate::net::station::Station;
-use crate::net::{FRAMES_PER_TURN, SLICE_NS};
+use crate::net::{nic_accesses, FRAMES_PER_TURN, SLICE_NS};
 
 pub const NICS: [NicModel; 3] = [NicModel::Rtl8139, NicModel::VirtioPci, NicModel::VirtioMmio];
 const GUEST_IP: [u8; 4] = [10, 0, 0, 1];
@@ -68,15 +68,6 @@ struct NetBoot {
     nic_accesses: u64,
     guest_tsc_hz: Option<f64>,
     station: Station,
-}
-
-fn nic_accesses(machine: &Machine, nic: devices::bus::DeviceId) -> u64 {
-    let name = machine
-        .bus
-        .devices()
-        .find(|(id, _)| *id == nic)
-        .map_or("", |(_, d)| d.name());
-    machine.bus.stats.by_device.get(name).copied().unwrap_or(0)
 }
 
 /// Boots the kernel with `nic` and runs `direction`'s workload over `n` datagrams, the

@@ -172,19 +172,7 @@ impl Guest {
     /// Port and MMIO accesses that reached the NIC: each one a VM exit on KVM, a trap on the
     /// emulated engines.
     fn nic_accesses(&self) -> u64 {
-        let name = self
-            .machine
-            .bus
-            .devices()
-            .find(|(id, _)| *id == self.nic)
-            .map_or("", |(_, d)| d.name());
-        self.machine
-            .bus
-            .stats
-            .by_device
-            .get(name)
-            .copied()
-            .unwrap_or(0)
+        nic_accesses(&self.machine, self.nic)
     }
 
     /// Prints whole lines of the guest's output with its name in front.
@@ -203,6 +191,16 @@ impl Guest {
         }
         Ok(())
     }
+}
+
+/// Port and MMIO accesses device `nic` answered so far (the bus counts them by device name).
+pub fn nic_accesses(machine: &Machine, nic: DeviceId) -> u64 {
+    let name = machine
+        .bus
+        .devices()
+        .find(|(id, _)| *id == nic)
+        .map_or("", |(_, d)| d.name());
+    machine.bus.stats.by_device.get(name).copied().unwrap_or(0)
 }
 
 /// A tap device and its switch port.
