@@ -18,6 +18,7 @@ pub mod mmu_cmd;
 pub mod net;
 pub mod runner;
 pub mod sizes;
+pub mod snapshot;
 pub mod step;
 
 pub use engines::{make_engine, EngineChoice};
