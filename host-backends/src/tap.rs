@@ -62,6 +62,7 @@ impl Tap {
         Self::open_here(name, None)
     }
 
+    // ANCHOR: open_in_netns
     /// Creates the tap `name` inside the network namespace `netns` (as named by
     /// `ip netns add`, i.e. `/var/run/netns/NETNS`). Needs CAP_SYS_ADMIN for `setns`.
     pub fn open_in_netns(name: &str, netns: &str) -> io::Result<Tap> {
@@ -94,6 +95,7 @@ impl Tap {
             .unwrap_or_else(|_| Err(invalid("the thread opening it panicked")))
         })
     }
+    // ANCHOR_END: open_in_netns
 
     /// Opens the tap in the calling thread's network namespace.
     fn open_here(name: &str, netns: Option<&str>) -> io::Result<Tap> {

@@ -352,6 +352,7 @@ pub fn run(args: NetArgs) -> Result<i32> {
     Ok(status)
 }
 
+// ANCHOR: forward
 /// One exchange: frames the NICs and taps sent go through the switch; what the switch sends
 /// each port goes onto its link (and the NIC is serviced) or out of its tap.
 fn forward(switch: &mut Switch, guests: &mut [Guest], taps: &mut [TapPort], now_ns: u64) {
@@ -385,6 +386,7 @@ fn forward(switch: &mut Switch, guests: &mut [Guest], taps: &mut [TapPort], now_
         }
     }
 }
+// ANCHOR_END: forward
 
 /// `--stats`: each NIC's frames and exits per packet, then the switch.
 fn stats_report(switch: &Switch, guests: &[Guest], elapsed: Duration) -> String {

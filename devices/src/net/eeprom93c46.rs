@@ -106,6 +106,7 @@ impl Eeprom93c46 {
 mod tests {
     use super::*;
 
+    // ANCHOR: linux_read
     /// Reads word `address` the way Linux's 8139too `read_eeprom` does.
     fn linux_read(e: &mut Eeprom93c46, address: u16, addr_len: u32) -> u16 {
         let cmd = address | 6 << addr_len; // start bit + READ
@@ -126,6 +127,7 @@ mod tests {
         e.set_pins(0);
         v
     }
+    // ANCHOR_END: linux_read
 
     #[test]
     fn words_read_back_as_linux_reads_them() {

@@ -107,12 +107,14 @@ impl NetLink {
         self.state().to_guest.pop_front()
     }
 
+    // ANCHOR: can_transmit
     /// Is there room for another frame from the guest? A NIC that finds none holds its
     /// transmit work back (the sender stalls, as on a wire that is busy) instead of dropping.
     pub fn can_transmit(&self) -> bool {
         let s = self.state();
         s.carrier_down || s.from_guest.len() < LINK_QUEUE_LIMIT
     }
+    // ANCHOR_END: can_transmit
 
     /// Is a frame waiting for the guest?
     pub fn has_for_guest(&self) -> bool {
@@ -131,6 +133,7 @@ impl NetLink {
         self.state().from_guest.drain(..).collect()
     }
 
+    // ANCHOR: take_up_to
     /// At most `max` of the frames the guest transmitted, oldest first; the rest stay (and
     /// hold the sender back once [`LINK_QUEUE_LIMIT`] are waiting): the cable's speed.
     pub fn take_transmitted_up_to(&self, max: usize) -> Vec<Vec<u8>> {
@@ -138,6 +141,7 @@ impl NetLink {
         let n = s.from_guest.len().min(max);
         s.from_guest.drain(..n).collect()
     }
+    // ANCHOR_END: take_up_to
 
     /// Queues `frame` for the guest. False: dropped (size, or the guest has not taken the
     /// last [`LINK_QUEUE_LIMIT`] frames). The NIC's owner must then let the device look

@@ -65,6 +65,7 @@ pub struct PcapWriter<W: Write> {
     broken: bool,
 }
 
+// ANCHOR: record_header
 /// The 16-byte record header for a frame of `orig_len` bytes seen at `ts_ns`.
 fn record_header(ts_ns: u64, orig_len: usize) -> [u8; RECORD_HEADER_LEN] {
     // The format has 32-bit seconds: a clock past 2106 (or a huge virtual one) wraps.
@@ -79,6 +80,7 @@ fn record_header(ts_ns: u64, orig_len: usize) -> [u8; RECORD_HEADER_LEN] {
     h[12..16].copy_from_slice(&orig_len.to_le_bytes());
     h
 }
+// ANCHOR_END: record_header
 
 /// The 24-byte global header.
 pub fn global_header() -> [u8; GLOBAL_HEADER_LEN] {

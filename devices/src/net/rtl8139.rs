@@ -342,6 +342,7 @@ impl Rtl8139 {
 
     // ---- transmit ----
 
+    // ANCHOR: rtl_transmit
     /// TSD*n* was written with OWN clear: DMA the frame from TSAD*n*, send it — or, while the
     /// link is full (the wire busy), keep it waiting in order; `tick` sends it later.
     fn transmit(&mut self, n: usize, ctx: &mut DeviceCtx) {
@@ -356,6 +357,7 @@ impl Rtl8139 {
         }
         self.send_descriptor(n, ctx);
     }
+    // ANCHOR_END: rtl_transmit
 
     /// Sends descriptors that waited for the link, oldest first, while it has room.
     fn send_waiting(&mut self, ctx: &mut DeviceCtx) {
@@ -367,6 +369,7 @@ impl Rtl8139 {
         }
     }
 
+    // ANCHOR: rtl_send_descriptor
     fn send_descriptor(&mut self, n: usize, ctx: &mut DeviceCtx) {
         let tsd_at = reg::TSD0 + 4 * n;
         let status = self.r32(tsd_at);
@@ -395,6 +398,7 @@ impl Rtl8139 {
             self.raise(isr::TER);
         }
     }
+    // ANCHOR_END: rtl_send_descriptor
 
     // ---- receive ----
 
@@ -402,6 +406,7 @@ impl Rtl8139 {
         8192 << ((self.r32(reg::RCR) >> 11) & 3)
     }
 
+    // ANCHOR: rtl_ring_used
     /// Bytes of the ring holding frames the driver has not read yet.
     fn ring_used(&self) -> usize {
         let size = self.ring_size();
@@ -409,6 +414,7 @@ impl Rtl8139 {
         let write = usize::from(self.r16(reg::CBR)) % size;
         (write + size - read) % size
     }
+    // ANCHOR_END: rtl_ring_used
 
     /// Does the address filter (RCR, IDR, MAR) take a frame for `dest`? Returns its header
     /// status bits.
@@ -429,6 +435,7 @@ impl Rtl8139 {
         status.map(|s| s | RX_ROK)
     }
 
+    // ANCHOR: rtl_deliver
     /// Moves frames waiting on the link into the ring while they fit.
     fn deliver(&mut self, ctx: &mut DeviceCtx) {
         while self.regs[reg::CR] & cr::RE != 0 && self.link.has_for_guest() {
@@ -472,6 +479,7 @@ impl Rtl8139 {
             self.raise(isr::ROK);
         }
     }
+    // ANCHOR_END: rtl_deliver
 
     /// The next waiting frame if it fits in the ring now (taken off the link), else `None`
     /// (left there). Frames that can never fit do not exist: the link caps them at 1518.

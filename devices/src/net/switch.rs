@@ -120,6 +120,7 @@ impl PortMode {
         }
     }
 
+    // ANCHOR: vlan_rules
     /// The VLAN an arriving frame belongs to (`tag`: its VLAN ID, if tagged); `None`: the
     /// port does not accept it.
     fn ingress_vlan(&self, tag: Option<u16>) -> Option<u16> {
@@ -144,6 +145,7 @@ impl PortMode {
             }
         }
     }
+    // ANCHOR_END: vlan_rules
 }
 
 impl fmt::Display for PortMode {
@@ -353,6 +355,7 @@ impl Switch {
             oldest.map_or(u64::MAX, |t| t.saturating_add(ageing).saturating_add(1));
     }
 
+    // ANCHOR: switch_receive
     /// A frame arrived on `port` at `now_ns`: learn from it and queue it where it goes.
     pub fn receive(&mut self, port: PortId, frame: &[u8], now_ns: u64) {
         let ingress = &mut self.ports[port.0];
@@ -411,6 +414,7 @@ impl Switch {
             }
         }
     }
+    // ANCHOR_END: switch_receive
 
     fn learn(&mut self, src: MacAddr, vid: u16, port: PortId, now_ns: u64) {
         let ageing = self.ageing_ns;

@@ -70,6 +70,7 @@ impl VirtioNet {
         self.stats
     }
 
+    // ANCHOR: vnet_receive
     /// Moves frames waiting on the link into receive buffers while there are both.
     fn receive(&mut self, rx: &mut Queue, dma: &mut Dma) -> Result<(), QueueError> {
         while rx.ready() && self.link.has_for_guest() {
@@ -101,7 +102,9 @@ impl VirtioNet {
         }
         Ok(())
     }
+    // ANCHOR_END: vnet_receive
 
+    // ANCHOR: vnet_transmit
     /// Sends every transmit chain's frame (the readable bytes after the header) to the link,
     /// while the link has room; the rest wait in the ring (`tx_stalled`) until the host has
     /// taken frames off the link and services the device, or the next poll tick.
@@ -125,6 +128,7 @@ impl VirtioNet {
             tx.add_used(dma, chain.head, 0)?;
         }
     }
+    // ANCHOR_END: vnet_transmit
 }
 
 impl VirtioDevice for VirtioNet {

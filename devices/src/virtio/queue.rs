@@ -439,6 +439,7 @@ impl Queue {
         Ok(())
     }
 
+    // ANCHOR: set_notifications
     /// Tells the driver whether the device wants to be notified of new available buffers
     /// (spec 2.7.10; advisory, the driver may notify anyway): without EVENT_IDX through the
     /// used ring's NO_NOTIFY flag, with it by moving `avail_event` out of reach (half the
@@ -460,6 +461,7 @@ impl Queue {
         }
         Ok(())
     }
+    // ANCHOR_END: set_notifications
 
     // ANCHOR: needs_interrupt
     /// Were used entries added since the last call, and if so does the driver want an
