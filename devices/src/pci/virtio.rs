@@ -71,6 +71,7 @@ pub mod common {
 /// PCI class code for each device type (what `lspci` shows).
 fn class_code(device_type: u32) -> u32 {
     match device_type {
+        1 => 0x02_00_00, // network controller, Ethernet (QEMU's too; lspci: "Ethernet controller")
         2 => 0x01_80_00, // mass storage, other
         3 => 0x07_80_00, // communication, other
         // Everything else as QEMU shows it: class 0 "unclassified", subclass 0xFF "other"
