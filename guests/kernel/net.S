@@ -37,6 +37,9 @@
 .set NIC_RX_POLL,     32            # RAX = a received frame and ECX = its length, or RAX = 0
 .set NIC_RX_DONE,     40            # the frame NIC_RX_POLL gave back to the device
 .set NIC_DESCRIBE,    48            # print where the NIC is
+.set NIC_RX_ARM,      56            # interrupt when a frame arrives; RAX = 1 if one is already
+                                    # waiting (the caller disarms and polls instead of sleeping)
+.set NIC_RX_DISARM,   64            # stop interrupting
 .macro NIC op
     mov nic_ops(%rip), %rax
     call *\op(%rax)
@@ -81,6 +84,10 @@ peer_mac:       .skip 8             # the peer's, from ARP
 peer_known:     .skip 8             # 1 once peer_mac holds it
 peer_announced: .skip 8
 net_ip_id:      .skip 8             # the next IPv4 identification
+net_gsi:        .skip 8             # the NIC's interrupt line (GSI) ...
+net_wake:       .skip 8             # ... and 1 while it is routed to VECTOR_NET: net_receive
+                                    # then sleeps with the NIC armed (net_irq_route)
+net_irqs:       .skip 8             # NIC interrupts handled
 
     .code64
     .text
@@ -164,15 +171,63 @@ k_net_prepare:
     pop %rbx
     ret
 
+# net_irq_route: EDI = the NIC's GSI, ESI = the driver's interrupt handler (below 4 GiB). The
+# line goes through the IOAPIC to VECTOR_NET, level-triggered, as virtio_blk.S routes the
+# disk's, and net_wake = 1. Not if the IOAPIC has no such input (an RTL8139 whose interrupt
+# line register reads 0xFF: "none") or the virtio disk is already on that line (one vector per
+# input, and each handler acknowledges only its own device: a shared level line would stay
+# high): then the NIC is never armed and a sleeping receiver wakes at the tick, as before.
+# The drivers' probes call this once per boot. Keeps RBX, RBP, R12-R15.
+net_irq_route:
+    push %rbx
+    push %r12
+    mov %edi, %ebx
+    mov %esi, %r12d
+    mov %rbx, net_gsi(%rip)
+    cmpq $0, blk_features(%rip)     # virtio_blk_init has run: its line is taken
+    je 1f
+    cmp blk_dev + VD_GSI(%rip), %rbx
+    je 8f
+1:  call apic_enable
+    mov $VECTOR_NET, %edi
+    mov %r12d, %eax
+    mov $GATE_KERNEL, %dl
+    call set_gate
+    mov %ebx, %edi
+    mov $VECTOR_NET | REDIR_LEVEL, %esi
+    call ioapic_route
+    test %rax, %rax
+    jnz 9f
+    movq $1, net_wake(%rip)
+    jmp 7f
+8:  PRINT "net: the NIC shares gsi "
+    mov %rbx, %rax
+    call print_u64
+    PRINT " with the virtio disk: a sleeping receiver wakes at the tick\n"
+    jmp 7f
+9:  PRINT "net: the IOAPIC has no input for the NIC's gsi "
+    mov %rbx, %rax
+    call print_u64
+    PRINT ": a sleeping receiver wakes at the tick\n"
+7:  pop %r12
+    pop %rbx
+    ret
+
 # ANCHOR: net_receive
 # net_receive: RDI = a deadline (a value of ticks). Polls the NIC until a frame arrives (then
 # net_input's results: EAX = NET_IN_*, and for an echo or a datagram RSI/ECX/EDX/R8D/R9D;
 # the caller gives that frame back with NIC_RX_DONE) or the deadline passes (EAX =
 # NET_IN_TIMEOUT). Keeps RBX, RBP, R12-R15.
-# It polls NET_BUSY_POLLS times, then sleeps until the next interrupt (the timer's tick at the
-# latest) and polls again: a burst is taken at once, an idle wait costs no CPU — and under an
-# emulator the halted time is skipped instead of being spent polling (Linux's NAPI busy-poll
-# makes the same trade).
+# NAPI's pattern: poll NET_BUSY_POLLS times with the NIC's interrupt off (a burst is taken at
+# once, nothing is signalled per frame), then arm the NIC (NIC_RX_ARM), look once more — a
+# frame that came in before the arming raises no interrupt, so it must not be slept through
+# — and only then sleep: STI; HLT until the NIC's interrupt or the timer's tick, whichever
+# comes first (the deadlines still count ticks); then disarm and poll again. CLI from the
+# arming to the HLT: an interrupt taken between the last look and the HLT would leave the
+# receiver asleep with a frame waiting (STI lets interrupts in only after the next
+# instruction, the HLT). An idle wait costs no CPU, and under an emulator the halted time is
+# skipped; the price of sleeping is what arming and disarming cost: two stores to RAM for
+# virtio-net, three port writes (exits) for the RTL8139.
 net_receive:
     push %rbx
     push %r12
@@ -186,8 +241,19 @@ net_receive:
     jae 4f
     dec %r12d
     jnz 1b
+    cmpq $0, net_wake(%rip)
+    je 6f
+    cli
+    NIC NIC_RX_ARM
+    test %eax, %eax
+    jnz 5f                          # a frame slipped in before the arming: no sleep
     sti
-    hlt                             # until the next tick (or any interrupt)
+    hlt                             # until the NIC's interrupt or the next tick
+5:  sti
+    NIC NIC_RX_DISARM
+    jmp 0b
+6:  sti                             # no wake-up line: until the next tick
+    hlt
     jmp 0b
 4:  xor %eax, %eax
     pop %r12

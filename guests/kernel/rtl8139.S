@@ -1,17 +1,27 @@
-# rtl8139.S — a driver for the Realtek RTL8139, polled, for the network stack in net.S.
+# rtl8139.S — a driver for the Realtek RTL8139, polled, with an interrupt only while the
+# receiver sleeps, for the network stack in net.S.
 # Teaches: a NIC of the 1990s as the fully emulated device it is today. Everything goes
 # through I/O ports (BAR 0), so every register touch is a VM exit under any VMM: sending a
 # frame is one OUT (its transmit status register) and an IN before its descriptor is used
-# again; receiving one is an IN to confirm the ring holds a record, an OUT to say how far the
-# driver has read, an IN and an OUT to clear the status bits. Compare virtio_net.S, where a
-# whole batch of frames costs one exit.
+# again; receiving one is an IN to confirm the ring holds a record and an OUT to say how far
+# the driver has read. Compare virtio_net.S, where a whole batch of frames costs one exit.
 #
 # Receive: one ring of 8 KiB (+16, + 1536 with RCR.WRAP so a frame never wraps), which the
 # NIC fills with [u16 status][u16 length incl. the 4-byte CRC][frame][CRC], each record
 # 4-byte aligned; the driver reads at its offset and tells the NIC through CAPR (offset − 16,
 # a quirk of the chip). Transmit: four descriptors used strictly round-robin, each a buffer
 # address (TSAD) and a status register (TSD): writing the size with OWN clear sends the
-# frame; TOK says it went. No interrupts (IMR = 0): the kernel's drivers poll.
+# frame; TOK says it went.
+#
+# Interrupts: the chip drives its INTx line while ISR & IMR ≠ 0. IMR stays 0 while the driver
+# polls, so ISR's bits just pile up, unread (nothing here needs them: the ring and TSD say
+# it all). Only while net_receive sleeps is IMR = ROK | RER | RXOVW (NIC_RX_ARM), and the
+# handler writes ISR's bits back, which clears them and lowers the line. Each of those is an
+# exit — arming (ISR, IMR), disarming (IMR), the handler (ISR twice): sleeping and waking cost
+# this NIC five port accesses, where virtio-net's driver flips a flag in RAM. The line is the
+# one the interrupt line register (PCI 0x3C) names: vmscope's board writes the GSI there
+# (16 + (slot + pin - 1) mod 4); SeaBIOS under QEMU writes the ISA IRQ (10 or 11) its PCI
+# link got, and QEMU's PIIX3 drives the IOAPIC input of that number too, level, active high.
 
 .set RTL_PCI_IDS,   (0x8139 << 16) | 0x10EC
 .set RTL_IDR0,      0x00            # the MAC, six byte registers
@@ -22,6 +32,9 @@
 .set RTL_CAPR,      0x38            # current address of packet read, 16 bits
 .set RTL_IMR,       0x3C            # interrupt mask, 16 bits
 .set RTL_ISR,       0x3E            # interrupt status, 16 bits, write 1 to clear
+.set RTL_INT_ROK,   1 << 0          # IMR/ISR: a frame received,
+.set RTL_INT_RER,   1 << 1          #   a receive error,
+.set RTL_INT_RXOVW, 1 << 4          #   the ring overflowed
 .set RTL_RCR,       0x44            # receive configuration, 32 bits
 .set RTL_CR_BUFE,   1 << 0          # the receive ring is empty
 .set RTL_CR_TE,     1 << 2
@@ -46,11 +59,13 @@
 rtl_ops:                            # the NIC operations (net.S: NIC_*)
     .long rtl_tx_buf, 0, rtl_tx_send, 0, rtl_tx_kick, 0, rtl_tx_drain, 0
     .long rtl_rx_poll, 0, rtl_rx_done, 0, rtl_describe, 0
+    .long rtl_rx_arm, 0, rtl_rx_disarm, 0
 
     .bss
     .balign 8
 rtl_pci_cfg:    .skip 8             # the function's config address
 rtl_io:         .skip 8             # BAR 0: the I/O port base
+rtl_gsi:        .skip 8             # the interrupt line register: the GSI
 rtl_rx_off:     .skip 8             # where the next record starts in the ring
 rtl_rx_len:     .skip 8             # the length field of the record rtl_rx_poll gave
 rtl_tx_cur:     .skip 8             # the next transmit descriptor (0-3)
@@ -88,7 +103,8 @@ rtl_tx_busy:    .skip 8             # bit i: descriptor i has a frame TOK has no
     .code64
     .text
 # rtl_probe: find an RTL8139 on PCI bus 0 (10ec:8139) and bring it up: I/O decoding and bus
-# mastering on, a software reset, the MAC into net_mac, the rings, receive and transmit on.
+# mastering on, a software reset, the MAC into net_mac, the rings, receive and transmit on,
+# the interrupt line routed (net_irq_route; IMR stays 0 until NIC_RX_ARM).
 # RAX = 1 (and nic_ops = rtl_ops) if there is one, else 0. Keeps RBX, RBP, R12-R15.
 rtl_probe:
     push %rbx
@@ -146,7 +162,7 @@ rtl_probe:
     rep stosq
     mov $NET_RTL_RX, %eax
     RTL_OUT RTL_RBSTART, l
-    xor %eax, %eax                  # no interrupts: the driver polls
+    xor %eax, %eax                  # no interrupts while the driver polls
     RTL_OUT RTL_IMR, w
     mov $RTL_CR_RE | RTL_CR_TE, %al
     RTL_OUT RTL_CR, b
@@ -155,6 +171,12 @@ rtl_probe:
     movq $0, rtl_rx_off(%rip)
     movq $0, rtl_tx_cur(%rip)       # after a reset the chip starts at descriptor 0
     movq $0, rtl_tx_busy(%rip)
+    lea PCI_INT_LINE(%rbx), %edi    # the interrupt: GSI -> IOAPIC -> VECTOR_NET, level
+    call pci_read8
+    mov %rax, rtl_gsi(%rip)
+    mov %eax, %edi
+    mov $rtl_interrupt, %esi
+    call net_irq_route
     lea rtl_ops(%rip), %rax
     mov %rax, nic_ops(%rip)
     mov $1, %eax
@@ -170,7 +192,7 @@ rtl_probe:
 
 # ---- the NIC operations (net.S documents them); each clobbers at most RAX, RCX, RDX, RSI,
 # RDI, R8-R11 ---------------------------------------------------------------------------------
-# rtl_describe: "rtl8139, pci 00:SS.0, i/o ports 0x...".
+# rtl_describe: "rtl8139, pci 00:SS.0, i/o ports 0x..., gsi N".
 rtl_describe:
     PRINT "rtl8139, pci 00:"
     mov rtl_pci_cfg(%rip), %rax
@@ -182,6 +204,9 @@ rtl_describe:
     PRINT ".0, i/o ports 0x"
     mov rtl_io(%rip), %rax
     call print_hex
+    PRINT ", gsi "
+    mov rtl_gsi(%rip), %rax
+    call print_u64
     ret
 
 # rtl_tx_buf: RAX = the buffer of the next descriptor, once the NIC has sent what it held.
@@ -297,7 +322,7 @@ rtl_rx_poll:
 
 # rtl_rx_done: zero the record (header, frame, CRC, aligned to 4: where the NIC wrote it,
 # past the ring's end too), step over it (modulo the ring), and only then tell the NIC
-# through CAPR that the room is free; clear whatever status bits it raised.
+# through CAPR that the room is free (one OUT: ISR is not touched, see the header).
 rtl_rx_done:
     mov rtl_rx_off(%rip), %rdi
     mov rtl_rx_len(%rip), %rcx
@@ -314,8 +339,41 @@ rtl_rx_done:
 1:  mov %rax, rtl_rx_off(%rip)
     sub $16, %eax                   # CAPR trails the read offset by 16
     RTL_OUT RTL_CAPR, w
+    ret
+
+# rtl_rx_arm: interrupt for the next frame. First ISR's bits are cleared — the frames polled
+# while IMR was 0 left ROK there, and ISR & IMR would raise the line at once — then IMR set
+# (two OUTs), then the ring looked at again (RAM): RAX = 1 if a record is there already (it
+# may have arrived before the clearing, its ROK gone with it), else 0.
+rtl_rx_arm:
+    mov $0xFFFF, %eax
+    RTL_OUT RTL_ISR, w
+    mov $RTL_INT_ROK | RTL_INT_RER | RTL_INT_RXOVW, %eax
+    RTL_OUT RTL_IMR, w
+    mov rtl_rx_off(%rip), %rax
+    cmpl $0, NET_RTL_RX(%rax)       # the driver keeps what it read zeroed (rtl_rx_poll)
+    setne %al
+    movzbl %al, %eax
+    ret
+
+# rtl_rx_disarm: IMR = 0 (one OUT): the line stays low, ISR's bits pile up again.
+rtl_rx_disarm:
+    xor %eax, %eax
+    RTL_OUT RTL_IMR, w
+    ret
+
+# rtl_interrupt: the NIC's GSI (VECTOR_NET). ISR's bits written back clear them, and the line
+# drops (ISR & IMR = 0); the EOI lets the IOAPIC look at it again. The frames are polled.
+# Every register it touches is saved.
+rtl_interrupt:
+    push %rax
+    push %rdx
     RTL_IN RTL_ISR, w
     test %ax, %ax
-    jz 9f
-    RTL_OUT RTL_ISR, w              # write the bits back: cleared
-9:  ret
+    jz 1f                           # not ours (a shared line)
+    RTL_OUT RTL_ISR, w
+1:  incq net_irqs(%rip)
+    call lapic_eoi
+    pop %rdx
+    pop %rax
+    iretq

@@ -79,7 +79,13 @@ virtio_blk_init:
     cmp %eax, %r12d
     jne 1b
     mov %rbx, disk_sectors(%rip)
-    call apic_enable                # the interrupt: GSI → IOAPIC → vector, level-triggered
+    cmpq $0, net_wake(%rip)         # a NIC that wakes its receiver on this line gives it up:
+    je 3f                           # one vector per IOAPIC input (net.S: net_irq_route)
+    mov blk_dev + VD_GSI(%rip), %rax
+    cmp net_gsi(%rip), %rax
+    jne 3f
+    movq $0, net_wake(%rip)
+3:  call apic_enable                # the interrupt: GSI → IOAPIC → vector, level-triggered
     mov $VECTOR_VIRTIO, %edi
     mov $virtio_interrupt, %eax
     mov $GATE_KERNEL, %dl

@@ -1,5 +1,5 @@
-# virtio_net.S — a virtio-net driver (virtio 1.2 section 5.1), polled, for the network stack in
-# net.S. Teaches: a NIC as two virtqueues. The receiveq (queue 0) holds buffers the device may
+# virtio_net.S — a virtio-net driver (virtio 1.2 section 5.1), polled, with an interrupt only
+# while the receiver sleeps, for the network stack in net.S. Teaches: a NIC as two virtqueues. The receiveq (queue 0) holds buffers the device may
 # write: the driver keeps it full, and each used element is one frame behind a 12-byte
 # virtio_net_hdr_v1 (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset,
 # num_buffers). The transmitq (queue 1) takes buffers the device reads: the same header, all
@@ -10,7 +10,12 @@
 #
 # Features: VIRTIO_F_VERSION_1 and VIRTIO_NET_F_MAC (the MAC in the device configuration),
 # nothing else (an offered VIRTIO_NET_F_STATUS is left alone: the link counts as up). Both
-# queues carry VIRTQ_AVAIL_F_NO_INTERRUPT: the driver polls the used indices.
+# queues carry VIRTQ_AVAIL_F_NO_INTERRUPT: the driver polls the used indices. Only while
+# net_receive sleeps is the receiveq's flag clear (NIC_RX_ARM): the device then interrupts
+# for the next frame, on the function's INTx line (VD_GSI) through the IOAPIC. Arming and
+# disarming are stores to the ring in RAM — the device reads the flag when it has used a
+# buffer — so sleeping and waking cost no exit beyond the interrupt itself (and the ISR read
+# that acknowledges it). Compare rtl8139.S, where both are register writes.
 # Descriptor i of each queue always points at buffer i (NET_RX_BUFS / NET_TX_BUFS + i × 2 KiB);
 # receive buffers go back in the order they came, free transmit descriptors sit on a stack.
 
@@ -28,6 +33,7 @@
 vnet_ops:                           # the NIC operations (net.S: NIC_*)
     .long vnet_tx_buf, 0, vnet_tx_send, 0, vnet_tx_kick, 0, vnet_tx_drain, 0
     .long vnet_rx_poll, 0, vnet_rx_done, 0, vnet_describe, 0
+    .long vnet_rx_arm, 0, vnet_rx_disarm, 0
 
     .data
     .balign 8
@@ -47,8 +53,9 @@ vnet_tx_free:       .skip 2 * 256   # the free stack: descriptor numbers
     .text
 # vnet_probe: find a virtio-net (PCI 1af4:1041, then the virtio-mmio windows, device ID 1) and
 # bring it up: the handshake, both queues, the MAC into net_mac, every receive buffer given
-# to the device, DRIVER_OK. RAX = 1 (and nic_ops = vnet_ops) if there is one, 0 if not; a
-# device that refuses stops the kernel with EXIT_NET_ERROR. Keeps RBX, RBP, R12-R15.
+# to the device, the interrupt line routed (net_irq_route), DRIVER_OK. RAX = 1 (and nic_ops =
+# vnet_ops) if there is one, 0 if not; a device that refuses stops the kernel with
+# EXIT_NET_ERROR. Keeps RBX, RBP, R12-R15.
 vnet_probe:
     mov $VIRTIO_PCI_IDS_NET, %edi
     lea vnet_dev(%rip), %rsi
@@ -125,6 +132,9 @@ vnet_probe:
     movq $0, vnet_txq + Q_AVAIL_IDX(%rip)
     movq $0, vnet_txq + Q_USED_IDX(%rip)
     movq $0, vnet_tx_pending(%rip)
+    mov vnet_dev + VD_GSI(%rip), %rdi   # the interrupt: GSI -> IOAPIC -> VECTOR_NET, level
+    mov $vnet_interrupt, %esi
+    call net_irq_route
     lea vnet_dev(%rip), %rdi
     call virtio_driver_ok
     mfence
@@ -297,6 +307,46 @@ vnet_rx_done:
     lea vnet_rxq(%rip), %rsi
     VT VT_NOTIFY, vnet_dev(%rip)
 9:  ret
+
+# vnet_rx_arm: interrupts for the receiveq on: NO_INTERRUPT cleared in its available ring
+# (RAM, no exit), then the used index read again. RAX = 1 if a frame is already there — the
+# device may have used the buffer before it could see the flag, and then it sends no
+# interrupt for it — else 0. The MFENCE keeps the flag's store ahead of the index's load (a
+# store may otherwise pass a later load on x86): the other half of the device's rule, which
+# writes the used index before it reads the flag (virtio 1.2 section 2.7.7; Linux's
+# virtqueue_enable_cb does the same).
+vnet_rx_arm:
+    movw $0, NET_RXQ_AVAIL
+    mfence
+    movzwl NET_RXQ_USED + 2, %eax
+    cmp vnet_rxq + Q_USED_IDX(%rip), %ax
+    setne %al
+    movzbl %al, %eax
+    ret
+
+# vnet_rx_disarm: interrupts for the receiveq off again (NO_INTERRUPT; one store).
+vnet_rx_disarm:
+    movw $VIRTQ_AVAIL_F_NO_INTERRUPT, NET_RXQ_AVAIL
+    ret
+
+# vnet_interrupt: the NIC's GSI (VECTOR_NET). Reading the ISR acknowledges the interrupt and
+# lowers the level line; the EOI lets the IOAPIC look at the line again. net_receive only
+# needed the wake-up: the frames are polled. Every register it touches is saved.
+vnet_interrupt:
+    push %rax
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    VT VT_ISR, vnet_dev(%rip)
+    incq net_irqs(%rip)
+    call lapic_eoi
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rax
+    iretq
 
 vnet_tx_stuck:
     PRINT "net: the virtio-net did not take a frame from its transmitq\n"
