@@ -128,7 +128,11 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// Every section of `file`, checked and inflated.
 pub fn decode(file: &[u8]) -> Result<Vec<Section>, FileError> {
     if file.len() < HEADER_LEN + 4 {
-        return Err(fail(None, 0, format!("{} bytes: too short for a snapshot file", file.len())));
+        return Err(fail(
+            None,
+            0,
+            format!("{} bytes: too short for a snapshot file", file.len()),
+        ));
     }
     if &file[..8] != MAGIC {
         return Err(fail(None, 0, "not a vmscope snapshot (no VMSCSNAP magic)"));
@@ -143,11 +147,19 @@ pub fn decode(file: &[u8]) -> Result<Vec<Section>, FileError> {
     }
     let count = u32_at(file, 12);
     if count > MAX_SECTIONS {
-        return Err(fail(None, 12, format!("{count} sections (at most {MAX_SECTIONS})")));
+        return Err(fail(
+            None,
+            12,
+            format!("{count} sections (at most {MAX_SECTIONS})"),
+        ));
     }
     let table_end = HEADER_LEN + ENTRY_LEN * count as usize;
     if file.len() < table_end + 4 {
-        return Err(fail(None, HEADER_LEN as u64, "the section table is cut short"));
+        return Err(fail(
+            None,
+            HEADER_LEN as u64,
+            "the section table is cut short",
+        ));
     }
     let want = u32_at(file, table_end);
     if crc32(&file[..table_end]) != want {
@@ -162,20 +174,33 @@ pub fn decode(file: &[u8]) -> Result<Vec<Section>, FileError> {
         let stored = u64_at(file, e + 16);
         let raw = u64_at(file, e + 24);
         let crc = u32_at(file, e + 32);
-        let end = offset.checked_add(stored).filter(|&end| end <= file.len() as u64);
+        let end = offset
+            .checked_add(stored)
+            .filter(|&end| end <= file.len() as u64);
         let Some(end) = end else {
             return Err(fail(
                 Some(&tag),
                 offset,
-                format!("{stored} bytes from here run past the end of the file ({} bytes)", file.len()),
+                format!(
+                    "{stored} bytes from here run past the end of the file ({} bytes)",
+                    file.len()
+                ),
             ));
         };
         let bytes = &file[offset as usize..end as usize];
         if crc32(bytes) != crc {
-            return Err(fail(Some(&tag), offset, "checksum mismatch: the file is damaged"));
+            return Err(fail(
+                Some(&tag),
+                offset,
+                "checksum mismatch: the file is damaged",
+            ));
         }
         if raw > MAX_SECTION_BYTES {
-            return Err(fail(Some(&tag), offset, format!("claims {raw} bytes inflated")));
+            return Err(fail(
+                Some(&tag),
+                offset,
+                format!("claims {raw} bytes inflated"),
+            ));
         }
         let data = if flags & FLAG_DEFLATED != 0 {
             let mut data = Vec::new();
@@ -194,7 +219,11 @@ pub fn decode(file: &[u8]) -> Result<Vec<Section>, FileError> {
         } else if flags == 0 {
             bytes.to_vec()
         } else {
-            return Err(fail(Some(&tag), (e + 4) as u64, format!("unknown flags {flags:#x}")));
+            return Err(fail(
+                Some(&tag),
+                (e + 4) as u64,
+                format!("unknown flags {flags:#x}"),
+            ));
         };
         sections.push(Section { tag, data });
     }
@@ -232,8 +261,14 @@ mod tests {
         assert!(e.to_string().contains("checksum mismatch"), "{e}");
         let mut v2 = file.clone();
         v2[8] = 2;
-        assert!(decode(&v2).unwrap_err().to_string().contains("format version 2"));
-        assert!(decode(b"not a snapshot at all").unwrap_err().to_string().contains("magic"));
+        assert!(decode(&v2)
+            .unwrap_err()
+            .to_string()
+            .contains("format version 2"));
+        assert!(decode(b"not a snapshot at all")
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
         let cut = decode(&file[..file.len() - 10]).unwrap_err();
         assert!(cut.to_string().contains("past the end"), "{cut}");
     }
