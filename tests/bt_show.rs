@@ -18,7 +18,7 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// After 129,031 instructions the kernel's ring-3 `compute` workload is at the head of its
+/// After 129,032 instructions the kernel's ring-3 `compute` workload is at the head of its
 /// CRC-32 fill loop (`u_crc32` in guests/kernel/user.S), a block that has run hundreds of times:
 /// a `mov [m],r` byte store, `inc`/`cmp`/`jb` back to itself (its chain link), then the bit loop
 /// `shr`/`jae`/`xor`/`dec`/`jne`. Flags are "dead" where the next instruction overwrites them
@@ -31,12 +31,12 @@ fn show_prints_the_crc_loop_block_of_the_compute_workload() {
         "show",
         "kernel",
         "--after",
-        "129031",
+        "129032",
         "--cmdline",
         "workloads=compute:1",
     ]);
     assert!(
-        text.starts_with("after 129031 instructions: 64-bit long mode, CPL 3, rip 0x200093\n"),
+        text.starts_with("after 129032 instructions: 64-bit long mode, CPL 3, rip 0x200093\n"),
         "{text}"
     );
     assert!(text.contains("mov [m],r"), "the byte store:\n{text}");
@@ -144,7 +144,7 @@ fn step_on_bt_prints_what_the_interpreter_prints() {
             "step",
             "kernel",
             "--skip",
-            "129031",
+            "129032",
             "--cmdline",
             "workloads=compute:1",
             "-n",
