@@ -45,19 +45,32 @@ pub trait BlockBackend {
     }
 
     /// Puts the disk's contents back as they were at `to`.
-    fn rollback(&mut self, _to: &DiskCheckpoint) -> Result<(), BlockError> {
+    fn rollback(&mut self, _to: &DiskMark) -> Result<(), BlockError> {
         Err(BlockError::Io("this disk keeps no undo journal".into()))
     }
 }
 
-/// A point in a disk's history that [`BlockBackend::rollback`] returns to. Clones share it;
-/// what it refers to is the backend's business (a journal generation for `JournaledDisk`).
+/// A point in a disk's history that [`BlockBackend::rollback`] returns to, as data: which
+/// journal (a number unique within this process) and which of its generations. It is what a
+/// device's snapshot stores; it means nothing to another process (a snapshot file must carry
+/// the disk some other way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DiskMark {
+    pub journal: u64,
+    pub generation: u64,
+}
+
+/// A live checkpoint: its [`DiskMark`] and the handle that keeps the backend able to return
+/// to it (dropping the last clone lets a journal forget it). Keep `keep` with the snapshot.
 #[derive(Clone)]
-pub struct DiskCheckpoint(pub(crate) std::rc::Rc<dyn std::any::Any>);
+pub struct DiskCheckpoint {
+    pub mark: DiskMark,
+    pub keep: std::rc::Rc<dyn std::any::Any>,
+}
 
 impl std::fmt::Debug for DiskCheckpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DiskCheckpoint")
+        write!(f, "DiskCheckpoint({:?})", self.mark)
     }
 }
 

@@ -6,7 +6,7 @@
 
 // ANCHOR: virtual_clock
 /// Nanoseconds of guest time since machine reset.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VirtualClock {
     now_ns: u64,
 }

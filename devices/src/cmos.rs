@@ -94,7 +94,7 @@ fn civil_from_days(days: i64) -> (i64, u8, u8) {
 }
 
 /// A broken-down UTC time, the way the RTC registers hold it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 struct DateTime {
     year: i64,
     month: u8,
@@ -135,8 +135,9 @@ impl DateTime {
 }
 
 /// The MC146818 RTC with its CMOS RAM.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct Cmos {
+    #[serde(with = "crate::snapshot::byte_array")]
     ram: [u8; 128],
     /// The register selected through port 0x70.
     index: u8,

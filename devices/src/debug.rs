@@ -27,7 +27,7 @@ fn append_bounded(log: &mut Vec<u8>, byte: u8, limit: usize) {
 }
 
 /// POST code port 0x80.
-#[derive(Debug, Clone, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Default)]
 pub struct PostCodes {
     /// Every code written, oldest first (the most recent [`MAX_POST_CODES`] at most).
     pub codes: Vec<u8>,
@@ -65,7 +65,7 @@ impl BusDevice for PostCodes {
 }
 
 /// The debug console on port 0xE9.
-#[derive(Debug, Clone, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Default)]
 pub struct DebugCon {
     /// Bytes written and not yet taken (the most recent [`MAX_CONSOLE_BYTES`] at most).
     pub output: Vec<u8>,
@@ -93,7 +93,7 @@ impl BusDevice for DebugCon {
 }
 
 /// QEMU's `isa-debug-exit` on port 0xF4: any write asks the machine to stop.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, Default)]
 pub struct DebugExit;
 
 impl BusDevice for DebugExit {

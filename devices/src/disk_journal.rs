@@ -25,7 +25,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 
-use crate::block::{BlockBackend, BlockError, DiskCheckpoint};
+use crate::block::{BlockBackend, BlockError, DiskCheckpoint, DiskMark};
 
 /// The journal's unit: writes are recorded per 512-byte sector.
 const SECTOR: u64 = 512;
@@ -38,6 +38,8 @@ struct Generation {
 }
 
 struct Journal {
+    /// Which journal this is, among all made in this process ([`DiskMark::journal`]).
+    serial: u64,
     backend: Box<dyn BlockBackend>,
     generations: Vec<Generation>,
     next_id: u64,
@@ -89,7 +91,9 @@ impl Drop for CheckpointToken {
 
 impl JournaledDisk {
     pub fn new(backend: Box<dyn BlockBackend>) -> Self {
+        static SERIALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         JournaledDisk(Rc::new(RefCell::new(Journal {
+            serial: SERIALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             backend,
             generations: Vec::new(),
             next_id: 1,
@@ -175,20 +179,27 @@ impl BlockBackend for JournaledDisk {
             id,
             pre_images: BTreeMap::new(),
         });
-        Some(DiskCheckpoint(Rc::new(CheckpointToken {
-            id,
-            journal: Rc::downgrade(&self.0),
-        })))
+        Some(DiskCheckpoint {
+            mark: DiskMark {
+                journal: j.serial,
+                generation: id,
+            },
+            keep: Rc::new(CheckpointToken {
+                id,
+                journal: Rc::downgrade(&self.0),
+            }),
+        })
     }
 
     // ANCHOR: rollback
-    fn rollback(&mut self, to: &DiskCheckpoint) -> Result<(), BlockError> {
-        let token =
-            to.0.downcast_ref::<CheckpointToken>()
-                .filter(|t| t.journal.ptr_eq(&Rc::downgrade(&self.0)))
-                .ok_or_else(|| BlockError::Io("the checkpoint belongs to another disk".into()))?;
+    fn rollback(&mut self, to: &DiskMark) -> Result<(), BlockError> {
         let mut j = self.0.borrow_mut();
-        let Some(at) = j.generations.iter().position(|g| g.id == token.id) else {
+        if to.journal != j.serial {
+            return Err(BlockError::Io(
+                "the checkpoint belongs to another disk".into(),
+            ));
+        }
+        let Some(at) = j.generations.iter().position(|g| g.id == to.generation) else {
             return Err(BlockError::Io(
                 "the checkpoint was rolled back past: the disk no longer holds its state".into(),
             ));
@@ -200,7 +211,7 @@ impl BlockBackend for JournaledDisk {
             }
         }
         j.generations.push(Generation {
-            id: token.id,
+            id: to.generation,
             pre_images: BTreeMap::new(),
         });
         // The file holds the rewound contents durably, as a guest flush would leave them.
@@ -241,17 +252,17 @@ mod tests {
         d.write_at(512, &[4; 1536]).unwrap(); // sectors 1–3
         assert_eq!((sector(&mem, 1), sector(&mem, 3)), (4, 4));
 
-        d.rollback(&second).unwrap();
+        d.rollback(&second.mark).unwrap();
         assert_eq!((sector(&mem, 1), sector(&mem, 3)), (2, 0));
         assert_eq!(mem.0.borrow().bytes[1024 + 100], 3);
-        d.rollback(&first).unwrap();
+        d.rollback(&first.mark).unwrap();
         assert_eq!(sector(&mem, 1), 1);
         assert!(mem.0.borrow().bytes[1024..1536].iter().all(|&b| b == 0));
         assert!(mem.0.borrow().flushes >= 2, "a rollback is made durable");
         // The newer checkpoint is gone; the older one can be rolled back to again.
-        assert!(d.rollback(&second).is_err());
+        assert!(d.rollback(&second.mark).is_err());
         d.write_at(512, &[9; 512]).unwrap();
-        d.rollback(&first).unwrap();
+        d.rollback(&first.mark).unwrap();
         assert_eq!(sector(&mem, 1), 1);
     }
 
@@ -270,7 +281,7 @@ mod tests {
             2,
             "sector 0 once (the older image), sector 1"
         );
-        d.rollback(&first).unwrap();
+        d.rollback(&first.mark).unwrap();
         assert_eq!((sector(&mem, 0), sector(&mem, 1)), (0, 0));
     }
 
@@ -281,6 +292,6 @@ mod tests {
         assert!(d.write_at(8 * 512 - 1, &[1; 2]).is_err());
         assert_eq!(d.journaled_sectors(), 0);
         let (mut other, _) = disk();
-        assert!(other.rollback(&c).is_err());
+        assert!(other.rollback(&c.mark).is_err());
     }
 }

@@ -57,7 +57,7 @@ pub struct FwCfgConfig {
 }
 
 /// The fw_cfg device.
-#[derive(Debug, Default, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone)]
 pub struct FwCfg {
     items: BTreeMap<u16, Vec<u8>>,
     selector: u16,

@@ -40,7 +40,7 @@ const KEYBOARD_SELF_TEST_PASSED: u8 = 0xAA;
 const MAX_QUEUED_BYTES: usize = 64;
 
 /// Who produced a byte in the output buffer: it decides the AUX status bit and the IRQ line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Source {
     /// The controller or the keyboard: IRQ 1.
     Keyboard,
@@ -49,7 +49,7 @@ enum Source {
 }
 
 /// What the next write to port 0x60 means, after a controller command that takes a parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 enum PendingParameter {
     /// 0x60–0x7F: write internal RAM byte n (byte 0 is the command byte).
     WriteRam(usize),
@@ -62,7 +62,7 @@ enum PendingParameter {
 }
 
 /// Commands the keyboard understands that take one parameter byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 enum KeyboardParameter {
     SetLeds,
     SetTypematic,
@@ -70,7 +70,7 @@ enum KeyboardParameter {
 }
 
 /// The i8042 controller with a PS/2 keyboard behind it and port 0x92.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct I8042 {
     /// Bytes for the guest; the front one is in the output buffer.
     output: VecDeque<(u8, Source)>,

@@ -49,7 +49,7 @@ pub mod entry {
 }
 
 /// The I/O APIC.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct IoApic {
     id: u32,
     regsel: u8,

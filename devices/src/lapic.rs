@@ -131,7 +131,7 @@ pub enum ApicError {
 }
 
 /// A 256-bit register (IRR, ISR, TMR) as eight 32-bit words, as the guest sees them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct VectorBits(pub [u32; 8]);
 
 impl VectorBits {
@@ -156,7 +156,7 @@ impl VectorBits {
 }
 
 /// One local APIC (vmscope has one CPU, APIC ID 0).
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct LocalApic {
     apic_base: u64,
     /// The APIC ID (xAPIC: bits 31–24 of the ID register; x2APIC: the whole register).

@@ -18,7 +18,7 @@ pub const NULL_MMIO_BASE: u64 = 0xC000_0000;
 pub const NULL_MMIO_LEN: u64 = 0x1000;
 
 /// Answers every access and does nothing; counts them, so tests and `--stats` can see them.
-#[derive(Debug, Default, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone)]
 pub struct NullDevice {
     /// Port and MMIO reads seen.
     pub reads: u64,

@@ -26,7 +26,7 @@ const SLAVE_ELCR_WRITABLE: u8 = 0xDE;
 
 /// Where the chip is in its four-step initialization sequence (ICW1 on the command port, then
 /// ICW2–ICW4 on the data port).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 enum InitStep {
     Ready,
     ExpectIcw2,
@@ -47,7 +47,7 @@ pub struct PicRegisters {
 }
 
 /// One i8259A chip.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 struct Chip {
     irr: u8,
     isr: u8,
@@ -359,7 +359,7 @@ impl Chip {
 }
 
 /// The master/slave i8259A pair of a PC, plus the ELCR at 0x4D0/0x4D1.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct PicPair {
     master: Chip,
     slave: Chip,

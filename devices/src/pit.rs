@@ -38,7 +38,7 @@ const CATCH_UP_SPACING_NS: u64 = 50_000;
 const REFRESH_TOGGLE_NS: u64 = 15_085;
 
 /// Book-keeping that turns counter 0's output edges into IRQ 0 pulses, one per edge.
-#[derive(Debug, Clone, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Default)]
 struct Irq0Delivery {
     /// Rising edges of counter 0 already accounted for since its count was loaded.
     edges_seen: u64,
@@ -49,7 +49,7 @@ struct Irq0Delivery {
 }
 
 /// The i8254 PIT with its counter-2 gate and speaker bits on port 0x61.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct Pit {
     counters: [Counter; 3],
     /// Port 0x61 bits 0–3 as written: gate 2, speaker data enable, parity and I/O-check disables.

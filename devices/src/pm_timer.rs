@@ -46,7 +46,7 @@ pub fn pm_ticks(now_ns: u64) -> u64 {
 }
 
 /// The PM1 registers and the PM timer.
-#[derive(Debug, Default, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone)]
 pub struct PmTimer {
     enable: u16,
     control: u16,

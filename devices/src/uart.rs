@@ -206,13 +206,34 @@ impl Uart {
 /// and the receive FIFO as a `SerialState`, `Serial::from_state()` builds a model from one —
 /// so that is what we save, plus what lives outside the model: the interrupt request not yet
 /// forwarded to IRQ 4, input waiting for FIFO room, and output not yet drained by the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UartState {
+    #[serde(with = "SerialStateDef")]
     pub serial: SerialState,
     pub interrupt_requested: bool,
     pub pending_input: Vec<u8>,
     /// Undrained output (`None` while output goes to a host sink, which stays in place).
     pub buffered_output: Option<Vec<u8>>,
+}
+
+/// The layout of [`UartState`] (with vm-superio's `SerialState` as mirrored below): 1.
+pub const UART_SNAPSHOT_VERSION: u16 = 1;
+
+/// vm-superio's `SerialState` has no serde support: this mirror of its fields (checked by the
+/// compiler against the real struct) lets serde write and read it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(remote = "SerialState")]
+struct SerialStateDef {
+    baud_divisor_low: u8,
+    baud_divisor_high: u8,
+    interrupt_enable: u8,
+    interrupt_identification: u8,
+    line_control: u8,
+    line_status: u8,
+    modem_control: u8,
+    modem_status: u8,
+    scratch: u8,
+    in_buffer: Vec<u8>,
 }
 
 impl Uart {
@@ -271,11 +292,15 @@ impl BusDevice for Uart {
     }
 
     fn snapshot(&self) -> Option<DeviceSnapshot> {
-        Some(DeviceSnapshot::of("uart", self.state()))
+        Some(DeviceSnapshot::of(
+            "uart",
+            UART_SNAPSHOT_VERSION,
+            &self.state(),
+        ))
     }
 
     fn restore(&mut self, snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
-        self.set_state(snap.get::<UartState>("uart")?)
+        self.set_state(&snap.get::<UartState>("uart", UART_SNAPSHOT_VERSION)?)
     }
 
     fn pio_read(&mut self, port: u16, _size: u8, ctx: &mut DeviceCtx) -> u32 {

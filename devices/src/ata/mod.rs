@@ -50,7 +50,7 @@
 
 use std::any::Any;
 
-use crate::block::{BlockBackend, DiskCheckpoint};
+use crate::block::{BlockBackend, DiskMark};
 use crate::bus::{BusDevice, DeviceCtx, IrqLine};
 use crate::snapshot::{DeviceSnapshot, SnapshotError};
 
@@ -144,7 +144,7 @@ pub mod control {
 const READY: u8 = status::DRDY | status::DSC;
 
 /// One task-file register with its "previous content" copy: a two-byte FIFO.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Reg {
     /// The most recently written byte.
     pub cur: u8,
@@ -169,7 +169,7 @@ impl Reg {
 }
 
 /// How the command being executed names sectors (how an error address is written back).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 enum Addressing {
     Chs,
     Lba28,
@@ -177,7 +177,7 @@ enum Addressing {
 }
 
 /// A multi-sector transfer in progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 struct Run {
     /// The first sector of the block in the buffer.
     pub lba: u64,
@@ -189,7 +189,7 @@ struct Run {
 }
 
 /// What the data port is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 enum Transfer {
     None,
     /// IDENTIFY data going to the host.
@@ -201,7 +201,7 @@ enum Transfer {
 }
 
 /// The power states of the power-management feature set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 enum Power {
     Active,
     Idle,
@@ -211,7 +211,7 @@ enum Power {
 }
 
 /// The CHS translation in use (INITIALIZE DEVICE PARAMETERS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 struct Geometry {
     pub heads: u32,
     pub sectors: u32,
@@ -226,7 +226,7 @@ impl Geometry {
 }
 
 /// Everything the device holds apart from the disk and the statistics: plain data.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 struct AtaState {
     features: Reg,
     count: Reg,
@@ -583,6 +583,7 @@ impl BusDevice for Ata {
     }
 
     fn snapshot(&self) -> Option<DeviceSnapshot> {
+        let checkpoint = self.disk.checkpoint()?;
         let state = AtaSnapshot {
             s: self.s.clone(),
             counters: [
@@ -592,20 +593,20 @@ impl BusDevice for Ata {
                 self.flushes,
                 self.interrupts,
             ],
-            disk: self.disk.checkpoint()?,
+            disk: checkpoint.mark,
         };
-        Some(DeviceSnapshot::of(self.name(), state))
+        Some(DeviceSnapshot::of(self.name(), SNAPSHOT_VERSION, &state).holding(checkpoint.keep))
     }
 
     fn restore(&mut self, snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
-        let state = snap.get::<AtaSnapshot>(self.name())?;
+        let state: AtaSnapshot = snap.get(self.name(), SNAPSHOT_VERSION)?;
         self.disk
             .rollback(&state.disk)
             .map_err(|e| SnapshotError::BadState {
                 device: "ata",
                 detail: format!("rolling the disk back: {e}"),
             })?;
-        self.s = state.s.clone();
+        self.s = state.s;
         [
             self.sectors_read,
             self.sectors_written,
@@ -617,9 +618,14 @@ impl BusDevice for Ata {
     }
 }
 
-/// The device in a machine snapshot: its state, its counters and where its disk was.
+/// The layout of [`AtaSnapshot`] (with `AtaState`): 1.
+const SNAPSHOT_VERSION: u16 = 1;
+
+/// The device in a machine snapshot: its state, its counters and where its disk was (the
+/// checkpoint itself is held by the snapshot, `DeviceSnapshot::holding`).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct AtaSnapshot {
     s: AtaState,
     counters: [u64; 5],
-    disk: DiskCheckpoint,
+    disk: DiskMark,
 }

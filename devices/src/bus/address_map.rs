@@ -22,7 +22,11 @@ pub struct OverlapError {
 
 /// Inclusive ranges `[first, last]` of addresses of type `K` (port numbers, physical
 /// addresses), each owned by a `T`. Lookup is a logarithmic search, not a scan.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+#[serde(bound(
+    serialize = "K: serde::Serialize, T: serde::Serialize",
+    deserialize = "K: Ord + serde::Deserialize<'de>, T: serde::Deserialize<'de>"
+))]
 pub struct AddressMap<K, T> {
     ranges: BTreeMap<K, (K, T)>,
 }

@@ -13,7 +13,7 @@
 use thiserror::Error;
 
 /// A guest-physical range a device could not reach.
-#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Error, Clone, Copy, PartialEq, Eq)]
 #[error("DMA to guest physical {addr:#x}+{len:#x} is outside RAM ({ram:#x} bytes)")]
 pub struct DmaError {
     pub addr: u64,

@@ -8,7 +8,9 @@ pub const GSI_COUNT: usize = 24;
 /// One interrupt line a device drives, named by its number on the board. Lines 0–15 are the
 /// ISA IRQs (they reach both the 8259 pair and the IOAPIC, IRQ 0 on pin 2 as the board's
 /// interrupt source override says); lines 16–23 are PCI lines, IOAPIC pins only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub struct IrqLine(u8);
 
 impl IrqLine {
@@ -38,7 +40,7 @@ impl IrqLine {
 }
 
 /// An MSI: the address/data pair a device writes to 0xFEExxxxx (Intel SDM vol. 3A 11.11).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MsiMessage {
     pub address: u64,
     pub data: u32,
@@ -71,7 +73,7 @@ impl MsiMessage {
 }
 
 /// The state of every line: edges seen since the last sync, and who drives each line high.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone, PartialEq, Eq)]
 pub struct IrqLines {
     /// Lines that saw a rising edge since the last sync (bit n = line n).
     edges: u32,

@@ -30,7 +30,7 @@ use crate::pic::PicPair;
 use crate::snapshot::{DeviceSnapshot, SnapshotError};
 
 /// Something a device asks of the machine; the run loop acts on it at the next instruction boundary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MachineEvent {
     /// isa-debug-exit (port 0xF4): the guest wrote `value`; QEMU's exit status is `(value << 1) | 1`.
     DebugExit { value: u32 },
@@ -52,7 +52,9 @@ impl MachineEvent {
 
 /// A handle to a device on the bus, returned when it is added (devices of one type can be
 /// told apart: a second UART, one virtio device per disk).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub struct DeviceId(pub usize);
 
 /// What a device sees while it handles an access: the time, its interrupt lines, guest RAM
@@ -177,8 +179,9 @@ pub trait BusDevice: Any {
 }
 
 /// Counts of port and MMIO traffic, by device and by port.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone, PartialEq, Eq)]
 pub struct IoStats {
+    #[serde(with = "crate::snapshot::interned")]
     pub by_device: BTreeMap<&'static str, u64>,
     /// (reads, writes) per port.
     pub by_port: BTreeMap<u16, (u64, u64)>,
@@ -195,7 +198,7 @@ enum ApicTarget {
 
 /// Who answers at a port: the PIC pair (a bus field, as routing needs it at hand), the PCI
 /// host bridge's configuration ports, a device, or one of a PCI device's BARs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target {
     Pic,
     PciConfig,
@@ -204,7 +207,7 @@ pub(crate) enum Target {
 }
 
 /// Who answers at an MMIO address: a device's fixed range or one of its PCI BARs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MmioOwner {
     Device(DeviceId),
     Bar(DeviceId, u8),

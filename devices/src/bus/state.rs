@@ -1,9 +1,12 @@
 //! The bus's part of a machine snapshot: every device's state, the interrupt controllers,
 //! lines, requests, deadlines, the clock, the address maps and PCI state.
 //! Teaches: restoring a machine is restoring data — and refusing when the shape differs.
+//!
+//! The snapshot is plain serializable data (`snapshot.rs` says what each version covers);
+//! restoring checks the version, then the device list, before anything changes.
 
 use super::Bus;
-use crate::snapshot::{BusSnapshot, SnapshotError};
+use crate::snapshot::{BusSnapshot, SnapshotError, BUS_SNAPSHOT_VERSION};
 
 impl Bus {
     /// Copies the state of every device, the interrupt controllers, pending lines and requests,
@@ -19,6 +22,7 @@ impl Bus {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(BusSnapshot {
+            version: BUS_SNAPSHOT_VERSION,
             devices,
             deadlines: self.slots.iter().map(|s| s.deadline).collect(),
             pic: self.pic.clone(),
@@ -40,18 +44,25 @@ impl Bus {
     /// The deadline epoch is not restored but bumped: an engine that cached the next deadline
     /// must read it again, whatever it cached.
     pub fn restore(&mut self, snap: &BusSnapshot) -> Result<(), SnapshotError> {
-        let names = |v: &mut dyn Iterator<Item = &'static str>| v.collect::<Vec<_>>().join(",");
+        if snap.version != BUS_SNAPSHOT_VERSION {
+            return Err(SnapshotError::Version {
+                device: "bus",
+                found: snap.version,
+                expected: BUS_SNAPSHOT_VERSION,
+            });
+        }
+        let names = |v: &mut dyn Iterator<Item = &str>| v.collect::<Vec<_>>().join(",");
         if snap.devices.len() != self.slots.len()
             || snap.deadlines.len() != self.slots.len()
             || self
                 .slots
                 .iter()
                 .zip(&snap.devices)
-                .any(|(d, s)| d.device.name() != s.name)
+                .any(|(d, s)| d.device.name() != s.name())
         {
             return Err(SnapshotError::Mismatch(format!(
                 "snapshot: {}; bus: {}",
-                names(&mut snap.devices.iter().map(|s| s.name)),
+                names(&mut snap.devices.iter().map(|s| s.name())),
                 names(&mut self.slots.iter().map(|d| d.device.name()))
             )));
         }

@@ -33,7 +33,7 @@ impl TimerMode {
 pub const BUS_TICKS_PER_NS: u64 = 1;
 
 /// The timer's registers and the times that matter.
-#[derive(Debug, Clone, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Default)]
 pub(super) struct ApicTimer {
     /// Initial count register (0x380).
     pub initial: u32,

@@ -40,7 +40,7 @@ pub const CAP_MSI: u8 = 0x05;
 pub const CAP_VENDOR: u8 = 0x09;
 
 /// What a BAR decodes. Sizes are powers of two (at least 16 bytes for memory, 4 for I/O).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BarKind {
     Io {
         size: u32,
@@ -69,7 +69,7 @@ impl BarKind {
 }
 
 /// A BAR the command register enables and the guest has placed: where it decodes now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BarMapping {
     pub bar: u8,
     pub base: u64,
@@ -78,12 +78,15 @@ pub struct BarMapping {
 }
 
 /// 256 bytes of configuration space with per-bit write masks.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct PciConfig {
+    #[serde(with = "crate::snapshot::byte_array")]
     bytes: [u8; 256],
     /// Bits the guest may change (1 = writable).
+    #[serde(with = "crate::snapshot::byte_array")]
     writable: [u8; 256],
     /// Bits a write of 1 clears (status error bits).
+    #[serde(with = "crate::snapshot::byte_array")]
     write_one_clears: [u8; 256],
     bars: [Option<BarKind>; 6],
     /// The last capability in the list (0: none yet), to chain the next one.

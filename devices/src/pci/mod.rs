@@ -37,7 +37,9 @@ pub fn intx_gsi(slot: u8, pin: u8) -> IrqLine {
 }
 
 /// Bus, device, function as one number (`bus << 8 | device << 3 | function`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub struct Bdf(pub u16);
 
 impl Bdf {
@@ -65,7 +67,7 @@ impl std::fmt::Display for Bdf {
 }
 
 /// The host bridge's state: the address register and which function sits at which BDF.
-#[derive(Debug, Default, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone)]
 pub struct PciHost {
     address: u32,
     functions: BTreeMap<Bdf, DeviceId>,
@@ -75,7 +77,7 @@ pub struct PciHost {
 }
 
 /// The host bridge itself, function 00:00.0: IDs and class, nothing else.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct HostBridge {
     config: PciConfig,
 }

@@ -363,19 +363,29 @@ impl BusDevice for VirtioPci {
             driver_features_sel: self.driver_features_sel,
             extra: (self.config.clone(), self.bad_accesses),
         };
-        Some(crate::snapshot::DeviceSnapshot::of(self.name(), state))
+        Some(
+            crate::snapshot::DeviceSnapshot::of(
+                self.name(),
+                crate::virtio::snapshot::TRANSPORT_SNAPSHOT_VERSION,
+                &state,
+            )
+            .holding_those_of(state.core.device()),
+        )
     }
 
     fn restore(
         &mut self,
         snap: &crate::snapshot::DeviceSnapshot,
     ) -> Result<(), crate::snapshot::SnapshotError> {
-        let state = snap.get::<TransportSnapshot<(PciConfig, u64)>>(self.name())?;
+        let state: TransportSnapshot<(PciConfig, u64)> = snap.get(
+            self.name(),
+            crate::virtio::snapshot::TRANSPORT_SNAPSHOT_VERSION,
+        )?;
         self.core.restore(&state.core)?;
         self.irq_high = state.irq_high;
         self.device_features_sel = state.device_features_sel;
         self.driver_features_sel = state.driver_features_sel;
-        (self.config, self.bad_accesses) = state.extra.clone();
+        (self.config, self.bad_accesses) = state.extra;
         Ok(())
     }
 }

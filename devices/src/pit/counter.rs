@@ -19,7 +19,7 @@ pub(super) fn ticks_to_ns(ticks: u64) -> u64 {
 }
 
 /// How the guest reads and writes a counter's 16-bit value through an 8-bit port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Access {
     LowByte,
     HighByte,
@@ -37,7 +37,7 @@ impl Access {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
     /// A control word was written, the count was not (completely) written yet.
     Unloaded,
@@ -52,7 +52,7 @@ pub(super) enum Phase {
 }
 
 /// One of the three counters.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub(super) struct Counter {
     /// Operating mode 0–5 (the control word's 6 and 7 are aliases of 2 and 3).
     pub(super) mode: u8,

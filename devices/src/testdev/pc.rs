@@ -38,7 +38,7 @@ pub const IOMEM_BASE: u64 = 0xFF00_0000;
 pub const IOMEM_LEN: u64 = 0x1_0000;
 
 /// The device's state: plain data.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct PcTestDev {
     scratch: u32,
     iomem: Vec<u8>,

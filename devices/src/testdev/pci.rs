@@ -47,7 +47,7 @@ const DATA_ANY: u8 = 0xCE;
 const NAME_OFFSET: usize = 16;
 
 /// One test: BAR type (0 memory, 1 I/O) and number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 struct Test {
     io: bool,
     number: u8,
@@ -78,7 +78,7 @@ impl Test {
 }
 
 /// The device: its configuration space, the selected test and each test's count.
-#[derive(Debug, Clone)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct PciTestDev {
     config: PciConfig,
     current: Option<Test>,

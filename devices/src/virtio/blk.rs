@@ -18,7 +18,7 @@
 //! answered at all and is a [`QueueError`] (the device goes NEEDS_RESET).
 
 use super::{read_config_bytes, Queue, QueueError, VirtioDevice, DEVICE_ID_BLOCK};
-use crate::block::{BlockBackend, DiskCheckpoint};
+use crate::block::{BlockBackend, DiskMark};
 use crate::bus::Dma;
 use crate::snapshot::{DeviceSnapshot, SnapshotError};
 use crate::virtio::DescChain;
@@ -52,7 +52,7 @@ pub const QUEUE_SIZE: u16 = 256;
 pub const SEG_MAX: u32 = QUEUE_SIZE as u32 - 2;
 
 /// Counts of what the disk was asked to do.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone, PartialEq, Eq)]
 pub struct BlkStats {
     pub reads: u64,
     pub writes: u64,
@@ -64,11 +64,15 @@ pub struct BlkStats {
     pub unsupported: u64,
 }
 
-/// virtio-blk in a machine snapshot.
+/// The layout of [`BlkSnapshot`] (with `BlkStats`): 1.
+const SNAPSHOT_VERSION: u16 = 1;
+
+/// virtio-blk in a machine snapshot (the disk's checkpoint itself is held by the snapshot).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct BlkSnapshot {
     flush_negotiated: bool,
     stats: BlkStats,
-    disk: DiskCheckpoint,
+    disk: DiskMark,
 }
 
 /// A virtio block device over a [`BlockBackend`].
@@ -260,16 +264,17 @@ impl VirtioDevice for VirtioBlk {
 
     /// The disk's checkpoint with the counters: no checkpoint (a plain file), no snapshot.
     fn snapshot(&self) -> Option<DeviceSnapshot> {
+        let checkpoint = self.backend.checkpoint()?;
         let state = BlkSnapshot {
             flush_negotiated: self.flush_negotiated,
             stats: self.stats.clone(),
-            disk: self.backend.checkpoint()?,
+            disk: checkpoint.mark,
         };
-        Some(DeviceSnapshot::of(self.name(), state))
+        Some(DeviceSnapshot::of(self.name(), SNAPSHOT_VERSION, &state).holding(checkpoint.keep))
     }
 
     fn restore(&mut self, snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
-        let state = snap.get::<BlkSnapshot>(self.name())?;
+        let state: BlkSnapshot = snap.get(self.name(), SNAPSHOT_VERSION)?;
         self.backend
             .rollback(&state.disk)
             .map_err(|e| SnapshotError::BadState {
@@ -277,7 +282,7 @@ impl VirtioDevice for VirtioBlk {
                 detail: format!("rolling the disk back: {e}"),
             })?;
         self.flush_negotiated = state.flush_negotiated;
-        self.stats = state.stats.clone();
+        self.stats = state.stats;
         Ok(())
     }
 }

@@ -63,7 +63,11 @@ impl Output {
     }
 }
 
+/// The layout of [`ConsoleSnapshot`]: 1.
+const SNAPSHOT_VERSION: u16 = 1;
+
 /// virtio-console in a machine snapshot.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct ConsoleSnapshot {
     pending_input: VecDeque<u8>,
     buffered_output: Vec<u8>,
@@ -222,14 +226,14 @@ impl VirtioDevice for VirtioConsole {
             bytes_out: self.bytes_out,
             bytes_in: self.bytes_in,
         };
-        Some(DeviceSnapshot::of(self.name(), state))
+        Some(DeviceSnapshot::of(self.name(), SNAPSHOT_VERSION, &state))
     }
 
     fn restore(&mut self, snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
-        let state = snap.get::<ConsoleSnapshot>(self.name())?;
-        self.pending_input.clone_from(&state.pending_input);
+        let state: ConsoleSnapshot = snap.get(self.name(), SNAPSHOT_VERSION)?;
+        self.pending_input = state.pending_input;
         if let Output::Buffer(b) = &mut self.output {
-            b.clone_from(&state.buffered_output);
+            *b = state.buffered_output;
         }
         self.bytes_out = state.bytes_out;
         self.bytes_in = state.bytes_in;

@@ -263,14 +263,24 @@ impl BusDevice for VirtioMmio {
             driver_features_sel: self.driver_features_sel,
             extra: (),
         };
-        Some(crate::snapshot::DeviceSnapshot::of(self.name(), state))
+        Some(
+            crate::snapshot::DeviceSnapshot::of(
+                self.name(),
+                crate::virtio::snapshot::TRANSPORT_SNAPSHOT_VERSION,
+                &state,
+            )
+            .holding_those_of(state.core.device()),
+        )
     }
 
     fn restore(
         &mut self,
         snap: &crate::snapshot::DeviceSnapshot,
     ) -> Result<(), crate::snapshot::SnapshotError> {
-        let state = snap.get::<TransportSnapshot<()>>(self.name())?;
+        let state: TransportSnapshot<()> = snap.get(
+            self.name(),
+            crate::virtio::snapshot::TRANSPORT_SNAPSHOT_VERSION,
+        )?;
         self.core.restore(&state.core)?;
         self.irq_high = state.irq_high;
         self.device_features_sel = state.device_features_sel;

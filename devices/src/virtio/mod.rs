@@ -158,7 +158,7 @@ impl Interrupts {
 }
 
 /// What the core counted. Every transport shares these.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone, PartialEq, Eq)]
 pub struct VirtioStats {
     /// Notifications that reached the device (DRIVER_OK, enabled queue).
     pub notifications: u64,

@@ -43,7 +43,7 @@ pub const MAX_CHAIN_BYTES: u64 = 64 << 20;
 pub const MAX_INDIRECT_DESCRIPTORS: u32 = MAX_QUEUE_SIZE as u32;
 
 /// A ring the driver broke. The transport sets DEVICE_NEEDS_RESET and stops the device.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Error, Clone, PartialEq, Eq)]
 pub enum QueueError {
     #[error("descriptor index {index} is outside a table of {size}")]
     DescIndexOutOfRange { index: u32, size: u32 },
@@ -70,7 +70,7 @@ pub enum QueueError {
     #[error(transparent)]
     Dma(#[from] DmaError),
     #[error("malformed request: {0}")]
-    BadRequest(&'static str),
+    BadRequest(#[serde(with = "crate::snapshot::interned::one")] crate::snapshot::StaticName),
 }
 
 /// One buffer of a chain: `len` bytes at guest-physical `addr`, checked to lie in RAM.
@@ -203,7 +203,7 @@ pub fn vring_need_event(event: u16, new: u16, old: u16) -> bool {
 // ANCHOR_END: need_event
 
 /// One split virtqueue: its configuration (from the transport) and the device's position.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Queue {
     max_size: u16,
     /// 0 after the driver wrote an invalid size: the queue cannot be enabled.

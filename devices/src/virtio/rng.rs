@@ -17,7 +17,7 @@ pub const QUEUE_SIZE: u16 = 64;
 pub const MAX_BYTES_PER_REQUEST: u64 = 64 << 10;
 
 /// SplitMix64: a 64-bit counter stepped by the golden-ratio constant and scrambled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SplitMix64 {
     state: u64,
 }
@@ -138,21 +138,21 @@ impl VirtioDevice for VirtioRng {
     /// The generator's position; a host entropy source cannot be rewound, so `None`.
     fn snapshot(&self) -> Option<DeviceSnapshot> {
         match &self.source {
-            Source::Seeded { rng, .. } => Some(DeviceSnapshot::of(
-                self.name(),
-                (rng.clone(), self.bytes_given),
-            )),
+            // Layout 1: (the generator, bytes given).
+            Source::Seeded { rng, .. } => {
+                Some(DeviceSnapshot::of(self.name(), 1, &(rng, self.bytes_given)))
+            }
             Source::Host(_) => None,
         }
     }
 
     fn restore(&mut self, snap: &DeviceSnapshot) -> Result<(), SnapshotError> {
-        let (saved, given) = snap.get::<(SplitMix64, u64)>(self.name())?;
+        let (saved, given): (SplitMix64, u64) = snap.get(self.name(), 1)?;
         match &mut self.source {
-            Source::Seeded { rng, .. } => *rng = saved.clone(),
+            Source::Seeded { rng, .. } => *rng = saved,
             Source::Host(_) => return Err(SnapshotError::Unsupported("virtio-rng (host entropy)")),
         }
-        self.bytes_given = *given;
+        self.bytes_given = given;
         Ok(())
     }
 }

@@ -3,6 +3,12 @@
 //! Teaches: a paravirtual device's state is small — a status byte, features, and where each
 //! ring was read up to; the rings themselves live in guest RAM, which the snapshot has anyway.
 //!
+//! **Versions.** [`TRANSPORT_SNAPSHOT_VERSION`] covers a transport's snapshot as a whole —
+//! [`TransportSnapshot`], [`CoreSnapshot`], `Queue` and `VirtioStats` (and `PciConfig` for
+//! virtio-pci) — the version the transport's `DeviceSnapshot` carries. The virtio device's own
+//! state is a `DeviceSnapshot` inside the core's, with the device's version (blk, console,
+//! rng: 1).
+//!
 //! A device with host state it cannot copy returns `None` from [`VirtioDevice::snapshot`]
 //! (a host entropy source), and so does a disk without an undo journal: the bus then refuses
 //! to snapshot, rather than rewind a guest over a device that was not.
@@ -10,7 +16,11 @@
 use super::{Queue, QueueError, VirtioCore, VirtioStats};
 use crate::snapshot::{DeviceSnapshot, SnapshotError};
 
+/// The layout of a virtio transport's snapshot (see the module header): 1.
+pub const TRANSPORT_SNAPSHOT_VERSION: u16 = 1;
+
 /// [`VirtioCore`]'s part of a snapshot.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct CoreSnapshot {
     device: DeviceSnapshot,
     status: u8,
@@ -21,6 +31,13 @@ pub struct CoreSnapshot {
     config_generation: u32,
     last_error: Option<QueueError>,
     stats: VirtioStats,
+}
+
+impl CoreSnapshot {
+    /// The device's own snapshot (its handles must be kept by the transport's).
+    pub(crate) fn device(&self) -> &DeviceSnapshot {
+        &self.device
+    }
 }
 
 impl VirtioCore {
@@ -67,6 +84,7 @@ impl VirtioCore {
 }
 
 /// A transport's registers around its core (virtio-mmio, virtio-pci).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct TransportSnapshot<Extra> {
     pub core: CoreSnapshot,
     pub irq_high: bool,

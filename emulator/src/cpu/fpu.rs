@@ -8,8 +8,9 @@
 //! ([`FpuState::rotate_stack`]); physical register `p` is ST((p − TOP) mod 8).
 
 /// The x87/SSE state in FXSAVE layout (512 bytes), so any engine can carry it unchanged.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Clone, PartialEq, Eq)]
 pub struct FpuState {
+    #[serde(with = "devices::snapshot::byte_array")]
     pub fxsave: [u8; 512],
 }
 

@@ -118,7 +118,7 @@ pub mod msr {
 
 /// A segment register: the visible selector and the hidden descriptor cache loaded with it.
 /// Field meanings follow the descriptor (and KVM's `kvm_segment`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Segment {
     pub selector: u16,
     pub base: u64,
@@ -189,14 +189,14 @@ impl Segment {
 }
 
 /// GDTR or IDTR.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DescriptorTable {
     pub base: u64,
     pub limit: u16,
 }
 
 /// Events that belong to the CPU between instructions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PendingEvents {
     /// Interrupts are blocked for one instruction after STI or MOV SS/POP SS.
     pub interrupt_shadow: bool,
@@ -208,7 +208,7 @@ pub struct PendingEvents {
 pub use super::fpu::FpuState;
 
 /// The MSRs that matter to the guests and engines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Msrs {
     /// MSR_KVM_SYSTEM_TIME_NEW (kvmclock: the time info's address | enable) and
     /// MSR_KVM_WALL_CLOCK_NEW; only with paravirtualization on (`Machine::pv`).
@@ -228,7 +228,7 @@ pub struct Msrs {
 }
 
 /// The complete architectural state of the virtual CPU.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct CpuState {
     /// RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8–R15.
     pub gpr: [u64; 16],

@@ -14,6 +14,14 @@
 //! the interpreter's caches (decoded instructions, shadow page tables) only affect speed and the
 //! MMU's hit/miss counters. Restoring needs a machine of the same shape (same RAM size, same
 //! devices) — one booted from the same image, say; anything else is a `SnapshotError`.
+//!
+//! **As data.** [`MachineSnapshot::to_parts`] takes a snapshot apart into [`SnapshotParts`],
+//! every piece `Serialize + Deserialize` (encode them with postcard, as the devices do); and
+//! [`MachineSnapshot::from_parts`] checks the parts and puts a snapshot back together. Devices
+//! are already encoded inside the bus's part (each with its own version, see
+//! `devices::snapshot`); the CPU, statistics and kvmclock parts are covered by
+//! [`MACHINE_PARTS_VERSION`], which a file format stores next to them. Step back never goes
+//! through the parts: its snapshots keep RAM as shared pages.
 
 use std::rc::Rc;
 
@@ -23,6 +31,24 @@ use super::{Machine, Stats};
 use crate::cpu::CpuState;
 
 const PAGE: usize = 4096;
+
+/// The layout of [`SnapshotParts`]'s own pieces — `CpuState` (with its segment caches, FPU,
+/// MSRs, pending events), `Stats` and the kvmclock bookkeeping — as postcard writes them: 1.
+/// The bus part carries its own versions.
+pub const MACHINE_PARTS_VERSION: u16 = 1;
+
+/// A machine snapshot as serializable pieces: what a snapshot file or a migration stream
+/// writes. `pages` are the non-zero 4 KiB RAM pages, ascending by page number.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotParts {
+    pub cpu: CpuState,
+    pub stats: Stats,
+    pub kvmclock: crate::pv::kvmclock::Kvmclock,
+    pub bus: BusSnapshot,
+    pub rom: Vec<u8>,
+    pub ram_size: u64,
+    pub pages: Vec<(u64, Vec<u8>)>,
+}
 
 /// A copy of the whole machine at an instruction boundary.
 #[derive(Debug)]
@@ -54,6 +80,62 @@ impl MachineSnapshot {
             .iter()
             .filter(|(_, p)| Rc::strong_count(p) == 1)
             .count()
+    }
+
+    /// The snapshot as serializable pieces (RAM pages copied out).
+    pub fn to_parts(&self) -> SnapshotParts {
+        SnapshotParts {
+            cpu: self.cpu.clone(),
+            stats: self.stats.clone(),
+            kvmclock: self.kvmclock,
+            bus: self.bus.clone(),
+            rom: self.rom.clone(),
+            ram_size: self.ram_size,
+            pages: self.pages.iter().map(|(n, p)| (*n, p.to_vec())).collect(),
+        }
+    }
+
+    /// A snapshot made of `parts`, checked: pages must be whole 4 KiB pages inside RAM, in
+    /// ascending order, each once. Whether the state fits a machine is checked on restore.
+    pub fn from_parts(parts: SnapshotParts) -> Result<MachineSnapshot, SnapshotError> {
+        let bad = |detail: String| SnapshotError::BadState {
+            device: "RAM",
+            detail,
+        };
+        let page_count = parts.ram_size.div_ceil(PAGE as u64);
+        let mut previous = None;
+        for (number, bytes) in &parts.pages {
+            if previous.is_some_and(|p| p >= *number) {
+                return Err(bad(format!("page {number:#x} out of order")));
+            }
+            if *number >= page_count {
+                return Err(bad(format!(
+                    "page {number:#x} is beyond {:#x} bytes of RAM",
+                    parts.ram_size
+                )));
+            }
+            let room = (parts.ram_size - number * PAGE as u64).min(PAGE as u64);
+            if bytes.len() as u64 != room {
+                return Err(bad(format!(
+                    "page {number:#x} holds {} bytes, not {room}",
+                    bytes.len()
+                )));
+            }
+            previous = Some(*number);
+        }
+        Ok(MachineSnapshot {
+            cpu: parts.cpu,
+            stats: parts.stats,
+            kvmclock: parts.kvmclock,
+            bus: parts.bus,
+            rom: parts.rom,
+            ram_size: parts.ram_size,
+            pages: parts
+                .pages
+                .into_iter()
+                .map(|(n, p)| (n, Rc::from(p)))
+                .collect(),
+        })
     }
 
     fn page(&self, number: u64) -> Option<&Rc<[u8]>> {

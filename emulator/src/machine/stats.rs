@@ -7,15 +7,17 @@ use std::fmt;
 use devices::IoStats;
 
 /// Counters of one machine run, accumulated across engine switches.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
     /// Guest instructions retired by engines that can count them (emulated engines).
     pub instructions: u64,
     /// Instructions executed by engines that cannot count them (KVM runs them natively).
     pub uncounted_runs: u64,
     /// VM exits (KVM) or traps to the machine (emulated engines) by reason ("io", "mmio", "hlt", …).
+    #[serde(with = "devices::snapshot::interned")]
     pub exits: BTreeMap<&'static str, u64>,
     /// Exceptions delivered to the guest, by vector name ("#GP", "#PF", …).
+    #[serde(with = "devices::snapshot::interned")]
     pub exceptions: BTreeMap<&'static str, u64>,
     /// Hardware interrupts delivered to the guest (from the PIC).
     pub interrupts: u64,
@@ -28,6 +30,7 @@ pub struct Stats {
     /// Binary-translator counters (zero when it never ran).
     pub translator: TranslatorStats,
     /// Hypercalls by (name, door: "port" or "vmcall").
+    #[serde(with = "devices::snapshot::interned::pairs")]
     pub hypercalls: BTreeMap<(&'static str, &'static str), u64>,
     /// Hypercalls that returned an error to the guest.
     pub hypercall_errors: u64,
@@ -36,7 +39,7 @@ pub struct Stats {
 }
 
 /// Counters of the binary translator (part of `Stats`, so they add up across engine switches).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TranslatorStats {
     /// Blocks translated, and the guest instructions in them.
     pub blocks_translated: u64,
@@ -117,7 +120,7 @@ impl TranslatorStats {
 }
 
 /// Counters of the software MMU (the shadow page tables).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct MmuStats {
     /// Translations answered by a shadow entry (no walk).
     pub tlb_hits: u64,

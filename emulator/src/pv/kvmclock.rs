@@ -25,7 +25,7 @@ pub const FLAG_TSC_STABLE: u8 = 1;
 pub const TIME_INFO_SIZE: u64 = 32;
 
 /// Which engine's idea of the guest clock the structure currently holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Publisher {
     #[default]
     Nobody,
@@ -36,7 +36,7 @@ pub enum Publisher {
 }
 
 /// The machine's kvmclock bookkeeping (not architectural state: the MSR value is in `CpuState`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Kvmclock {
     pub publisher: Publisher,
     /// Added to virtual time in what the emulated engines publish, so their clock continues

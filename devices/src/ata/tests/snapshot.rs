@@ -55,11 +55,27 @@ fn a_restored_device_resumes_its_transfer_over_the_disk_as_it_was() {
 }
 
 #[test]
-fn a_snapshot_of_another_device_is_refused() {
+fn a_snapshot_of_another_device_version_or_layout_is_refused() {
     let mut rig = journaled(4);
-    let other = crate::snapshot::DeviceSnapshot::of("ata", 5u32);
+    let good = rig.ata.snapshot().unwrap();
+    let other = crate::snapshot::DeviceSnapshot::of("uart", 1, &5u32);
     assert!(matches!(
         rig.ata.restore(&other),
         Err(SnapshotError::Mismatch(_))
     ));
+    let newer = crate::snapshot::DeviceSnapshot::of("ata", 2, &5u32);
+    assert!(matches!(
+        rig.ata.restore(&newer),
+        Err(SnapshotError::Version {
+            device: "ata",
+            found: 2,
+            expected: 1
+        })
+    ));
+    let garbage = crate::snapshot::DeviceSnapshot::of("ata", 1, &5u32);
+    assert!(matches!(
+        rig.ata.restore(&garbage),
+        Err(SnapshotError::BadState { device: "ata", .. })
+    ));
+    rig.ata.restore(&good).unwrap();
 }
