@@ -144,7 +144,8 @@ pub enum TestDevice {
     PciTestdev,
 }
 
-fn device_name(d: TestDevice) -> &'static str {
+/// A test device's `--device` name.
+pub fn test_device_name(d: TestDevice) -> &'static str {
     match d {
         TestDevice::PcTestdev => "pc-testdev",
         TestDevice::PciTestdev => "pci-testdev",
@@ -247,7 +248,7 @@ pub fn attach(
         if test_devices[..i].contains(device) {
             anyhow::bail!(
                 "--device {} is given twice; the board has room for one",
-                device_name(*device)
+                test_device_name(*device)
             );
         }
         placed.push(match device {

@@ -75,6 +75,26 @@ enum Command {
         /// for gdb before the first instruction, as QEMU's `-s -S` (`target remote ADDR`).
         #[arg(long, value_name = "ADDR")]
         gdb: Option<String>,
+        /// Save the whole machine (CPU, RAM, every device) to FILE after N guest instructions,
+        /// then go on; `vmscope restore FILE` continues from there, on any engine.
+        #[arg(long, value_name = "N", requires = "save")]
+        save_at: Option<u64>,
+        /// The snapshot file `--save-at` writes.
+        #[arg(long, value_name = "FILE", requires = "save_at")]
+        save: Option<PathBuf>,
+    },
+    /// Continue a machine saved with `vmscope run --save-at N --save FILE`, on any engine.
+    Restore {
+        /// The snapshot file.
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+        engine: EngineChoice,
+        /// Print exit/trap/I/O statistics when the guest stops.
+        #[arg(long)]
+        stats: bool,
+        /// Stop after N more guest instructions.
+        #[arg(long)]
+        max_instructions: Option<u64>,
     },
     /// Execute N instructions one at a time, printing each with the registers it changed.
     Step {
@@ -176,6 +196,25 @@ fn parse_cache_size(s: &str) -> Result<u64, String> {
     Ok(n)
 }
 
+/// What `run` and `restore` print after the guest: what ran, on which engines, how it ended,
+/// and the counters with `--stats`; returns the exit status.
+fn finish(outcome: vmscope::GuestOutcome, stats: bool) -> i32 {
+    eprintln!("vmscope: {}", outcome.image);
+    eprintln!("vmscope: engine: {}", outcome.engines.join(" → "));
+    eprintln!("vmscope: {}", outcome.summary());
+    if let Some(hint) = vmscope::runner::hint_for(&outcome) {
+        eprintln!("vmscope: note: {hint}");
+    }
+    if stats {
+        let m = &outcome.machine;
+        eprint!("{}", m.stats.report(&m.bus.stats));
+        for report in &outcome.reports {
+            eprintln!("{report}");
+        }
+    }
+    outcome.status
+}
+
 fn main() -> ExitCode {
     match real_main() {
         Ok(code) => ExitCode::from(code as u8),
@@ -208,6 +247,8 @@ fn real_main() -> Result<i32> {
             format,
             board,
             gdb,
+            save_at,
+            save,
         } => {
             let (name, bytes) = read_image(image.as_deref())?;
             let opts = RunOptions {
@@ -229,6 +270,9 @@ fn real_main() -> Result<i32> {
                 disks: board.disk,
                 virtio_console: board.virtio_console,
                 show_devices: board.devices,
+                save: save_at
+                    .zip(save)
+                    .map(|(at, path)| vmscope::runner::SavePlan { at, path }),
             };
             let mut stdout = std::io::stdout();
             let mut notice = |s: String| eprintln!("{s}");
@@ -254,21 +298,25 @@ fn real_main() -> Result<i32> {
                 }
             };
             stdout.flush()?;
-            eprintln!("vmscope: {}", outcome.image);
-            eprintln!("vmscope: engine: {}", outcome.engines.join(" → "));
-            eprintln!("vmscope: {}", outcome.summary());
-            if let Some(hint) = vmscope::runner::hint_for(&outcome) {
-                eprintln!("vmscope: note: {hint}");
-            }
-            if stats {
-                let mut m = outcome.machine;
-                eprint!("{}", m.stats.report(&m.bus.stats));
-                for report in &outcome.reports {
-                    eprintln!("{report}");
-                }
-                let _ = &mut m;
-            }
-            Ok(outcome.status)
+            Ok(finish(outcome, stats))
+        }
+        Command::Restore {
+            file,
+            engine,
+            stats,
+            max_instructions,
+        } => {
+            let mut stdout = std::io::stdout();
+            let mut notice = |s: String| eprintln!("{s}");
+            let outcome = vmscope::snapshot::restore_and_run(
+                &file,
+                engine,
+                max_instructions,
+                &mut stdout,
+                &mut notice,
+            )?;
+            stdout.flush()?;
+            Ok(finish(outcome, stats))
         }
         Command::Step {
             image,

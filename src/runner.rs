@@ -27,6 +27,13 @@ pub struct SwitchPlan {
     pub to: EngineChoice,
 }
 
+/// Save the machine to a file once this many instructions have run (`--save-at N --save FILE`).
+#[derive(Debug, Clone)]
+pub struct SavePlan {
+    pub at: u64,
+    pub path: std::path::PathBuf,
+}
+
 /// How to run a guest.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -55,6 +62,8 @@ pub struct RunOptions {
     pub nic: Option<crate::attach::NicSpec>,
     /// Print the device table before the guest starts (`--devices`).
     pub show_devices: bool,
+    /// Save the machine to a snapshot file partway (`--save-at`, `--save`).
+    pub save: Option<SavePlan>,
 }
 
 impl Default for RunOptions {
@@ -74,6 +83,7 @@ impl Default for RunOptions {
             test_devices: Vec::new(),
             nic: None,
             show_devices: false,
+            save: None,
         }
     }
 }
@@ -90,7 +100,8 @@ pub struct GuestOutcome {
     /// Engine-specific counters of each engine that had any (the translator's cache).
     pub reports: Vec<String>,
     pub machine: Machine,
-    pub image: LoadedImage,
+    /// What ran: the loaded image ("kernel.elf: Multiboot ELF32, entry …"), or the snapshot.
+    pub image: String,
 }
 
 impl GuestOutcome {
@@ -199,9 +210,24 @@ pub fn run_guest(
     serial: &mut dyn Write,
     notice: &mut dyn FnMut(String),
 ) -> Result<GuestOutcome> {
-    let (mut machine, image, attached) = build_machine(name, bytes, opts, notice)?;
+    let (machine, image, attached) = build_machine(name, bytes, opts, notice)?;
+    run_machine(machine, image.to_string(), &attached, opts, serial, notice)
+}
+
+/// Runs a machine that is ready (loaded, or restored from a snapshot file) to the end, as
+/// `opts` says: slices, engine switches, the instruction limit, `--save-at`, a NIC's tap.
+/// `image` describes what runs, for the summary.
+pub fn run_machine(
+    mut machine: Machine,
+    image: String,
+    attached: &crate::attach::Attached,
+    opts: &RunOptions,
+    serial: &mut dyn Write,
+    notice: &mut dyn FnMut(String),
+) -> Result<GuestOutcome> {
     let mut cable = crate::net::cable::TapCable::for_nic(attached.nic.as_ref())?;
     let mut engine = make_engine(opts.engine, &machine, notice)?;
+    let mut save = opts.save.clone();
     let mut engines = vec![engine.describe()];
     let mut reports = Vec::new();
     let mut switch = opts.switch;
@@ -233,6 +259,15 @@ pub fn run_guest(
             // KVM counts instructions by single-stepping whenever the limit names a count.
             limit.instructions = Some(limit.instructions.unwrap_or(u64::MAX).min(max - used));
         }
+        if let Some(plan) = &save {
+            let done = machine.stats.instructions - start_instructions;
+            limit.instructions = Some(
+                limit
+                    .instructions
+                    .unwrap_or(u64::MAX)
+                    .min(plan.at.saturating_sub(done)),
+            );
+        }
         if let Some(plan) = switch {
             match plan.unit {
                 SwitchUnit::Io => limit.io_accesses = Some(plan.after),
@@ -256,6 +291,17 @@ pub fn run_guest(
         }
         if exit != Exit::LimitReached {
             break exit;
+        }
+        if let Some(plan) = save.as_ref() {
+            if machine.stats.instructions - start_instructions >= plan.at {
+                crate::snapshot::save_file(&machine, attached, opts, &image, &plan.path)?;
+                notice(format!(
+                    "vmscope: saved the machine after {} instructions to {}",
+                    plan.at,
+                    plan.path.display()
+                ));
+                save = None;
+            }
         }
         if let Some(plan) = switch.as_mut() {
             let done = match plan.unit {

@@ -128,7 +128,7 @@ pub fn run_with_gdb(
         engines,
         reports,
         machine: target.machine,
-        image,
+        image: image.to_string(),
     };
     Ok(if killed {
         GdbEnd::Killed(outcome)
