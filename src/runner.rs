@@ -175,14 +175,9 @@ pub fn load(
 /// How much guest time a KVM run slice lasts before the runner shows the output so far.
 const SLICE_NS: u64 = 50_000_000;
 
-/// Builds the machine `opts` describes (RAM, paravirtualization, the attached devices) and
-/// loads `bytes` into it; `vmscope run` and its `--gdb` stub both start here.
-pub fn build_machine(
-    name: &str,
-    bytes: &[u8],
-    opts: &RunOptions,
-    notice: &mut dyn FnMut(String),
-) -> Result<(Machine, LoadedImage, crate::attach::Attached)> {
+/// The empty machine `opts` describes: RAM, paravirtualization and the attached devices, no
+/// image yet (a snapshot restored into it brings its own RAM).
+pub fn build_board(opts: &RunOptions) -> Result<(Machine, crate::attach::Attached)> {
     let mut machine = Machine::new(opts.memory)
         .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
     machine.pv = opts.pv;
@@ -194,6 +189,18 @@ pub fn build_machine(
         &opts.test_devices,
         opts.nic.as_ref(),
     )?;
+    Ok((machine, attached))
+}
+
+/// Builds the machine `opts` describes (RAM, paravirtualization, the attached devices) and
+/// loads `bytes` into it; `vmscope run` and its `--gdb` stub both start here.
+pub fn build_machine(
+    name: &str,
+    bytes: &[u8],
+    opts: &RunOptions,
+    notice: &mut dyn FnMut(String),
+) -> Result<(Machine, LoadedImage, crate::attach::Attached)> {
+    let (mut machine, attached) = build_board(opts)?;
     if opts.show_devices {
         notice(crate::board_info::describe(&mut machine.bus, &attached));
     }

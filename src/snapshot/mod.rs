@@ -217,17 +217,7 @@ fn rebuild_options(
 /// The machine `loaded` describes, built and restored (no image is loaded: RAM comes from
 /// the file).
 pub fn rebuild(loaded: &Loaded, opts: &RunOptions) -> Result<(Machine, Attached)> {
-    let mut machine = Machine::new(opts.memory)
-        .with_context(|| format!("creating a machine with {} bytes of RAM", opts.memory))?;
-    machine.pv = opts.pv;
-    let attached = crate::attach::attach(
-        &mut machine.bus,
-        &opts.disks,
-        opts.virtio_console,
-        opts.virtio_rng,
-        &opts.test_devices,
-        None,
-    )?;
+    let (mut machine, attached) = crate::runner::build_board(opts)?;
     let snapshot = MachineSnapshot::from_parts(loaded.parts.clone())
         .map_err(|e| anyhow::anyhow!("the snapshot's parts: {e}"))?;
     machine
