@@ -422,10 +422,6 @@ fn stats_report(switch: &Switch, guests: &[Guest], elapsed: Duration) -> String 
             s += &format!("    exits by reason: {}\n", reasons.join(", "));
         }
     }
-    s += &switch.report(switch_now(elapsed)).to_string();
+    s += &switch.report(elapsed.as_nanos() as u64).to_string();
     s
-}
-
-fn switch_now(elapsed: Duration) -> u64 {
-    elapsed.as_nanos() as u64
 }
