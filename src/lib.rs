@@ -14,6 +14,7 @@ pub mod fuzz;
 pub mod gdb;
 pub mod image;
 pub mod linux;
+pub mod migrate;
 pub mod mmu_cmd;
 pub mod net;
 pub mod runner;

@@ -82,6 +82,31 @@ enum Command {
         /// The snapshot file `--save-at` writes.
         #[arg(long, value_name = "FILE", requires = "save_at")]
         save: Option<PathBuf>,
+        /// Live-migrate the running guest to `vmscope migrate-listen ADDR` (127.0.0.1:PORT,
+        /// [::1]:PORT or unix:PATH): pre-copy rounds while it runs, then a short stop-and-copy.
+        #[arg(long, value_name = "ADDR", requires = "migrate_after")]
+        migrate_to: Option<String>,
+        /// When the migration starts: after N guest instructions, or after Nms of guest time
+        /// (e.g. 300ms; on kvm this needs no single-stepping).
+        #[arg(long, value_name = "N|Nms", requires = "migrate_to")]
+        migrate_after: Option<vmscope::migrate::MigrateAfter>,
+        /// The migration link's speed, in bytes per second of guest time (e.g. 64M): what
+        /// decides whether pre-copy outruns the guest's writes.
+        #[arg(long, value_name = "BYTES", default_value = "256M", value_parser = vmscope::sizes::parse_memory_size)]
+        migrate_bandwidth: u64,
+    },
+    /// Wait for a guest live-migrated with `vmscope run … --migrate-to ADDR`, and run it here.
+    MigrateListen {
+        /// 127.0.0.1:PORT, [::1]:PORT or unix:PATH.
+        addr: String,
+        #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+        engine: EngineChoice,
+        /// Print exit/trap/I/O statistics when the guest stops.
+        #[arg(long)]
+        stats: bool,
+        /// Stop after N more guest instructions.
+        #[arg(long)]
+        max_instructions: Option<u64>,
     },
     /// Continue a machine saved with `vmscope run --save-at N --save FILE`, on any engine.
     Restore {
@@ -249,7 +274,18 @@ fn real_main() -> Result<i32> {
             gdb,
             save_at,
             save,
+            migrate_to,
+            migrate_after,
+            migrate_bandwidth,
         } => {
+            let migrate = match migrate_to.zip(migrate_after) {
+                Some((to, after)) => Some(vmscope::migrate::MigratePlan {
+                    to: vmscope::migrate::Endpoint::parse(&to)?,
+                    after,
+                    bandwidth: migrate_bandwidth,
+                }),
+                None => None,
+            };
             let (name, bytes) = read_image(image.as_deref())?;
             let opts = RunOptions {
                 engine,
@@ -273,6 +309,7 @@ fn real_main() -> Result<i32> {
                 save: save_at
                     .zip(save)
                     .map(|(at, path)| vmscope::runner::SavePlan { at, path }),
+                migrate,
             };
             let mut stdout = std::io::stdout();
             let mut notice = |s: String| eprintln!("{s}");
@@ -297,6 +334,25 @@ fn real_main() -> Result<i32> {
                     }
                 }
             };
+            stdout.flush()?;
+            Ok(finish(outcome, stats))
+        }
+        Command::MigrateListen {
+            addr,
+            engine,
+            stats,
+            max_instructions,
+        } => {
+            let at = vmscope::migrate::Endpoint::parse(&addr)?;
+            let mut stdout = std::io::stdout();
+            let mut notice = |s: String| eprintln!("{s}");
+            let outcome = vmscope::migrate::dest::listen_and_run(
+                &at,
+                engine,
+                max_instructions,
+                &mut stdout,
+                &mut notice,
+            )?;
             stdout.flush()?;
             Ok(finish(outcome, stats))
         }

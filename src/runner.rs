@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub show_devices: bool,
     /// Save the machine to a snapshot file partway (`--save-at`, `--save`).
     pub save: Option<SavePlan>,
+    /// Move the running guest to another vmscope (`--migrate-to`, `--migrate-after`).
+    pub migrate: Option<crate::migrate::MigratePlan>,
 }
 
 impl Default for RunOptions {
@@ -84,6 +86,7 @@ impl Default for RunOptions {
             nic: None,
             show_devices: false,
             save: None,
+            migrate: None,
         }
     }
 }
@@ -102,12 +105,17 @@ pub struct GuestOutcome {
     pub machine: Machine,
     /// What ran: the loaded image ("kernel.elf: Multiboot ELF32, entry …"), or the snapshot.
     pub image: String,
+    /// The guest left for another vmscope (`--migrate-to`): how it went.
+    pub migrated: Option<(crate::migrate::Endpoint, crate::migrate::source::Migrated)>,
 }
 
 impl GuestOutcome {
     /// One line for the user about how the guest ended.
     pub fn summary(&self) -> String {
-        exit_summary(&self.exit)
+        match &self.migrated {
+            Some((to, m)) => m.describe(to).join("\nvmscope: "),
+            None => exit_summary(&self.exit),
+        }
     }
 }
 
@@ -246,6 +254,7 @@ pub fn run_machine(
             engine.describe()
         ));
     }
+    let mut migration = Migration::new(opts.migrate.clone(), &machine);
     let exit = loop {
         // Emulated engines run in slices of instructions, KVM in slices of (host) time: either
         // way the loop gets control back often enough to show the guest's output as it comes.
@@ -254,6 +263,7 @@ pub fn run_machine(
         } else {
             RunLimit::time_ns(SLICE_NS)
         };
+        migration.limit(&machine, &mut limit);
         if cable.is_some() {
             // A peer on the tap lives in real time: short slices, paced below.
             limit.time_ns = Some(crate::net::cable::PACED_SLICE_NS);
@@ -299,6 +309,19 @@ pub fn run_machine(
         if exit != Exit::LimitReached {
             break exit;
         }
+        if let Some(done) = migration.after_slice(&mut machine, attached, opts, &image, notice)? {
+            serial.flush()?;
+            reports.extend(engine.report());
+            return Ok(GuestOutcome {
+                exit,
+                status: 0,
+                engines,
+                reports,
+                machine,
+                image,
+                migrated: Some(done),
+            });
+        }
         if let Some(plan) = save.as_ref() {
             if machine.stats.instructions - start_instructions >= plan.at {
                 crate::snapshot::save_file(&machine, attached, opts, &image, &plan.path)?;
@@ -326,6 +349,12 @@ pub fn run_machine(
         }
     };
     serial.flush()?;
+    if let (Some(_), Some(plan)) = (&migration.precopy, &migration.plan) {
+        notice(format!(
+            "vmscope: the guest ended before its migration to {} was done; the destination gets nothing",
+            plan.to
+        ));
+    }
     reports.extend(engine.report());
     let status = exit_status(&exit);
     Ok(GuestOutcome {
@@ -335,5 +364,129 @@ pub fn run_machine(
         reports,
         machine,
         image,
+        migrated: None,
     })
+}
+
+/// `--migrate-to`'s part of the run loop: waiting for `--migrate-after`, then pre-copy between
+/// slices, then the stop-and-copy. A failure is a notice: the guest runs on here.
+struct Migration {
+    plan: Option<crate::migrate::MigratePlan>,
+    start_instructions: u64,
+    start_ns: u64,
+    precopy: Option<crate::migrate::source::Precopy>,
+}
+
+impl Migration {
+    fn new(plan: Option<crate::migrate::MigratePlan>, machine: &Machine) -> Self {
+        Migration {
+            plan,
+            start_instructions: machine.stats.instructions,
+            start_ns: machine.bus.now_ns(),
+            precopy: None,
+        }
+    }
+
+    /// Shortens the next slice: to end where `--migrate-after` says, and, while pre-copy runs,
+    /// to one slice of the link.
+    fn limit(&self, machine: &Machine, limit: &mut RunLimit) {
+        let Some(plan) = &self.plan else { return };
+        if self.precopy.is_some() {
+            let t = crate::migrate::source::SLICE_NS;
+            limit.time_ns = Some(limit.time_ns.map_or(t, |l| l.min(t)));
+            return;
+        }
+        match plan.after {
+            crate::migrate::MigrateAfter::Instructions(n) => {
+                let done = machine.stats.instructions - self.start_instructions;
+                let left = n.saturating_sub(done);
+                limit.instructions = Some(limit.instructions.map_or(left, |l| l.min(left)));
+            }
+            crate::migrate::MigrateAfter::GuestNs(ns) => {
+                let left = ns
+                    .saturating_sub(machine.bus.now_ns() - self.start_ns)
+                    .max(1);
+                limit.time_ns = Some(limit.time_ns.map_or(left, |l| l.min(left)));
+            }
+        }
+    }
+
+    fn due(&self, machine: &Machine) -> bool {
+        match self.plan.as_ref().map(|p| p.after) {
+            Some(crate::migrate::MigrateAfter::Instructions(n)) => {
+                machine.stats.instructions - self.start_instructions >= n
+            }
+            Some(crate::migrate::MigrateAfter::GuestNs(ns)) => {
+                machine.bus.now_ns() - self.start_ns >= ns
+            }
+            None => false,
+        }
+    }
+
+    /// After a slice that ended at the limit: start, continue or finish the migration.
+    /// `Some` once the destination has the guest.
+    fn after_slice(
+        &mut self,
+        machine: &mut Machine,
+        attached: &crate::attach::Attached,
+        opts: &RunOptions,
+        image: &str,
+        notice: &mut dyn FnMut(String),
+    ) -> Result<Option<(crate::migrate::Endpoint, crate::migrate::source::Migrated)>> {
+        use crate::migrate::source::{Next, Precopy};
+        let Some(plan) = self.plan.clone() else {
+            return Ok(None);
+        };
+        if self.precopy.is_none() && !self.due(machine) {
+            return Ok(None);
+        }
+        let step = match self.precopy.as_mut() {
+            None => {
+                let started = crate::snapshot::meta_for(machine, attached, opts, image)
+                    .and_then(|meta| Ok(serde_json::to_vec(&meta)?))
+                    .and_then(|meta| Precopy::start(&plan, machine, &meta));
+                match started {
+                    Ok(p) => {
+                        notice(format!(
+                            "vmscope: migrating to {} after {:.1} ms of guest time: pre-copy at {} MiB/s of guest time",
+                            plan.to,
+                            (machine.bus.now_ns() - self.start_ns) as f64 / 1e6,
+                            plan.bandwidth >> 20
+                        ));
+                        self.precopy = Some(p);
+                        return Ok(None);
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Some(p) => p.after_slice(machine),
+        };
+        let result = match step {
+            Ok(Next::Run) => return Ok(None),
+            Ok(Next::Stop) => {
+                let stopped = std::time::Instant::now();
+                let precopy = self.precopy.take().expect("pre-copy in progress");
+                machine
+                    .snapshot_without_ram()
+                    .map_err(|e| anyhow::anyhow!("taking the machine's state: {e}"))
+                    .and_then(|snap| crate::snapshot::state_sections(&snap.to_parts()))
+                    .map(|sections| crate::snapshot::file::encode(&sections))
+                    .and_then(|state| precopy.stop_and_copy(machine, &state, stopped))
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(done) => Ok(Some((plan.to, done))),
+            Err(e) => {
+                machine.ram.stop_dirty_log();
+                self.precopy = None;
+                self.plan = None;
+                notice(format!(
+                    "vmscope: migration to {} failed: {e:#}; the guest keeps running here",
+                    plan.to
+                ));
+                Ok(None)
+            }
+        }
+    }
 }

@@ -172,10 +172,7 @@ impl KvmEngine {
     /// Makes sure KVM maps this machine's RAM and ROM (the engine may be handed a machine whose
     /// RAM was reallocated, or a ROM loaded after the engine was created).
     fn sync_memory(&mut self, machine: &Machine) -> Result<(), KvmError> {
-        let want = RamMapping {
-            host_address: machine.ram.host_address() as u64,
-            size: machine.ram.size(),
-        };
+        let want = RamMapping::wanted(machine);
         if want != self.ram {
             self.ram = vm::map_ram(&self.vm, machine)?;
         }
@@ -202,6 +199,20 @@ impl KvmEngine {
                 )?);
             }
         }
+        Ok(())
+    }
+
+    /// With the dirty-page log on, moves what KVM recorded (the pages the guest wrote during
+    /// this run; KVM_GET_DIRTY_LOG also clears it) into `machine.ram`'s log.
+    fn collect_dirty_log(&self, machine: &mut Machine) -> Result<(), KvmError> {
+        if !self.ram.log_dirty {
+            return Ok(());
+        }
+        let bitmap = self
+            .vm
+            .get_dirty_log(vm::RAM_SLOT, self.ram.size as usize)
+            .map_err(KvmError::ioctl("KVM_GET_DIRTY_LOG"))?;
+        machine.ram.mark_dirty_bitmap(&bitmap);
         Ok(())
     }
 
@@ -298,7 +309,9 @@ impl Engine for KvmEngine {
         };
         let pulled = self.pull_state(machine);
         clock.sync(&mut machine.bus, machine.ram.as_mut_slice());
+        let logged = self.collect_dirty_log(machine);
         let exit = result?;
+        logged?;
         unstep?;
         pulled?;
         Ok(exit)

@@ -146,9 +146,12 @@ impl KvmEngine {
         loop {
             // Device DMA landed in the pages KVM maps: the CPU sees it as is (the in-kernel
             // shadow MMU does not track user-space writes — guests do not DMA into live page
-            // tables). The record is for the emulated engines' caches; drop it here.
+            // tables). The record is for the emulated engines' caches (and a migration's
+            // dirty log: KVM's own log does not see writes from user space).
             if machine.bus.has_dma_writes() {
-                machine.bus.take_dma_writes();
+                for w in machine.bus.take_dma_writes() {
+                    machine.ram.mark_dirty(w.addr, w.len);
+                }
             }
             if stop.is_none() && budget.exhausted(machine) {
                 stop = Some(Exit::LimitReached);

@@ -9,7 +9,8 @@ use emulator::cpu::cpuid::{self, ecx1, edx1, edx81};
 use emulator::machine::FOUR_GIB;
 use emulator::Machine;
 use kvm_bindings::{
-    kvm_cpuid_entry2, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES, KVM_MEM_READONLY,
+    kvm_cpuid_entry2, kvm_userspace_memory_region, CpuId, KVM_MAX_CPUID_ENTRIES,
+    KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY,
 };
 use kvm_ioctls::{Cap, Kvm, VcpuFd, VmFd};
 
@@ -26,17 +27,32 @@ pub const ROM_SLOT: u32 = 1;
 pub struct RamMapping {
     pub host_address: u64,
     pub size: u64,
+    /// KVM_MEM_LOG_DIRTY_PAGES: KVM records the pages the guest writes (a migration's
+    /// pre-copy turns it on through `GuestRam::start_dirty_log`).
+    pub log_dirty: bool,
+}
+
+impl RamMapping {
+    /// How `machine.ram` should be mapped now.
+    pub fn wanted(machine: &Machine) -> Self {
+        RamMapping {
+            host_address: machine.ram.host_address() as u64,
+            size: machine.ram.size(),
+            log_dirty: machine.ram.dirty_logging(),
+        }
+    }
 }
 
 /// Maps `machine.ram` at guest-physical 0 as slot 0 (replacing an earlier mapping of that slot).
 pub fn map_ram(vm: &VmFd, machine: &Machine) -> Result<RamMapping, KvmError> {
-    let mapping = RamMapping {
-        host_address: machine.ram.host_address() as u64,
-        size: machine.ram.size(),
-    };
+    let mapping = RamMapping::wanted(machine);
     let region = kvm_userspace_memory_region {
         slot: RAM_SLOT,
-        flags: 0,
+        flags: if mapping.log_dirty {
+            KVM_MEM_LOG_DIRTY_PAGES
+        } else {
+            0
+        },
         guest_phys_addr: 0,
         memory_size: mapping.size,
         userspace_addr: mapping.host_address,

@@ -84,6 +84,10 @@ mod backing {
 pub struct GuestRam {
     backing: backing::Backing,
     size: usize,
+    /// While logging (live migration's pre-copy): one bit per 4 KiB page written since the
+    /// log was last taken. Every write through `write`, `write_le` and `fill` sets its bits;
+    /// writers that bypass them (device DMA, KVM) report theirs with [`GuestRam::mark_dirty`].
+    dirty: Option<Box<[u64]>>,
 }
 
 impl std::fmt::Debug for GuestRam {
@@ -104,8 +108,67 @@ impl GuestRam {
         Ok(GuestRam {
             backing,
             size: size as usize,
+            dirty: None,
         })
     }
+
+    // ANCHOR: dirty_log
+    /// Starts the dirty-page log with every page clean.
+    pub fn start_dirty_log(&mut self) {
+        let words = (self.size / 4096).div_ceil(64);
+        self.dirty = Some(vec![0u64; words].into_boxed_slice());
+    }
+
+    /// Stops the dirty-page log (writes cost nothing extra again).
+    pub fn stop_dirty_log(&mut self) {
+        self.dirty = None;
+    }
+
+    /// Is the dirty-page log on?
+    pub fn dirty_logging(&self) -> bool {
+        self.dirty.is_some()
+    }
+
+    /// Records that `[addr, addr + len)` was written (clipped to RAM). Without a log, nothing.
+    #[inline]
+    pub fn mark_dirty(&mut self, addr: u64, len: u64) {
+        let Some(bits) = self.dirty.as_deref_mut() else {
+            return;
+        };
+        if len == 0 || addr >= self.size as u64 {
+            return;
+        }
+        let last = addr.saturating_add(len - 1).min(self.size as u64 - 1) >> 12;
+        for page in addr >> 12..=last {
+            bits[(page / 64) as usize] |= 1 << (page % 64);
+        }
+    }
+
+    /// Marks pages from a bitmap in KVM's layout (bit `i` of word `w` = page `64w + i`).
+    pub fn mark_dirty_bitmap(&mut self, bitmap: &[u64]) {
+        if let Some(bits) = self.dirty.as_deref_mut() {
+            for (mine, theirs) in bits.iter_mut().zip(bitmap) {
+                *mine |= theirs;
+            }
+        }
+    }
+
+    /// The page numbers written since the log started or was last taken, ascending; the log
+    /// starts over with every page clean. Empty without a log.
+    pub fn take_dirty_pages(&mut self) -> Vec<u64> {
+        let mut pages = Vec::new();
+        if let Some(bits) = self.dirty.as_deref_mut() {
+            for (w, word) in bits.iter_mut().enumerate() {
+                let mut rest = std::mem::take(word);
+                while rest != 0 {
+                    pages.push(w as u64 * 64 + rest.trailing_zeros() as u64);
+                    rest &= rest - 1;
+                }
+            }
+        }
+        pages
+    }
+    // ANCHOR_END: dirty_log
 
     pub fn size(&self) -> u64 {
         self.size as u64
@@ -149,6 +212,7 @@ impl GuestRam {
     pub fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), MemoryError> {
         let r = self.range(addr, data.len())?;
         self.as_mut_slice()[r].copy_from_slice(data);
+        self.mark_dirty(addr, data.len() as u64);
         Ok(())
     }
 
@@ -183,12 +247,16 @@ impl GuestRam {
             8 => b.copy_from_slice(&value.to_le_bytes()),
             n => b.copy_from_slice(&value.to_le_bytes()[..n]),
         }
+        if self.dirty.is_some() {
+            self.mark_dirty(addr, size as u64);
+        }
         Ok(())
     }
 
     pub fn fill(&mut self, addr: u64, len: usize, byte: u8) -> Result<(), MemoryError> {
         let r = self.range(addr, len)?;
         self.as_mut_slice()[r].fill(byte);
+        self.mark_dirty(addr, len as u64);
         Ok(())
     }
 }
@@ -213,5 +281,30 @@ mod tests {
             Err(MemoryError::OutOfRange { addr: 8190, .. })
         ));
         assert!(ram.write(u64::MAX, &[1]).is_err());
+    }
+
+    #[test]
+    fn the_dirty_log_records_written_pages_once_per_take() {
+        let mut ram = GuestRam::new(1 << 20).unwrap();
+        ram.write_le(0x1000, 4, 1).unwrap();
+        assert!(ram.take_dirty_pages().is_empty(), "no log, no pages");
+        ram.start_dirty_log();
+        ram.write_le(0x1ffe, 4, 1).unwrap(); // straddles pages 1 and 2
+        ram.fill(0x40000, 1, 0).unwrap(); // a write of the same value still dirties
+        ram.write(0xFFFFF, &[7]).unwrap();
+        ram.mark_dirty(0x9000, 0x2000);
+        ram.mark_dirty(0xFFFFF, 100); // clipped at the end of RAM
+        assert_eq!(ram.take_dirty_pages(), vec![1, 2, 9, 10, 0x40, 0xFF]);
+        assert!(
+            ram.take_dirty_pages().is_empty(),
+            "taking the log cleans it"
+        );
+        let mut kvm_style = vec![0u64; 4];
+        kvm_style[1] = 1 << 3; // page 67
+        ram.mark_dirty_bitmap(&kvm_style);
+        assert_eq!(ram.take_dirty_pages(), vec![67]);
+        ram.stop_dirty_log();
+        ram.write_le(0x1000, 1, 1).unwrap();
+        assert!(ram.take_dirty_pages().is_empty());
     }
 }

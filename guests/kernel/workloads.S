@@ -45,6 +45,7 @@ workload_suite_end:                 # workloads=all stops here
     WORKLOAD "pong",      RING0, k_pong, k_net_prepare
     WORKLOAD "udp-send",  RING0, k_udp_send, k_net_prepare
     WORKLOAD "udp-recv",  RING0, k_udp_recv, k_net_prepare
+    WORKLOAD "dirty",     RING0, k_dirty                      # dirty.S: for live migration
 workload_table_end:
 .set WORKLOAD_COUNT, (workload_table_end - workload_table) / 32
 .set SUITE_COUNT, (workload_suite_end - workload_table) / 32

@@ -214,8 +214,25 @@ pub fn expected_checksum(name: &str, n: u64) -> Option<u64> {
         "divzero" => sum_i(&|i| i ^ 0xDEDE),
         // rdtsc and clock: one per read not below the previous one — all of them.
         "cpuid" | "rdtsc" | "cli_sti" | "clock" => n,
+        "dirty" => dirty_checksum(n),
         _ => return None,
     })
+}
+
+/// `dirty:N`'s checksum (`guests/kernel/dirty.S`): tick i stores i << 16 | j in slot i mod 512
+/// of page (16i + j) mod 1024, j < 16; then h = h × 31 + q over the area's qwords in order.
+fn dirty_checksum(n: u64) -> u64 {
+    const PAGES: u64 = 1024;
+    const PER_TICK: u64 = 16;
+    let mut area = vec![0u64; (PAGES * 512) as usize];
+    for i in 0..n {
+        for j in 0..PER_TICK {
+            let page = (i * PER_TICK + j) % PAGES;
+            area[(page * 512 + i % 512) as usize] = i << 16 | j;
+        }
+    }
+    area.iter()
+        .fold(0u64, |h, q| h.wrapping_mul(31).wrapping_add(*q))
 }
 
 /// pagefault's window (`PF_PAGES` in `guests/kernel/layout.inc`).
@@ -571,6 +588,9 @@ mod tests {
         assert_eq!(expected_checksum("cr3switch", 3), Some(0xaaaa));
         assert_eq!(expected_checksum("divzero", 10), Some(0x8b489));
         assert_eq!(expected_checksum("cli_sti", 7), Some(7));
+        // Measured from the guest on interp and kvm (`workloads=dirty:20`, `dirty:100`).
+        assert_eq!(expected_checksum("dirty", 20), Some(0xfc0252f2090ad600));
+        assert_eq!(expected_checksum("dirty", 100), Some(0x2feea14380fc2e00));
         assert_eq!(expected_checksum("clock", 50), Some(0x32));
         assert_eq!(expected_checksum("no-such-workload", 1), None);
         // pagefault adds each release's count: the first after op 128, the next after 256.

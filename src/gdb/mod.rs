@@ -129,6 +129,7 @@ pub fn run_with_gdb(
         reports,
         machine: target.machine,
         image: image.to_string(),
+        migrated: None,
     };
     Ok(if killed {
         GdbEnd::Killed(outcome)

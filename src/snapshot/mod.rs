@@ -28,7 +28,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use emulator::machine::snapshot::{MachineSnapshot, SnapshotParts};
+use emulator::machine::snapshot::{MachineSnapshot, SnapshotParts, MACHINE_PARTS_VERSION};
 use emulator::Machine;
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,11 @@ pub struct Meta {
     pub kind: String,
     /// The vmscope that wrote it (CARGO_PKG_VERSION).
     pub vmscope: String,
+    /// The layout of the CPU, counters and kvmclock sections
+    /// (`emulator::machine::snapshot::MACHINE_PARTS_VERSION`; 1 in files written before it
+    /// was recorded).
+    #[serde(default = "first_parts_version")]
+    pub machine_parts_version: u16,
     /// What ran: the image as the loader described it.
     pub image: String,
     /// Guest instructions retired when saved (counted by the emulated engines and by KVM
@@ -63,6 +68,10 @@ pub struct Meta {
 
 const KIND: &str = "vmscope snapshot";
 
+fn first_parts_version() -> u16 {
+    1
+}
+
 fn transport_name(t: crate::disk::VirtioTransport) -> String {
     t.name().to_string()
 }
@@ -80,32 +89,30 @@ fn decode<T: for<'de> Deserialize<'de>>(tag: &str, bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| anyhow::anyhow!("section {tag}: does not decode: {e}"))
 }
 
-/// Writes `machine` (stopped at an instruction boundary) to `path`, with what `opts` and
-/// `attached` say about how it was built. The file is written whole or not at all.
-pub fn save_file(
+/// What `META` says about `machine`, built as `opts` and `attached` say. Refused: machines
+/// whose state reaches outside them (disks, NICs).
+pub fn meta_for(
     machine: &Machine,
     attached: &Attached,
     opts: &RunOptions,
     image: &str,
-    path: &Path,
-) -> Result<()> {
+) -> Result<Meta> {
     if !opts.disks.is_empty() {
-        bail!("a machine with disks cannot be saved yet: the disk file is not part of the snapshot, and the guest may change it after the save");
+        bail!("a machine with disks cannot be saved or migrated yet: the disk file is not part of the snapshot, and the guest may change it after the save");
     }
     if attached.nic.is_some() {
-        bail!("a machine with a NIC cannot be saved: its cable leads outside the machine");
+        bail!(
+            "a machine with a NIC cannot be saved or migrated: its cable leads outside the machine"
+        );
     }
-    let snapshot = machine
-        .snapshot()
-        .map_err(|e| anyhow::anyhow!("taking the snapshot: {e}"))?;
-    let parts = snapshot.to_parts();
-    let meta = Meta {
+    Ok(Meta {
         kind: KIND.into(),
         vmscope: env!("CARGO_PKG_VERSION").into(),
+        machine_parts_version: MACHINE_PARTS_VERSION,
         image: image.into(),
         instructions: machine.stats.instructions,
         virtual_ns: machine.bus.now_ns(),
-        memory: parts.ram_size,
+        memory: machine.ram.size(),
         pv: machine.pv,
         virtio_console: opts.virtio_console.map(transport_name),
         virtio_rng: opts
@@ -116,16 +123,85 @@ pub fn save_file(
             .iter()
             .map(|d| crate::attach::test_device_name(*d).to_string())
             .collect(),
-    };
-    let sections = vec![
-        Section::new(b"META", serde_json::to_vec_pretty(&meta)?),
+    })
+}
+
+/// The machine's state without RAM: the `CPU `, `STAT`, `KVMC`, `BUS ` and `ROM ` sections
+/// (a snapshot file adds `META` and `RAM `; a migration's last message is these).
+pub fn state_sections(parts: &SnapshotParts) -> Result<Vec<Section>> {
+    Ok(vec![
         Section::new(b"CPU ", encode("the CPU", &parts.cpu)?),
         Section::new(b"STAT", encode("the counters", &parts.stats)?),
         Section::new(b"KVMC", encode("kvmclock", &parts.kvmclock)?),
         Section::new(b"BUS ", encode("the bus", &parts.bus)?),
         Section::new(b"ROM ", parts.rom.clone()),
-        Section::new(b"RAM ", encode("RAM", &parts.pages)?),
-    ];
+    ])
+}
+
+/// The section tagged `tag`, or an error saying it is missing.
+fn find_section<'a>(sections: &'a [Section], tag: &[u8; 4]) -> Result<&'a [u8]> {
+    sections
+        .iter()
+        .find(|s| &s.tag == tag)
+        .map(|s| s.data.as_slice())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the file has no {} section",
+                String::from_utf8_lossy(tag).trim_end()
+            )
+        })
+}
+
+/// [`state_sections`] read back into parts, with `pages` for RAM.
+pub fn parts_from_sections(
+    sections: &[Section],
+    meta: &Meta,
+    pages: Vec<(u64, Vec<u8>)>,
+) -> Result<SnapshotParts> {
+    Ok(SnapshotParts {
+        cpu: decode("CPU", find_section(sections, b"CPU ")?)?,
+        stats: decode("STAT", find_section(sections, b"STAT")?)?,
+        kvmclock: decode("KVMC", find_section(sections, b"KVMC")?)?,
+        bus: decode("BUS", find_section(sections, b"BUS ")?)?,
+        rom: find_section(sections, b"ROM ")?.to_vec(),
+        ram_size: meta.memory,
+        pages,
+    })
+}
+
+/// `META`'s JSON read back and checked: its kind and the layout of the machine's parts.
+pub fn parse_meta(json: &[u8]) -> Result<Meta> {
+    let meta: Meta =
+        serde_json::from_slice(json).map_err(|e| anyhow::anyhow!("section META: {e}"))?;
+    if meta.kind != KIND {
+        bail!("section META: kind {:?}, not {KIND:?}", meta.kind);
+    }
+    if meta.machine_parts_version != MACHINE_PARTS_VERSION {
+        bail!(
+            "section META: the CPU and counters are in layout {}, this vmscope reads layout {MACHINE_PARTS_VERSION}",
+            meta.machine_parts_version
+        );
+    }
+    Ok(meta)
+}
+
+/// Writes `machine` (stopped at an instruction boundary) to `path`, with what `opts` and
+/// `attached` say about how it was built. The file is written whole or not at all.
+pub fn save_file(
+    machine: &Machine,
+    attached: &Attached,
+    opts: &RunOptions,
+    image: &str,
+    path: &Path,
+) -> Result<()> {
+    let meta = meta_for(machine, attached, opts, image)?;
+    let snapshot = machine
+        .snapshot()
+        .map_err(|e| anyhow::anyhow!("taking the snapshot: {e}"))?;
+    let parts = snapshot.to_parts();
+    let mut sections = vec![Section::new(b"META", serde_json::to_vec_pretty(&meta)?)];
+    sections.extend(state_sections(&parts)?);
+    sections.push(Section::new(b"RAM ", encode("RAM", &parts.pages)?));
     let bytes = file::encode(&sections);
     let tmp = path.with_extension("partial");
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
@@ -149,37 +225,14 @@ pub fn load_file(path: &Path) -> Result<Loaded> {
 /// [`load_file`] on bytes.
 pub fn load_bytes(bytes: &[u8]) -> Result<Loaded> {
     let sections = file::decode(bytes)?;
-    let find = |tag: &[u8; 4]| {
-        sections
-            .iter()
-            .find(|s| &s.tag == tag)
-            .map(|s| s.data.as_slice())
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the file has no {} section",
-                    String::from_utf8_lossy(tag).trim_end()
-                )
-            })
-    };
-    let meta: Meta =
-        serde_json::from_slice(find(b"META")?).map_err(|e| anyhow::anyhow!("section META: {e}"))?;
-    if meta.kind != KIND {
-        bail!("section META: kind {:?}, not {KIND:?}", meta.kind);
-    }
-    let parts = SnapshotParts {
-        cpu: decode("CPU", find(b"CPU ")?)?,
-        stats: decode("STAT", find(b"STAT")?)?,
-        kvmclock: decode("KVMC", find(b"KVMC")?)?,
-        bus: decode("BUS", find(b"BUS ")?)?,
-        rom: find(b"ROM ")?.to_vec(),
-        ram_size: meta.memory,
-        pages: decode("RAM", find(b"RAM ")?)?,
-    };
+    let meta = parse_meta(find_section(&sections, b"META")?)?;
+    let pages = decode("RAM", find_section(&sections, b"RAM ")?)?;
+    let parts = parts_from_sections(&sections, &meta, pages)?;
     Ok(Loaded { meta, parts })
 }
 
 /// The options that rebuild the machine `meta` describes.
-fn rebuild_options(
+pub fn rebuild_options(
     meta: &Meta,
     engine: EngineChoice,
     max_instructions: Option<u64>,

@@ -638,6 +638,11 @@ impl Bus {
         !self.dma_writes.is_empty()
     }
 
+    /// The device writes not yet taken, left in place (live migration marks their pages dirty).
+    pub fn pending_dma_writes(&self) -> &[DmaWrite] {
+        &self.dma_writes
+    }
+
     /// Forwards the lines to both interrupt paths — ISA lines to the PIC pair and to their
     /// IOAPIC pin, PCI lines to their pin only —, MSIs to the local APIC, and the local APIC's
     /// EOIs of level-triggered vectors to the IOAPIC.

@@ -287,6 +287,7 @@ impl Cpu<'_> {
             return;
         }
         for w in self.m.bus.take_dma_writes() {
+            self.m.ram.mark_dirty(w.addr, w.len);
             let end = w.addr.saturating_add(w.len);
             let mut at = w.addr;
             while at < end {

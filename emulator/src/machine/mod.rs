@@ -73,6 +73,20 @@ impl Machine {
         self.memory_epoch = self.memory_epoch.wrapping_add(1);
     }
 
+    /// Marks the pages of device writes no engine has taken yet as dirty (before the last
+    /// round of a migration: the DMA log is drained only when an engine runs again).
+    pub fn mark_pending_dma_dirty(&mut self) {
+        let pending: Vec<(u64, u64)> = self
+            .bus
+            .pending_dma_writes()
+            .iter()
+            .map(|w| (w.addr, w.len))
+            .collect();
+        for (addr, len) in pending {
+            self.ram.mark_dirty(addr, len);
+        }
+    }
+
     /// Guest-physical start of the high ROM alias, if a ROM is loaded.
     pub fn rom_base(&self) -> Option<u64> {
         (!self.rom.is_empty()).then(|| FOUR_GIB - self.rom.len() as u64)

@@ -152,6 +152,20 @@ impl Machine {
         self.snapshot_after(None)
     }
 
+    /// Everything but RAM (the snapshot holds no pages): what a live migration sends last,
+    /// with the guest stopped, after it has sent RAM page by page. Costs no RAM scan.
+    pub fn snapshot_without_ram(&self) -> Result<MachineSnapshot, SnapshotError> {
+        Ok(MachineSnapshot {
+            cpu: self.cpu.clone(),
+            stats: self.stats.clone(),
+            kvmclock: self.kvmclock,
+            bus: self.bus.snapshot()?,
+            rom: self.rom.clone(),
+            ram_size: self.ram.size(),
+            pages: Vec::new(),
+        })
+    }
+
     /// Like [`Machine::snapshot`], sharing the RAM pages that are unchanged since `previous`.
     pub fn snapshot_after(
         &self,
@@ -184,14 +198,7 @@ impl Machine {
     /// Puts the machine back into the state of `snap`. An engine that ran on this machine
     /// must drop its caches afterwards (`Interpreter::flush_caches`), or be made afresh.
     pub fn restore(&mut self, snap: &MachineSnapshot) -> Result<(), SnapshotError> {
-        if snap.ram_size != self.ram.size() {
-            return Err(SnapshotError::Mismatch(format!(
-                "snapshot of {:#x} bytes of RAM, machine has {:#x}",
-                snap.ram_size,
-                self.ram.size()
-            )));
-        }
-        self.bus.restore(&snap.bus)?;
+        self.restore_keeping_ram(snap)?;
         let ram = self.ram.as_mut_slice();
         ram.fill(0);
         for (number, bytes) in &snap.pages {
@@ -201,10 +208,25 @@ impl Machine {
                 dst.copy_from_slice(bytes);
             }
         }
+        Ok(())
+    }
+
+    /// Like [`Machine::restore`] for everything but RAM, which is left as it is: a live
+    /// migration's destination has received RAM page by page already, and `snap` has none.
+    pub fn restore_keeping_ram(&mut self, snap: &MachineSnapshot) -> Result<(), SnapshotError> {
+        if snap.ram_size != self.ram.size() {
+            return Err(SnapshotError::Mismatch(format!(
+                "snapshot of {:#x} bytes of RAM, machine has {:#x}",
+                snap.ram_size,
+                self.ram.size()
+            )));
+        }
+        self.bus.restore(&snap.bus)?;
         self.rom.clone_from(&snap.rom);
         self.cpu = snap.cpu.clone();
         self.stats = snap.stats.clone();
         self.kvmclock = snap.kvmclock;
+        self.memory_changed_behind_engines();
         Ok(())
     }
 }
