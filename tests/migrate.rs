@@ -14,7 +14,7 @@ use support::*;
 use vmscope::migrate::{Endpoint, MigrateAfter, MigratePlan};
 use vmscope::{EngineChoice, RunOptions};
 
-const TICKS: u64 = 60;
+const TICKS: u64 = 100;
 
 fn socket(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("vmscope-mig-{}-{name}.sock", std::process::id()))
@@ -127,7 +127,7 @@ fn kvm_to_bt() {
         eprintln!("skipped: {why}");
         return;
     }
-    migrate_between("kvm", "bt", "200ms");
+    migrate_between("kvm", "bt", "600ms");
 }
 
 #[test]

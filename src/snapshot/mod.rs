@@ -1,76 +1,29 @@
-//! Snapshot files: a running guest saved to a file and continued later, on any engine.
-//! Teaches: a machine is data — CPU, RAM, every device, the clock — and so it can be written
-//! down, checked, and read back into a machine built the same way, under another engine.
+//! Snapshot files from the command line: `vmscope run --save-at N --save FILE` and
+//! `vmscope restore FILE [--engine E]`. Teaches: a machine is data — CPU, RAM, every device,
+//! the clock — and so it can be written down, checked, and read back into a machine built the
+//! same way, under another engine.
 //!
-//! A file (`file.rs` is the container) holds these sections:
-//!
-//! | tag    | what                                                                          |
-//! |--------|-------------------------------------------------------------------------------|
-//! | `META` | JSON: what to rebuild — RAM size, paravirtualization, the devices `run` added  |
-//! |        | — and what is informational: the image, the engine that saved, the count      |
-//! | `CPU ` | the `CpuState` (postcard)                                                     |
-//! | `STAT` | the counters (`Stats`), so a restored run keeps counting where it was          |
-//! | `KVMC` | the kvmclock hand-over bookkeeping                                            |
-//! | `BUS ` | every device, the interrupt controllers, lines, deadlines, the virtual clock  |
-//! | `ROM ` | the firmware ROM                                                              |
-//! | `RAM ` | guest RAM as its non-zero 4 KiB pages (page number, bytes), deflated          |
-//!
-//! Restoring rebuilds the machine `META` describes (the same devices in the same order, as
-//! `vmscope run` attached them), then puts every section's state into it; the bus refuses a
-//! state taken from another shape. The engine is chosen anew: engines keep no architectural
-//! state of their own, so a machine saved on the translator continues on KVM. Not saved: a
-//! disk's contents (a disk file is the disk; it must still be as it was — so for now a
-//! machine with disks is refused) and NICs (their cable leads outside the machine).
+//! The format is the `snapfile` crate's (portable: the GUI writes it too). Restoring rebuilds
+//! the machine `META` describes (the same devices in the same order, as `vmscope run` attached
+//! them), then puts every section's state into it; the bus refuses a state taken from another
+//! shape. The engine is chosen anew: engines keep no architectural state of their own, so a
+//! machine saved on the translator continues on KVM. Not saved: a disk's contents (a disk file
+//! is the disk; it must still be as it was — so for now a machine with disks is refused) and
+//! NICs (their cable leads outside the machine).
 
-pub mod file;
+pub use snapfile::container as file;
+pub use snapfile::{load_bytes, parse_meta, parts_from_sections, state_sections, Loaded, Meta};
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use emulator::machine::snapshot::{MachineSnapshot, SnapshotParts, MACHINE_PARTS_VERSION};
+use emulator::machine::snapshot::MachineSnapshot;
 use emulator::Machine;
-use serde::{Deserialize, Serialize};
 
 use crate::attach::Attached;
 use crate::runner::{GuestOutcome, RunOptions};
 use crate::EngineChoice;
-use file::Section;
-
-/// `META`: how to rebuild the machine, and what it was.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Meta {
-    /// "vmscope snapshot".
-    pub kind: String,
-    /// The vmscope that wrote it (CARGO_PKG_VERSION).
-    pub vmscope: String,
-    /// The layout of the CPU, counters and kvmclock sections
-    /// (`emulator::machine::snapshot::MACHINE_PARTS_VERSION`; 1 in files written before it
-    /// was recorded).
-    #[serde(default = "first_parts_version")]
-    pub machine_parts_version: u16,
-    /// What ran: the image as the loader described it.
-    pub image: String,
-    /// Guest instructions retired when saved (counted by the emulated engines and by KVM
-    /// while single-stepping).
-    pub instructions: u64,
-    /// Virtual time when saved, in ns.
-    pub virtual_ns: u64,
-    pub memory: u64,
-    pub pv: bool,
-    /// `--virtio-console`'s transport, if one was attached.
-    pub virtio_console: Option<String>,
-    /// `--virtio-rng`'s transport and seed.
-    pub virtio_rng: Option<(String, u64)>,
-    /// `--device` names.
-    pub test_devices: Vec<String>,
-}
-
-const KIND: &str = "vmscope snapshot";
-
-fn first_parts_version() -> u16 {
-    1
-}
 
 fn transport_name(t: crate::disk::VirtioTransport) -> String {
     t.name().to_string()
@@ -79,14 +32,6 @@ fn transport_name(t: crate::disk::VirtioTransport) -> String {
 fn parse_transport(s: &str) -> Result<crate::disk::VirtioTransport> {
     <crate::disk::VirtioTransport as clap::ValueEnum>::from_str(s, true)
         .map_err(|_| anyhow::anyhow!("META names an unknown virtio transport {s:?}"))
-}
-
-fn encode<T: Serialize>(what: &str, value: &T) -> Result<Vec<u8>> {
-    postcard::to_allocvec(value).with_context(|| format!("encoding {what}"))
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(tag: &str, bytes: &[u8]) -> Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| anyhow::anyhow!("section {tag}: does not decode: {e}"))
 }
 
 /// What `META` says about `machine`, built as `opts` and `attached` say. Refused: machines
@@ -106,14 +51,6 @@ pub fn meta_for(
         );
     }
     Ok(Meta {
-        kind: KIND.into(),
-        vmscope: env!("CARGO_PKG_VERSION").into(),
-        machine_parts_version: MACHINE_PARTS_VERSION,
-        image: image.into(),
-        instructions: machine.stats.instructions,
-        virtual_ns: machine.bus.now_ns(),
-        memory: machine.ram.size(),
-        pv: machine.pv,
         virtio_console: opts.virtio_console.map(transport_name),
         virtio_rng: opts
             .virtio_rng
@@ -123,66 +60,8 @@ pub fn meta_for(
             .iter()
             .map(|d| crate::attach::test_device_name(*d).to_string())
             .collect(),
+        ..Meta::describe(machine, image)
     })
-}
-
-/// The machine's state without RAM: the `CPU `, `STAT`, `KVMC`, `BUS ` and `ROM ` sections
-/// (a snapshot file adds `META` and `RAM `; a migration's last message is these).
-pub fn state_sections(parts: &SnapshotParts) -> Result<Vec<Section>> {
-    Ok(vec![
-        Section::new(b"CPU ", encode("the CPU", &parts.cpu)?),
-        Section::new(b"STAT", encode("the counters", &parts.stats)?),
-        Section::new(b"KVMC", encode("kvmclock", &parts.kvmclock)?),
-        Section::new(b"BUS ", encode("the bus", &parts.bus)?),
-        Section::new(b"ROM ", parts.rom.clone()),
-    ])
-}
-
-/// The section tagged `tag`, or an error saying it is missing.
-fn find_section<'a>(sections: &'a [Section], tag: &[u8; 4]) -> Result<&'a [u8]> {
-    sections
-        .iter()
-        .find(|s| &s.tag == tag)
-        .map(|s| s.data.as_slice())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "the file has no {} section",
-                String::from_utf8_lossy(tag).trim_end()
-            )
-        })
-}
-
-/// [`state_sections`] read back into parts, with `pages` for RAM.
-pub fn parts_from_sections(
-    sections: &[Section],
-    meta: &Meta,
-    pages: Vec<(u64, Vec<u8>)>,
-) -> Result<SnapshotParts> {
-    Ok(SnapshotParts {
-        cpu: decode("CPU", find_section(sections, b"CPU ")?)?,
-        stats: decode("STAT", find_section(sections, b"STAT")?)?,
-        kvmclock: decode("KVMC", find_section(sections, b"KVMC")?)?,
-        bus: decode("BUS", find_section(sections, b"BUS ")?)?,
-        rom: find_section(sections, b"ROM ")?.to_vec(),
-        ram_size: meta.memory,
-        pages,
-    })
-}
-
-/// `META`'s JSON read back and checked: its kind and the layout of the machine's parts.
-pub fn parse_meta(json: &[u8]) -> Result<Meta> {
-    let meta: Meta =
-        serde_json::from_slice(json).map_err(|e| anyhow::anyhow!("section META: {e}"))?;
-    if meta.kind != KIND {
-        bail!("section META: kind {:?}, not {KIND:?}", meta.kind);
-    }
-    if meta.machine_parts_version != MACHINE_PARTS_VERSION {
-        bail!(
-            "section META: the CPU and counters are in layout {}, this vmscope reads layout {MACHINE_PARTS_VERSION}",
-            meta.machine_parts_version
-        );
-    }
-    Ok(meta)
 }
 
 /// Writes `machine` (stopped at an instruction boundary) to `path`, with what `opts` and
@@ -198,11 +77,7 @@ pub fn save_file(
     let snapshot = machine
         .snapshot()
         .map_err(|e| anyhow::anyhow!("taking the snapshot: {e}"))?;
-    let parts = snapshot.to_parts();
-    let mut sections = vec![Section::new(b"META", serde_json::to_vec_pretty(&meta)?)];
-    sections.extend(state_sections(&parts)?);
-    sections.push(Section::new(b"RAM ", encode("RAM", &parts.pages)?));
-    let bytes = file::encode(&sections);
+    let bytes = snapfile::encode_file(&meta, &snapshot.to_parts())?;
     let tmp = path.with_extension("partial");
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
@@ -210,25 +85,10 @@ pub fn save_file(
     Ok(())
 }
 
-/// A snapshot file read back: its `META` and the machine's parts.
-pub struct Loaded {
-    pub meta: Meta,
-    pub parts: SnapshotParts,
-}
-
 /// Reads and checks `path`; every error names the file, and the section and offset.
 pub fn load_file(path: &Path) -> Result<Loaded> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     load_bytes(&bytes).with_context(|| format!("{} is not a usable snapshot", path.display()))
-}
-
-/// [`load_file`] on bytes.
-pub fn load_bytes(bytes: &[u8]) -> Result<Loaded> {
-    let sections = file::decode(bytes)?;
-    let meta = parse_meta(find_section(&sections, b"META")?)?;
-    let pages = decode("RAM", find_section(&sections, b"RAM ")?)?;
-    let parts = parts_from_sections(&sections, &meta, pages)?;
-    Ok(Loaded { meta, parts })
 }
 
 /// The options that rebuild the machine `meta` describes.
