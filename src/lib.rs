@@ -8,6 +8,7 @@ pub mod bt_cmd;
 pub mod cli_isa;
 pub mod compare;
 pub mod conformance;
+pub mod ctrl_c;
 pub mod disk;
 pub mod engines;
 pub mod fuzz;

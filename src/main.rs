@@ -75,12 +75,13 @@ enum Command {
         /// for gdb before the first instruction, as QEMU's `-s -S` (`target remote ADDR`).
         #[arg(long, value_name = "ADDR")]
         gdb: Option<String>,
-        /// Save the whole machine (CPU, RAM, every device) to FILE after N guest instructions,
-        /// then go on; `vmscope restore FILE` continues from there, on any engine.
+        /// Save the whole machine (CPU, RAM, every device) to the `--save` file after N guest
+        /// instructions, then go on; `vmscope restore FILE` continues from there, on any engine.
         #[arg(long, value_name = "N", requires = "save")]
         save_at: Option<u64>,
-        /// The snapshot file `--save-at` writes.
-        #[arg(long, value_name = "FILE", requires = "save_at")]
+        /// The snapshot file: written at `--save-at N`, and when you press Ctrl-C (the guest
+        /// stops at an instruction boundary, is saved, and vmscope exits with status 130).
+        #[arg(long, value_name = "FILE")]
         save: Option<PathBuf>,
         /// Live-migrate the running guest to `vmscope migrate-listen ADDR` (127.0.0.1:PORT,
         /// [::1]:PORT or unix:PATH): pre-copy rounds while it runs, then a short stop-and-copy.
@@ -306,11 +307,12 @@ fn real_main() -> Result<i32> {
                 disks: board.disk,
                 virtio_console: board.virtio_console,
                 show_devices: board.devices,
-                save: save_at
-                    .zip(save)
-                    .map(|(at, path)| vmscope::runner::SavePlan { at, path }),
+                save: save.map(|path| vmscope::runner::SavePlan { at: save_at, path }),
                 migrate,
             };
+            if opts.save.is_some() {
+                vmscope::ctrl_c::catch().context("catching Ctrl-C for --save")?;
+            }
             let mut stdout = std::io::stdout();
             let mut notice = |s: String| eprintln!("{s}");
             let outcome = match gdb {

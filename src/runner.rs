@@ -27,10 +27,11 @@ pub struct SwitchPlan {
     pub to: EngineChoice,
 }
 
-/// Save the machine to a file once this many instructions have run (`--save-at N --save FILE`).
+/// Save the machine to a file once this many instructions have run (`--save-at N --save FILE`),
+/// and on Ctrl-C (`--save FILE`, once `ctrl_c::catch` is on).
 #[derive(Debug, Clone)]
 pub struct SavePlan {
-    pub at: u64,
+    pub at: Option<u64>,
     pub path: std::path::PathBuf,
 }
 
@@ -107,11 +108,21 @@ pub struct GuestOutcome {
     pub image: String,
     /// The guest left for another vmscope (`--migrate-to`): how it went.
     pub migrated: Option<(crate::migrate::Endpoint, crate::migrate::source::Migrated)>,
+    /// Ctrl-C stopped the guest, and it was saved to this file (`--save FILE`).
+    pub saved_on_ctrl_c: Option<std::path::PathBuf>,
 }
 
 impl GuestOutcome {
     /// One line for the user about how the guest ended.
     pub fn summary(&self) -> String {
+        if let Some(path) = &self.saved_on_ctrl_c {
+            return format!(
+                "Ctrl-C: saved the machine after {} instructions to {}; continue it with `vmscope restore {}`",
+                self.machine.stats.instructions,
+                path.display(),
+                path.display()
+            );
+        }
         match &self.migrated {
             Some((to, m)) => m.describe(to).join("\nvmscope: "),
             None => exit_summary(&self.exit),
@@ -276,13 +287,13 @@ pub fn run_machine(
             // KVM counts instructions by single-stepping whenever the limit names a count.
             limit.instructions = Some(limit.instructions.unwrap_or(u64::MAX).min(max - used));
         }
-        if let Some(plan) = &save {
+        if let Some(at) = save.as_ref().and_then(|p| p.at) {
             let done = machine.stats.instructions - start_instructions;
             limit.instructions = Some(
                 limit
                     .instructions
                     .unwrap_or(u64::MAX)
-                    .min(plan.at.saturating_sub(done)),
+                    .min(at.saturating_sub(done)),
             );
         }
         if let Some(plan) = switch {
@@ -320,14 +331,29 @@ pub fn run_machine(
                 machine,
                 image,
                 migrated: Some(done),
+                saved_on_ctrl_c: None,
             });
         }
-        if let Some(plan) = save.as_ref() {
-            if machine.stats.instructions - start_instructions >= plan.at {
+        if let Some(plan) = opts.save.as_ref().filter(|_| crate::ctrl_c::pressed()) {
+            crate::snapshot::save_file(&machine, attached, opts, &image, &plan.path)?;
+            serial.flush()?;
+            reports.extend(engine.report());
+            return Ok(GuestOutcome {
+                exit,
+                status: CTRL_C_STATUS,
+                engines,
+                reports,
+                machine,
+                image,
+                migrated: None,
+                saved_on_ctrl_c: Some(plan.path.clone()),
+            });
+        }
+        if let Some((at, plan)) = save.as_ref().and_then(|p| p.at.map(|at| (at, p))) {
+            if machine.stats.instructions - start_instructions >= at {
                 crate::snapshot::save_file(&machine, attached, opts, &image, &plan.path)?;
                 notice(format!(
-                    "vmscope: saved the machine after {} instructions to {}",
-                    plan.at,
+                    "vmscope: saved the machine after {at} instructions to {}",
                     plan.path.display()
                 ));
                 save = None;
@@ -365,8 +391,13 @@ pub fn run_machine(
         machine,
         image,
         migrated: None,
+        saved_on_ctrl_c: None,
     })
 }
+
+/// `vmscope run`'s exit status after Ctrl-C saved the machine: 128 + SIGINT, as a shell
+/// reports a program Ctrl-C ended.
+pub const CTRL_C_STATUS: i32 = 130;
 
 /// `--migrate-to`'s part of the run loop: waiting for `--migrate-after`, then pre-copy between
 /// slices, then the stop-and-copy. A failure is a notice: the guest runs on here.

@@ -64,3 +64,60 @@ fn a_saved_machine_continues_on_another_engine_as_if_never_stopped() {
     );
     let _ = std::fs::remove_file(&file);
 }
+
+/// Ctrl-C with `--save FILE`: the guest stops at an instruction boundary, is saved, and
+/// vmscope exits 130; restored on bt, the guest's counter goes on from the next tick. On kvm,
+/// because only there does `dirty:N` take real time (its ticks are 10 ms of host time).
+#[test]
+fn ctrl_c_saves_the_machine_and_restore_goes_on() {
+    use std::io::{BufRead, BufReader};
+    if let Some(why) = kvm_skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let file = std::env::temp_dir().join(format!("vmscope-ctrlc-{}.vmsnap", std::process::id()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vmscope"))
+        .args(["run", "kernel", "--engine", "kvm"])
+        .args(["--cmdline", "workloads=dirty:1000", "--save"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut before = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        before += &line;
+        before.push('\n');
+        if line == "dirty: tick 20" {
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill").args(["-INT", &pid]).status();
+    assert!(kill.unwrap().success());
+    for line in lines {
+        before += &line.unwrap();
+        before.push('\n');
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("Ctrl-C: saved the machine"), "{err}");
+    let restored = vmscope(&["restore", file.to_str().unwrap(), "--engine", "bt"]);
+    assert_eq!(restored.status.code(), Some(33));
+    let all = before + &text(&restored);
+    let ticks: Vec<u64> = all
+        .lines()
+        .filter_map(|l| l.strip_prefix("dirty: tick "))
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(ticks, (0..1000).collect::<Vec<_>>(), "every tick once");
+    let sum = vmscope::compare::suite::expected_checksum("dirty", 1000).unwrap();
+    assert!(
+        all.contains(&format!("checksum={sum:#x}")),
+        "the restored memory is the guest's: {all}"
+    );
+    let _ = std::fs::remove_file(&file);
+}

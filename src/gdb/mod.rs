@@ -130,6 +130,7 @@ pub fn run_with_gdb(
         machine: target.machine,
         image: image.to_string(),
         migrated: None,
+        saved_on_ctrl_c: None,
     };
     Ok(if killed {
         GdbEnd::Killed(outcome)
