@@ -53,6 +53,10 @@ pub struct AttachedDisk {
     pub sectors: u64,
     /// Where the guest finds it ("ide0 ports 0x1f0-0x1f7,0x3f6 irq 14", …).
     pub location: String,
+    /// The device's backend: the file behind an undo journal that records nothing until a
+    /// snapshot takes a checkpoint (what lets a machine with disks be saved), and a handle
+    /// to read the disk when it is.
+    pub journal: devices::disk_journal::JournaledDisk,
 }
 
 /// Opens every image (all before the guest starts: a bad one is an error and nothing runs)
@@ -76,17 +80,20 @@ pub fn attach_disks(
     let mut attached = Vec::new();
     for (spec, disk) in opened {
         let sectors = disk.len() / 512;
+        let journal = devices::disk_journal::JournaledDisk::new(Box::new(disk));
+        let backend = Box::new(journal.clone());
         let location = match spec.interface.virtio_transport() {
-            None => devices::placement::attach_ide(bus, Box::new(disk))?,
+            None => devices::placement::attach_ide(bus, backend)?,
             Some(transport) => {
                 use devices::virtio::blk::VirtioBlk;
-                placement.place(bus, Box::new(VirtioBlk::new(Box::new(disk))), transport)?
+                placement.place(bus, Box::new(VirtioBlk::new(backend)), transport)?
             }
         };
         attached.push(AttachedDisk {
             spec,
             sectors,
             location,
+            journal,
         });
     }
     Ok(attached)

@@ -121,6 +121,10 @@ enum Command {
         /// Stop after N more guest instructions.
         #[arg(long)]
         max_instructions: Option<u64>,
+        /// A new file to receive the snapshot's next saved disk (in the order they were
+        /// attached); it is kept. Disks without one run from a temporary copy.
+        #[arg(long, value_name = "NEW_FILE")]
+        disk: Vec<PathBuf>,
     },
     /// Execute N instructions one at a time, printing each with the registers it changed.
     Step {
@@ -363,6 +367,7 @@ fn real_main() -> Result<i32> {
             engine,
             stats,
             max_instructions,
+            disk,
         } => {
             let mut stdout = std::io::stdout();
             let mut notice = |s: String| eprintln!("{s}");
@@ -370,6 +375,7 @@ fn real_main() -> Result<i32> {
                 &file,
                 engine,
                 max_instructions,
+                &disk,
                 &mut stdout,
                 &mut notice,
             )?;

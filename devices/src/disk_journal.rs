@@ -43,6 +43,9 @@ struct Journal {
     backend: Box<dyn BlockBackend>,
     generations: Vec<Generation>,
     next_id: u64,
+    /// Set by [`JournaledDisk::accept_saved_mark`]: the next rollback to another journal's
+    /// mark is taken as "already there".
+    adopt_saved_mark: bool,
 }
 
 /// A block backend with an undo journal, shared by every device built on a clone of it.
@@ -97,7 +100,17 @@ impl JournaledDisk {
             backend,
             generations: Vec::new(),
             next_id: 1,
+            adopt_saved_mark: false,
         })))
+    }
+
+    /// The backend's contents were just written from a snapshot file: the device state that
+    /// comes with them names a checkpoint of the *saving* process's journal, which means
+    /// nothing here (its serial may even equal this journal's). The next rollback, to any
+    /// mark, succeeds without changing anything (the disk is at that mark already); after it,
+    /// marks are checked again.
+    pub fn accept_saved_mark(&self) {
+        self.0.borrow_mut().adopt_saved_mark = true;
     }
 
     /// Sectors whose old contents the journal holds (over all generations).
@@ -194,6 +207,11 @@ impl BlockBackend for JournaledDisk {
     // ANCHOR: rollback
     fn rollback(&mut self, to: &DiskMark) -> Result<(), BlockError> {
         let mut j = self.0.borrow_mut();
+        // Marks from a snapshot file come from another process, whose journal serials may
+        // well equal ours: once asked to, adopt whatever mark comes.
+        if std::mem::take(&mut j.adopt_saved_mark) {
+            return Ok(());
+        }
         if to.journal != j.serial {
             return Err(BlockError::Io(
                 "the checkpoint belongs to another disk".into(),
@@ -232,6 +250,32 @@ mod tests {
 
     fn sector(mem: &SharedMemDisk, n: usize) -> u8 {
         mem.0.borrow().bytes[n * 512]
+    }
+
+    #[test]
+    fn a_saved_mark_is_adopted_once_after_a_restore_from_a_file() {
+        let (saving, _) = disk();
+        let mark = saving.checkpoint().unwrap().mark;
+        let (mut restored, mem) = disk();
+        assert!(
+            restored.rollback(&mark).is_err(),
+            "a foreign mark is refused"
+        );
+        let own = restored.checkpoint().unwrap();
+        restored.write_at(512, &[9; 512]).unwrap();
+        restored.accept_saved_mark();
+        restored.rollback(&own.mark).unwrap();
+        assert_eq!(
+            sector(&mem, 1),
+            9,
+            "even a mark of its own is adopted, not rolled back to"
+        );
+        drop(own);
+        restored.write_at(0, &[7; 512]).unwrap();
+        restored.accept_saved_mark();
+        restored.rollback(&mark).unwrap();
+        assert_eq!(sector(&mem, 0), 7, "adopting changes nothing");
+        assert!(restored.rollback(&mark).is_err(), "only once");
     }
 
     #[test]

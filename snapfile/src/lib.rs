@@ -55,6 +55,61 @@ pub struct Meta {
     pub virtio_rng: Option<(String, u64)>,
     /// `--device` names.
     pub test_devices: Vec<String>,
+    /// The disks, in the order they were attached; disk `i`'s contents are section `DSKi`.
+    #[serde(default)]
+    pub disks: Vec<DiskMeta>,
+}
+
+/// One disk as `META` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskMeta {
+    /// `ide`, `virtio-pci` or `virtio-mmio` (`--disk FILE,if=…`).
+    pub interface: String,
+    pub read_only: bool,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The file it was saved from (informational: a restore never writes there).
+    pub saved_from: String,
+}
+
+/// A disk's contents: its non-zero 4 KiB chunks (chunk number, bytes; the last may be
+/// shorter), ascending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskImage {
+    pub bytes: u64,
+    pub chunks: Vec<(u64, Vec<u8>)>,
+}
+
+/// The unit of [`DiskImage::chunks`].
+pub const DISK_CHUNK: u64 = 4096;
+
+/// At most this many disks in a file (sections `DSK0` … `DSK9`).
+pub const MAX_DISKS: usize = 10;
+
+fn disk_tag(i: usize) -> [u8; 4] {
+    [b'D', b'S', b'K', b'0' + i as u8]
+}
+
+impl DiskImage {
+    /// Checks the chunks against the size: in order, inside the disk, each whole but the last.
+    pub fn check(&self) -> Result<()> {
+        let mut previous = None;
+        for (n, bytes) in &self.chunks {
+            let at = n.checked_mul(DISK_CHUNK).filter(|a| *a < self.bytes);
+            let Some(at) = at else {
+                bail!("chunk {n:#x} is beyond the disk's {} bytes", self.bytes);
+            };
+            if previous.is_some_and(|p| p >= *n) {
+                bail!("chunk {n:#x} out of order");
+            }
+            let want = DISK_CHUNK.min(self.bytes - at);
+            if bytes.len() as u64 != want {
+                bail!("chunk {n:#x} holds {} bytes, not {want}", bytes.len());
+            }
+            previous = Some(*n);
+        }
+        Ok(())
+    }
 }
 
 const KIND: &str = "vmscope snapshot";
@@ -79,6 +134,7 @@ impl Meta {
             virtio_console: None,
             virtio_rng: None,
             test_devices: Vec::new(),
+            disks: Vec::new(),
         }
     }
 }
@@ -152,16 +208,36 @@ pub fn parse_meta(json: &[u8]) -> Result<Meta> {
 
 /// A whole snapshot file: `META`, the state sections and `RAM `.
 pub fn encode_file(meta: &Meta, parts: &SnapshotParts) -> Result<Vec<u8>> {
+    encode_file_with_disks(meta, parts, &[])
+}
+
+/// [`encode_file`] with the disks' contents, one `DSKi` section each, in `meta.disks`' order.
+pub fn encode_file_with_disks(
+    meta: &Meta,
+    parts: &SnapshotParts,
+    disks: &[DiskImage],
+) -> Result<Vec<u8>> {
+    if disks.len() != meta.disks.len() || disks.len() > MAX_DISKS {
+        bail!(
+            "{} disk images for {} disks in META (at most {MAX_DISKS})",
+            disks.len(),
+            meta.disks.len()
+        );
+    }
     let mut sections = vec![Section::new(b"META", serde_json::to_vec_pretty(meta)?)];
     sections.extend(state_sections(parts)?);
     sections.push(Section::new(b"RAM ", encode("RAM", &parts.pages)?));
+    for (i, disk) in disks.iter().enumerate() {
+        sections.push(Section::new(&disk_tag(i), encode("a disk", disk)?));
+    }
     Ok(container::encode(&sections))
 }
 
-/// A snapshot file read back: its `META` and the machine's parts.
+/// A snapshot file read back: its `META`, the machine's parts and the disks' contents.
 pub struct Loaded {
     pub meta: Meta,
     pub parts: SnapshotParts,
+    pub disks: Vec<DiskImage>,
 }
 
 /// A snapshot file's bytes read back and checked; errors name the section and offset.
@@ -170,5 +246,27 @@ pub fn load_bytes(bytes: &[u8]) -> Result<Loaded> {
     let meta = parse_meta(find_section(&sections, b"META")?)?;
     let pages = decode("RAM", find_section(&sections, b"RAM ")?)?;
     let parts = parts_from_sections(&sections, &meta, pages)?;
-    Ok(Loaded { meta, parts })
+    if meta.disks.len() > MAX_DISKS {
+        bail!(
+            "section META: {} disks, at most {MAX_DISKS}",
+            meta.disks.len()
+        );
+    }
+    let mut disks = Vec::new();
+    for (i, described) in meta.disks.iter().enumerate() {
+        let tag = disk_tag(i);
+        let name = String::from_utf8_lossy(&tag).into_owned();
+        let disk: DiskImage = decode(&name, find_section(&sections, &tag)?)?;
+        if disk.bytes != described.bytes {
+            bail!(
+                "section {name}: {} bytes, META says {}",
+                disk.bytes,
+                described.bytes
+            );
+        }
+        disk.check()
+            .map_err(|e| anyhow::anyhow!("section {name}: {e}"))?;
+        disks.push(disk);
+    }
+    Ok(Loaded { meta, parts, disks })
 }

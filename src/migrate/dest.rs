@@ -113,7 +113,10 @@ fn receive_machine(
             meta.memory
         );
     }
-    let opts = snapshot::rebuild_options(&meta, engine, max_instructions)?;
+    if !meta.disks.is_empty() {
+        bail!("message 0 (META): the machine has disks, which a migration does not carry");
+    }
+    let opts = snapshot::rebuild_options(&meta, engine, max_instructions, &[])?;
     let (mut machine, attached) = crate::runner::build_board(&opts)?;
     // The source sends its non-zero pages only: everything else is zeros, here too.
     machine.ram.as_mut_slice().fill(0);

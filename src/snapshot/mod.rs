@@ -7,9 +7,11 @@
 //! the machine `META` describes (the same devices in the same order, as `vmscope run` attached
 //! them), then puts every section's state into it; the bus refuses a state taken from another
 //! shape. The engine is chosen anew: engines keep no architectural state of their own, so a
-//! machine saved on the translator continues on KVM. Not saved: a disk's contents (a disk file
-//! is the disk; it must still be as it was — so for now a machine with disks is refused) and
-//! NICs (their cable leads outside the machine).
+//! machine saved on the translator continues on KVM. Disks are saved whole (sections `DSKi`:
+//! their non-zero 4 KiB chunks), and restored into new files — the `--disk FILE`s of
+//! `vmscope restore`, or temporary copies — never over the file they were saved from, which
+//! the saved run may have changed since. Not saved: NICs (their cable leads outside the
+//! machine).
 
 pub use snapfile::container as file;
 pub use snapfile::{load_bytes, parse_meta, parts_from_sections, state_sections, Loaded, Meta};
@@ -42,9 +44,6 @@ pub fn meta_for(
     opts: &RunOptions,
     image: &str,
 ) -> Result<Meta> {
-    if !opts.disks.is_empty() {
-        bail!("a machine with disks cannot be saved or migrated yet: the disk file is not part of the snapshot, and the guest may change it after the save");
-    }
     if attached.nic.is_some() {
         bail!(
             "a machine with a NIC cannot be saved or migrated: its cable leads outside the machine"
@@ -60,9 +59,43 @@ pub fn meta_for(
             .iter()
             .map(|d| crate::attach::test_device_name(*d).to_string())
             .collect(),
+        disks: attached
+            .disks
+            .iter()
+            .map(|d| snapfile::DiskMeta {
+                interface: d.spec.interface.name().into(),
+                read_only: d.spec.read_only,
+                bytes: d.sectors * 512,
+                saved_from: d.spec.path.display().to_string(),
+            })
+            .collect(),
         ..Meta::describe(machine, image)
     })
 }
+
+// ANCHOR: disk_image
+/// A disk's contents as they are now: its non-zero 4 KiB chunks.
+fn disk_image(disk: &crate::disk::AttachedDisk) -> Result<snapfile::DiskImage> {
+    const READ: u64 = 1 << 20;
+    disk.journal.with_backend(|backend| {
+        let bytes = backend.len();
+        let mut chunks = Vec::new();
+        let mut buf = vec![0u8; READ as usize];
+        for at in (0..bytes).step_by(READ as usize) {
+            let part = &mut buf[..READ.min(bytes - at) as usize];
+            backend
+                .read_at(at, part)
+                .with_context(|| format!("reading {} at {at:#x}", disk.spec.path.display()))?;
+            for (i, chunk) in part.chunks(snapfile::DISK_CHUNK as usize).enumerate() {
+                if chunk.iter().any(|b| *b != 0) {
+                    chunks.push((at / snapfile::DISK_CHUNK + i as u64, chunk.to_vec()));
+                }
+            }
+        }
+        Ok(snapfile::DiskImage { bytes, chunks })
+    })
+}
+// ANCHOR_END: disk_image
 
 /// Writes `machine` (stopped at an instruction boundary) to `path`, with what `opts` and
 /// `attached` say about how it was built. The file is written whole or not at all.
@@ -77,7 +110,12 @@ pub fn save_file(
     let snapshot = machine
         .snapshot()
         .map_err(|e| anyhow::anyhow!("taking the snapshot: {e}"))?;
-    let bytes = snapfile::encode_file(&meta, &snapshot.to_parts())?;
+    let disks = attached
+        .disks
+        .iter()
+        .map(disk_image)
+        .collect::<Result<Vec<_>>>()?;
+    let bytes = snapfile::encode_file_with_disks(&meta, &snapshot.to_parts(), &disks)?;
     let tmp = path.with_extension("partial");
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
@@ -96,7 +134,27 @@ pub fn rebuild_options(
     meta: &Meta,
     engine: EngineChoice,
     max_instructions: Option<u64>,
+    disk_files: &[std::path::PathBuf],
 ) -> Result<RunOptions> {
+    if disk_files.len() != meta.disks.len() {
+        bail!(
+            "META describes {} disks, and {} files were given for them",
+            meta.disks.len(),
+            disk_files.len()
+        );
+    }
+    let disks = meta
+        .disks
+        .iter()
+        .zip(disk_files)
+        .map(|(d, path)| {
+            let mut spec: crate::disk::DiskSpec = format!("{},if={}", path.display(), d.interface)
+                .parse()
+                .map_err(|e| anyhow::anyhow!("META's disk: {e}"))?;
+            spec.read_only = d.read_only;
+            Ok(spec)
+        })
+        .collect::<Result<_>>()?;
     let test_devices = meta
         .test_devices
         .iter()
@@ -123,6 +181,7 @@ pub fn rebuild_options(
             None => None,
         },
         test_devices,
+        disks,
         ..RunOptions::default()
     })
 }
@@ -131,6 +190,11 @@ pub fn rebuild_options(
 /// the file).
 pub fn rebuild(loaded: &Loaded, opts: &RunOptions) -> Result<(Machine, Attached)> {
     let (mut machine, attached) = crate::runner::build_board(opts)?;
+    for disk in &attached.disks {
+        // The files hold the saved contents (`place_disks`); the devices' state names the
+        // saving process's checkpoints of them.
+        disk.journal.accept_saved_mark();
+    }
     let snapshot = MachineSnapshot::from_parts(loaded.parts.clone())
         .map_err(|e| anyhow::anyhow!("the snapshot's parts: {e}"))?;
     machine
@@ -139,16 +203,82 @@ pub fn rebuild(loaded: &Loaded, opts: &RunOptions) -> Result<(Machine, Attached)
     Ok((machine, attached))
 }
 
-/// `vmscope restore FILE`: rebuild, restore, run to the end on `engine`.
+/// The saved disks written out for a restored run: into the new files the user named
+/// (`--disk FILE`, kept), else into temporary files removed when the run ends.
+pub struct RestoredDisks {
+    pub paths: Vec<std::path::PathBuf>,
+    temporary: Vec<std::path::PathBuf>,
+}
+
+impl Drop for RestoredDisks {
+    fn drop(&mut self) {
+        for path in &self.temporary {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Writes each saved disk of `loaded` to `wanted[i]` (a file that must not exist yet: a
+/// restore never overwrites), or to a temporary file.
+pub fn place_disks(loaded: &Loaded, wanted: &[std::path::PathBuf]) -> Result<RestoredDisks> {
+    use std::os::unix::fs::FileExt;
+    if wanted.len() > loaded.disks.len() {
+        bail!(
+            "{} --disk files for a snapshot with {} disks",
+            wanted.len(),
+            loaded.disks.len()
+        );
+    }
+    let mut placed = RestoredDisks {
+        paths: Vec::new(),
+        temporary: Vec::new(),
+    };
+    for (i, image) in loaded.disks.iter().enumerate() {
+        let path = match wanted.get(i) {
+            Some(p) => p.clone(),
+            None => {
+                let p = std::env::temp_dir().join(format!(
+                    "vmscope-restored-{}-disk{i}.img",
+                    std::process::id()
+                ));
+                let _ = std::fs::remove_file(&p);
+                placed.temporary.push(p.clone());
+                p
+            }
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| {
+                format!(
+                    "creating {} for saved disk {i} (a restore writes only new files)",
+                    path.display()
+                )
+            })?;
+        file.set_len(image.bytes)?;
+        for (n, bytes) in &image.chunks {
+            file.write_all_at(bytes, n * snapfile::DISK_CHUNK)
+                .with_context(|| format!("writing saved disk {i} to {}", path.display()))?;
+        }
+        file.sync_all()?;
+        placed.paths.push(path);
+    }
+    Ok(placed)
+}
+
+/// `vmscope restore FILE [--disk NEW]…`: rebuild, restore, run to the end on `engine`.
 pub fn restore_and_run(
     path: &Path,
     engine: EngineChoice,
     max_instructions: Option<u64>,
+    disk_files: &[std::path::PathBuf],
     serial: &mut dyn Write,
     notice: &mut dyn FnMut(String),
 ) -> Result<GuestOutcome> {
     let loaded = load_file(path)?;
-    let opts = rebuild_options(&loaded.meta, engine, max_instructions)?;
+    let disks = place_disks(&loaded, disk_files)?;
+    let opts = rebuild_options(&loaded.meta, engine, max_instructions, &disks.paths)?;
     let (machine, attached) = rebuild(&loaded, &opts)?;
     notice(format!(
         "vmscope: restored {} after {} instructions ({:.6} s of guest time)",
@@ -156,6 +286,19 @@ pub fn restore_and_run(
         loaded.meta.instructions,
         loaded.meta.virtual_ns as f64 / 1e9
     ));
+    for (i, p) in disks.paths.iter().enumerate() {
+        let kept = i < disk_files.len();
+        notice(format!(
+            "vmscope: saved disk {i} ({}) runs from {}{}",
+            loaded.meta.disks[i].saved_from,
+            p.display(),
+            if kept {
+                ""
+            } else {
+                " — a temporary copy, gone when the run ends (keep it with --disk FILE)"
+            }
+        ));
+    }
     let image = format!("{} (restored from {})", loaded.meta.image, path.display());
     crate::runner::run_machine(machine, image, &attached, &opts, serial, notice)
 }
