@@ -84,7 +84,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         save: Option<PathBuf>,
         /// Live-migrate the running guest to `vmscope migrate-listen ADDR` (127.0.0.1:PORT,
-        /// [::1]:PORT or unix:PATH): pre-copy rounds while it runs, then a short stop-and-copy.
+        /// [::1]:PORT or unix:PATH), or to `thread:ENGINE`, a destination in this process:
+        /// pre-copy rounds while it runs, then a short stop-and-copy.
         #[arg(long, value_name = "ADDR", requires = "migrate_after")]
         migrate_to: Option<String>,
         /// When the migration starts: after N guest instructions, or after Nms of guest time
@@ -341,7 +342,17 @@ fn real_main() -> Result<i32> {
                 }
             };
             stdout.flush()?;
-            Ok(finish(outcome, stats))
+            let status = finish(outcome, stats);
+            // `--migrate-to thread:E`: the destination's half, after the source's report.
+            if let Some(destination) = vmscope::migrate::thread_dest::wait() {
+                stdout.write_all(&destination.serial)?;
+                stdout.flush()?;
+                for n in &destination.notices {
+                    eprintln!("{n}");
+                }
+                return Ok(destination.status.unwrap_or(status));
+            }
+            Ok(status)
         }
         Command::MigrateListen {
             addr,

@@ -17,10 +17,12 @@
 //! drops, or a FAIL, lets it run on where it was, with nothing lost.
 //!
 //! Addresses are loopback only: `127.0.0.1:PORT`, `[::1]:PORT`, `localhost:PORT`, or
-//! `unix:PATH` for a Unix socket. `wire.rs` is the stream's format.
+//! `unix:PATH` for a Unix socket; `thread:ENGINE` runs the destination in this process
+//! (`thread_dest.rs`). `wire.rs` is the stream's format.
 
 pub mod dest;
 pub mod source;
+pub mod thread_dest;
 pub mod wire;
 
 use std::io::{Read, Write};
@@ -31,16 +33,27 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-/// Where a migration goes: a loopback TCP address or a Unix socket.
+/// Where a migration goes: a loopback TCP address, a Unix socket, or a destination in a
+/// thread of this process (`thread:ENGINE`, over a socket pair: the whole protocol in one
+/// command, for the book and for trying it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    Thread(crate::EngineChoice),
 }
 
 impl Endpoint {
-    /// Parses `unix:PATH` or `HOST:PORT`; a host that is not loopback is refused.
+    /// Parses `unix:PATH`, `thread:ENGINE` or `HOST:PORT`; a host that is not loopback is
+    /// refused.
     pub fn parse(s: &str) -> Result<Endpoint> {
+        if let Some(engine) = s.strip_prefix("thread:") {
+            let engine =
+                <crate::EngineChoice as clap::ValueEnum>::from_str(engine, true).map_err(|_| {
+                    anyhow::anyhow!("{s:?}: thread: needs an engine (interp, bt, kvm, auto)")
+                })?;
+            return Ok(Endpoint::Thread(engine));
+        }
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
                 bail!("{s:?}: unix: needs a socket path, e.g. unix:/tmp/vmscope-migrate.sock");
@@ -65,6 +78,7 @@ impl std::fmt::Display for Endpoint {
         match self {
             Endpoint::Tcp(a) => write!(f, "{a}"),
             Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+            Endpoint::Thread(e) => write!(f, "a thread running {e}"),
         }
     }
 }
@@ -88,6 +102,11 @@ impl Stream {
             Endpoint::Unix(p) => Stream::Unix(
                 UnixStream::connect(p).with_context(|| format!("connecting to {}", p.display()))?,
             ),
+            Endpoint::Thread(engine) => {
+                let (mine, theirs) = UnixStream::pair().context("making a socket pair")?;
+                thread_dest::start(*engine, Stream::Unix(theirs));
+                Stream::Unix(mine)
+            }
         };
         Ok(stream)
     }
@@ -145,6 +164,7 @@ impl Listener {
             Endpoint::Tcp(a) => {
                 Listener::Tcp(TcpListener::bind(a).with_context(|| format!("listening on {a}"))?)
             }
+            Endpoint::Thread(_) => bail!("thread: is a destination to send to, not to listen on"),
             Endpoint::Unix(p) => {
                 if std::fs::symlink_metadata(p)
                     .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
@@ -244,6 +264,11 @@ mod tests {
         let far = Endpoint::parse("192.0.2.1:4444").unwrap_err().to_string();
         assert!(far.contains("not a loopback address"), "{far}");
         assert!(Endpoint::parse("unix:").is_err());
+        assert_eq!(
+            Endpoint::parse("thread:bt").unwrap(),
+            Endpoint::Thread(crate::EngineChoice::Bt)
+        );
+        assert!(Endpoint::parse("thread:vmware").is_err());
         assert!(Endpoint::parse("nonsense").is_err());
     }
 
