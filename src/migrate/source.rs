@@ -55,6 +55,9 @@ pub struct Migrated {
     pub state_bytes: u64,
     /// Host time from stopping the guest to the destination's GOOD.
     pub downtime: Duration,
+    /// What the stop-and-copy takes at the link's speed (pages and state over
+    /// `--migrate-bandwidth`), in ns: the downtime a real link of that speed would give.
+    pub link_downtime_ns: u64,
     /// Everything written to the stream.
     pub bytes: u64,
 }
@@ -174,6 +177,9 @@ impl Precopy {
                 final_pages: last.len() as u64,
                 state_bytes: state.len() as u64,
                 downtime: stopped.elapsed(),
+                link_downtime_ns: ((last.len() * wire::PAGE_BYTES + state.len()) as u128
+                    * 1_000_000_000
+                    / self.bandwidth as u128) as u64,
                 bytes: self.bytes,
             }),
             wire::FAIL => bail!(
@@ -235,10 +241,11 @@ impl Migrated {
             })
             .collect();
         lines.push(format!(
-            "stop-and-copy: {} pages and {} KiB of CPU and device state; downtime {:.1} ms",
+            "stop-and-copy: {} pages and {} KiB of CPU and device state; downtime {:.1} ms ({:.1} ms at the link's speed)",
             self.final_pages,
             self.state_bytes.div_ceil(1024),
-            self.downtime.as_secs_f64() * 1e3
+            self.downtime.as_secs_f64() * 1e3,
+            self.link_downtime_ns as f64 / 1e6
         ));
         lines.push(format!(
             "migrated to {to}: {} rounds, {:.1} MiB sent; the guest runs there now",
