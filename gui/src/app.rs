@@ -143,6 +143,8 @@ pub enum Action {
     StepBack,
     ToggleBreakpoint,
     Reload,
+    /// Write the machine to a snapshot file (Ctrl+S; opens the "Save snapshot" window).
+    SaveSnapshot,
     Help,
     LoadBuiltin(&'static str),
     /// Reload the guest booting the given way (keeps breakpoints).
@@ -162,6 +164,10 @@ pub struct Forms {
     pub mem_addr: String,
     pub walk_addr: String,
     pub open_path: String,
+    /// The file name in the "Save snapshot" window (`None` = window closed).
+    pub save_name: Option<String>,
+    /// Put the keyboard focus in that name field on the next frame.
+    pub save_focus: bool,
     /// The command line being edited in the "Command line" window (`None` = window closed).
     pub cmdline: Option<String>,
     pub message: Option<String>,
@@ -199,6 +205,8 @@ pub struct VmscopeApp {
     pub facts: FrameFacts,
     /// The RIP the code view last scrolled to (it follows RIP when it changes).
     pub code_scrolled_to: Option<u64>,
+    /// Where saved snapshot files go: files on the desktop; the web shell puts its download here.
+    pub file_sink: Box<dyn crate::save::FileSink>,
 }
 
 impl VmscopeApp {
@@ -226,6 +234,7 @@ impl VmscopeApp {
                 .collect(),
             facts: FrameFacts::default(),
             code_scrolled_to: None,
+            file_sink: crate::save::default_sink(),
         }
     }
 
@@ -259,6 +268,7 @@ impl VmscopeApp {
                 let image = s.image.clone();
                 self.replace_session(Session::new(image), true);
             }
+            Action::SaveSnapshot => self.request_snapshot_save(),
             Action::Help => self.help_open = !self.help_open,
             Action::LoadBuiltin(name) => {
                 // A new guest starts the way the current one did (firmware or direct).
@@ -301,17 +311,6 @@ impl VmscopeApp {
         }
     }
 
-    /// Opens an image file (desktop only: a browser has no file system).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn open_path(&mut self, path: &str) {
-        let result = crate::session::read_image_file(path).and_then(|bytes| {
-            let image = crate::session::GuestImage::from_bytes(path, bytes)
-                .with_disks(self.session.image.disks.clone());
-            Session::new(image.with_boot(self.session.image.boot))
-        });
-        self.replace_session(result, false);
-    }
-
     fn shortcuts(&mut self, ctx: &egui::Context) {
         let pressed = |m: Modifiers, k: Key| ctx.input_mut(|i| i.consume_key(m, k));
         let mut actions = Vec::new();
@@ -319,6 +318,9 @@ impl VmscopeApp {
             actions.push(Action::StepOut);
         } else if pressed(Modifiers::NONE, Key::F11) {
             actions.push(Action::StepInto);
+        }
+        if pressed(Modifiers::COMMAND, Key::S) {
+            actions.push(Action::SaveSnapshot);
         }
         if pressed(Modifiers::COMMAND, Key::F10) {
             actions.push(Action::RunToCursor);
@@ -402,6 +404,7 @@ impl VmscopeApp {
         });
         crate::help::window(ui.ctx(), self);
         self.open_window(ui.ctx());
+        self.save_window(ui.ctx());
         crate::share::window(ui.ctx(), self);
         self.dropped_files(ui.ctx());
     }
@@ -422,11 +425,26 @@ impl VmscopeApp {
                 ui.separator();
                 if ui
                     .button("Open image file…")
-                    .on_hover_text("or drop a file on the window")
+                    .on_hover_text(
+                        "a guest image or a snapshot file (.vmsnap); or drop a file on the window",
+                    )
                     .clicked()
                 {
                     self.open_dialog = cfg!(not(target_arch = "wasm32"));
                     self.pick_file_requested = cfg!(target_arch = "wasm32");
+                    ui.close();
+                }
+                let blocker = self.session.snapshot_file_blocker();
+                if ui
+                    .add_enabled(
+                        blocker.is_none(),
+                        egui::Button::new("Save snapshot…").shortcut_text("Ctrl+S"),
+                    )
+                    .on_hover_text("the whole machine at this instruction, as a file")
+                    .on_disabled_hover_text(blocker.unwrap_or_default())
+                    .clicked()
+                {
+                    self.act(Action::SaveSnapshot);
                     ui.close();
                 }
                 if ui.button("Command line…").clicked() {
@@ -613,7 +631,10 @@ impl VmscopeApp {
                 .open(&mut open)
                 .collapsible(false)
                 .show(ctx, |ui| {
-                    ui.label("A Multiboot kernel, a firmware ROM (.rom/.bin) or a flat binary:");
+                    ui.label(
+                        "A Multiboot kernel, a firmware ROM (.rom/.bin), a flat binary or a \
+                         snapshot file (.vmsnap):",
+                    );
                     let r = ui.text_edit_singleline(&mut self.forms.open_path);
                     let enter = r.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
                     if ui.button("Open").clicked() || enter {
@@ -651,17 +672,6 @@ impl VmscopeApp {
         } else if open {
             self.forms.cmdline = Some(text);
         }
-    }
-
-    /// Opens an image the user gave as bytes (a dropped file, the browser's file picker).
-    pub fn open_bytes(&mut self, name: &str, bytes: Vec<u8>, cmdline: Option<String>) {
-        let mut image = crate::session::GuestImage::from_bytes(name, bytes)
-            .with_boot(self.session.image.boot)
-            .with_disks(self.session.image.disks.clone());
-        if let Some(c) = cmdline {
-            image.cmdline = c;
-        }
-        self.replace_session(Session::new(image), false);
     }
 
     /// Files dropped on the window: the first one becomes the guest.

@@ -23,6 +23,10 @@ const SHORTCUTS: &[(&str, &str)] = &[
     ),
     ("F7", "step back one instruction"),
     ("F9", "toggle a breakpoint at the cursor (or at RIP)"),
+    (
+        "Ctrl+S",
+        "save a snapshot: the machine here as a file (a download in a browser); open it like an image",
+    ),
     ("F1", "this help; Esc closes it"),
 ];
 
@@ -89,6 +93,19 @@ const HOW: &[(&str, &str)] = &[
          (or boots afresh if there is none) and re-executes up to it; the CPU states recorded \
          at every stop check that the replay matches. \
          After KVM has run, the past depends on the host clock and cannot be replayed.",
+    ),
+    (
+        "Snapshot files",
+        "Save snapshot (Ctrl+S) pauses the guest and writes the whole machine — CPU state, \
+         counters, RAM as its non-zero pages, every device and the virtual clock — in the \
+         format `vmscope run --save` writes: a META section that says how to rebuild the \
+         machine, then one checksummed, deflated section per part. `vmscope restore FILE \
+         --engine interp|bt|kvm` continues it on any engine, because engines keep no state \
+         outside CpuState. Opening the file here (the Guest menu's Open image file…, or a drop) \
+         builds the same board, restores it and pauses at the saved instruction; step back \
+         goes no further back than that. Machines with disks are not saved from the GUI \
+         (their contents are files outside the machine), and snapshots of machines with \
+         devices the GUI does not attach are refused with the reason.",
     ),
     (
         "Page walk",

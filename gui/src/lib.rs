@@ -24,6 +24,7 @@ pub mod guestmem;
 mod help;
 pub mod panels;
 pub mod remote;
+pub mod save;
 pub mod session;
 mod share;
 pub mod start;

@@ -25,8 +25,9 @@ mod native {
     const USAGE: &str = "\
 usage: vmscope-gui [IMAGE] [options]
 
-IMAGE is a Multiboot kernel, a firmware ROM (.rom/.bin), a flat binary, or the name of a
-built-in guest (see `vmscope guests`); default: demo.
+IMAGE is a Multiboot kernel, a firmware ROM (.rom/.bin), a flat binary, a snapshot file
+(Ctrl+S in the window, `vmscope run --save`; it starts where it was saved), or the name of
+a built-in guest (see `vmscope guests`); default: demo.
 
 options:
   --cmdline TEXT      Multiboot command line
@@ -119,9 +120,14 @@ options:
             Some(g) if args.image.is_none() || !std::path::Path::new(name).exists() => g,
             _ => {
                 let bytes = gui::session::read_image_file(name)?;
-                GuestImage::from_bytes(name, bytes)
+                GuestImage::from_file(name, bytes)?
             }
         };
+        if image.restore.is_some() && !args.disks.is_empty() {
+            return Err(format!(
+                "--disk: {name} is a snapshot file, whose machine is rebuilt as it was saved"
+            ));
+        }
         let disks = args
             .disks
             .iter()

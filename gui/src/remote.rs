@@ -18,7 +18,7 @@ use crate::session::{EngineKind, GuestImage, Session};
 
 /// The commands [`apply`] understands, for error messages.
 pub const COMMANDS: &str =
-    "run, pause, step N, back N, engine NAME, load GUEST [CMDLINE], cmdline [TEXT]";
+    "run, pause, step N, back N, engine NAME, load GUEST [CMDLINE], cmdline [TEXT], save [FILE]";
 
 /// What the page shows, as data: the test reads this instead of pixels.
 #[derive(Debug, Clone, Serialize)]
@@ -157,6 +157,13 @@ pub fn apply(app: &mut VmscopeApp, command: &str) -> Result<(), String> {
             if let Some(e) = app.error.clone() {
                 return Err(e);
             }
+        }
+        "save" => {
+            // As Ctrl+S and the window's Save button do: the sink decides where it goes.
+            let name = words
+                .next()
+                .map_or_else(|| app.session.snapshot_file_name(), str::to_string);
+            app.save_snapshot_as(&name)?;
         }
         "" => return Err(format!("empty command (commands: {COMMANDS})")),
         other => return Err(format!("unknown command {other:?} (commands: {COMMANDS})")),

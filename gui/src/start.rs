@@ -123,6 +123,13 @@ impl StartOptions {
     /// Options that recreate `s` where it is now: its built-in guest, command line, boot method,
     /// engine and position (paused there). A file the user opened has no name to link to.
     pub fn of_session(s: &Session) -> Result<Self, String> {
+        if s.image.restore.is_some() {
+            return Err(format!(
+                "this guest was restored from the snapshot file {}: a link cannot carry a \
+                 machine's state — share a snapshot file instead (Ctrl+S saves one)",
+                s.image.name
+            ));
+        }
         let g = guests::by_name(&s.image.name)
             .filter(|g| g.image == &s.image.bytes[..])
             .ok_or_else(|| {

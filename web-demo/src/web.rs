@@ -69,6 +69,46 @@ fn with_app<T>(f: impl FnOnce(&mut WebApp) -> T) -> Option<T> {
     })
 }
 
+/// Saved files (Ctrl+S, "Save snapshot") become downloads: the bytes in a Blob, a temporary
+/// object URL for it, and a click on an `<a download>` that is never added to the page.
+struct BrowserDownload;
+
+impl gui::save::FileSink for BrowserDownload {
+    fn save(&mut self, name: &str, bytes: &[u8]) -> Result<String, String> {
+        let js = |e: JsValue| format!("offering {name} as a download: {e:?}");
+        let window = web_sys::window().ok_or("no window")?;
+        let document = window.document().ok_or("no document")?;
+        let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+        let options = web_sys::BlobPropertyBag::new();
+        options.set_type("application/octet-stream");
+        let blob =
+            web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(js)?;
+        let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(js)?;
+        let link = document
+            .create_element("a")
+            .map_err(js)?
+            .dyn_into::<web_sys::HtmlAnchorElement>()
+            .map_err(|_| format!("offering {name} as a download: no <a> element"))?;
+        link.set_href(&url);
+        link.set_download(name);
+        link.click();
+        // The browser has started reading the URL once the click's task ran; free it later.
+        let revoke = Closure::once_into_js(move || {
+            let _ = web_sys::Url::revoke_object_url(&url);
+        });
+        let _ = window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(revoke.unchecked_ref(), 60_000);
+        Ok(format!(
+            "your downloads as {name} ({} KiB)",
+            bytes.len().div_ceil(1024)
+        ))
+    }
+
+    fn verb(&self) -> &'static str {
+        "Download"
+    }
+}
+
 /// The session the URL asks for, or the demo with the reason when the URL is wrong.
 fn first_app(query: &str) -> VmscopeApp {
     let built = StartOptions::from_query(query)
@@ -108,6 +148,7 @@ pub async fn start(canvas_id: String) -> Result<(), JsValue> {
             Box::new(move |cc| {
                 let mut app = first_app(&query);
                 app.page_url = Some(page_url);
+                app.file_sink = Box::new(BrowserDownload);
                 if let Some(s) = cc
                     .storage
                     .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
@@ -183,7 +224,8 @@ pub fn bench(
     serde_json::to_string(&r).map_err(|e| JsValue::from(e.to_string()))
 }
 
-/// Makes a user's file (from the file picker or a drop) the guest, with an optional command line.
+/// Makes a user's file (from the file picker or a drop) the guest, with an optional command
+/// line; a snapshot file (magic "VMSCSNAP") is restored where it was saved instead.
 #[wasm_bindgen]
 pub fn load_image(name: String, bytes: Vec<u8>, cmdline: Option<String>) -> Result<(), JsValue> {
     with_app(|w| {

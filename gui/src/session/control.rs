@@ -73,6 +73,10 @@ pub enum StopReason {
     Rewound {
         to: u64,
     },
+    /// The session started from a snapshot file, saved after `at` instructions.
+    Restored {
+        at: u64,
+    },
     GuestEnded(String),
     EngineError(String),
 }
@@ -106,6 +110,12 @@ impl fmt::Display for StopReason {
             StopReason::IoPort(p) => write!(f, "I/O port {p:#x} accessed"),
             StopReason::KvmExit(e) => write!(f, "KVM {e}"),
             StopReason::Rewound { to } => write!(f, "rewound to instruction {to}"),
+            StopReason::Restored { at } => {
+                write!(
+                    f,
+                    "restored from a snapshot file, saved at instruction {at}"
+                )
+            }
             StopReason::GuestEnded(e) => write!(f, "guest ended: {e}"),
             StopReason::EngineError(e) => write!(f, "engine error: {e}"),
         }

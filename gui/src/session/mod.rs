@@ -11,12 +11,14 @@ mod engines;
 mod events;
 pub mod expr;
 mod rewind;
+mod snapshot_file;
 
 pub use breakpoints::{BreakOn, Breakpoint, MemAccess, Watchpoint};
 pub use control::{describe_exit, Goal, RunState, StopReason};
 pub use engines::{kvm_status, EngineKind};
 pub use events::{Event, EventKind, EventLog};
 pub use rewind::History;
+pub use snapshot_file::{is_snapshot_file, SavedStart, MAX_RESTORED_MEMORY, SNAPSHOT_EXTENSION};
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -51,6 +53,9 @@ pub struct GuestImage {
     pub boot: BootMethod,
     /// Disks on the machine, in the order they are placed (as `vmscope run --disk` places them).
     pub disks: Vec<GuestDisk>,
+    /// A snapshot file's machine to start from instead of loading `bytes`
+    /// ([`GuestImage::from_snapshot`]).
+    pub restore: Option<std::rc::Rc<SavedStart>>,
 }
 
 /// A disk on the guest's machine: where the board puts it, and the journaled backend that every
@@ -91,6 +96,7 @@ impl GuestImage {
             memory: DEFAULT_MEMORY,
             boot: BootMethod::Direct,
             disks: Vec::new(),
+            restore: None,
         })
     }
 
@@ -115,6 +121,7 @@ impl GuestImage {
             memory: DEFAULT_MEMORY,
             boot: BootMethod::Direct,
             disks: Vec::new(),
+            restore: None,
         }
     }
 
@@ -127,6 +134,9 @@ impl GuestImage {
     /// A fresh machine with this image loaded: power-on, where a rewind starts when no machine
     /// snapshot is old enough (and the machine a snapshot is restored into).
     fn boot(&self) -> Result<(Machine, String), String> {
+        if let Some(start) = &self.restore {
+            return self.boot_restored(start);
+        }
         let mut machine = Machine::new(self.memory)
             .map_err(|e| format!("cannot create a machine with {} bytes: {e}", self.memory))?;
         let mut placement = devices::placement::VirtioPlacement::default();
@@ -247,6 +257,9 @@ impl Session {
         }
         let prev_cpu = machine.cpu.clone();
         let events = EventLog::new(&machine);
+        let last_stop = image.restore.as_ref().map(|r| StopReason::Restored {
+            at: r.snapshot.instructions(),
+        });
         Ok(Session {
             engines: Engines::new(),
             machine,
@@ -257,7 +270,7 @@ impl Session {
             watchpoints: Vec::new(),
             break_on: BreakOn::default(),
             run_state: RunState::Paused,
-            last_stop: None,
+            last_stop,
             prev_cpu,
             recent_writes: RecentWrites::default(),
             serial: String::new(),

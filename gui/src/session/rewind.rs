@@ -229,8 +229,13 @@ impl Session {
                     .into(),
             );
         }
-        if self.position() == 0 {
-            return Some("already at the first instruction".into());
+        let start = self.image.start_position();
+        if self.position() <= start {
+            return Some(if start == 0 {
+                "already at the first instruction".into()
+            } else {
+                format!("already at instruction {start}, where the snapshot file starts")
+            });
         }
         if !self.image.disks.is_empty() && self.history.power_on.is_none() {
             let why = self
@@ -263,6 +268,8 @@ impl Session {
         if self.history.kvm_ran {
             return Err("KVM ran this guest; the past cannot be replayed".into());
         }
+        // A guest restored from a snapshot file has no past before the file.
+        let target = target.max(self.image.start_position());
         let (mut machine, _) = self.image.boot()?;
         let (from, mut text) = match self.history.snapshot_before(target) {
             Some(snap) => {
@@ -277,7 +284,8 @@ impl Session {
                         .restore(power_on)
                         .map_err(|e| format!("restoring the power-on state: {e}"))?;
                 }
-                (0, String::new())
+                // Power-on: instruction 0, or where a snapshot file started the guest.
+                (machine.stats.instructions, String::new())
             }
         };
         let mut interp = Interpreter::new();
