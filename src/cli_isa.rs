@@ -109,6 +109,14 @@ pub fn conformance(suite: ConformanceSuite) -> Result<i32> {
                 for (what, how) in conformance::native::PVM_QUIRKS {
                     println!("  {what}: {how}");
                 }
+                println!("Where CPU vendors differ (those bits taken from the model):");
+                for (what, how) in conformance::native_vendor::VENDOR_DIFFERENCES {
+                    println!("  {what}: {how}");
+                }
+                println!("Not comparable where CPU vendors take different paths:");
+                for (what, how) in conformance::native_vendor::VENDOR_PATHS {
+                    println!("  {what}: {how}");
+                }
             }
             let report = conformance::native::run(&conformance::native::Options {
                 forms,

@@ -23,6 +23,7 @@ pub mod native_forms;
 pub mod native_machine;
 pub mod native_raw;
 pub mod native_vector;
+pub mod native_vendor;
 pub mod rules;
 pub mod sst;
 

@@ -582,6 +582,12 @@ pub(crate) fn execute_decoded(cpu: &mut Cpu, ins: &Instruction, bits: u32) -> R<
             ) {
                 cpu.st().rflags &= !fl::RF;
             }
+            // A REP string instruction suspended between iterations (to let an interrupt or a
+            // single-step trap in) sets RF, so the frame of that event carries RF = 1 and the
+            // restart does not hit its instruction breakpoint again (measured on Intel).
+            if cpu.s().rip == cpu.start_rip && ins.is_string_instruction() {
+                cpu.st().rflags |= fl::RF;
+            }
             Ok(())
         }
     }

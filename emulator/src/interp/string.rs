@@ -110,7 +110,6 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     } else {
         size as u64
     };
-    let am = mask(asize);
     if matches!(kind, Kind::Ins | Kind::Outs) {
         let port = cpu.gpr(reg::RDX, 2) as u16;
         super::system::check_io_permission(cpu, port, size)?;
@@ -122,6 +121,52 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     } else {
         REP_CHUNK
     };
+    let entry_status = cpu.s().rflags & STATUS;
+    let op = StringOp {
+        kind,
+        size,
+        asize,
+        step,
+        rep,
+        chunk,
+        src_seg,
+    };
+    let result = iterate(cpu, ins, &op);
+    // A REPE/REPNE CMPS or SCAS that faults part-way, or is suspended between iterations, shows
+    // the status flags it started with (SDM Vol. 2B, REP: "the EFLAGS value is restored to the
+    // state prior to the execution of the instruction"; an Intel CPU does the same when it stops
+    // between iterations for an interrupt or single-step). The restart recomputes them.
+    let compares = matches!(kind, Kind::Cmps | Kind::Scas);
+    if rep && compares && (result.is_err() || cpu.s().rip == cpu.start_rip) {
+        cpu.set_status(entry_status);
+    }
+    result
+}
+
+/// One string instruction's decoded shape, for [`iterate`].
+struct StringOp {
+    kind: Kind,
+    size: u32,
+    asize: u32,
+    step: u64,
+    rep: bool,
+    chunk: u64,
+    src_seg: Seg,
+}
+
+/// Runs the iterations of a string instruction: all of them, up to `chunk` of a REP (then RIP
+/// is put back on the instruction), or until a fault.
+fn iterate(cpu: &mut Cpu, ins: &Instruction, op: &StringOp) -> R<()> {
+    let StringOp {
+        kind,
+        size,
+        asize,
+        step,
+        rep,
+        chunk,
+        src_seg,
+    } = *op;
+    let am = mask(asize);
     let mut done = 0;
     loop {
         if rep {
