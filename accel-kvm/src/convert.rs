@@ -357,7 +357,7 @@ pub fn apply_debugregs(cpu: &mut CpuState, k: &kvm_debugregs) {
     cpu.dr[7] = k.dr7;
 }
 
-/// The interrupt shadow and a pending NMI in KVM's event form. KVM distinguishes a shadow from
+/// The interrupt shadow, a pending NMI and NMI blocking in KVM's event form. KVM distinguishes a shadow from
 /// STI and from MOV SS; `CpuState` does not, so a shadow goes in as "after STI" (the one that
 /// blocks maskable interrupts, which is all our machine can raise).
 pub fn events_to_kvm(e: &PendingEvents) -> kvm_vcpu_events {
@@ -371,6 +371,7 @@ pub fn events_to_kvm(e: &PendingEvents) -> kvm_vcpu_events {
         0
     };
     k.nmi.pending = e.nmi_pending as u8;
+    k.nmi.masked = e.nmi_blocked as u8;
     k
 }
 
@@ -380,6 +381,7 @@ pub fn apply_events(e: &mut PendingEvents, k: &kvm_vcpu_events) {
     e.interrupt_shadow =
         k.interrupt.shadow & (KVM_X86_SHADOW_INT_STI | KVM_X86_SHADOW_INT_MOV_SS) as u8 != 0;
     e.nmi_pending = k.nmi.pending != 0;
+    e.nmi_blocked = k.nmi.masked != 0;
 }
 
 #[cfg(test)]
@@ -444,6 +446,7 @@ mod tests {
             cpu.fpu.fxsave[160 + 16 * 15 + i] = 0xF0 | i as u8; // XMM15
         }
         cpu.events.interrupt_shadow = true;
+        cpu.events.nmi_blocked = true;
         cpu
     }
 

@@ -541,6 +541,16 @@ impl KvmEngine {
         machine: &mut Machine,
         through_interpreter: bool,
     ) -> Result<Offered, EngineError> {
+        // An NMI the local APIC latched: KVM queues it and delivers it when NMIs are unblocked
+        // (its own NMI blocking travels in the vCPU events, see `convert::events_to_kvm`).
+        if machine.bus.take_nmi() {
+            self.vcpu.nmi().map_err(|source| KvmError::Ioctl {
+                what: "KVM_NMI",
+                source,
+            })?;
+            machine.stats.count_exception("NMI");
+            self.halted = false;
+        }
         let pending = machine.bus.interrupt_pending();
         let pushed = self.ready_after_push;
         let run = self.vcpu.get_kvm_run();
@@ -592,7 +602,7 @@ impl KvmEngine {
             if let Some(exit) = take_stop_event(machine) {
                 return Some(exit);
             }
-            if machine.bus.interrupt_pending() {
+            if machine.bus.interrupt_pending() || machine.bus.nmi_latched() {
                 return None;
             }
             // Still halted when the time budget ends: return; the next run waits on.

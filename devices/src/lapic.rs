@@ -15,8 +15,12 @@
 //!
 //! The reset state is the one QEMU and KVM present after a BIOS: globally enabled at 0xFEE00000,
 //! software-disabled (SVR bit 8 clear), LINT0 = ExtINT unmasked, every other LVT entry masked.
-//! What is not modelled: NMI, SMI, INIT and SIPI delivery (one CPU, no NMI path into the engines),
-//! lowest-priority arbitration (one CPU wins it), EOI-broadcast suppression (not advertised).
+//! **NMI** comes two ways: an IPI with NMI delivery mode (to self), and the LINT1 pin, where a PC
+//! wires the chipset's NMI line (LVT LINT1 programmed with NMI delivery mode; with the APIC
+//! globally disabled the pin goes straight to the CPU). Either latches [`LocalApic::take_nmi`];
+//! the engines move it into the CPU's `PendingEvents`, which blocks further NMIs until IRET.
+//! What is not modelled: SMI, INIT and SIPI delivery (one CPU), lowest-priority arbitration (one
+//! CPU wins it), EOI-broadcast suppression (not advertised).
 
 #[cfg(test)]
 mod tests;
@@ -89,6 +93,7 @@ pub const LVT_MASKED: u32 = 1 << 16;
 /// LVT/ICR delivery mode field (bits 8–10) values.
 pub const DELIVERY_FIXED: u32 = 0;
 pub const DELIVERY_LOWEST: u32 = 1;
+pub const DELIVERY_NMI: u32 = 4;
 pub const DELIVERY_EXTINT: u32 = 7;
 /// SVR bit 8: the APIC is software-enabled.
 pub const SVR_ENABLE: u32 = 1 << 8;
@@ -178,6 +183,8 @@ pub struct LocalApic {
     deliverable: Option<u8>,
     /// Vectors of level-triggered interrupts whose EOI the IOAPIC must hear about.
     eoi_broadcasts: Vec<u8>,
+    /// An NMI was delivered to this CPU and the engine has not taken it yet.
+    nmi_latched: bool,
 }
 
 impl Default for LocalApic {
@@ -213,6 +220,7 @@ impl LocalApic {
             timer: ApicTimer::default(),
             deliverable: None,
             eoi_broadcasts: Vec::new(),
+            nmi_latched: false,
         }
     }
 
@@ -369,14 +377,48 @@ impl LocalApic {
             1 | 2 => true, // self; all including self
             _ => false,    // all excluding self: nobody else here
         };
+        if mode == DELIVERY_NMI {
+            // The vector field is ignored; an NMI to this CPU is latched for the engine.
+            self.nmi_latched |= to_self;
+            return;
+        }
         if mode != DELIVERY_FIXED && mode != DELIVERY_LOWEST {
-            return; // SMI, NMI, INIT, SIPI: not modelled for a single CPU
+            return; // SMI, INIT, SIPI: not modelled for a single CPU
         }
         if vector < 16 {
             self.record_error(ESR_SEND_ILLEGAL_VECTOR);
         }
         if to_self {
             self.accept(vector, false);
+        }
+    }
+
+    /// Takes the latched NMI, if any (the engine then makes it pending in the CPU).
+    pub fn take_nmi(&mut self) -> bool {
+        std::mem::take(&mut self.nmi_latched)
+    }
+
+    /// Is an NMI latched for the CPU?
+    pub fn nmi_latched(&self) -> bool {
+        self.nmi_latched
+    }
+
+    /// An edge on the LINT1 pin (a PC's NMI line). With the APIC globally disabled the pin is
+    /// the CPU's NMI input itself; otherwise LVT LINT1 decides: masked — nothing, NMI delivery
+    /// mode — an NMI, fixed — its vector as an edge-triggered interrupt.
+    pub fn lint1_edge(&mut self) {
+        if !self.hardware_enabled() {
+            self.nmi_latched = true;
+            return;
+        }
+        let lvt = self.lvt[lvt_index(reg::LVT_LINT1)];
+        if lvt & LVT_MASKED != 0 || !self.software_enabled() {
+            return;
+        }
+        match (lvt >> 8) & 7 {
+            DELIVERY_NMI => self.nmi_latched = true,
+            DELIVERY_FIXED => self.accept(lvt as u8, false),
+            _ => {} // ExtINT, SMI, INIT are not for LINT1 here
         }
     }
 

@@ -39,7 +39,7 @@ use crate::lapic::LocalApic;
 use crate::pic::PicPair;
 
 /// The layout of [`BusSnapshot`]'s own fields (not the devices': each has its own version).
-pub const BUS_SNAPSHOT_VERSION: u16 = 1;
+pub const BUS_SNAPSHOT_VERSION: u16 = 2;
 
 /// Why a snapshot could not be taken or restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

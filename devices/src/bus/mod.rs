@@ -744,6 +744,23 @@ impl Bus {
         self.lapic.has_interrupt() || (self.lapic.accepts_pic() && self.pic.has_interrupt())
     }
 
+    /// Takes an NMI the local APIC latched (a self-IPI in NMI mode, or LINT1): the engine makes
+    /// it pending in the CPU, where it waits until NMIs are unblocked.
+    pub fn take_nmi(&mut self) -> bool {
+        self.lapic.take_nmi()
+    }
+
+    /// Is an NMI waiting for the engine to take it? (A halted CPU wakes for one.)
+    pub fn nmi_latched(&self) -> bool {
+        self.lapic.nmi_latched()
+    }
+
+    /// The board's NMI line (a front-panel NMI button, or QEMU's monitor command `nmi`): an edge
+    /// on the local APIC's LINT1 pin.
+    pub fn raise_nmi(&mut self) {
+        self.lapic.lint1_edge();
+    }
+
     /// The interrupt-acknowledge cycle: the local APIC's vector goes first (IRR → ISR), else the
     /// PIC hands over its vector and marks it in service. With neither — the request went away
     /// between the poll and the acknowledge — the CPU gets a spurious vector.

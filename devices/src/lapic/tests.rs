@@ -467,3 +467,41 @@ fn changing_the_divider_keeps_the_remaining_count() {
     assert_eq!(read(&mut l, reg::TIMER_CURRENT, 400), 600);
     assert_eq!(l.next_deadline(), Some(400 + 1200));
 }
+
+#[test]
+fn an_nmi_ipi_latches_an_nmi_not_a_vector() {
+    let mut l = enabled();
+    // Self, NMI delivery mode, vector field 0x30 (ignored for NMIs).
+    write(
+        &mut l,
+        reg::ICR_LOW,
+        (1 << 18) | DELIVERY_NMI << 8 | 0x30,
+        0,
+    );
+    assert!(!l.has_interrupt(), "an NMI does not go through IRR");
+    assert!(l.take_nmi());
+    assert!(!l.take_nmi(), "taken once");
+    // To another APIC ID: nobody here.
+    write(&mut l, reg::ICR_HIGH, 5 << 24, 0);
+    write(&mut l, reg::ICR_LOW, DELIVERY_NMI << 8, 0);
+    assert!(!l.take_nmi());
+}
+
+#[test]
+fn lint1_follows_its_lvt_entry() {
+    let mut l = enabled();
+    l.lint1_edge();
+    assert!(!l.take_nmi(), "masked at reset: nothing");
+    write(&mut l, reg::LVT_LINT1, DELIVERY_NMI << 8, 0);
+    l.lint1_edge();
+    assert!(l.take_nmi(), "NMI delivery mode");
+    write(&mut l, reg::LVT_LINT1, 0x41, 0);
+    l.lint1_edge();
+    assert!(!l.take_nmi());
+    assert_eq!(l.acknowledge(), 0x41, "fixed delivery mode: its vector");
+    // Software-disabled: every LVT entry acts masked.
+    write(&mut l, reg::LVT_LINT1, DELIVERY_NMI << 8, 0);
+    write(&mut l, reg::SVR, 0xFF, 0);
+    l.lint1_edge();
+    assert!(!l.take_nmi());
+}

@@ -202,7 +202,10 @@ pub struct PendingEvents {
     pub interrupt_shadow: bool,
     /// The CPU executed HLT and waits for an interrupt.
     pub halted: bool,
+    /// An NMI arrived and waits for delivery (it is not lost while NMIs are blocked).
     pub nmi_pending: bool,
+    /// NMIs are blocked: an NMI handler runs, until the next IRET (SDM Vol. 3, 6.7.1).
+    pub nmi_blocked: bool,
 }
 
 pub use super::fpu::FpuState;

@@ -336,6 +336,9 @@ fn far_return(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
 
 /// IRET/IRETD/IRETQ in every mode we support.
 fn iret(cpu: &mut Cpu, size: u32) -> R<()> {
+    // IRET ends NMI blocking, even one that faults (which is why VT-x reports "NMI unblocking
+    // due to IRET" on such a fault).
+    cpu.st().events.nmi_blocked = false;
     let mode = cpu.s().mode();
     let ip = cpu.peek(0, size)?;
     let cs = cpu.peek(size as u64, size)? as u16;

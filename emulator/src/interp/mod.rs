@@ -80,6 +80,7 @@ pub(crate) type R<T> = Result<T, Fault>;
 pub(crate) mod vec {
     pub const DE: u8 = 0;
     pub const DB: u8 = 1;
+    pub const NMI: u8 = 2;
     pub const BP: u8 = 3;
     pub const OF: u8 = 4;
     pub const BR: u8 = 5;
@@ -465,6 +466,27 @@ pub(crate) fn at_boundary(cpu: &mut Cpu, timing: &mut Timing) -> Boundary {
         timing.deadline = cpu.m.bus.next_deadline().unwrap_or(u64::MAX);
     }
     let shadowed = cpu.s().events.interrupt_shadow;
+    // ANCHOR: nmi
+    // An NMI the local APIC latched becomes pending in the CPU; it is delivered ahead of any
+    // maskable interrupt, whatever IF says, unless an NMI handler runs (blocked until IRET) or
+    // the instruction before was MOV SS / STI (the shadow blocks NMIs too, as the SDM allows).
+    if cpu.m.bus.take_nmi() {
+        cpu.st().events.nmi_pending = true;
+    }
+    let events = cpu.s().events;
+    if events.nmi_pending && !events.nmi_blocked && !shadowed {
+        let e = &mut cpu.st().events;
+        e.nmi_pending = false;
+        e.nmi_blocked = true;
+        e.halted = false;
+        cpu.m.stats.count_exception("NMI");
+        cpu.start_rip = cpu.s().rip;
+        if let Err(Fault::Stop(exit)) = exceptions::deliver_external(cpu, vec::NMI) {
+            return Boundary::Stop(exit);
+        }
+        return Boundary::Again;
+    }
+    // ANCHOR_END: nmi
     let can_interrupt = cpu.s().rflags & fl::IF != 0 && !shadowed;
     cpu.st().events.interrupt_shadow = false;
     if can_interrupt && cpu.interrupt_requested() {

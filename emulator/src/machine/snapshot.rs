@@ -33,9 +33,10 @@ use crate::cpu::CpuState;
 const PAGE: usize = 4096;
 
 /// The layout of [`SnapshotParts`]'s own pieces — `CpuState` (with its segment caches, FPU,
-/// MSRs, pending events), `Stats` and the kvmclock bookkeeping — as postcard writes them: 1.
+/// MSRs, pending events), `Stats` and the kvmclock bookkeeping — as postcard writes them: 2
+/// (since NMI blocking joined the pending events).
 /// The bus part carries its own versions.
-pub const MACHINE_PARTS_VERSION: u16 = 1;
+pub const MACHINE_PARTS_VERSION: u16 = 2;
 
 /// A machine snapshot as serializable pieces: what a snapshot file or a migration stream
 /// writes. `pages` are the non-zero 4 KiB RAM pages, ascending by page number.
