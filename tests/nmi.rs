@@ -96,30 +96,29 @@ fn counters(m: &Machine) -> (u64, u64) {
     (read(COUNT), read(MAX_DEPTH))
 }
 
-fn engines() -> Vec<(&'static str, Box<dyn FnMut(&Machine) -> Box<dyn Engine>>)> {
-    let mut list: Vec<(&'static str, Box<dyn FnMut(&Machine) -> Box<dyn Engine>>)> = vec![
-        ("interp", Box::new(|_| Box::new(Interpreter::new()))),
-        ("bt", Box::new(|_| Box::new(BinaryTranslator::default()))),
-    ];
-    if support::kvm_skip_reason().is_none() {
-        list.push((
-            "kvm",
-            Box::new(|m| Box::new(accel_kvm::KvmEngine::new(m).unwrap())),
-        ));
-    } else {
-        eprintln!(
-            "kvm not tested: {}",
-            support::kvm_skip_reason().unwrap_or_default()
-        );
+/// The engines to try: interp, bt, and kvm where it works (else the reason is printed).
+fn engines() -> Vec<&'static str> {
+    let mut names = vec!["interp", "bt"];
+    match support::kvm_skip_reason() {
+        None => names.push("kvm"),
+        Some(why) => eprintln!("kvm not tested: {why}"),
     }
-    list
+    names
+}
+
+fn make(name: &str, m: &Machine) -> Box<dyn Engine> {
+    match name {
+        "interp" => Box::new(Interpreter::new()),
+        "bt" => Box::new(BinaryTranslator::default()),
+        _ => Box::new(accel_kvm::KvmEngine::new(m).unwrap()),
+    }
 }
 
 #[test]
 fn a_self_nmi_arrives_with_interrupts_off_and_a_second_waits_for_iret() {
-    for (name, mut make) in engines() {
+    for name in engines() {
         let mut m = machine(&self_ipi_program());
-        let mut engine = make(&m);
+        let mut engine = make(name, &m);
         let exit = engine.run(&mut m, RunLimit::instructions(10_000)).unwrap();
         assert_eq!(exit, Exit::Shutdown, "{name}: HLT with IF = 0 ends the run");
         let (count, depth) = counters(&m);
@@ -136,11 +135,11 @@ fn a_self_nmi_arrives_with_interrupts_off_and_a_second_waits_for_iret() {
 
 #[test]
 fn lint1_delivers_an_nmi_when_its_lvt_says_so_and_nothing_when_masked() {
-    for (name, mut make) in engines() {
+    for name in engines() {
         // Delivered, the handler counts it and the self-NMI it sends: 2.
         for (lvt, expect) in [(0x400u32, 2u64), (0x1_0400, 0)] {
             let mut m = machine(&lint1_program(lvt));
-            let mut engine = make(&m);
+            let mut engine = make(name, &m);
             let first = engine.run(&mut m, RunLimit::instructions(2_000)).unwrap();
             assert_eq!(
                 first,
@@ -165,10 +164,9 @@ fn lint1_delivers_an_nmi_when_its_lvt_says_so_and_nothing_when_masked() {
 fn a_blocked_nmi_travels_with_the_cpu_state_to_another_engine() {
     // Stop inside the first handler, after it sent the second NMI (pending, blocked), and
     // finish on every other engine: the second NMI must still come, after the IRET.
-    let mut names = engines();
-    for (from, make_from) in names.iter_mut() {
+    for from in engines() {
         let mut m = machine(&self_ipi_program());
-        let mut first = make_from(&m);
+        let mut first = make(from, &m);
         // cli, SVR, ICR, then the NMI: inc, mov, cmp, jbe, mov, inc, cmp, jne, ICR write, nop.
         first.run(&mut m, RunLimit::instructions(13)).unwrap();
         assert!(
@@ -180,14 +178,32 @@ fn a_blocked_nmi_travels_with_the_cpu_state_to_another_engine() {
             "{from}: the second NMI waits"
         );
         let snapshot = m.snapshot().unwrap();
-        for (to, make_to) in engines() {
-            let mut make_to = make_to;
+        for to in engines() {
             let mut t = Machine::new(m.ram.size()).unwrap();
             t.restore(&snapshot).unwrap();
-            let mut second = make_to(&t);
+            let mut second = make(to, &t);
             let exit = second.run(&mut t, RunLimit::instructions(10_000)).unwrap();
             assert_eq!(exit, Exit::Shutdown, "{from} → {to}");
             assert_eq!(counters(&t), (2, 1), "{from} → {to}");
         }
+    }
+}
+
+#[test]
+fn the_teaching_kernels_nmi_workload_counts_every_nmi_unnested_on_every_engine() {
+    let want = vmscope::compare::suite::expected_checksum("nmi", 500).unwrap();
+    assert_eq!(want, 500 | 1 << 32);
+    for engine in support::engines_with_kvm() {
+        let mut o = support::opts(engine);
+        o.cmdline = "workloads=nmi iterations=500".into();
+        let (_, serial) = support::run_builtin("kernel", o);
+        let line = serial
+            .lines()
+            .find(|l| l.starts_with("RESULT workload=nmi"))
+            .unwrap_or_else(|| panic!("{engine:?}: no RESULT line in {serial}"));
+        assert!(
+            line.ends_with(&format!("checksum={want:#018x}")),
+            "{engine:?}: {line}"
+        );
     }
 }

@@ -629,3 +629,61 @@ fn a_16_bit_tss_below_its_minimum_limit_is_a_ts() {
     assert_eq!(m.cpu.gpr[reg::RBX], 0x28);
     assert_eq!(m.cpu.tr.selector, 0x20);
 }
+
+// ---- the debug registers themselves -----------------------------------------------------------
+
+#[test]
+fn dr4_and_dr5_are_dr6_and_dr7_without_cr4_de_and_keep_their_fixed_bits() {
+    let body = "
+    mov eax, 0x0F
+    mov dr4, eax
+    mov ecx, dr6
+    mov edx, dr4
+    mov eax, 0xD900
+    mov dr5, eax
+    mov esi, dr7
+    mov eax, 0
+    mov dr6, eax
+    mov edi, dr6";
+    let mut m = io_breakpoint_machine(0, 0, false, body);
+    assert!(!db_exit(&mut m));
+    let r = |i: usize| m.cpu.gpr[i] & 0xFFFF_FFFF;
+    assert_eq!(
+        r(reg::RCX),
+        0xFFFF_0FFF,
+        "B0-B3 written through DR4, read as DR6"
+    );
+    assert_eq!(r(reg::RDX), 0xFFFF_0FFF, "DR4 reads DR6");
+    assert_eq!(
+        r(reg::RSI),
+        0x500,
+        "DR7: LE kept, bits 11/12/14/15 read 0, bit 10 reads 1"
+    );
+    assert_eq!(
+        r(reg::RDI),
+        0xFFFF_0FF0,
+        "DR6's reserved bits read 1 whatever is written"
+    );
+}
+
+#[test]
+fn dr4_is_undefined_opcode_with_cr4_de() {
+    let mut m = io_breakpoint_machine(0, 0, true, "mov eax, dr4");
+    // No #UD gate in this IDT: #UD → #GP → #DF → triple fault proves the #UD was raised.
+    assert!(matches!(run(&mut m), Exit::TripleFault { .. }));
+    let mut m = io_breakpoint_machine(0, 0, true, "mov eax, dr6");
+    assert!(!db_exit(&mut m), "DR6 itself is fine with CR4.DE");
+}
+
+#[test]
+fn general_detect_faults_on_any_mov_dr_and_clears_itself_for_the_handler() {
+    for body in ["mov eax, dr0", "mov dr3, eax", "nop\n mov eax, dr7"] {
+        let mut m = io_breakpoint_machine(1 << 13, 0, false, body);
+        assert!(db_exit(&mut m), "{body}: #DB");
+        assert_ne!(m.cpu.gpr[reg::RBX] & 1 << 13, 0, "{body}: DR6.BD");
+        // A fault: the saved EIP is the MOV itself (after the NOP in the last case).
+        let at = 0x10000 + if body.starts_with("nop") { 1 } else { 0 };
+        assert_eq!(m.cpu.gpr[reg::RBP], at, "{body}");
+        assert_eq!(m.cpu.dr[7] & 1 << 13, 0, "{body}: GD clear in the handler");
+    }
+}

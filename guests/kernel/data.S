@@ -40,6 +40,9 @@ idt:            .skip 256 * 16
 tss:            .skip TSS_SIZE
     .balign 8
 ticks:              .skip 8         # timer interrupts so far
+nmi_count:          .skip 8         # NMIs handled (nmi.S)
+nmi_depth:          .skip 8         # NMI handlers running now
+nmi_max_depth:      .skip 8         # the deepest they nested
 user_rsp:           .skip 8         # the user's RSP during a SYSCALL
 task_kernel_rsp:    .skip 8         # where SYS_EXIT resumes the kernel
 next_frame:         .skip 8         # the frame pool's bump pointer

@@ -53,5 +53,6 @@
     .include "net.S"            # Ethernet, ARP, IPv4, ICMP, UDP: the stack
     .include "net_workloads.S"  # ping, pong, udp-send, udp-recv
     .include "dirty.S"          # dirty:N, memory written at a known rate (live migration)
+    .include "nmi.S"            # nmi:N, non-maskable interrupts sent to itself
     .include "user.S"           # the ring-3 programs (section .user_text)
     .include "data.S"           # the GDT image, descriptor-table pointers, the BSS

@@ -46,6 +46,7 @@ workload_suite_end:                 # workloads=all stops here
     WORKLOAD "udp-send",  RING0, k_udp_send, k_net_prepare
     WORKLOAD "udp-recv",  RING0, k_udp_recv, k_net_prepare
     WORKLOAD "dirty",     RING0, k_dirty                      # dirty.S: for live migration
+    WORKLOAD "nmi",       RING0, k_nmi                        # nmi.S: self-NMIs
 workload_table_end:
 .set WORKLOAD_COUNT, (workload_table_end - workload_table) / 32
 .set SUITE_COUNT, (workload_suite_end - workload_table) / 32

@@ -154,7 +154,7 @@ pub fn align(
     if decoded.mnemonic() == Mnemonic::Call && fi.vector == 13 {
         // The 8 bytes below the case's RSP, if they lie in the stack page.
         let rsp = case.gpr[reg::RSP];
-        if rsp >= STACK + 8 && rsp <= STACK + 4096 {
+        if (STACK + 8..=STACK + 4096).contains(&rsp) {
             let at = (rsp - 8 - STACK) as usize;
             if native.stack[at..at + 8] != interp.stack[at..at + 8] {
                 native.stack[at..at + 8].copy_from_slice(&interp.stack[at..at + 8]);

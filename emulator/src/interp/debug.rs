@@ -18,6 +18,11 @@
 //!   OUT, INS or OUTS whose port range overlaps DRi..DRi+LEN raises the same #DB trap after the
 //!   instruction (a REP INS/OUTS after the iteration that hit). Without CR4.DE, R/W = 10 is undefined
 //!   by the SDM and never matches here.
+//! - The registers themselves ([`read_dr`], [`write_dr`]): DR4/DR5 are other names for DR6/DR7
+//!   while CR4.DE = 0 and #UD while it is 1; DR6 and DR7 keep their fixed bits whatever is
+//!   written (DR6 reads 0xFFFF0FF0 with no event recorded, DR7 0x400); with DR7.GD set, any MOV
+//!   to or from a debug register is a #DB *fault* with DR6.BD = 1 (general detect: a debugger
+//!   owns the registers), and GD clears on the way into the handler so it can use them.
 
 use iced_x86::{Instruction, Mnemonic};
 
@@ -25,6 +30,60 @@ use super::{exception, exceptions, vec, Cpu, R};
 
 /// DR6.BS: the #DB came from a single-step trap.
 pub(crate) const DR6_BS: u64 = 1 << 14;
+
+/// DR6.BD: the #DB came from general detect (a MOV DR while DR7.GD = 1).
+pub(crate) const DR6_BD: u64 = 1 << 13;
+/// DR7.GD: general detect enable.
+pub(crate) const DR7_GD: u64 = 1 << 13;
+/// DR6 bits that read as 1 (no RTM: bit 16 too) and the ones software can change (B0–B3, BD, BS, BT).
+const DR6_FIXED1: u64 = 0xFFFF_0FF0;
+const DR6_WRITABLE: u64 = 0xE00F;
+/// DR7 bit 10 reads as 1; bits 11 (RTM), 12, 14 and 15 as 0.
+const DR7_FIXED1: u64 = 0x400;
+const DR7_WRITABLE: u64 = 0xFFFF_23FF;
+
+/// Which register `MOV DRn` names: DR4/DR5 alias DR6/DR7 unless CR4.DE makes them #UD; and
+/// #DB (general detect) while DR7.GD is set.
+fn dr_register(cpu: &mut Cpu, n: usize) -> R<usize> {
+    let de = cpu.s().cr4 & crate::cpu::ctl::CR4_DE != 0;
+    let index = match n {
+        0..=3 | 6 | 7 => n,
+        4 | 5 if !de => n + 2,
+        _ => return Err(super::ud()),
+    };
+    if cpu.s().dr[7] & DR7_GD != 0 {
+        let st = cpu.st();
+        st.dr[6] |= DR6_BD;
+        st.dr[4] = st.dr[6];
+        return Err(exception(vec::DB, None));
+    }
+    Ok(index)
+}
+
+/// MOV from DRn.
+pub(crate) fn read_dr(cpu: &mut Cpu, n: usize) -> R<u64> {
+    let i = dr_register(cpu, n)?;
+    Ok(cpu.s().dr[i])
+}
+
+/// MOV to DRn (`value` already checked for the operand size's #GP rules).
+pub(crate) fn write_dr(cpu: &mut Cpu, n: usize, value: u64) -> R<()> {
+    let i = dr_register(cpu, n)?;
+    let st = cpu.st();
+    match i {
+        // DR4/DR5 hold copies of DR6/DR7, as KVM reports them, so every engine's state agrees.
+        6 => {
+            st.dr[6] = DR6_FIXED1 | value & DR6_WRITABLE;
+            st.dr[4] = st.dr[6];
+        }
+        7 => {
+            st.dr[7] = DR7_FIXED1 | value & DR7_WRITABLE;
+            st.dr[5] = st.dr[7];
+        }
+        _ => st.dr[i] = value,
+    }
+    Ok(())
+}
 
 /// Checks the enabled execute breakpoints against the instruction at CS:RIP.
 pub(crate) fn instruction_breakpoint(cpu: &mut Cpu) -> R<()> {
@@ -47,6 +106,7 @@ pub(crate) fn instruction_breakpoint(cpu: &mut Cpu) -> R<()> {
     }
     let st = cpu.st();
     st.dr[6] = (st.dr[6] & !0xF) | hits;
+    st.dr[4] = st.dr[6];
     Err(exception(vec::DB, None))
 }
 
@@ -115,9 +175,11 @@ pub(crate) fn debug_trap(cpu: &mut Cpu, ins: &Instruction, single_step: bool) ->
     let st = cpu.st();
     if hits != 0 {
         st.dr[6] = (st.dr[6] & !0xF) | hits;
+        st.dr[4] = st.dr[6];
     }
     if stepped {
         st.dr[6] |= DR6_BS;
+        st.dr[4] = st.dr[6];
     }
     exceptions::deliver_exception(cpu, vec::DB, None, None)
 }

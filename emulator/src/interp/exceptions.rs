@@ -51,6 +51,12 @@ pub(crate) fn deliver_exception(
     error_code: Option<u32>,
     cr2: Option<u64>,
 ) -> R<()> {
+    if vector == vec::DB {
+        // Entering the debug handler clears general detect, so it may use the debug registers.
+        let st = cpu.st();
+        st.dr[7] &= !super::debug::DR7_GD;
+        st.dr[5] = st.dr[7];
+    }
     if is_fault(vector) {
         // The frame of a fault carries RF = 1, so the IRET that retries the instruction does not
         // hit its instruction breakpoint again (SDM Vol. 3, 17.3.1.1); delivery clears it live.

@@ -470,11 +470,7 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
                 _ => return Err(ud()),
             }
         } else {
-            let i = r as usize - Register::DR0 as usize;
-            if i > 7 || (i == 4 || i == 5) && cpu.s().cr4 & ctl::CR4_DE != 0 {
-                return Err(ud());
-            }
-            cpu.s().dr[i]
+            super::debug::read_dr(cpu, r as usize - Register::DR0 as usize)?
         };
         let dst = ins.op0_register();
         cpu.set_gpr(
@@ -489,14 +485,10 @@ pub(crate) fn mov_control(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     let v = cpu.gpr(src.full_register() as usize - Register::RAX as usize, gsize);
     if r.is_dr() {
         let i = r as usize - Register::DR0 as usize;
-        if i > 7 || (i == 4 || i == 5) && cpu.s().cr4 & ctl::CR4_DE != 0 {
-            return Err(ud());
+        if i >= 4 && v >> 32 != 0 {
+            return Err(gp(0)); // DR6/DR7 (and their DR4/DR5 names) are 32-bit registers
         }
-        if i >= 6 && v >> 32 != 0 {
-            return Err(gp(0));
-        }
-        cpu.st().dr[i] = v;
-        return Ok(());
+        return super::debug::write_dr(cpu, i, v);
     }
     match r {
         Register::CR0 => write_cr0(cpu, v),
