@@ -145,6 +145,8 @@ pub enum Action {
     Reload,
     /// Write the machine to a snapshot file (Ctrl+S; opens the "Save snapshot" window).
     SaveSnapshot,
+    /// Pulse the board's NMI line (LINT1).
+    SendNmi,
     Help,
     LoadBuiltin(&'static str),
     /// Reload the guest booting the given way (keeps breakpoints).
@@ -269,6 +271,7 @@ impl VmscopeApp {
                 self.replace_session(Session::new(image), true);
             }
             Action::SaveSnapshot => self.request_snapshot_save(),
+            Action::SendNmi => s.send_nmi(),
             Action::Help => self.help_open = !self.help_open,
             Action::LoadBuiltin(name) => {
                 // A new guest starts the way the current one did (firmware or direct).
@@ -445,6 +448,17 @@ impl VmscopeApp {
                     .clicked()
                 {
                     self.act(Action::SaveSnapshot);
+                    ui.close();
+                }
+                if ui
+                    .button("Send NMI")
+                    .on_hover_text(
+                        "pulse the NMI line into the local APIC's LINT1, as a PC's NMI button does; \
+                         the guest takes an NMI if it programmed LINT1 for one",
+                    )
+                    .clicked()
+                {
+                    self.act(Action::SendNmi);
                     ui.close();
                 }
                 if ui.button("Command line…").clicked() {

@@ -247,7 +247,7 @@ fn the_serial_console_shows_the_whole_demo_and_accepts_typing() {
     let s = &h.state().session;
     assert_eq!(
         s.history.inputs.last().map(|i| i.1.clone()),
-        Some(b"hi\n".to_vec())
+        Some(gui::session::GuestInput::Serial(b"hi\n".to_vec()))
     );
     assert_eq!(s.events.total(EventKind::SerialInput), 3);
 }

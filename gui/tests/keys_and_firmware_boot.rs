@@ -117,3 +117,22 @@ fn the_guest_menu_switches_between_firmware_and_direct_boot() {
     assert_eq!(h.state().session.image.boot, BootMethod::Direct);
     assert_eq!(h.state().session.machine.cpu.mode(), CpuMode::Protected32);
 }
+
+#[test]
+fn the_guest_menu_pulses_the_nmi_line_and_the_timeline_shows_it() {
+    let mut h = harness(firmware_app());
+    h.get_by_label("Guest").click();
+    h.run();
+    h.get_by_label("Send NMI").click();
+    h.run();
+    let s = &h.state().session;
+    assert_eq!(s.events.total(gui::session::EventKind::NmiButton), 1);
+    assert!(
+        matches!(
+            s.history.inputs.last(),
+            Some((0, gui::session::GuestInput::Nmi))
+        ),
+        "recorded for replay at instruction 0: {:?}",
+        s.history.inputs
+    );
+}

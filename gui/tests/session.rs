@@ -233,6 +233,38 @@ fn typed_input_is_replayed_at_the_instruction_it_was_typed_at() {
 }
 
 #[test]
+fn an_nmi_from_the_gui_reaches_the_guest_and_step_back_replays_it() {
+    // nmi:1 installs the kernel's NMI handler and programs LINT1 for NMIs; dirty:40 then
+    // waits on the timer for 40 ticks, long enough to press the button.
+    let mut image = GuestImage::builtin("kernel").unwrap();
+    image.cmdline = "workloads=nmi:1,dirty:40".into();
+    let mut s = Session::new(image).unwrap();
+    while !s.serial.contains("dirty: tick 1") {
+        advance(&mut s, 5_000);
+    }
+    let nmis = |s: &Session| s.machine.stats.exceptions.get("NMI").copied().unwrap_or(0);
+    let before = nmis(&s);
+    let pressed_at = s.position();
+    s.send_nmi();
+    advance(&mut s, 2_000);
+    assert_eq!(nmis(&s), before + 1, "the guest took the NMI");
+    let after = fingerprint(&s);
+    s.step_back(1_500).unwrap();
+    assert_eq!(s.history.inputs.len(), 1, "the NMI is still in the past");
+    s.rewind_to(after.position).unwrap();
+    assert_eq!(
+        fingerprint(&s),
+        after,
+        "the replay pulsed the NMI line again"
+    );
+    s.rewind_to(pressed_at - 1).unwrap();
+    assert!(
+        s.history.inputs.is_empty(),
+        "rewinding before the press forgets it"
+    );
+}
+
+#[test]
 fn the_guest_ending_is_a_stop_and_step_back_undoes_it() {
     let mut s = Session::builtin("hello32").unwrap();
     s.run();

@@ -22,6 +22,7 @@ fn kind_color(k: EventKind) -> egui::Color32 {
         EventKind::ModeSwitch => C::from_rgb(0xFF, 0xE0, 0x50),
         EventKind::EngineSwitch => C::from_rgb(0xFF, 0xFF, 0xFF),
         EventKind::SerialInput => C::from_rgb(0xB0, 0xB0, 0xB0),
+        EventKind::NmiButton => C::from_rgb(0xE0, 0x40, 0x40),
     }
 }
 

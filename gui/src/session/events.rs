@@ -25,10 +25,12 @@ pub enum EventKind {
     ModeSwitch,
     EngineSwitch,
     SerialInput,
+    /// The user pulsed the NMI line.
+    NmiButton,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Interrupt,
         EventKind::Exception,
         EventKind::PortIo,
@@ -38,6 +40,7 @@ impl EventKind {
         EventKind::ModeSwitch,
         EventKind::EngineSwitch,
         EventKind::SerialInput,
+        EventKind::NmiButton,
     ];
 
     pub fn label(self) -> &'static str {
@@ -51,6 +54,7 @@ impl EventKind {
             EventKind::ModeSwitch => "mode switch",
             EventKind::EngineSwitch => "engine switch",
             EventKind::SerialInput => "serial input",
+            EventKind::NmiButton => "NMI button",
         }
     }
 }

@@ -17,7 +17,7 @@ pub use breakpoints::{BreakOn, Breakpoint, MemAccess, Watchpoint};
 pub use control::{describe_exit, Goal, RunState, StopReason};
 pub use engines::{kvm_status, EngineKind};
 pub use events::{Event, EventKind, EventLog};
-pub use rewind::History;
+pub use rewind::{GuestInput, History};
 pub use snapshot_file::{is_snapshot_file, SavedStart, MAX_RESTORED_MEMORY, SNAPSHOT_EXTENSION};
 
 use std::borrow::Cow;
@@ -332,13 +332,28 @@ impl Session {
         if bytes.is_empty() {
             return;
         }
-        self.machine.bus.send_serial_input(bytes);
-        self.history.record_input(self.position(), bytes);
+        let input = GuestInput::Serial(bytes.to_vec());
+        input.apply(&mut self.machine);
+        self.history.record_input(self.position(), input);
         self.events.push_now(
             &self.machine,
             EventKind::SerialInput,
             bytes.len() as u64,
             format!("typed {:?}", String::from_utf8_lossy(bytes)),
+        );
+    }
+
+    /// Pulses the board's NMI line (the local APIC's LINT1), remembering when, so a replay can
+    /// do the same. The guest sees an NMI if it programmed LINT1 for one (the teaching kernel
+    /// does once a driver or the `nmi` workload enabled its APIC).
+    pub fn send_nmi(&mut self) {
+        GuestInput::Nmi.apply(&mut self.machine);
+        self.history.record_input(self.position(), GuestInput::Nmi);
+        self.events.push_now(
+            &self.machine,
+            EventKind::NmiButton,
+            1,
+            "NMI line pulsed (LINT1)".to_string(),
         );
     }
 

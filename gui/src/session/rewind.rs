@@ -53,11 +53,30 @@ struct Snapshot {
     serial: String,
 }
 
+/// Something from outside the guest that a replay must repeat at the same instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestInput {
+    /// Bytes typed into the serial console.
+    Serial(Vec<u8>),
+    /// An edge on the NMI line (the local APIC's LINT1), as from a front-panel NMI button.
+    Nmi,
+}
+
+impl GuestInput {
+    /// Hands the input to the machine's devices.
+    pub fn apply(&self, machine: &mut Machine) {
+        match self {
+            GuestInput::Serial(bytes) => machine.bus.send_serial_input(bytes),
+            GuestInput::Nmi => machine.bus.raise_nmi(),
+        }
+    }
+}
+
 /// What a replay needs: snapshots, the inputs and whether the past is still deterministic.
 #[derive(Debug)]
 pub struct History {
-    /// Serial input bytes and the instruction count at which they were typed.
-    pub inputs: Vec<(u64, Vec<u8>)>,
+    /// Inputs (typed bytes, NMIs) and the instruction count at which they came.
+    pub inputs: Vec<(u64, GuestInput)>,
     /// KVM ran since the guest booted: the past cannot be replayed.
     pub kvm_ran: bool,
     /// N: a machine snapshot is taken once this many instructions passed since the last one.
@@ -131,8 +150,8 @@ impl History {
         }
     }
 
-    pub(super) fn record_input(&mut self, position: u64, bytes: &[u8]) {
-        self.inputs.push((position, bytes.to_vec()));
+    pub(super) fn record_input(&mut self, position: u64, input: GuestInput) {
+        self.inputs.push((position, input));
     }
 
     pub(super) fn mark_nondeterministic(&mut self) {
@@ -294,12 +313,12 @@ impl Session {
         // Input typed at a snapshot's position came after it was taken (snapshots are taken
         // right after instructions run, input arrives between actions), so it is replayed.
         let typed = |p: &u64| *p >= from && *p <= target;
-        for (pos, bytes) in self.history.inputs.iter().filter(|(p, _)| typed(p)) {
+        for (pos, input) in self.history.inputs.iter().filter(|(p, _)| typed(p)) {
             if let Some(exit) = run_exact(&mut interp, &mut machine, *pos)? {
                 ended = Some(exit);
             }
             serial.extend(machine.bus.take_serial_output());
-            machine.bus.send_serial_input(bytes);
+            input.apply(&mut machine);
         }
         if let Some(exit) = run_exact(&mut interp, &mut machine, target)? {
             ended = Some(exit);
