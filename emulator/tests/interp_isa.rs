@@ -571,3 +571,92 @@ fn single_step_waits_out_the_mov_ss_shadow() {
     );
     assert_eq!(m.cpu.gpr[reg::RDX] & 0xFFFF, 0x7000 - 6);
 }
+
+/// Protected mode where task A (TSS 0x18) jumps to task B (TSS 0x20 at 0x3100, T flag = `t`);
+/// the #DB handler counts in EBX, keeps DR6 in ESI and the saved EIP in EDI.
+fn task_switch_with_t_flag(t: bool) -> Machine {
+    let code = assemble(
+        32,
+        0x10000,
+        &format!(
+            r#"
+        mov dword ptr [0x3100 + 0x20], offset task_b   # TSS B: EIP
+        mov dword ptr [0x3100 + 0x24], 2                # EFLAGS
+        mov dword ptr [0x3100 + 0x38], 0x6000           # ESP
+        mov word ptr [0x3100 + 0x48], 0x10              # ES
+        mov word ptr [0x3100 + 0x4C], 0x08              # CS
+        mov word ptr [0x3100 + 0x50], 0x10              # SS
+        mov word ptr [0x3100 + 0x54], 0x10              # DS
+        mov word ptr [0x3100 + 0x58], 0x10              # FS
+        mov word ptr [0x3100 + 0x5C], 0x10              # GS
+        mov word ptr [0x3100 + 0x64], {t}               # T: trap on entry
+        mov eax, offset db_handler                      # IDT 1: interrupt gate
+        mov word ptr [0x2000 + 8], ax
+        mov word ptr [0x2000 + 10], 0x08
+        mov word ptr [0x2000 + 12], 0x8E00
+        shr eax, 16
+        mov word ptr [0x2000 + 14], ax
+        lidt [idtr]
+        mov ax, 0x18
+        ltr ax
+        xor ebx, ebx
+        jmp 0x20:0
+    task_b:
+        mov ebp, 0x77
+        hlt
+    db_handler:
+        inc ebx
+        mov esi, dr6
+        mov edi, [esp]
+        iretd
+    idtr:
+        .word 0x7FF
+        .long 0x2000
+        "#,
+            t = t as u8
+        ),
+    );
+    let mut m = Machine::new(4 << 20).unwrap();
+    m.ram.write(0x10000, &code).unwrap();
+    let gdt: [u64; 5] = [
+        0,
+        0x00CF_9A00_0000_FFFF,
+        0x00CF_9200_0000_FFFF,
+        0x0000_8900_3000_0067, // 0x18 TSS A
+        0x0000_8900_3100_0067, // 0x20 TSS B
+    ];
+    for (i, d) in gdt.iter().enumerate() {
+        m.ram.write_le(0x1000 + 8 * i as u64, 8, *d).unwrap();
+    }
+    m.cpu = CpuState::multiboot_entry(0x10000, 0);
+    m.cpu.seg = [Segment::flat32(0x10, false); 6];
+    m.cpu.seg[Seg::Cs as usize] = Segment::flat32(0x08, true);
+    m.cpu.gdtr = DescriptorTable {
+        base: 0x1000,
+        limit: 0x27,
+    };
+    m.cpu.gpr[reg::RSP] = 0x9000;
+    m
+}
+
+#[test]
+fn a_task_with_its_t_flag_set_traps_before_its_first_instruction() {
+    let mut m = task_switch_with_t_flag(true);
+    assert_eq!(run(&mut m), Exit::Shutdown, "{:?}", m.stats.exceptions);
+    let g = |r: usize| m.cpu.gpr[r];
+    assert_eq!(g(reg::RBX), 1, "one #DB");
+    assert_ne!(g(reg::RSI) & 1 << 15, 0, "DR6.BT");
+    assert_eq!(g(reg::RSI) & 1 << 14, 0, "not a single-step");
+    assert_eq!(g(reg::RBP), 0x77, "task B ran after the handler's IRETD");
+    let task_b = m.ram.read_le(0x3100 + 0x20, 4).unwrap();
+    assert_eq!(
+        g(reg::RDI),
+        task_b,
+        "the frame's EIP is task B's first instruction"
+    );
+
+    let mut m = task_switch_with_t_flag(false);
+    assert_eq!(run(&mut m), Exit::Shutdown);
+    assert_eq!(m.cpu.gpr[reg::RBX], 0, "no T flag, no #DB");
+    assert_eq!(m.cpu.gpr[reg::RBP], 0x77);
+}

@@ -23,6 +23,8 @@
 //!   written (DR6 reads 0xFFFF0FF0 with no event recorded, DR7 0x400); with DR7.GD set, any MOV
 //!   to or from a debug register is a #DB *fault* with DR6.BD = 1 (general detect: a debugger
 //!   owns the registers), and GD clears on the way into the handler so it can use them.
+//! - Task switches (`task.rs`): a 32-bit TSS with its T flag set raises a #DB trap (DR6.BT) once
+//!   the switch to it is complete, before the new task's first instruction.
 
 use iced_x86::{Instruction, Mnemonic};
 

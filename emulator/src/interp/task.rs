@@ -6,7 +6,7 @@
 //! 32-bit and 16-bit (80286) TSSs; not available in long mode (#GP). The order follows SDM §7.3:
 //! checks, save the old task, busy bits and back link, load TR, CR3, EIP/EFLAGS/registers, LDTR,
 //! then the segment registers of the new task (faults there are delivered in the new task's
-//! context). A 16-bit TSS (SDM §7.6) holds IP, FLAGS, the eight 16-bit registers and ES, CS, SS,
+//! context); a new 32-bit TSS with its T flag set then raises a #DB trap (DR6.BT). A 16-bit TSS (SDM §7.6) holds IP, FLAGS, the eight 16-bit registers and ES, CS, SS,
 //! DS: no CR3 (the page tables stay), no FS/GS (they keep their values), and the upper halves of
 //! EIP/EFLAGS/the registers are lost (we zero them; the SDM leaves the registers' undefined).
 
@@ -102,7 +102,12 @@ mod off {
     /// ES; CS, SS, DS, FS, GS follow, 4 bytes apart.
     pub const SEGS: u64 = 0x48;
     pub const LDT: u64 = 0x60;
+    /// Bit 0: T, the debug trap flag (32-bit TSS only).
+    pub const T_FLAG: u64 = 0x64;
 }
+
+/// DR6.BT: the #DB came from a switch to a task whose TSS has T set.
+const DR6_BT: u64 = 1 << 15;
 
 const BUSY: u64 = 1 << 41;
 
@@ -286,6 +291,14 @@ fn switch(cpu: &mut Cpu, tss_sel: u16, raw: u64, reason: Reason) -> R<()> {
     if let Reason::Interrupt(Some(code)) = reason {
         // The error code is pushed with the new TSS's width.
         cpu.push(nl.width(), code as u64)?;
+    }
+    if nl.wide && cpu.read_system(new + off::T_FLAG, 2)? & 1 != 0 {
+        // The debug trap flag: a #DB (DR6.BT) once the switch is complete, before the new
+        // task's first instruction — delivered here, in the new task's context.
+        let st = cpu.st();
+        st.dr[6] |= DR6_BT;
+        st.dr[4] = st.dr[6];
+        return super::exceptions::deliver_exception(cpu, vec::DB, None, None);
     }
     Ok(())
 }
