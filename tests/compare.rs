@@ -368,3 +368,18 @@ fn modes_full_and_pv_give_a_column_each_with_the_same_checksums() {
         .iter()
         .any(|r| r["mode"] == "pv"));
 }
+
+#[test]
+fn a_workload_run_on_request_is_compared_only_when_named() {
+    let report = compare::run(&interp_only(7, &["nmi"]), &mut |_| {}).unwrap();
+    assert_eq!(report.results.len(), 1);
+    let m = &report.results[0];
+    assert_eq!((m.workload.as_str(), m.ops), ("nmi", 7));
+    let want = suite::expected_checksum("nmi", 7).unwrap();
+    assert_eq!(m.checksum, format!("{want:#018x}"));
+    assert_eq!(m.expected_checksum.as_ref(), Some(&m.checksum));
+    assert!(
+        suite::SUITE.iter().all(|w| w.name != "nmi"),
+        "not in the default suite"
+    );
+}

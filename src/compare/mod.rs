@@ -202,6 +202,7 @@ pub fn run(opts: &CompareOptions, progress: &mut dyn FnMut(String)) -> Result<Re
         if suite::workload(name).is_none() && (teaching_kernel || opts.iterations.is_none()) {
             let names = suite::SUITE
                 .iter()
+                .chain(suite::ON_REQUEST)
                 .map(|w| w.name)
                 .collect::<Vec<_>>()
                 .join(", ");

@@ -114,9 +114,18 @@ pub const SUITE: &[Workload] = &[
     ),
 ];
 
-/// Finds a workload of the suite by name.
+/// Workloads of the teaching kernel that `compare` runs only when asked (`--workloads nmi`):
+/// not in the suite (nor in the kernel's `workloads=all`), so the suite's table stays as it is.
+pub const ON_REQUEST: &[Workload] = &[w(
+    "nmi",
+    0,
+    "self-NMI: ICR write, NMI handler, IRETQ",
+    [300_000, 900_000, 2_000, 100_000, 2_000, 200_000],
+)];
+
+/// Finds a workload of the suite, or one run on request, by name.
 pub fn workload(name: &str) -> Option<&'static Workload> {
-    SUITE.iter().find(|w| w.name == name)
+    SUITE.iter().chain(ON_REQUEST).find(|w| w.name == name)
 }
 
 impl Workload {
