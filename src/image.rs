@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use emulator::machine::loader::{
-    load_flat, load_image_with_boot, BootMethod, LoadedImage, FLAT_DEFAULT_LOAD_ADDR,
+    load_flat, load_image_with_modules, BootMethod, BootModule, LoadedImage, FLAT_DEFAULT_LOAD_ADDR,
 };
 use emulator::Machine;
 
@@ -79,7 +79,25 @@ pub fn load(
     boot: BootMethod,
     format: ImageFormat,
 ) -> Result<LoadedImage> {
+    load_with_modules(machine, name, bytes, cmdline, boot, format, &[])
+}
+
+/// [`load`] with Multiboot boot modules (a flat binary refuses them).
+pub fn load_with_modules(
+    machine: &mut Machine,
+    name: &str,
+    bytes: &[u8],
+    cmdline: &str,
+    boot: BootMethod,
+    format: ImageFormat,
+    modules: &[BootModule],
+) -> Result<LoadedImage> {
     Ok(match format {
+        ImageFormat::Flat if !modules.is_empty() => {
+            bail!(
+                "{name}: --module needs a Multiboot kernel, and --format flat loads a flat binary"
+            )
+        }
         ImageFormat::Flat => load_flat(
             machine,
             name,
@@ -87,10 +105,36 @@ pub fn load(
             FLAT_DEFAULT_LOAD_ADDR,
             Some(FLAT_DEFAULT_LOAD_ADDR),
         )?,
-        ImageFormat::Auto => {
-            load_image_with_boot(machine, name, bytes, cmdline, boot, guests::FIRMWARE_ROM)?
-        }
+        ImageFormat::Auto => load_image_with_modules(
+            machine,
+            name,
+            bytes,
+            cmdline,
+            boot,
+            guests::FIRMWARE_ROM,
+            modules,
+        )?,
     })
+}
+
+/// Reads the modules `--module` names: each value is `FILE` or `FILE ARGS`; the kernel gets the
+/// whole value as the module's string (as GRUB and QEMU's `-initrd` give it).
+pub fn read_modules(values: &[String]) -> Result<Vec<BootModule>> {
+    values
+        .iter()
+        .map(|value| {
+            let file = value.split(' ').next().unwrap_or_default();
+            if file.is_empty() {
+                bail!("--module {value:?}: no file name");
+            }
+            let bytes =
+                read_capped(Path::new(file)).with_context(|| format!("--module {value:?}"))?;
+            Ok(BootModule {
+                string: value.clone(),
+                bytes,
+            })
+        })
+        .collect()
 }
 
 // `--format`'s help states these numbers.

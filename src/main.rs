@@ -46,6 +46,11 @@ enum Command {
         /// Multiboot command line passed to the kernel (it may start with '-').
         #[arg(long, default_value = "", allow_hyphen_values = true)]
         cmdline: String,
+        /// A Multiboot boot module: "FILE" or "FILE ARGS" (the kernel reads the whole value as
+        /// the module's string, as from GRUB or QEMU's -initrd). Repeat for more, in order;
+        /// each is placed page-aligned after the kernel and the one before it.
+        #[arg(long = "module", value_name = "FILE[ ARGS]")]
+        modules: Vec<String>,
         /// Print exit/trap/I/O statistics when the guest stops.
         #[arg(long)]
         stats: bool,
@@ -268,6 +273,7 @@ fn real_main() -> Result<i32> {
             engine,
             memory,
             cmdline,
+            modules,
             stats,
             max_instructions,
             switch_after,
@@ -314,6 +320,7 @@ fn real_main() -> Result<i32> {
                 show_devices: board.devices,
                 save: save.map(|path| vmscope::runner::SavePlan { at: save_at, path }),
                 migrate,
+                modules: vmscope::image::read_modules(&modules)?,
             };
             if opts.save.is_some() {
                 vmscope::ctrl_c::catch().context("catching Ctrl-C for --save")?;

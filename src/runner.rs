@@ -67,6 +67,8 @@ pub struct RunOptions {
     pub save: Option<SavePlan>,
     /// Move the running guest to another vmscope (`--migrate-to`, `--migrate-after`).
     pub migrate: Option<crate::migrate::MigratePlan>,
+    /// Multiboot boot modules (`--module`), in order.
+    pub modules: Vec<emulator::machine::loader::BootModule>,
 }
 
 impl Default for RunOptions {
@@ -88,6 +90,7 @@ impl Default for RunOptions {
             show_devices: false,
             save: None,
             migrate: None,
+            modules: Vec::new(),
         }
     }
 }
@@ -188,7 +191,15 @@ pub fn load(
     } else {
         ImageFormat::Auto
     };
-    crate::image::load(machine, name, bytes, &opts.cmdline, opts.boot, format)
+    crate::image::load_with_modules(
+        machine,
+        name,
+        bytes,
+        &opts.cmdline,
+        opts.boot,
+        format,
+        &opts.modules,
+    )
 }
 
 /// How much guest time a KVM run slice lasts before the runner shows the output so far.

@@ -55,6 +55,7 @@ long_mode:
     mov %ax, %es
     mov %ax, %ss
     mov $boot_stack_top, %rsp
+    mov %ebx, %edi                  # kmain(the Multiboot information's address)
     call kmain
     # kmain returns the value for isa-debug-exit.
     out %al, $0xF4

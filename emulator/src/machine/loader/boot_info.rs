@@ -8,6 +8,7 @@
 //! | 0 | flags | — |
 //! | 4, 8 | mem_lower, mem_upper (KiB) | 0 |
 //! | 16 | cmdline (physical address of a NUL-terminated string) | 2 |
+//! | 20, 24 | mods_count, mods_addr (an array of `mod_start, mod_end, string, 0`) | 3 |
 //! | 44, 48 | mmap_length, mmap_addr | 6 |
 //! | 64 | boot_loader_name (address of a NUL-terminated string) | 9 |
 //!
@@ -20,6 +21,12 @@
 //! | 0x080 | the memory map: entries of `size = 20, base_addr: u64, length: u64, type` |
 //! | 0x100 | `"vmscope\0"` |
 //! | 0x200 | the command line, exactly as given (like QEMU's `-append`), NUL-terminated |
+//! | then, 16-aligned | the module list (16 bytes per module), then each module's string |
+//!
+//! Boot modules ([`place_module`]) go before the area is placed, each at the first page
+//! boundary at or above 1 MiB after what is already taken — right after the kernel's last
+//! segment for the first, after the previous module for the next, as QEMU's `-initrd` lays them
+//! out. `mod_end` is one past the module's last byte.
 //!
 //! Where the area goes is chosen *after* looking at the kernel's segments (bss included), so
 //! nothing the kernel occupies is overwritten ([`place`]): 0x8000 ([`INFO_ADDR`], just above
@@ -63,6 +70,8 @@ pub const LOADER_NAME: &str = "vmscope";
 pub const MBI_MEM: u32 = 1 << 0;
 /// `flags` bit: `cmdline` is valid.
 pub const MBI_CMDLINE: u32 = 1 << 2;
+/// `flags` bit: `mods_count`/`mods_addr` are valid.
+pub const MBI_MODS: u32 = 1 << 3;
 /// `flags` bit: `mmap_length`/`mmap_addr` are valid.
 pub const MBI_MMAP: u32 = 1 << 6;
 /// `flags` bit: `boot_loader_name` is valid.
@@ -126,9 +135,57 @@ pub fn memory_map(ram: u64) -> Vec<MemoryRegion> {
     map
 }
 
-/// Bytes of the information area for a command line of `cmdline_len` bytes: whole pages.
-pub(crate) fn area_len(cmdline_len: u64) -> u64 {
-    (CMDLINE_OFFSET + cmdline_len + 1).div_ceil(PAGE) * PAGE
+/// A boot module where the loader put it, with its string.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PlacedModule<'a> {
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    pub string: &'a str,
+}
+
+/// Bytes per entry of the module list.
+const MODULE_ENTRY: u64 = 16;
+
+/// Where the module list starts in the area, after a command line of `cmdline_len` bytes.
+fn modules_offset(cmdline_len: u64) -> u64 {
+    (CMDLINE_OFFSET + cmdline_len + 1).next_multiple_of(16)
+}
+
+/// Bytes of the information area for a command line of `cmdline_len` bytes and `modules`:
+/// whole pages.
+pub(crate) fn area_len(cmdline_len: u64, modules: &[PlacedModule]) -> u64 {
+    let mut end = CMDLINE_OFFSET + cmdline_len + 1;
+    if !modules.is_empty() {
+        end = modules_offset(cmdline_len) + MODULE_ENTRY * modules.len() as u64;
+        end += modules
+            .iter()
+            .map(|m| m.string.len() as u64 + 1)
+            .sum::<u64>();
+    }
+    end.div_ceil(PAGE) * PAGE
+}
+
+/// Where a boot module of `len` bytes goes: the first page boundary after everything `taken`
+/// above 1 MiB (1 MiB itself if nothing is), inside usable RAM below 4 GiB and clear of every
+/// taken range — so after the kernel, and after the modules placed before it.
+pub(crate) fn place_module(ram: u64, taken: &[(u64, u64)], len: u64) -> Option<u64> {
+    let start = taken
+        .iter()
+        .filter_map(|&(a, l)| a.checked_add(l))
+        .filter(|&e| e > ONE_MIB)
+        .max()
+        .unwrap_or(ONE_MIB)
+        .checked_next_multiple_of(PAGE)?;
+    let end = start.checked_add(len)?;
+    let usable = memory_map(ram)
+        .iter()
+        .filter(|r| r.kind == MEMORY_AVAILABLE)
+        .any(|r| start >= r.base && end <= (r.base + r.len).min(FOUR_GIB));
+    let clear = taken
+        .iter()
+        .all(|&(a, l)| l == 0 || end <= a || a.saturating_add(l) <= start);
+    (usable && clear).then_some(start)
 }
 
 /// Chooses the information area's start for `len` bytes in a machine with `ram` bytes: inside
@@ -186,6 +243,7 @@ pub(crate) fn write(
     name: &str,
     cmdline: &str,
     base: u64,
+    modules: &[PlacedModule],
 ) -> Result<u64, LoadError> {
     check_cmdline(name, cmdline)?;
     let (mmap_addr, loader_name_addr, cmdline_addr) = (
@@ -203,13 +261,35 @@ pub(crate) fn write(
     let mut put = |offset: usize, value: u32| {
         info[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
     };
-    put(0, MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_BOOT_LOADER_NAME);
+    let mods_flag = if modules.is_empty() { 0 } else { MBI_MODS };
+    put(
+        0,
+        MBI_MEM | MBI_CMDLINE | MBI_MMAP | MBI_BOOT_LOADER_NAME | mods_flag,
+    );
     put(4, (LOW_RAM_END / 1024) as u32);
     put(8, mem_upper);
     put(16, cmdline_addr as u32);
     put(44, map.len() as u32 * (MMAP_ENTRY_SIZE + 4));
     put(48, mmap_addr as u32);
     put(64, loader_name_addr as u32);
+    // The module list and its strings, after the command line (all below 4 GiB: the area and
+    // the modules are placed there).
+    let mods_addr = base + modules_offset(cmdline.len() as u64);
+    let strings_addr = mods_addr + MODULE_ENTRY * modules.len() as u64;
+    let mut list = Vec::with_capacity(modules.len() * MODULE_ENTRY as usize);
+    let mut strings = Vec::new();
+    for m in modules {
+        let string_addr = strings_addr + strings.len() as u64;
+        for v in [m.start, m.end, string_addr, 0] {
+            list.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        strings.extend_from_slice(m.string.as_bytes());
+        strings.push(0);
+    }
+    if !modules.is_empty() {
+        put(20, modules.len() as u32);
+        put(24, mods_addr as u32);
+    }
 
     let mut mmap = Vec::with_capacity(map.len() * 24);
     for region in &map {
@@ -223,7 +303,7 @@ pub(crate) fn write(
         name: name.to_string(),
         source,
     };
-    let len = area_len(cmdline.len() as u64) as usize;
+    let len = area_len(cmdline.len() as u64, modules) as usize;
     machine.ram.fill(base, len, 0).map_err(mem_err)?;
     machine.ram.write(base, &info).map_err(mem_err)?;
     machine.ram.write(mmap_addr, &mmap).map_err(mem_err)?;
@@ -236,5 +316,7 @@ pub(crate) fn write(
         .ram
         .write(cmdline_addr, cmdline.as_bytes())
         .map_err(mem_err)?;
+    machine.ram.write(mods_addr, &list).map_err(mem_err)?;
+    machine.ram.write(strings_addr, &strings).map_err(mem_err)?;
     Ok(base)
 }

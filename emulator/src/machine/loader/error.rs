@@ -124,6 +124,21 @@ pub enum LoadError {
     )]
     NoRoomForInfo { name: String, need: u64 },
 
+    /// {name}: no free usable RAM below 4 GiB for module {module} ({len:#x} bytes)
+    #[error(
+        "{name}: no free usable RAM below 4 GiB for module {module} ({len:#x} bytes) after the \
+         kernel's segments: give the machine more --memory"
+    )]
+    NoRoomForModule {
+        name: String,
+        module: String,
+        len: u64,
+    },
+
+    /// {name}: boot modules need a Multiboot kernel; this image is a {kind}
+    #[error("{name}: boot modules (--module) need a Multiboot kernel; this image is a {kind}")]
+    ModulesNeedMultiboot { name: String, kind: &'static str },
+
     /// {name}: entry point {entry:#x} is not inside any loaded segment
     #[error("{name}: entry point {entry:#x} is not inside any loaded segment")]
     EntryNotLoaded { name: String, entry: u64 },

@@ -68,6 +68,18 @@ pub fn load_multiboot_via_firmware(
     cmdline: &str,
     firmware: &[u8],
 ) -> Result<LoadedImage, LoadError> {
+    load_multiboot_via_firmware_with_modules(machine, name, kernel, cmdline, firmware, &[])
+}
+
+/// [`load_multiboot_via_firmware`] with Multiboot boot modules.
+pub(crate) fn load_multiboot_via_firmware_with_modules(
+    machine: &mut Machine,
+    name: &str,
+    kernel: &[u8],
+    cmdline: &str,
+    firmware: &[u8],
+    modules: &[super::BootModule],
+) -> Result<LoadedImage, LoadError> {
     let fw_name = "boot firmware";
     if !firmware::valid_rom_size(firmware.len() as u64) {
         return Err(LoadError::RomSize {
@@ -98,7 +110,7 @@ pub fn load_multiboot_via_firmware(
             "the boot firmware's stack",
         ),
     ];
-    let mut loaded = load_multiboot_avoiding(machine, name, kernel, cmdline, &in_use)?;
+    let mut loaded = load_multiboot_avoiding(machine, name, kernel, cmdline, &in_use, modules)?;
     // A Multiboot entry and information address are 32-bit by construction (the loader checks).
     let entry = u32::try_from(loaded.entry).unwrap_or(0);
     let info = loaded

@@ -50,8 +50,8 @@ mod tests;
 
 pub use boot_info::{
     memory_map, MemoryRegion, CMDLINE_MAX, INFO_ADDR, INFO_AREA_END, INFO_AREA_START, LOADER_NAME,
-    MBI_BOOT_LOADER_NAME, MBI_CMDLINE, MBI_MEM, MBI_MMAP, MEMORY_AVAILABLE, MEMORY_RESERVED,
-    MULTIBOOT_MAX_RAM,
+    MBI_BOOT_LOADER_NAME, MBI_CMDLINE, MBI_MEM, MBI_MMAP, MBI_MODS, MEMORY_AVAILABLE,
+    MEMORY_RESERVED, MULTIBOOT_MAX_RAM,
 };
 pub use error::LoadError;
 pub use firmware::{load_firmware, ROM_LOW_ALIAS_MAX, ROM_MAX, ROM_MIN};
@@ -262,10 +262,48 @@ pub fn load_image_with_boot(
     boot: BootMethod,
     firmware: &[u8],
 ) -> Result<LoadedImage, LoadError> {
-    match (boot, detect(name, bytes)) {
+    load_image_with_modules(machine, name, bytes, cmdline, boot, firmware, &[])
+}
+
+/// A Multiboot boot module: bytes the loader puts in RAM for the kernel (an initial ramdisk, a
+/// program, data), listed in the information structure with its string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootModule {
+    /// What the kernel reads as the module's string: by GRUB's and QEMU's convention its file
+    /// name and arguments (`vmscope run --module "FILE ARGS"`).
+    pub string: String,
+    pub bytes: Vec<u8>,
+}
+
+/// [`load_image_with_boot`] with Multiboot `modules`, each placed page-aligned after the kernel
+/// as QEMU's `-initrd "file args,file"` places them (see `boot_info`). Other images refuse
+/// modules.
+pub fn load_image_with_modules(
+    machine: &mut Machine,
+    name: &str,
+    bytes: &[u8],
+    cmdline: &str,
+    boot: BootMethod,
+    firmware: &[u8],
+    modules: &[BootModule],
+) -> Result<LoadedImage, LoadError> {
+    let kind = detect(name, bytes);
+    match (boot, kind) {
         (BootMethod::Firmware, ImageKind::Multiboot) => {
-            load_multiboot_via_firmware(machine, name, bytes, cmdline, firmware)
+            firmware_boot::load_multiboot_via_firmware_with_modules(
+                machine, name, bytes, cmdline, firmware, modules,
+            )
         }
+        (_, ImageKind::Multiboot) => {
+            multiboot::load_multiboot_avoiding(machine, name, bytes, cmdline, &[], modules)
+        }
+        _ if !modules.is_empty() => Err(LoadError::ModulesNeedMultiboot {
+            name: name.to_string(),
+            kind: match kind {
+                ImageKind::FirmwareRom => "firmware ROM",
+                _ => "flat binary",
+            },
+        }),
         _ => load_image(machine, name, bytes, cmdline),
     }
 }

@@ -225,20 +225,21 @@ pub fn load_multiboot(
     bytes: &[u8],
     cmdline: &str,
 ) -> Result<LoadedImage, LoadError> {
-    load_multiboot_avoiding(machine, name, bytes, cmdline, &[])
+    load_multiboot_avoiding(machine, name, bytes, cmdline, &[], &[])
 }
 
 /// A range of guest-physical memory that something besides the kernel needs, named for errors.
 pub(crate) type InUse = (u64, u64, &'static str);
 
 /// [`load_multiboot`], with `in_use` ranges `[start, end)` that neither a kernel segment nor the
-/// information area may cover (the firmware boot's ROM copy and stack).
+/// information area may cover (the firmware boot's ROM copy and stack), and boot `modules`.
 pub(crate) fn load_multiboot_avoiding(
     machine: &mut Machine,
     name: &str,
     bytes: &[u8],
     cmdline: &str,
     in_use: &[InUse],
+    modules: &[super::BootModule],
 ) -> Result<LoadedImage, LoadError> {
     let header = find_header(name, bytes)?;
     let unsupported = header.flags & 0xFFFF & !SUPPORTED_REQUIRED;
@@ -294,19 +295,47 @@ pub(crate) fn load_multiboot_avoiding(
             entry,
         })?;
 
-    let taken: Vec<(u64, u64)> = placements
+    let mut taken: Vec<(u64, u64)> = placements
         .iter()
         .map(|p| (p.paddr, p.mem_len))
         .chain(in_use.iter().map(|&(start, end, _)| (start, end - start)))
         .collect();
-    let need = boot_info::area_len(cmdline.len() as u64);
+    // Modules first, each after what is already taken (as QEMU does), then the information.
+    let mut placed_modules = Vec::with_capacity(modules.len());
+    for module in modules {
+        let len = module.bytes.len() as u64;
+        let start = boot_info::place_module(ram, &taken, len).ok_or_else(|| {
+            LoadError::NoRoomForModule {
+                name: name.to_string(),
+                module: module.string.clone(),
+                len,
+            }
+        })?;
+        taken.push((start, len.max(1)));
+        placed_modules.push(boot_info::PlacedModule {
+            start,
+            end: start + len,
+            string: &module.string,
+        });
+    }
+    let need = boot_info::area_len(cmdline.len() as u64, &placed_modules);
     let base = boot_info::place(ram, &taken, need).ok_or_else(|| LoadError::NoRoomForInfo {
         name: name.to_string(),
         need,
     })?;
 
-    let segments = super::write_placements(machine, name, &placements)?;
-    let info = boot_info::write(machine, name, cmdline, base)?;
+    let mut segments = super::write_placements(machine, name, &placements)?;
+    for (module, at) in modules.iter().zip(&placed_modules) {
+        machine
+            .ram
+            .write(at.start, &module.bytes)
+            .map_err(|source| LoadError::Memory {
+                name: name.to_string(),
+                source,
+            })?;
+        segments.push((at.start, module.bytes.len() as u64));
+    }
+    let info = boot_info::write(machine, name, cmdline, base, &placed_modules)?;
     // `place` only returns addresses below 4 GiB.
     machine.cpu = CpuState::multiboot_entry(entry32, info as u32);
     Ok(LoadedImage {

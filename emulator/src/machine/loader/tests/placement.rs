@@ -1,7 +1,7 @@
 //! Where the Multiboot loader puts the information area, which RAM kernels may occupy, the e820 map.
 //! Teaches: a boot loader must look at the kernel first and put its own data where the kernel is not.
 
-use super::{elf32, machine, read32, read64, read_cstr, ElfSeg};
+use super::{elf32, machine, read32, read64, read_cstr, ElfSeg, MB_MEMINFO};
 use crate::machine::loader::{
     load_multiboot, load_multiboot_via_firmware, memory_map, LoadError, MemoryRegion, INFO_ADDR,
     MEMORY_AVAILABLE, MEMORY_RESERVED,
@@ -261,4 +261,117 @@ fn the_memory_map_matches_the_ram_size_up_to_the_pci_window() {
     assert!(matches!(err, LoadError::RamTooLarge { ram, max: 0xE000_0000, .. } if ram == too_big));
     assert!(err.to_string().contains("3584 MiB"), "{err}");
     assert!(err.to_string().contains("--memory"), "{err}");
+}
+
+#[test]
+fn modules_go_page_aligned_after_the_kernel_and_are_listed_after_the_command_line() {
+    use crate::machine::loader::{load_image_with_modules, BootMethod, BootModule, MBI_MODS};
+    // A kernel whose bss ends at 1 MiB + 0x2345.
+    let kernel = elf32(
+        0x10_0000,
+        &[ElfSeg {
+            p_type: 1,
+            vaddr: 0x10_0000,
+            paddr: 0x10_0000,
+            data: vec![0xF4; 0x100],
+            memsz: 0x2345,
+        }],
+        Some(MB_MEMINFO),
+    );
+    let modules = [
+        BootModule {
+            string: "initrd.img root=/dev/ram".into(),
+            bytes: vec![0xAB; 5000],
+        },
+        BootModule {
+            string: "empty".into(),
+            bytes: Vec::new(),
+        },
+        BootModule {
+            string: "third".into(),
+            bytes: vec![7; 3],
+        },
+    ];
+    let mut m = machine(8 * MIB);
+    let cmdline = "console=ttyS0";
+    let loaded = load_image_with_modules(
+        &mut m,
+        "k.elf",
+        &kernel,
+        cmdline,
+        BootMethod::Direct,
+        &[],
+        &modules,
+    )
+    .unwrap();
+    let info = loaded.info_addr.unwrap();
+    assert_ne!(read32(&m, info) & MBI_MODS, 0, "flags bit 3");
+    assert_eq!(read32(&m, info + 20), 3, "mods_count");
+    let list = read32(&m, info + 24) as u64;
+    assert!(
+        list > read32(&m, info + 16) as u64 + cmdline.len() as u64,
+        "after the command line"
+    );
+    let entry = |i: u64, f: u64| read32(&m, list + 16 * i + 4 * f) as u64;
+    // The first after the kernel's last byte, the others each after the one before.
+    assert_eq!((entry(0, 0), entry(0, 1)), (0x10_3000, 0x10_3000 + 5000));
+    assert_eq!((entry(1, 0), entry(1, 1)), (0x10_5000, 0x10_5000));
+    assert_eq!((entry(2, 0), entry(2, 1)), (0x10_6000, 0x10_6003));
+    assert_eq!(entry(0, 3), 0, "reserved");
+    assert_eq!(read_cstr(&m, entry(0, 2)), "initrd.img root=/dev/ram");
+    assert_eq!(read_cstr(&m, entry(1, 2)), "empty");
+    assert_eq!(read_cstr(&m, entry(2, 2)), "third");
+    assert!(m.ram.as_slice()[0x10_3000..0x10_3000 + 5000]
+        .iter()
+        .all(|&b| b == 0xAB));
+    // Without modules the flag stays clear.
+    let mut m = machine(8 * MIB);
+    let loaded =
+        load_image_with_modules(&mut m, "k.elf", &kernel, "", BootMethod::Direct, &[], &[])
+            .unwrap();
+    assert_eq!(read32(&m, loaded.info_addr.unwrap()) & MBI_MODS, 0);
+}
+
+#[test]
+fn a_module_that_does_not_fit_or_a_flat_image_with_modules_is_refused_untouched() {
+    use crate::machine::loader::{load_image_with_modules, BootMethod, BootModule};
+    let kernel = elf32(
+        0x10_0000,
+        &[ElfSeg {
+            p_type: 1,
+            vaddr: 0x10_0000,
+            paddr: 0x10_0000,
+            data: vec![0xF4; 0x100],
+            memsz: 0x100,
+        }],
+        Some(MB_MEMINFO),
+    );
+    let big = [BootModule {
+        string: "big".into(),
+        bytes: vec![1; 2 << 20],
+    }];
+    let mut m = machine(2 * MIB);
+    let err = load_image_with_modules(&mut m, "k.elf", &kernel, "", BootMethod::Direct, &[], &big)
+        .unwrap_err();
+    assert!(
+        matches!(err, LoadError::NoRoomForModule { ref module, .. } if module == "big"),
+        "{err}"
+    );
+    assert_eq!(m.phys_read(0x10_0000, 1), 0, "nothing written");
+    let mut sector = vec![0u8; 512];
+    sector[0] = 0xF4;
+    let err = load_image_with_modules(
+        &mut m,
+        "boot.img",
+        &sector,
+        "",
+        BootMethod::Direct,
+        &[],
+        &big,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, LoadError::ModulesNeedMultiboot { .. }),
+        "{err}"
+    );
 }
