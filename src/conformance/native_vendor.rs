@@ -79,6 +79,14 @@ pub fn different_path(case: &Case, interp: &Outcome, native: &Outcome) -> Option
     let decoded = decode(case);
     let m = decoded.mnemonic();
     let memory_fault = |v: u8| matches!(v, 12 | 13 | 14 | 17);
+    let native_vector = native.fault.as_ref().map(|f| f.vector);
+    if interp.fault.as_ref().is_some_and(|f| f.vector == 17)
+        && native_vector != Some(17)
+        && has_xmm(&decoded)
+    {
+        // Past the alignment check the access goes on: done, a #DB trap, or a #PF.
+        return Some(VENDOR_PATHS[1].0);
+    }
     match (&interp.fault, &native.fault) {
         (Some(fi), None) if memory_fault(fi.vector) => {
             let x87_store = matches!(
@@ -88,14 +96,7 @@ pub fn different_path(case: &Case, interp: &Outcome, native: &Outcome) -> Option
             if x87_store && native.fpu.fsw() & 0x80 != 0 {
                 return Some(VENDOR_PATHS[0].0);
             }
-            if has_xmm(&decoded) && fi.vector == 17 {
-                return Some(VENDOR_PATHS[1].0);
-            }
             None
-        }
-        // The access went through, then TF trapped.
-        (Some(fi), Some(fnat)) if fi.vector == 17 && fnat.vector == 1 && has_xmm(&decoded) => {
-            Some(VENDOR_PATHS[1].0)
         }
         (Some(fi), Some(fnat)) if matches!(m, M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq) => {
             let both_bad = memory_fault(fi.vector) && memory_fault(fnat.vector);
