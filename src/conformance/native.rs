@@ -381,7 +381,7 @@ pub const PVM_QUIRKS: &[(&str, &str)] = &[
     ),
     (
         "RFLAGS.IOPL seen from ring 3",
-        "0 although the guest runs with IOPL 3: in exception frames (IOPL is not compared there), in what PUSHF stores, and POPF cannot change IF",
+        "0 although the guest runs with IOPL 3: in exception frames (IOPL is not compared there), in what PUSHF stores, and POPF cannot change IF (nor NT, measured on an Intel host)",
     ),
     (
         "FS/GS selectors in 64-bit ring 3",
@@ -434,10 +434,11 @@ pub fn pvm_quirk(form: &Form, interp: &Outcome, native: &Outcome) -> Option<&'st
             return Some(PVM_QUIRKS[1].0);
         }
     }
-    // POPF: with the host's IOPL 0 in ring 3 it cannot change IF.
+    // POPF: with the host's IOPL 0 in ring 3 it cannot change IF (nor NT, on an Intel host).
     let popf_diff = (interp.rflags ^ native.rflags)
         & (flags::STATUS | flags::DF | flags::IF | flags::AC | flags::NT | flags::ID);
-    if name.starts_with("Popf") && vi == vn && interp.gpr == native.gpr && popf_diff == flags::IF {
+    let only_if_nt = popf_diff != 0 && popf_diff & !(flags::IF | flags::NT) == 0;
+    if name.starts_with("Popf") && vi == vn && interp.gpr == native.gpr && only_if_nt {
         return Some(PVM_QUIRKS[1].0);
     }
     // Single-stepping a REP string instruction: the emulator runs every iteration, then traps.
