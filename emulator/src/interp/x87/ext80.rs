@@ -264,6 +264,11 @@ pub fn round(
         if masks & flag::UE == 0 {
             raised.flags |= flag::UE;
             qexp += 24576;
+            if qexp < fmt.emin {
+                // Even the bias does not bring it into range (FSCALE by a huge negative
+                // power): the result cannot be exact (checked against an Intel CPU).
+                raised.flags |= flag::PE;
+            }
         } else {
             // Denormalize: round once more at the fixed position of the smallest exponent.
             let shift = lead - (bits - 1) + (fmt.emin - exp);
@@ -716,6 +721,33 @@ mod tests {
         )
         .value;
         assert_eq!(biased.exp as i32, 0x7FFF - 24576);
+    }
+
+    #[test]
+    fn an_unmasked_underflow_beyond_the_bias_is_inexact_too() {
+        let unmasked = ALL_MASKED & !flag::UE;
+        // 2^-20000: tiny, but 2^(−20000 + 24576) is in range: exact, UE only.
+        let o = round(
+            false,
+            1,
+            -20000,
+            false,
+            EXTENDED,
+            Rounding::Nearest,
+            unmasked,
+        );
+        assert_eq!(o.raised.flags, flag::UE);
+        // 2^-60000 (FSCALE by a huge negative power): the bias cannot save it.
+        let o = round(
+            false,
+            1,
+            -60000,
+            false,
+            EXTENDED,
+            Rounding::Nearest,
+            unmasked,
+        );
+        assert_eq!(o.raised.flags, flag::UE | flag::PE);
     }
 
     #[test]
