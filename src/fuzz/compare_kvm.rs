@@ -37,15 +37,15 @@ pub const KVM_RULES: &[(&str, &str)] = &[
     ),
     (
         HOST_STATE_RULE,
-        "the case ran an instruction whose result is the host's, not the guest's: RDRAND, RDSEED, RDPID, RDTSCP, RDPMC, XGETBV, CPUID leaves KVM fills from the host, FXSAVE (the image holds the host's MXCSR_MASK), TZCNT (the host's BMI1: the model has none and runs F3 0F BC as BSF), SGDT SIDT SLDT STR SMSW in ring 3 (the host has UMIP: PVM answers for them), a segment selector read in ring 3 on PVM (CS reads the host's 0x33)",
+        "the case ran an instruction whose result is the host's, not the guest's: RDRAND, RDSEED, RDPID, RDTSCP, RDPMC, XGETBV, CPUID leaves KVM fills from the host, FXSAVE (the image holds the host's MXCSR_MASK), TZCNT (the host's BMI1: the model has none and runs F3 0F BC as BSF), SGDT SIDT SLDT STR SMSW in ring 3 (the host has UMIP: PVM answers for them), a segment selector read in ring 3 on PVM (CS reads the host's 0x33), VMCALL/VMMCALL (KVM's hypercall: from ring 3 it returns -KVM_EPERM in RAX, where the model without paravirtualization raises #UD: `vmscope fuzz --mode ring3 --seed 777` case 1870)",
     ),
     (
         TRANSCENDENTAL,
-        "the case ran an x87 transcendental (FSIN FCOS FSINCOS FPTAN FPATAN F2XM1 FYL2X FYL2XP1): the SDM bounds their error (under 1 ulp), not their last bit or C1, and leaves F2XM1 outside [−1, 1] undefined; the interpreter's are correctly rounded (measured: this AMD host's FPTAN(1) is 1 ulp above the true value; `fld1; fptan` as a replay)",
+        "the case ran an x87 transcendental (FSIN FCOS FSINCOS FPTAN FPATAN F2XM1 FYL2X FYL2XP1): the SDM bounds their error (under 1 ulp), not their last bit or C1, and leaves F2XM1 outside [−1, 1] undefined; the interpreter's are correctly rounded (measured: an AMD host's FPTAN(1) is 1 ulp above the true value, an Intel host's exact; `fld1; fptan` as a replay)",
     ),
     (
         MMX_FAULT,
-        "an exception came during an MMX instruction: the SDM does not say whether the x87 state had turned MMX-shaped (TOP 0, all tags valid); the interpreter leaves it as it was, as for any fault; this AMD host turns it for some faulting stores and not others (`movq [r14-0Ch],mm3` does, `movntq [rcx-1Ah],mm1` does not: `vmscope fuzz --mode ring3 --seed 23` case 364, `--seed 31` case 935)",
+        "an exception came during an MMX instruction: the SDM does not say whether the x87 state had turned MMX-shaped (TOP 0, all tags valid); the interpreter leaves it as it was, as for any fault; an AMD host turns it for some faulting stores and not others (`movq [r14-0Ch],mm3` does, `movntq [rcx-1Ah],mm1` does not: `vmscope fuzz --mode ring3 --seed 23` case 364, `--seed 31` case 935)",
     ),
     (
         NOT_IMPLEMENTED,
@@ -62,6 +62,14 @@ pub const KVM_RULES: &[(&str, &str)] = &[
     (
         VENDOR,
         "this host is AMD, the CPU model Intel: the case ran an instruction the two decode differently (an operand-size prefix on a near branch in 64-bit mode: Intel ignores it, AMD truncates RIP to 16 bits), or FXSAVE/FXRSTOR at an address not 16-byte aligned (Intel: #GP(0); this host performs it: `vmscope fuzz --mode ring3 --seed 21`, case 2883), or FCOMI/FUCOMI(P) (the SDM clears FSW.C1, this host leaves it: `conformance native --forms Fcomi`)",
+    ),
+    (
+        INTEL_CALL,
+        "this host is Intel: a near CALL that faults (#GP on a non-canonical target) has already stored its return address below RSP; the model stores nothing (RSP is unchanged on both; `vmscope fuzz --mode ring3 --seed 20261208` case 1070)",
+    ),
+    (
+        PVM_SEGMENT_LOAD,
+        "PVM runs ring-3 segment loads (MOV/POP Sreg, far CALL/JMP/RET, IRET) against the host's descriptors: the guest's descriptor-table accessed bits stay as they were and the selector read back is the host's (`vmscope fuzz --mode ring3 --seed 20261208` cases 1858, 2695)",
     ),
     (
         PVM_EMULATED_FAULT,
@@ -91,6 +99,8 @@ const NO_END: &str = "no end to compare";
 const PVM_EMULATED_FAULT: &str = "faults PVM emulates";
 const PVM_TSD: &str = "RDTSC under CR4.TSD on PVM";
 const VENDOR: &str = "Intel model, AMD host";
+const INTEL_CALL: &str = "a faulting near CALL on an Intel host";
+const PVM_SEGMENT_LOAD: &str = "segment loads in ring 3 on PVM";
 
 /// What the interpreter ran, step by step: for deciding whether a rule applies.
 #[derive(Debug, Default)]
@@ -110,6 +120,10 @@ pub struct Trace {
     pub last_multi_access: bool,
     /// An exception came during an MMX instruction.
     pub fault_in_mmx: bool,
+    /// An exception came during a near CALL.
+    pub fault_in_near_call: bool,
+    /// Loaded a segment register (MOV/POP Sreg, a far transfer, IRET).
+    pub loads_segment: bool,
 }
 
 fn x86_flags(b: u32) -> u64 {
@@ -148,6 +162,7 @@ pub fn trace(case: &Case, limit: u64) -> Trace {
             t.compat |= m.cpu.mode() == CpuMode::Compatibility;
             t.vendor_specific |= vendor_specific(&m, i);
             t.reads_selector |= reads_selector(i);
+            t.loads_segment |= loads_segment(i);
             t.undefined_read |= undefined_result(&m, i);
             if i.rflags_read() & undefined != 0 {
                 t.undefined_read = true;
@@ -169,6 +184,9 @@ pub fn trace(case: &Case, limit: u64) -> Trace {
             t.last_multi_access = ins.as_ref().is_some_and(|i| {
                 let size = i.memory_size().size();
                 info.info(i).used_memory().len() > 1 || (size > 8 && size != 16)
+            });
+            t.fault_in_near_call |= ins.as_ref().is_some_and(|i| {
+                i.mnemonic() == Mnemonic::Call && !i.is_call_far() && !i.is_call_far_indirect()
             });
             t.fault_in_mmx |= ins.as_ref().is_some_and(|i| {
                 (0..i.op_count())
@@ -247,6 +265,23 @@ fn undefined_result(m: &emulator::Machine, i: &iced_x86::Instruction) -> bool {
     !wide && count & 31 > 16
 }
 
+/// Does it load a segment register (MOV Sreg, r/m; POP Sreg; LDS and kin; a far transfer; IRET)?
+fn loads_segment(i: &iced_x86::Instruction) -> bool {
+    use Mnemonic as M;
+    let to_sreg = i.op_count() > 0
+        && i.op0_kind() == OpKind::Register
+        && i.op0_register().is_segment_register();
+    (matches!(i.mnemonic(), M::Mov | M::Pop) && to_sreg)
+        || matches!(
+            i.mnemonic(),
+            M::Lds | M::Les | M::Lfs | M::Lgs | M::Lss | M::Retf | M::Iret | M::Iretd | M::Iretq
+        )
+        || i.is_call_far()
+        || i.is_call_far_indirect()
+        || i.is_jmp_far()
+        || i.is_jmp_far_indirect()
+}
+
 /// Does it read a segment register's selector (MOV r/m, Sreg; PUSH Sreg)?
 fn reads_selector(i: &iced_x86::Instruction) -> bool {
     let seg = |n: u32| {
@@ -272,7 +307,7 @@ const STATUS: u32 = RflagsBits::OF
     | RflagsBits::CF
     | RflagsBits::PF;
 
-const HOST_STATE: [Mnemonic; 15] = [
+const HOST_STATE: [Mnemonic; 17] = [
     // F3 0F BC: TZCNT on a host with BMI1, BSF on this CPU model (no BMI1 in CPUID).
     Mnemonic::Tzcnt,
     // FXSAVE stores the host's MXCSR_MASK (AMD: 0x2FFFF, with its misaligned-SSE bit).
@@ -290,6 +325,10 @@ const HOST_STATE: [Mnemonic; 15] = [
     Mnemonic::Rdpmc,
     Mnemonic::Xgetbv,
     Mnemonic::Cpuid,
+    // A hypercall: KVM answers it (from ring 3: RAX = -KVM_EPERM); bare hardware, and the
+    // model without paravirtualization, raise #UD.
+    Mnemonic::Vmcall,
+    Mnemonic::Vmmcall,
 ];
 
 /// The differences between an emulated engine's `a` and KVM's `b`, or why there are none to
@@ -341,6 +380,9 @@ fn rule_for(t: &Trace, a: &Observation, b: &Observation) -> Option<&'static str>
     if t.vendor_specific && host_is_amd() {
         return Some(VENDOR);
     }
+    if t.fault_in_near_call && !host_is_amd() {
+        return Some(INTEL_CALL);
+    }
     if !pvm() {
         return None;
     }
@@ -352,6 +394,9 @@ fn rule_for(t: &Trace, a: &Observation, b: &Observation) -> Option<&'static str>
     }
     if t.reads_selector {
         return Some(HOST_STATE_RULE);
+    }
+    if t.loads_segment {
+        return Some(PVM_SEGMENT_LOAD);
     }
     let (va, vb) = (stub_vector(a), stub_vector(b));
     if matches!(va, Some(6 | 13)) && vb != va {
