@@ -524,3 +524,22 @@ fn apic_base_refuses_reserved_bits_and_x2apic_without_enable() {
         "x2APIC without enable"
     );
 }
+
+#[test]
+fn writing_the_tsc_sets_it_and_it_counts_on_from_there() {
+    // TSC ← 2^40 + 5; then RDTSC twice and RDMSR: all just above it, in order.
+    let (exit, m) = run64(
+        "mov ecx, 0x10\nmov eax, 5\nmov edx, 0x100\nwrmsr\n\
+         rdtsc\nshl rdx, 32\nor rax, rdx\nmov r8, rax\n\
+         rdtsc\nshl rdx, 32\nor rax, rdx\nmov r9, rax\n\
+         rdmsr\nshl rdx, 32\nor rax, rdx\nmov r10, rax\n\
+         mov eax, 0x11\nout 0xF4, eax\n",
+    );
+    assert_eq!(exit, DONE);
+    let (a, b, c) = (m.cpu.gpr[8], m.cpu.gpr[9], m.cpu.gpr[10]);
+    let set = (1u64 << 40) + 5;
+    assert!(a > set && a < set + 20, "first read {a:#x}");
+    assert!(a < b && b < c && c < set + 40, "{a:#x} {b:#x} {c:#x}");
+    // Three instructions (3 ns of virtual time) ran before the WRMSR.
+    assert_eq!(m.cpu.msrs.tsc_offset, set - 3);
+}

@@ -227,6 +227,9 @@ pub struct Msrs {
     pub sysenter_eip: u64,
     pub pat: u64,
     pub tsc_aux: u64,
+    /// What WRMSR IA32_TSC added to virtual time (wrapping): the emulated engines' TSC is
+    /// virtual ns + this. KVM keeps its own TSC (a write there goes to KVM).
+    pub tsc_offset: u64,
     pub apic_base: u64,
 }
 

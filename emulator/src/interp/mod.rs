@@ -315,6 +315,11 @@ impl Cpu<'_> {
         self.m.phys_read(phys, size as usize)
     }
 
+    /// The time-stamp counter: virtual time in ns plus what WRMSR IA32_TSC set (wrapping).
+    pub fn tsc(&self) -> u64 {
+        self.now_ns.wrapping_add(self.s().msrs.tsc_offset)
+    }
+
     /// Brings the device clock up to the CPU's time (before any device access).
     pub fn sync_clock(&mut self) {
         self.m

@@ -103,11 +103,12 @@ pub(crate) fn adopt_kvmclock(cpu: &mut Cpu) {
         return;
     };
     let now = cpu.now_ns;
+    let tsc = cpu.tsc();
     let clock = &mut cpu.m.kvmclock;
     clock.offset_ns = clock.offset_ns.max(clock.floor_ns.saturating_sub(now));
     let time = now + clock.offset_ns;
     clock.publisher = Publisher::Emulated;
-    kvmclock::publish_emulated(&mut cpu.m.ram, addr, now, time);
+    kvmclock::publish_emulated(&mut cpu.m.ram, addr, tsc, time);
     // The structure is guest memory: code caches must hear of the write like of any other.
     cpu.code.note_write(addr, kvmclock::TIME_INFO_SIZE as u32);
 }

@@ -303,7 +303,7 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
             if cpu.s().cr4 & ctl::CR4_TSD != 0 && cpu.s().cpl() != 0 && protected(cpu) {
                 return Err(gp(0));
             }
-            let tsc = cpu.now_ns;
+            let tsc = cpu.tsc();
             cpu.set_gpr(reg::RAX, 4, tsc & 0xFFFF_FFFF);
             cpu.set_gpr(reg::RDX, 4, tsc >> 32);
             if ins.mnemonic() == M::Rdtscp {
@@ -584,7 +584,7 @@ fn read_msr(cpu: &mut Cpu, index: u32) -> R<u64> {
     }
     let s = cpu.s();
     Ok(match index {
-        msr::IA32_TSC => cpu.now_ns,
+        msr::IA32_TSC => cpu.tsc(),
         msr::IA32_APIC_BASE => s.msrs.apic_base,
         msr::IA32_SYSENTER_CS => s.msrs.sysenter_cs,
         msr::IA32_SYSENTER_ESP => s.msrs.sysenter_esp,
@@ -617,6 +617,7 @@ fn write_msr(cpu: &mut Cpu, index: u32, v: u64) -> R<()> {
         return Ok(());
     }
     let canonical = super::access::is_canonical(v);
+    let now = cpu.now_ns;
     let s = cpu.st();
     match index {
         msr::IA32_EFER => {
@@ -632,7 +633,8 @@ fn write_msr(cpu: &mut Cpu, index: u32, v: u64) -> R<()> {
             s.efer = (v & !ctl::EFER_LMA) | (s.efer & ctl::EFER_LMA);
             cpu.mmu.control_changed(cpu.m, before).map_err(|_| gp(0))?;
         }
-        msr::IA32_TSC => {}
+        // Writing the TSC sets it: later reads count on from the value written.
+        msr::IA32_TSC => s.msrs.tsc_offset = v.wrapping_sub(now),
         msr::IA32_APIC_BASE => s.msrs.apic_base = v,
         msr::IA32_SYSENTER_CS => s.msrs.sysenter_cs = v & 0xFFFF,
         msr::IA32_SYSENTER_ESP | msr::IA32_SYSENTER_EIP if !canonical => return Err(gp(0)),
