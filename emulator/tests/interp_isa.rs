@@ -486,26 +486,7 @@ fn call_and_task_gate_switch_tasks_and_iret_returns_through_the_back_link() {
         .long 0x2000
         "#,
     );
-    let mut m = Machine::new(4 << 20).unwrap();
-    m.ram.write(0x10000, &code).unwrap();
-    let gdt: [u64; 5] = [
-        0,
-        0x00CF_9A00_0000_FFFF,
-        0x00CF_9200_0000_FFFF,
-        0x0000_8900_3000_0067, // 0x18 TSS A (the running task after LTR)
-        0x0000_8900_3100_0067, // 0x20 TSS B
-    ];
-    for (i, d) in gdt.iter().enumerate() {
-        m.ram.write_le(0x1000 + 8 * i as u64, 8, *d).unwrap();
-    }
-    m.cpu = CpuState::multiboot_entry(0x10000, 0);
-    m.cpu.seg = [Segment::flat32(0x10, false); 6];
-    m.cpu.seg[Seg::Cs as usize] = Segment::flat32(0x08, true);
-    m.cpu.gdtr = DescriptorTable {
-        base: 0x1000,
-        limit: 0x27,
-    };
-    m.cpu.gpr[reg::RSP] = 0x9000;
+    let mut m = two_task_machine(&code);
     assert_eq!(run(&mut m), Exit::Shutdown, "{:?}", m.stats.exceptions);
     let g = |r: usize| m.cpu.gpr[r];
     assert_eq!(g(reg::RSI), 0x42, "task B ran");
@@ -616,13 +597,19 @@ fn task_switch_with_t_flag(t: bool) -> Machine {
             t = t as u8
         ),
     );
+    two_task_machine(&code)
+}
+
+/// Flat 32-bit protected mode running `code` at 0x10000, with a GDT at 0x1000 holding ring-0
+/// code 0x08 and data 0x10, and the 32-bit TSSs of task A (0x18, at 0x3000) and B (0x20, 0x3100).
+fn two_task_machine(code: &[u8]) -> Machine {
     let mut m = Machine::new(4 << 20).unwrap();
-    m.ram.write(0x10000, &code).unwrap();
+    m.ram.write(0x10000, code).unwrap();
     let gdt: [u64; 5] = [
         0,
         0x00CF_9A00_0000_FFFF,
         0x00CF_9200_0000_FFFF,
-        0x0000_8900_3000_0067, // 0x18 TSS A
+        0x0000_8900_3000_0067, // 0x18 TSS A (the running task after LTR)
         0x0000_8900_3100_0067, // 0x20 TSS B
     ];
     for (i, d) in gdt.iter().enumerate() {

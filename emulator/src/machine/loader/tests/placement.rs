@@ -267,17 +267,7 @@ fn the_memory_map_matches_the_ram_size_up_to_the_pci_window() {
 fn modules_go_page_aligned_after_the_kernel_and_are_listed_after_the_command_line() {
     use crate::machine::loader::{load_image_with_modules, BootMethod, BootModule, MBI_MODS};
     // A kernel whose bss ends at 1 MiB + 0x2345.
-    let kernel = elf32(
-        0x10_0000,
-        &[ElfSeg {
-            p_type: 1,
-            vaddr: 0x10_0000,
-            paddr: 0x10_0000,
-            data: vec![0xF4; 0x100],
-            memsz: 0x2345,
-        }],
-        Some(MB_MEMINFO),
-    );
+    let kernel = kernel_at_1mib(0x2345);
     let modules = [
         BootModule {
             string: "initrd.img root=/dev/ram".into(),
@@ -335,17 +325,7 @@ fn modules_go_page_aligned_after_the_kernel_and_are_listed_after_the_command_lin
 #[test]
 fn a_module_that_does_not_fit_or_a_flat_image_with_modules_is_refused_untouched() {
     use crate::machine::loader::{load_image_with_modules, BootMethod, BootModule};
-    let kernel = elf32(
-        0x10_0000,
-        &[ElfSeg {
-            p_type: 1,
-            vaddr: 0x10_0000,
-            paddr: 0x10_0000,
-            data: vec![0xF4; 0x100],
-            memsz: 0x100,
-        }],
-        Some(MB_MEMINFO),
-    );
+    let kernel = kernel_at_1mib(0x100);
     let big = [BootModule {
         string: "big".into(),
         bytes: vec![1; 2 << 20],
@@ -374,4 +354,19 @@ fn a_module_that_does_not_fit_or_a_flat_image_with_modules_is_refused_untouched(
         matches!(err, LoadError::ModulesNeedMultiboot { .. }),
         "{err}"
     );
+}
+
+/// A Multiboot ELF kernel of one segment at 1 MiB: 0x100 bytes of HLT, `memsz` bytes in memory.
+fn kernel_at_1mib(memsz: u32) -> Vec<u8> {
+    elf32(
+        0x10_0000,
+        &[ElfSeg {
+            p_type: 1,
+            vaddr: 0x10_0000,
+            paddr: 0x10_0000,
+            data: vec![0xF4; 0x100],
+            memsz,
+        }],
+        Some(MB_MEMINFO),
+    )
 }
