@@ -98,6 +98,8 @@ const COMPAT: &str = "compatibility mode on PVM";
 const NO_END: &str = "no end to compare";
 const PVM_EMULATED_FAULT: &str = "faults PVM emulates";
 const PVM_TSD: &str = "RDTSC under CR4.TSD on PVM";
+use crate::conformance::native_vendor::HostVendor;
+
 const VENDOR: &str = "Intel model, AMD host";
 const INTEL_CALL: &str = "a faulting near CALL on an Intel host";
 const PVM_SEGMENT_LOAD: &str = "segment loads in ring 3 on PVM";
@@ -292,12 +294,9 @@ fn reads_selector(i: &iced_x86::Instruction) -> bool {
     matches!(i.mnemonic(), Mnemonic::Mov) && seg(1) || i.mnemonic() == Mnemonic::Push && seg(0)
 }
 
-/// The host's vendor, from /proc/cpuinfo.
+/// Is the host an AMD CPU? (One probe for the whole crate: `conformance::native_vendor`.)
 fn host_is_amd() -> bool {
-    static AMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *AMD.get_or_init(|| {
-        std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| s.contains("AuthenticAMD"))
-    })
+    crate::conformance::native_vendor::host_vendor() == HostVendor::Amd
 }
 
 const STATUS: u32 = RflagsBits::OF
@@ -380,7 +379,8 @@ fn rule_for(t: &Trace, a: &Observation, b: &Observation) -> Option<&'static str>
     if t.vendor_specific && host_is_amd() {
         return Some(VENDOR);
     }
-    if t.fault_in_near_call && !host_is_amd() {
+    if t.fault_in_near_call && crate::conformance::native_vendor::host_vendor() == HostVendor::Intel
+    {
         return Some(INTEL_CALL);
     }
     if !pvm() {

@@ -44,6 +44,13 @@ const DR6_WRITABLE: u64 = 0xE00F;
 const DR7_FIXED1: u64 = 0x400;
 const DR7_WRITABLE: u64 = 0xFFFF_23FF;
 
+/// Sets DR6, and DR4, its other name (KVM reports both; every engine's state must agree).
+pub(crate) fn set_dr6(cpu: &mut Cpu, value: u64) {
+    let st = cpu.st();
+    st.dr[6] = value;
+    st.dr[4] = value;
+}
+
 /// Which register `MOV DRn` names: DR4/DR5 alias DR6/DR7 unless CR4.DE makes them #UD; and
 /// #DB (general detect) while DR7.GD is set.
 fn dr_register(cpu: &mut Cpu, n: usize) -> R<usize> {
@@ -54,9 +61,7 @@ fn dr_register(cpu: &mut Cpu, n: usize) -> R<usize> {
         _ => return Err(super::ud()),
     };
     if cpu.s().dr[7] & DR7_GD != 0 {
-        let st = cpu.st();
-        st.dr[6] |= DR6_BD;
-        st.dr[4] = st.dr[6];
+        set_dr6(cpu, cpu.s().dr[6] | DR6_BD);
         return Err(exception(vec::DB, None));
     }
     Ok(index)
@@ -71,18 +76,15 @@ pub(crate) fn read_dr(cpu: &mut Cpu, n: usize) -> R<u64> {
 /// MOV to DRn (`value` already checked for the operand size's #GP rules).
 pub(crate) fn write_dr(cpu: &mut Cpu, n: usize, value: u64) -> R<()> {
     let i = dr_register(cpu, n)?;
-    let st = cpu.st();
+    // DR4/DR5 hold copies of DR6/DR7, as KVM reports them, so every engine's state agrees.
     match i {
-        // DR4/DR5 hold copies of DR6/DR7, as KVM reports them, so every engine's state agrees.
-        6 => {
-            st.dr[6] = DR6_FIXED1 | value & DR6_WRITABLE;
-            st.dr[4] = st.dr[6];
-        }
+        6 => set_dr6(cpu, DR6_FIXED1 | value & DR6_WRITABLE),
         7 => {
+            let st = cpu.st();
             st.dr[7] = DR7_FIXED1 | value & DR7_WRITABLE;
             st.dr[5] = st.dr[7];
         }
-        _ => st.dr[i] = value,
+        _ => cpu.st().dr[i] = value,
     }
     Ok(())
 }
@@ -106,9 +108,7 @@ pub(crate) fn instruction_breakpoint(cpu: &mut Cpu) -> R<()> {
     if hits == 0 {
         return Ok(());
     }
-    let st = cpu.st();
-    st.dr[6] = (st.dr[6] & !0xF) | hits;
-    st.dr[4] = st.dr[6];
+    set_dr6(cpu, (cpu.s().dr[6] & !0xF) | hits);
     Err(exception(vec::DB, None))
 }
 
@@ -174,14 +174,13 @@ pub(crate) fn debug_trap(cpu: &mut Cpu, ins: &Instruction, single_step: bool) ->
     if !stepped && hits == 0 {
         return Ok(());
     }
-    let st = cpu.st();
+    let mut dr6 = cpu.s().dr[6];
     if hits != 0 {
-        st.dr[6] = (st.dr[6] & !0xF) | hits;
-        st.dr[4] = st.dr[6];
+        dr6 = (dr6 & !0xF) | hits;
     }
     if stepped {
-        st.dr[6] |= DR6_BS;
-        st.dr[4] = st.dr[6];
+        dr6 |= DR6_BS;
     }
+    set_dr6(cpu, dr6);
     exceptions::deliver_exception(cpu, vec::DB, None, None)
 }

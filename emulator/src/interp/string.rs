@@ -66,6 +66,31 @@ fn address_size(ins: &Instruction) -> Option<u32> {
 
 pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     use Mnemonic as M;
+    let repeated_compare = (ins.has_rep_prefix() || ins.has_repne_prefix())
+        && ins.is_string_instruction()
+        && matches!(
+            ins.mnemonic(),
+            M::Cmpsb | M::Cmpsw | M::Cmpsd | M::Cmpsq | M::Scasb | M::Scasw | M::Scasd | M::Scasq
+        );
+    if !repeated_compare {
+        return run_iterations(cpu, ins);
+    }
+    // A REPE/REPNE CMPS or SCAS that faults part-way, or is suspended between iterations, shows
+    // the status flags it started with (SDM Vol. 2B, REP: "the EFLAGS value is restored to the
+    // state prior to the execution of the instruction"; an Intel CPU does the same when it stops
+    // between iterations for an interrupt or single-step). The restart recomputes them.
+    let entry_status = cpu.s().rflags & STATUS;
+    let result = run_iterations(cpu, ins);
+    if result.is_err() || cpu.s().rip == cpu.start_rip {
+        cpu.set_status(entry_status);
+    }
+    result
+}
+
+/// The string instruction's iterations: all of them, or up to `REP_CHUNK` of a REP (then RIP is
+/// put back on the instruction), or until a fault.
+fn run_iterations(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
+    use Mnemonic as M;
     let m = ins.mnemonic();
     let Some(asize) = address_size(ins) else {
         // MOVSD/CMPSD with XMM operands are SSE2 instructions, not string moves.
@@ -121,51 +146,6 @@ pub(crate) fn execute(cpu: &mut Cpu, ins: &Instruction) -> R<()> {
     } else {
         REP_CHUNK
     };
-    let entry_status = cpu.s().rflags & STATUS;
-    let op = StringOp {
-        kind,
-        size,
-        asize,
-        step,
-        rep,
-        chunk,
-        src_seg,
-    };
-    let result = iterate(cpu, ins, &op);
-    // A REPE/REPNE CMPS or SCAS that faults part-way, or is suspended between iterations, shows
-    // the status flags it started with (SDM Vol. 2B, REP: "the EFLAGS value is restored to the
-    // state prior to the execution of the instruction"; an Intel CPU does the same when it stops
-    // between iterations for an interrupt or single-step). The restart recomputes them.
-    let compares = matches!(kind, Kind::Cmps | Kind::Scas);
-    if rep && compares && (result.is_err() || cpu.s().rip == cpu.start_rip) {
-        cpu.set_status(entry_status);
-    }
-    result
-}
-
-/// One string instruction's decoded shape, for [`iterate`].
-struct StringOp {
-    kind: Kind,
-    size: u32,
-    asize: u32,
-    step: u64,
-    rep: bool,
-    chunk: u64,
-    src_seg: Seg,
-}
-
-/// Runs the iterations of a string instruction: all of them, up to `chunk` of a REP (then RIP
-/// is put back on the instruction), or until a fault.
-fn iterate(cpu: &mut Cpu, ins: &Instruction, op: &StringOp) -> R<()> {
-    let StringOp {
-        kind,
-        size,
-        asize,
-        step,
-        rep,
-        chunk,
-        src_seg,
-    } = *op;
     let am = mask(asize);
     let mut done = 0;
     loop {

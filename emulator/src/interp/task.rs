@@ -295,9 +295,7 @@ fn switch(cpu: &mut Cpu, tss_sel: u16, raw: u64, reason: Reason) -> R<()> {
     if nl.wide && cpu.read_system(new + off::T_FLAG, 2)? & 1 != 0 {
         // The debug trap flag: a #DB (DR6.BT) once the switch is complete, before the new
         // task's first instruction — delivered here, in the new task's context.
-        let st = cpu.st();
-        st.dr[6] |= DR6_BT;
-        st.dr[4] = st.dr[6];
+        super::debug::set_dr6(cpu, cpu.s().dr[6] | DR6_BT);
         return super::exceptions::deliver_exception(cpu, vec::DB, None, None);
     }
     Ok(())
